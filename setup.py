@@ -1,0 +1,32 @@
+"""ament_python build of trt_segmentation; also installs with plain pip on a machine without ROS."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "trt_segmentation"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["assets/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+    ],
+    install_requires=["setuptools", "numpy"],
+    zip_safe=True,
+    maintainer="trt_segmentation maintainers",
+    maintainer_email="maintainers@trt-segmentation.invalid",
+    description="SwiftNet semantic segmentation: TensorRT engines and a ROS 2 node",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    entry_points={
+        "console_scripts": [
+            f"segmentation_node = {PACKAGE}.node:main",
+        ],
+    },
+)

@@ -1,0 +1,147 @@
+"""PyTorch SwiftNet -> static-shape ONNX, with camera-byte preprocessing and argmax optionally in the graph.
+
+``uint8_rgb``/``uint8_bgr`` inputs take the camera buffer as it arrives (1, H, W, 3) uint8: the graph casts,
+reorders channels, normalises and transposes, so no per-pixel work is left to Python. ``labels_*`` outputs put
+ArgMax in the graph so only H*W bytes leave the GPU.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from .models.swiftnet import SwiftNet, check_input_size
+from .onnx_metadata import INPUT_FORMATS, METADATA_KEY, OUTPUT_KINDS, ModelContract
+
+MIN_OPSET = 17
+
+
+class ExportError(ValueError):
+    """The export was asked for something unsupported (size, option)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    height: int
+    width: int
+    input_format: str = "uint8_rgb"
+    output: str = "labels_uint8"
+    opset: int = 17
+
+    def validate(self) -> None:
+        if self.input_format not in INPUT_FORMATS:
+            raise ExportError(f"unknown input format {self.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
+        if self.output not in OUTPUT_KINDS:
+            raise ExportError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUT_KINDS)}")
+        if self.opset < MIN_OPSET:
+            raise ExportError(f"opset {self.opset} is too old; use {MIN_OPSET} or newer")
+
+
+class ExportWrapper(nn.Module):
+    """Puts preprocessing and argmax around the model; a fixed input size makes every resize constant."""
+
+    def __init__(self, model: SwiftNet, options: ExportOptions) -> None:
+        super().__init__()
+        self.model = model
+        self.options = options
+        if options.input_format == "uint8_bgr":
+            self.register_buffer("channel_index", torch.tensor([2, 1, 0], dtype=torch.int64), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.options.input_format == "float_normalised":
+            x = image
+        else:
+            # cast before the transpose: TensorRT refuses a uint8 Transpose
+            x = image.to(torch.float32)
+            if self.options.input_format == "uint8_bgr":
+                x = torch.index_select(x, 3, self.channel_index)
+            x = self.model.normalise(x.permute(0, 3, 1, 2))
+        logits = self.model.forward_normalised(x)
+        if self.options.output == "logits":
+            return logits
+        dtype = torch.uint8 if self.options.output == "labels_uint8" else torch.int32
+        return torch.argmax(logits, dim=1).to(dtype)
+
+
+def example_input(options: ExportOptions) -> torch.Tensor:
+    if options.input_format == "float_normalised":
+        return torch.zeros(1, 3, options.height, options.width, dtype=torch.float32)
+    return torch.zeros(1, options.height, options.width, 3, dtype=torch.uint8)
+
+
+def contract_for(model: SwiftNet, options: ExportOptions) -> ModelContract:
+    mean = tuple(float(v) for v in model.backbone.img_mean.flatten())
+    std = tuple(float(v) for v in model.backbone.img_std.flatten())
+    return ModelContract(
+        model=model.arch.name,
+        num_classes=model.arch.num_classes,
+        height=options.height,
+        width=options.width,
+        input_format=options.input_format,
+        output=options.output,
+        input_name="image",
+        output_name="logits" if options.output == "logits" else "labels",
+        mean=mean,  # type: ignore[arg-type]
+        std=std,  # type: ignore[arg-type]
+    )
+
+
+def export_model(model: SwiftNet, options: ExportOptions) -> onnx.ModelProto:
+    """Trace ``model`` at a static size into an ONNX ModelProto carrying its :class:`ModelContract`."""
+    options.validate()
+    try:
+        check_input_size(model.arch, options.height, options.width)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
+    model = model.eval()
+    wrapper = ExportWrapper(model, options).eval()
+    contract = contract_for(model, options)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices say nothing actionable here
+        torch.onnx.export(
+            wrapper,
+            (example_input(options),),
+            buffer,
+            input_names=[contract.input_name],
+            output_names=[contract.output_name],
+            opset_version=options.opset,
+            dynamo=False,  # legacy exporter: scoped node names (/model/backbone/layer1/...) that precision/ selects by
+            do_constant_folding=True,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    set_contract(proto, contract)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def set_contract(proto: onnx.ModelProto, contract: ModelContract) -> None:
+    """Write (or replace) the contract in the model's metadata_props."""
+    for prop in list(proto.metadata_props):
+        if prop.key == METADATA_KEY:
+            proto.metadata_props.remove(prop)
+    entry = proto.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = contract.to_json()
+
+
+def read_contract(proto: onnx.ModelProto) -> ModelContract:
+    for prop in proto.metadata_props:
+        if prop.key == METADATA_KEY:
+            return ModelContract.from_json(prop.value)
+    raise ExportError("this ONNX file was not exported by trt_segmentation (no contract in its metadata)")
+
+
+def export_onnx(model: SwiftNet, path: str | Path, options: ExportOptions) -> ModelContract:
+    """Export to ``path`` (parent folders are created) and return the contract written into it."""
+    proto = export_model(model, options)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(path))
+    return read_contract(proto)

@@ -1,0 +1,216 @@
+"""SwiftNet single-scale (SPP) and pyramid (multi-scale fusion) models, matching the original orsic/swiftnet.
+
+Input: float NCHW RGB in the 0-255 range; mean/std normalisation happens inside the model (buffers
+``backbone.img_mean``/``backbone.img_std``, saved in checkpoints). Output: logits at the input's size.
+Every resize uses sizes that are Python ints, so an export at a fixed size contains no Shape arithmetic.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import BNReluConv, SpatialPyramidPooling, Upsample, UpsampleBlend, upsample
+from .resnet import STAGE_CHANNELS, BasicBlock, PyramidBasicBlock, check_encoder, make_stage
+
+DEFAULT_MEAN = (73.15, 82.90, 72.3)
+DEFAULT_STD = (47.67, 48.49, 47.73)
+NUM_FEATURES = 128
+
+
+class UnsupportedInputSize(ValueError):
+    """The model cannot run at the requested input size."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Which SwiftNet: ``variant`` is ``single_scale`` or ``pyramid``; ``encoder`` ``resnet18``/``resnet34``."""
+
+    variant: str
+    encoder: str
+    num_classes: int = 19
+
+    @property
+    def name(self) -> str:
+        return f"swiftnet_{'ss' if self.variant == 'single_scale' else 'pyr'}_{self.encoder.replace('resnet', 'rn')}"
+
+
+def _register_normalisation(module: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    module.register_buffer("img_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+    module.register_buffer("img_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+
+class SingleScaleBackbone(nn.Module):
+    """ResNet encoder + SPP on layer4 + three ladder upsampling modules (keys under ``backbone.``)."""
+
+    def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD) -> None:
+        super().__init__()
+        blocks = check_encoder(encoder)
+        _register_normalisation(self, mean, std)
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        in_ch = 64
+        for i, (ch, n) in enumerate(zip(STAGE_CHANNELS, blocks)):
+            self.add_module(f"layer{i + 1}", make_stage(BasicBlock, in_ch, ch, n, 1 if i == 0 else 2))
+            in_ch = ch
+        self.spp = SpatialPyramidPooling(512, bt_size=NUM_FEATURES, level_size=NUM_FEATURES // 3, out_size=NUM_FEATURES)
+        self.upsample = nn.ModuleList(Upsample(NUM_FEATURES, ch, NUM_FEATURES) for ch in (256, 128, 64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW image -> 128-channel features at 1/4 resolution."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        skips = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            skips.append(x)
+        x = self.spp(skips[3])
+        for module, skip in zip(self.upsample, reversed(skips[:3])):
+            x = module(x, skip)
+        return x
+
+
+class PyramidBackbone(nn.Module):
+    """Shared ResNet over a 3-level bicubic image pyramid, per-level BNs, features summed by resolution."""
+
+    def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD, levels: int = 3) -> None:
+        super().__init__()
+        blocks = check_encoder(encoder)
+        self.pyramid_levels = levels
+        _register_normalisation(self, mean, std)
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.ModuleList(nn.BatchNorm2d(64) for _ in range(levels))
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        in_ch = 64
+        for i, (ch, n) in enumerate(zip(STAGE_CHANNELS, blocks)):
+            stage = make_stage(PyramidBasicBlock, in_ch, ch, n, 1 if i == 0 else 2, levels=levels)
+            self.add_module(f"layer{i + 1}", stage)
+            in_ch = ch
+        # index 0..3 = layer4, layer3, layer2, layer1 (plain 1x1 projections, shared by all levels)
+        self.upsample_bottlenecks = nn.ModuleList(
+            nn.Conv2d(ch, NUM_FEATURES, kernel_size=1, bias=False) for ch in reversed(STAGE_CHANNELS)
+        )
+        self.upsample_blends = nn.ModuleList(UpsampleBlend(NUM_FEATURES) for _ in range(2 + levels))
+
+    def _encode_level(self, image: torch.Tensor, level: int) -> list[torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1[level](self.conv1(image))))
+        features = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in stage:
+                x, skip = block(x, level)
+            features.append(skip)
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW image -> 128-channel features at 1/4 resolution."""
+        pyramid = [x] + [
+            F.interpolate(x, scale_factor=1.0 / 2**level, mode="bicubic", align_corners=False)
+            for level in range(1, self.pyramid_levels)
+        ]
+        slots: list[list[torch.Tensor]] = [[] for _ in range(self.pyramid_levels + 3)]
+        for level, image in enumerate(pyramid):
+            features = self._encode_level(image, level)
+            for stage, feature in enumerate(features):
+                slots[level + stage].append(self.upsample_bottlenecks[3 - stage](feature))
+        _check_slot_sizes(slots, tuple(x.shape[2:]))
+        slots = slots[::-1]
+        out = slots[0][0]
+        for slot, blend in zip(slots[1:], self.upsample_blends):
+            out = blend(out, functools.reduce(operator.add, slot))
+        return out
+
+
+def _check_slot_sizes(slots: list[list[torch.Tensor]], size: tuple[int, ...]) -> None:
+    for index, slot in enumerate(slots):
+        shapes = {tuple(int(s) for s in f.shape[2:]) for f in slot}
+        if len(shapes) > 1:
+            raise UnsupportedInputSize(
+                f"pyramid SwiftNet cannot fuse features at input size {size[0]}x{size[1]}: the stride-"
+                f"{2 ** (index + 2)} features of different pyramid levels have sizes {sorted(shapes)} "
+                "(the original model has the same limit); choose a size whose height and width halve evenly "
+                "a few times, e.g. a multiple of 8 or one of 720x1280, 1080x1920, 375x1242"
+            )
+
+
+class SwiftNet(nn.Module):
+    """Semantic segmentation model (``SemsegModel`` of the original): backbone + BN-ReLU-1x1 logits + resize."""
+
+    def __init__(self, arch: Architecture, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> None:
+        super().__init__()
+        self.arch = arch
+        if arch.num_classes < 2 or arch.num_classes > 255:
+            raise ValueError(f"num_classes must be in 2..255 (labels are uint8), got {arch.num_classes}")
+        if arch.variant == "single_scale":
+            self.backbone: nn.Module = SingleScaleBackbone(arch.encoder, mean, std)
+        elif arch.variant == "pyramid":
+            self.backbone = PyramidBackbone(arch.encoder, mean, std)
+        else:
+            raise ValueError(f"unknown SwiftNet variant {arch.variant!r}; choose 'single_scale' or 'pyramid'")
+        self.logits = BNReluConv(NUM_FEATURES, arch.num_classes, k=1, bias=True)
+
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB 0-255 NCHW float -> normalised (a new tensor: the caller's input is never modified)."""
+        return (image - self.backbone.img_mean) / self.backbone.img_std
+
+    def forward_normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW image -> logits at the image's size."""
+        features = self.backbone(x)
+        return upsample(self.logits(features), (x.shape[2], x.shape[3]))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB 0-255 NCHW float image -> logits (N, num_classes, H, W)."""
+        return self.forward_normalised(self.normalise(image))
+
+
+def _halve_up(n: int, times: int) -> int:
+    for _ in range(times):
+        n = (n + 1) // 2
+    return n
+
+
+def check_input_size(arch: Architecture, height: int, width: int) -> None:
+    """Raise :class:`UnsupportedInputSize` where the model cannot run at ``height`` x ``width``.
+
+    Convolution strides round up (stem, max-pool and strided 3x3 convs all give ceil(n/2)); the pyramid's
+    downsampled images round down (floor(n/2^l)), so its per-resolution sums need matching sizes.
+    """
+    if height < 64 or width < 64:
+        raise UnsupportedInputSize(f"input {height}x{width} is too small; both sides must be at least 64 pixels")
+    if arch.variant != "pyramid":
+        return
+    for axis, n in (("height", height), ("width", width)):
+        for slot in range(1, 6):
+            sizes = {_halve_up(n // 2**level, slot - level + 2) for level in range(3) if 0 <= slot - level <= 3}
+            if len(sizes) > 1:
+                raise UnsupportedInputSize(
+                    f"pyramid SwiftNet cannot fuse features at input size {height}x{width}: at stride "
+                    f"{2 ** (slot + 2)} the pyramid levels give {axis}s {sorted(sizes)} (the original model has "
+                    "the same limit); choose sizes that halve evenly a few times, e.g. multiples of 8, or "
+                    "720x1280, 1080x1920, 375x1242"
+                )
+
+
+def build_model(variant: str = "single_scale", encoder: str = "resnet18", num_classes: int = 19) -> SwiftNet:
+    """Construct a SwiftNet with random weights (in eval mode)."""
+    return SwiftNet(Architecture(variant, encoder, num_classes)).eval()
+
+
+MODEL_NAMES: dict[str, Architecture] = {
+    a.name: a
+    for a in (Architecture(v, e) for v in ("single_scale", "pyramid") for e in ("resnet18", "resnet34"))
+}
+
+
+def architecture_from_name(name: str, num_classes: int = 19) -> Architecture:
+    """``swiftnet_ss_rn18`` / ``swiftnet_pyr_rn34`` ... -> Architecture."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    a = MODEL_NAMES[name]
+    return Architecture(a.variant, a.encoder, num_classes)

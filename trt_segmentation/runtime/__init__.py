@@ -1,0 +1,21 @@
+"""Inference backends behind one interface; heavy libraries are imported only when a backend is chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .backend import Backend, BackendError, InferenceResult, InputMismatch
+
+BACKENDS = ("onnxruntime", "tensorrt", "torch")
+
+
+def create_backend(kind: str, path: str | Path, **options: object) -> Backend:
+    """Create the backend ``kind`` for the model file ``path`` (an .onnx, or an .engine for tensorrt)."""
+    if kind == "onnxruntime":
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, **options)  # type: ignore[arg-type]
+    raise BackendError(f"unknown or unavailable backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Backend", "BackendError", "InferenceResult", "InputMismatch", "create_backend"]

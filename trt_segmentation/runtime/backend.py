@@ -1,0 +1,95 @@
+"""The small interface every inference backend implements, and the input checks they share.
+
+A backend takes one camera frame as (H, W, 3) uint8 in the channel order its model expects and returns an
+(H, W) uint8 trainId image plus per-stage timings. It never imports rclpy (the node wraps it) or torch
+(except the optional torch backend).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..onnx_metadata import ModelContract
+
+
+class BackendError(RuntimeError):
+    """A backend could not be created or could not run (missing file, wrong engine, missing library)."""
+
+
+class InputMismatch(ValueError):
+    """A frame does not fit the model input (size, channels, dtype)."""
+
+
+@dataclass
+class InferenceResult:
+    """Labels of one frame and how long each stage took, in milliseconds."""
+
+    labels: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """Load once, describe the I/O, infer frame after frame."""
+
+    name: str = "abstract"
+
+    def __init__(self, contract: ModelContract) -> None:
+        self.contract = contract
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the model was exported/built for."""
+        return self.contract.height, self.contract.width
+
+    def check_frame(self, image: np.ndarray) -> None:
+        expected = (self.contract.height, self.contract.width, 3)
+        if image.dtype != np.uint8:
+            raise InputMismatch(f"frames must be uint8, got {image.dtype}")
+        if image.shape != expected:
+            raise InputMismatch(f"frame shape {image.shape} does not match the model input {expected} (H, W, C)")
+
+    @abc.abstractmethod
+    def infer(self, image: np.ndarray) -> InferenceResult:
+        """(H, W, 3) uint8 in ``contract.channel_order`` -> (H, W) uint8 labels."""
+
+    def describe(self) -> dict[str, str]:
+        """Key facts for logs and diagnostics."""
+        c = self.contract
+        return {
+            "backend": self.name,
+            "model": c.model,
+            "precision": c.precision,
+            "input": f"{c.input_name} {c.input_format} {c.height}x{c.width}",
+            "output": f"{c.output_name} {c.output}",
+        }
+
+    def close(self) -> None:
+        """Release resources (sessions, GPU memory). Safe to call twice."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def to_network_input(image: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """(H, W, 3) uint8 frame -> the array the graph's input takes (a view where possible, no copies for uint8)."""
+    if contract.input_format == "float_normalised":
+        x = image.astype(np.float32)
+        if contract.channel_order == "bgr":
+            x = x[..., ::-1]
+        mean = np.asarray(contract.mean, dtype=np.float32)
+        std = np.asarray(contract.std, dtype=np.float32)
+        return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1)[None])
+    return np.ascontiguousarray(image)[None]
+
+
+def to_labels(output: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """Graph output -> (H, W) uint8 labels (argmax here only when the graph returns logits)."""
+    if contract.output == "logits":
+        return np.argmax(output[0], axis=0).astype(np.uint8)
+    return output[0].astype(np.uint8, copy=False)

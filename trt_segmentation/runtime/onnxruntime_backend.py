@@ -1,0 +1,72 @@
+"""ONNX Runtime backend: the reference implementation, used on CI, laptops, and as the Jetson fallback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..onnx_metadata import METADATA_KEY, ModelContract
+from .backend import Backend, BackendError, InferenceResult, to_labels, to_network_input
+
+
+def read_contract_from_session(session: object, path: Path) -> ModelContract:
+    meta = session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
+    if METADATA_KEY not in meta:
+        raise BackendError(f"{path} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
+    return ModelContract.from_json(meta[METADATA_KEY])
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs an exported ONNX (any precision variant) with ONNX Runtime's CUDA provider if present, else CPU."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int = 0, providers: list[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise BackendError(f"ONNX file not found: {path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        available = ort.get_available_providers()
+        chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            session = ort.InferenceSession(str(path), options, providers=chosen)
+        except Exception as exc:  # ORT raises its own exception types for invalid graphs
+            raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+        contract = read_contract_from_session(session, path)
+        if contract.extra.get("ort_graph_optimization") == "disable":
+            # fp16 + Q/DQ graphs are mis-fused by ORT's CPU optimiser; their precision step marks them so
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            session = ort.InferenceSession(str(path), options, providers=chosen)
+        super().__init__(contract)
+        self.path = path
+        self.providers = session.get_providers()
+        self._session = session
+
+    def infer(self, image: np.ndarray) -> InferenceResult:
+        self.check_frame(image)
+        t0 = time.perf_counter()
+        feed = {self.contract.input_name: to_network_input(image, self.contract)}
+        t1 = time.perf_counter()
+        (output,) = self._session.run([self.contract.output_name], feed)
+        t2 = time.perf_counter()
+        labels = to_labels(output, self.contract)
+        t3 = time.perf_counter()
+        return InferenceResult(
+            labels,
+            {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3},
+        )
+
+    def describe(self) -> dict[str, str]:
+        info = super().describe()
+        info["providers"] = ",".join(self.providers)
+        info["file"] = str(self.path)
+        return info
+
+    def close(self) -> None:
+        self._session = None  # type: ignore[assignment]
