@@ -26,6 +26,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q -r requirements/dev.txt 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' || true
+  # TensorRT type stubs go to a folder of their own: installed into site-packages they would make an empty
+  # `import tensorrt` succeed. mypy reads them through MYPYPATH=.venv/typecheck-stubs.
+  .venv/bin/python -m pip install -q --no-deps --target .venv/typecheck-stubs --upgrade tensorrt-stubs==10.13.0.35.1 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/python -c 'import torch, onnxruntime, rclpy, tensorrt_rtx_libs' # fail here, clearly, if an install broke
   echo "$want" > "$stamp"
 fi

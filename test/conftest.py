@@ -29,7 +29,7 @@ def randomise_batchnorm(model, seed: int = 0):  # noqa: ANN001, ANN201 - torch i
                 module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
                 module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
                 module.running_var.copy_(torch.rand(n, generator=generator) * 0.5 + 0.75)
-        model.logits.conv.bias.copy_(torch.randn(model.logits.conv.bias.shape, generator=generator) * 0.05)
+        model.logits.conv.bias.copy_(torch.randn(model.logits.conv.bias.shape, generator=generator) * 0.01)
     return model.eval()
 
 

@@ -34,6 +34,6 @@ def exact_adaptive_avg_pool2d(x: torch.Tensor, output_size: tuple[int, int]) -> 
     if height % out_h == 0 and width % out_w == 0:
         kernel = (height // out_h, width // out_w)
         return F.avg_pool2d(x, kernel_size=kernel, stride=kernel)
-    rows = pooling_matrix(height, out_h).to(dtype=x.dtype, device=x.device)
-    cols = pooling_matrix(width, out_w).to(dtype=x.dtype, device=x.device).t()
+    rows = pooling_matrix(height, out_h, x.dtype).to(device=x.device)
+    cols = pooling_matrix(width, out_w, x.dtype).to(device=x.device).t()
     return torch.matmul(torch.matmul(rows, x), cols)

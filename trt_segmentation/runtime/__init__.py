@@ -15,6 +15,14 @@ def create_backend(kind: str, path: str | Path, **options: object) -> Backend:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path, **options)  # type: ignore[arg-type]
+    if kind == "tensorrt":
+        from .tensorrt_backend import TensorRtBackend  # imports tensorrt and pycuda only when constructed
+
+        return TensorRtBackend(path, **options)  # type: ignore[arg-type]
+    if kind == "torch":
+        from .torch_backend import TorchBackend  # imports torch only when constructed
+
+        return TorchBackend(path, **options)  # type: ignore[arg-type]
     raise BackendError(f"unknown or unavailable backend {kind!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -8,7 +8,9 @@ A backend takes one camera frame as (H, W, 3) uint8 in the channel order its mod
 from __future__ import annotations
 
 import abc
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +37,31 @@ class Backend(abc.ABC):
     """Load once, describe the I/O, infer frame after frame."""
 
     name: str = "abstract"
+    #: frames that may be submitted before the oldest must be collected (GPU backends: one per CUDA slot)
+    max_in_flight: int = 1
 
     def __init__(self, contract: ModelContract) -> None:
         self.contract = contract
+        self._completed: deque[tuple[Any, InferenceResult]] = deque()
+
+    # Asynchronous API: submit() up to ``max_in_flight`` frames, collect() returns them in submission order.
+    # Synchronous backends run the frame inside submit(); GPU backends enqueue it on a CUDA stream and return.
+    def submit(self, image: np.ndarray, tag: Any = None) -> None:
+        """Start inference of one frame; ``tag`` comes back with its result from :meth:`collect`."""
+        if self.in_flight >= self.max_in_flight:
+            raise BackendError(f"{self.in_flight} frames in flight already; collect() before submitting more")
+        self._completed.append((tag, self.infer(image)))
+
+    def collect(self) -> tuple[Any, InferenceResult]:
+        """Wait for the oldest submitted frame and return (tag, result)."""
+        if not self._completed:
+            raise BackendError("nothing in flight to collect")
+        return self._completed.popleft()
+
+    @property
+    def in_flight(self) -> int:
+        """Frames submitted and not yet collected."""
+        return len(self._completed)
 
     @property
     def input_size(self) -> tuple[int, int]:

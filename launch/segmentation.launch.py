@@ -1,0 +1,75 @@
+"""Start the trt_segmentation node with its parameters file and the large-frame Fast DDS transport profile.
+
+  ros2 launch trt_segmentation segmentation.launch.py precision:=int8
+  ros2 launch trt_segmentation segmentation.launch.py backend:=onnxruntime image_topic:=/camera/image_raw \
+      publish_overlay:=true namespace:=front
+
+Arguments left empty keep the value of params_file (config/segmentation.yaml by default). The node process gets
+FASTDDS_DEFAULT_PROFILES_FILE / FASTRTPS_DEFAULT_PROFILES_FILE pointing at config/fastdds_shm.xml (64 MB shared
+memory segment): without it Fast DDS loses almost every 1024x2048 frame. Start the camera driver or bag player
+with the same variables (docs/node.md). The constants below are read by test/test_launch_params.py.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = "trt_segmentation"
+EXECUTABLE = "segmentation_node"
+NODE_NAME = "segmentation"
+PARAMS_FILE = "segmentation.yaml"
+TRANSPORT_PROFILE = "fastdds_shm.xml"
+PROFILE_ENV = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+IMAGE_REMAP_FROM = "~/image"
+
+# launch argument -> description; each becomes the node parameter of the same name when not empty
+PARAMETER_ARGUMENTS = {
+    "precision": "fp32 | fp16 | int8 | mixed (int8-max, int8-percentile): picks <model>_<H>x<W>_<precision>.engine",
+    "backend": "tensorrt | onnxruntime | torch",
+    "model": "model name, e.g. swiftnet_ss_rn18 (first part of the engine file name)",
+    "engine_dir": "folder with the .engine/.json/.onnx files",
+    "publish_color": "true | false: publish ~/color (rgb8 colour mask)",
+    "publish_overlay": "true | false: publish ~/overlay (image blended with the colour mask)",
+}
+# launch-level arguments: (default, description)
+OTHER_ARGUMENTS = {
+    "image_topic": ("/camera/image_raw", "camera topic remapped onto the node's ~/image (and ~/image/compressed)"),
+    "namespace": ("", "namespace of the node, e.g. one per camera"),
+    "params_file": ("", "parameters file; empty = the package's config/segmentation.yaml"),
+}
+
+
+def _setup(context, *args, **kwargs):
+    share = get_package_share_directory(PACKAGE)
+    profile = os.path.join(share, "config", TRANSPORT_PROFILE)
+    params_file = LaunchConfiguration("params_file").perform(context) or os.path.join(share, "config", PARAMS_FILE)
+    overrides = {}
+    for name in PARAMETER_ARGUMENTS:
+        value = LaunchConfiguration(name).perform(context)
+        if value != "":
+            overrides[name] = value.lower() == "true" if name.startswith("publish_") else value
+    image_topic = LaunchConfiguration("image_topic").perform(context)
+    node = Node(
+        package=PACKAGE,
+        executable=EXECUTABLE,
+        name=NODE_NAME,
+        namespace=LaunchConfiguration("namespace").perform(context),
+        parameters=[params_file, overrides],
+        remappings=[(IMAGE_REMAP_FROM, image_topic), (IMAGE_REMAP_FROM + "/compressed", image_topic + "/compressed")],
+        additional_env={name: profile for name in PROFILE_ENV},
+        output="screen",
+        emulate_tty=True,
+    )
+    return [node]
+
+
+def generate_launch_description():
+    arguments = [DeclareLaunchArgument(name, default_value="", description=text)
+                 for name, text in PARAMETER_ARGUMENTS.items()]
+    arguments += [DeclareLaunchArgument(name, default_value=default, description=text)
+                  for name, (default, text) in OTHER_ARGUMENTS.items()]
+    return LaunchDescription(arguments + [OpaqueFunction(function=_setup)])

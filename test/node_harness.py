@@ -1,0 +1,347 @@
+"""Test harness for the segmentation node: start it as the launch file would, publish frames from another
+process, listen to labels and diagnostics in this process. Real rclpy and Fast DDS throughout, bounded waits.
+
+Also a command line for the publisher process:
+  python test/node_harness.py publish --frames frames.npz --topic /cam/image --rate 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"
+PARAMS_FILE = REPO / "config" / "segmentation.yaml"
+PROFILE = REPO / "config" / "fastdds_shm.xml"
+
+
+# ------------------------------------------------------------------------------------------------ launch file
+def launch_constants() -> dict[str, Any]:
+    """The module-level constants of launch/segmentation.launch.py (parsed, never executed: launch_ros is not
+    installable here)."""
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return constants
+
+
+def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = True,
+                   params_file: Path | None = None, extra: dict[str, str] | None = None) -> tuple[list[str], dict]:
+    """argv and environment of the node process the launch file starts for ``arguments`` (launch arguments).
+
+    Mirrors segmentation.launch.py: name, namespace, params file, the non-empty parameter arguments as
+    overrides, the image remappings and the transport profile variables. ``extra`` adds -p overrides for
+    parameters that have no launch argument (what a user's params_file would hold).
+    """
+    c = launch_constants()
+    arguments = dict(arguments or {})
+    unknown = set(arguments) - set(c["PARAMETER_ARGUMENTS"]) - set(c["OTHER_ARGUMENTS"])
+    assert not unknown, f"not launch arguments: {unknown}"
+    values = {name: default for name, (default, _) in c["OTHER_ARGUMENTS"].items()}
+    values.update(arguments)
+    argv = [sys.executable, "-m", "trt_segmentation.node", "--ros-args", "-r", f"__node:={c['NODE_NAME']}"]
+    if values["namespace"]:
+        argv += ["-r", f"__ns:=/{values['namespace'].strip('/')}"]
+    argv += ["--params-file", str(params_file or values["params_file"] or REPO / "config" / c["PARAMS_FILE"])]
+    for name in c["PARAMETER_ARGUMENTS"]:
+        if arguments.get(name, "") != "":
+            argv += ["-p", f"{name}:={arguments[name]}"]
+    for name, value in (extra or {}).items():
+        argv += ["-p", f"{name}:={value}"]
+    topic = values["image_topic"]
+    argv += ["-r", f"{c['IMAGE_REMAP_FROM']}:={topic}", "-r", f"{c['IMAGE_REMAP_FROM']}/compressed:={topic}/compressed"]
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    for name in c["PROFILE_ENV"]:
+        if profile:
+            env[name] = str(REPO / "config" / c["TRANSPORT_PROFILE"])
+        else:
+            env.pop(name, None)
+    return argv, env
+
+
+class NodeProcess:
+    """The node in a subprocess; stdout+stderr captured to a file; stopped with SIGINT, then killed."""
+
+    def __init__(self, argv: list[str], env: dict, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return self.proc.returncode
+
+
+@contextmanager
+def node_process(argv: list[str], env: dict, log_path: Path) -> Iterator[NodeProcess]:
+    proc = NodeProcess(argv, env, log_path)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+# ------------------------------------------------------------------------------------------------ listener
+class Listener:
+    """An rclpy node of its own context in this process, spinning in a thread; collects labels/diagnostics."""
+
+    def __init__(self, labels_topic: str | None = None, *, extra_topics: tuple[str, ...] = (),
+                 name: str = "test_listener") -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.lock = threading.Lock()
+        self.labels: list[Any] = []
+        self.images: dict[str, list[Any]] = {t: [] for t in extra_topics}
+        self.diagnostics: list[tuple[float, Any]] = []
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        if labels_topic:
+            self.node.create_subscription(Image, labels_topic, self._on_labels, qos)
+        for topic in extra_topics:
+            self.node.create_subscription(Image, topic, lambda m, t=topic: self._on_image(t, m), qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.running = True
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while self.running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_labels(self, msg: Any) -> None:
+        with self.lock:
+            self.labels.append(msg)
+
+    def _on_image(self, topic: str, msg: Any) -> None:
+        with self.lock:
+            self.images[topic].append(msg)
+
+    def _on_diag(self, msg: Any) -> None:
+        with self.lock:
+            self.diagnostics.append((time.monotonic(), msg))
+
+    def last_status(self, node_name: str) -> tuple[Any, dict[str, str]] | None:
+        with self.lock:
+            for _, array in reversed(self.diagnostics):
+                for status in array.status:
+                    if status.name == node_name:
+                        return status, {kv.key: kv.value for kv in status.values}
+        return None
+
+    def statuses(self, node_name: str) -> list[tuple[float, Any]]:
+        with self.lock:
+            return [(t, s) for t, a in self.diagnostics for s in a.status if s.name == node_name]
+
+    def wait_for(self, predicate: Any, timeout: float, what: str, proc: NodeProcess | None = None) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if proc is not None and proc.proc.poll() is not None:
+                raise AssertionError(f"node exited ({proc.proc.returncode}) while waiting for {what}:\n{proc.log()}")
+            time.sleep(0.05)
+        log = f"\nnode log:\n{proc.log()}" if proc is not None else ""
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{log}")
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+@contextmanager
+def listener(labels_topic: str | None = None, **kwargs: Any) -> Iterator[Listener]:
+    lis = Listener(labels_topic, **kwargs)
+    try:
+        yield lis
+    finally:
+        lis.close()
+
+
+# ------------------------------------------------------------------------------------------------ frames
+def encode_frame(rgb: np.ndarray, encoding: str, pad: int = 0) -> tuple[int, bytes]:
+    """An (H, W, 3) RGB frame -> (step, data) of an Image in ``encoding`` with ``pad`` bytes per row (numpy
+    written independently of trt_segmentation.image_codec, so the test checks the codec, not itself)."""
+    if encoding == "rgb8":
+        pixels = rgb
+    elif encoding == "bgr8":
+        pixels = rgb[..., ::-1]
+    elif encoding == "rgba8":
+        pixels = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    elif encoding == "bgra8":
+        pixels = np.concatenate([rgb[..., ::-1], np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    elif encoding == "mono8":
+        pixels = rgb[..., :1]
+    else:
+        raise ValueError(encoding)
+    h, w, c = pixels.shape
+    rows = np.zeros((h, w * c + pad), np.uint8)
+    rows[:, : w * c] = pixels.reshape(h, w * c)
+    return w * c + pad, rows.tobytes()
+
+
+def expected_rgb(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """What the node should see for a frame sent in ``encoding`` (mono8 carries only the first channel)."""
+    return np.repeat(rgb[..., :1], 3, axis=2) if encoding == "mono8" else rgb
+
+
+def smooth_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Street-ish test images: smooth random colour fields with some texture, not pure noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(count):
+        coarse = rng.integers(0, 256, (height // 32 + 1, width // 32 + 1, 3), dtype=np.uint8)
+        big = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR)).astype(np.int16)
+        noise = rng.integers(-12, 13, (height, width, 3), dtype=np.int16)
+        frames.append(np.clip(big + noise, 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def save_frames(path: Path, frames: list[dict[str, Any]]) -> Path:
+    """Frames for the publisher process: list of {encoding, height, width, step, data(bytes)} or
+    {format, data} for CompressedImage."""
+    arrays = {f"data{i}": np.frombuffer(f["data"], np.uint8) for i, f in enumerate(frames)}
+    meta = [{k: v for k, v in f.items() if k != "data"} for f in frames]
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def start_publisher(frames_path: Path, topic: str, rate: float, *, env: dict | None = None,
+                    reliable: bool = False, compressed: bool = False, repeat: int = 1,
+                    wait_subscriber: float = 20.0) -> subprocess.Popen:
+    argv = [sys.executable, str(Path(__file__)), "publish", "--frames", str(frames_path), "--topic", topic,
+            "--rate", str(rate), "--repeat", str(repeat), "--wait", str(wait_subscriber)]
+    if reliable:
+        argv.append("--reliable")
+    if compressed:
+        argv.append("--compressed")
+    return subprocess.Popen(argv, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> str:
+    """Wait for a helper process (killed after ``timeout``) and return its output."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+        raise AssertionError(f"publisher did not finish in {timeout} s:\n{out}")
+    assert proc.returncode == 0, f"publisher failed ({proc.returncode}):\n{out}"
+    return out
+
+
+def _publish_main(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage, Image
+
+    data = np.load(args.frames)
+    meta = json.loads(str(data["meta"]))
+    rclpy.init()
+    node = rclpy.create_node("test_image_publisher")
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else qos_profile_sensor_data
+    kind = CompressedImage if args.compressed else Image
+    pub = node.create_publisher(kind, args.topic, qos)
+    deadline = time.monotonic() + args.wait
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pub.get_subscription_count() == 0:
+        print(f"no subscriber on {args.topic} after {args.wait} s", flush=True)
+        return 3
+    time.sleep(0.5)  # let the discovery of the reverse direction settle
+    period = 1.0 / args.rate
+    next_time = time.monotonic()
+    sent = 0
+    for _ in range(args.repeat):
+        for i, m in enumerate(meta):
+            msg = kind()
+            msg.header.frame_id = f"frame{sent}"
+            msg.header.stamp = node.get_clock().now().to_msg()
+            payload = data[f"data{i}"].tobytes()
+            if args.compressed:
+                msg.format = m["format"]
+            else:
+                msg.encoding, msg.height, msg.width, msg.step = m["encoding"], m["height"], m["width"], m["step"]
+            msg.data = payload
+            pub.publish(msg)
+            sent += 1
+            next_time += period
+            time.sleep(max(0.0, next_time - time.monotonic()))
+    time.sleep(0.5)
+    print(f"sent {sent}", flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="image publisher for the node tests")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("publish")
+    p.add_argument("--frames", required=True)
+    p.add_argument("--topic", required=True)
+    p.add_argument("--rate", type=float, default=10.0)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--wait", type=float, default=20.0)
+    p.add_argument("--reliable", action="store_true")
+    p.add_argument("--compressed", action="store_true")
+    args = parser.parse_args()
+    sys.exit(_publish_main(args))

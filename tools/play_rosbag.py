@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Play a ROS 2 bag (mcap or sqlite3, from ros2 bag, rosbags or tools/make_rosbag.py) into a live ROS 2 graph.
+
+Messages go out with their recorded timing (scaled by --rate), as the stored CDR bytes, through rclpy.
+Examples:
+    python tools/play_rosbag.py bags/street
+    python tools/play_rosbag.py bags/street --rate 0.5 --loop --stamps now --remap /camera/image_raw:=/image
+    python tools/play_rosbag.py bags/street --qos best_effort --wait-for-subscribers 1
+Stop with Ctrl-C; the number of messages sent is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trt_segmentation.data.bags import BagError, BagReader, play_bag  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bag", type=Path, help="bag directory (with metadata.yaml) or a single .mcap/.db3 file")
+    parser.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics (default all)")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0 = recorded timing)")
+    parser.add_argument("--loop", action="store_true", help="repeat the bag until interrupted")
+    parser.add_argument("--remap", nargs="+", default=None, metavar="FROM:=TO", help="rename topics, e.g. /a:=/b")
+    parser.add_argument("--stamps", choices=("keep", "now"), default="keep",
+                        help="header stamps: keep the recorded ones, or rewrite to the current time (default keep)")
+    parser.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable",
+                        help="publisher reliability (default reliable; a best_effort subscriber matches both)")
+    parser.add_argument("--depth", type=int, default=10, help="publisher history depth (default 10)")
+    parser.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
+                        help="wait until every topic has N subscribers before starting (default 0: start at once)")
+    parser.add_argument("--wait-timeout", type=float, default=30.0, help="seconds to wait for subscribers (default 30)")
+    parser.add_argument("--max-messages", type=int, default=None, metavar="N", help="stop after N messages")
+    parser.add_argument("--info", action="store_true", help="only list the bag's topics and message counts")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        if args.info:
+            with BagReader(args.bag) as reader:
+                print(f"{reader.path}: {reader.count()} messages, {reader.duration_ns / 1e9:.2f} s")
+                for topic, msgtype in sorted(reader.topics.items()):
+                    print(f"  {topic}  {msgtype}  {reader.count([topic])} messages")
+            return 0
+        play_bag(args.bag, topics=args.topics, rate=args.rate, loop=args.loop, remap=args.remap, stamps=args.stamps,
+                 qos=args.qos, depth=args.depth, progress=not args.quiet, wait_for_subscribers=args.wait_for_subscribers,
+                 wait_timeout=args.wait_timeout, max_messages=args.max_messages)
+    except BagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,487 @@
+"""ROS 2 bags of camera images without a ROS install: write, read, and play them into a live graph.
+
+* :func:`write_image_bag` writes ``sensor_msgs/msg/Image`` (or ``CompressedImage``) with the ``rosbags`` Writer,
+  mcap (default) or sqlite3 storage, metadata version 9 (Jazzy and newer), 8, or 5 (the version Humble writes;
+  see :func:`rewrite_metadata_v5` and docs/data.md).
+* :func:`iter_bag_images` reads image topics of any ROS 2 bag (mcap or sqlite3, a bag directory or a bare
+  ``.mcap``/``.db3`` file, written by ``ros2 bag``, rosbags or other tools) through ``rosbags.highlevel.AnyReader``.
+* :func:`play_bag` publishes a bag's messages with rclpy. It hands the stored CDR bytes to rclpy's serialized
+  publishing (``Publisher.publish(bytes)``), so a 6 MB frame costs one memory copy and no Python-level
+  (de)serialisation; with ``stamps='now'`` it rewrites the 8 bytes of ``header.stamp`` in place. rclpy is imported
+  only by the player.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+WRITE_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
+STORAGES = ("mcap", "sqlite3")
+METADATA_VERSIONS = (9, 8, 5)
+DEFAULT_TOPIC = "/camera/image_raw"
+
+
+class BagError(Exception):
+    """A bag cannot be written, read or played; the message names the bag, topic or message."""
+
+
+@lru_cache(maxsize=1)
+def _typestore() -> Any:
+    from rosbags.typesys import Stores, get_typestore
+
+    # Image, CompressedImage and Header are identical in every ROS 2 distro's store (checked Humble vs Jazzy)
+    return get_typestore(Stores.ROS2_HUMBLE)
+
+
+# ------------------------------------------------------------------------------------------------------ write
+def encode_pixels(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
+    """(H, W, 3) uint8 RGB -> (flat uint8 data, step) for a ``sensor_msgs/Image`` with ``encoding``."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise BagError(f"frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+    if encoding == "rgb8":
+        out = rgb
+    elif encoding == "bgr8":
+        out = rgb[..., ::-1]
+    elif encoding == "mono8":  # ITU-R BT.601 luma, the weights cv_bridge/OpenCV use
+        out = np.clip(rgb @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5, 0, 255).astype(np.uint8)
+    elif encoding in ("rgba8", "bgra8"):
+        alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
+        out = np.concatenate([rgb if encoding == "rgba8" else rgb[..., ::-1], alpha], axis=2)
+    else:
+        raise BagError(f"cannot write encoding {encoding!r}; choose one of {', '.join(WRITE_ENCODINGS)}")
+    out = np.ascontiguousarray(out)
+    return out.reshape(-1), out.strides[0]
+
+
+def compress_frame(rgb: np.ndarray, fmt: str, quality: int = 90) -> bytes:
+    """JPEG or PNG bytes of an RGB frame (Pillow), as carried by ``sensor_msgs/CompressedImage``."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    elif fmt == "png":
+        Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    else:
+        raise BagError(f"compressed format must be 'jpeg' or 'png', got {fmt!r}")
+    return buf.getvalue()
+
+
+@dataclass
+class BagSummary:
+    path: Path
+    topic: str
+    msgtype: str
+    messages: int
+    start_ns: int
+    duration_ns: int
+    storage: str
+    metadata_version: int
+
+    def __str__(self) -> str:
+        return (f"{self.path}: {self.messages} x {self.msgtype} on {self.topic}, {self.duration_ns / 1e9:.2f} s, "
+                f"{self.storage}, metadata v{self.metadata_version}")
+
+
+def write_image_bag(
+    out_dir: str | Path, frames: Iterable[np.ndarray], *, fps: float = 10.0, topic: str = DEFAULT_TOPIC,
+    encoding: str = "rgb8", frame_id: str = "camera", storage: str = "mcap", compressed: str | None = None,
+    jpeg_quality: int = 90, start_ns: int | None = None, metadata_version: int = 9, overwrite: bool = False,
+    progress: bool = False, total: int | None = None,
+) -> BagSummary:
+    """Write RGB frames as a rosbag2 at ``fps`` (receive time = header stamp = start + i / fps).
+
+    ``compressed='jpeg'|'png'`` writes ``sensor_msgs/CompressedImage`` on ``<topic>/compressed`` (the
+    image_transport convention) instead of raw images. ``metadata_version=5`` writes a bag Humble's
+    ``ros2 bag`` reads (see :func:`rewrite_metadata_v5`)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    if fps <= 0:
+        raise BagError(f"fps must be > 0, got {fps}")
+    if storage not in STORAGES:
+        raise BagError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if metadata_version not in METADATA_VERSIONS:
+        raise BagError(f"metadata_version must be one of {METADATA_VERSIONS}, got {metadata_version}")
+    if compressed is None and encoding not in WRITE_ENCODINGS:
+        raise BagError(f"cannot write encoding {encoding!r}; choose one of {', '.join(WRITE_ENCODINGS)}")
+    if not topic.startswith("/"):
+        raise BagError(f"topic must be absolute (start with '/'), got {topic!r}")
+    out = Path(out_dir)
+    if out.exists():
+        if not overwrite:
+            raise BagError(f"{out} exists; choose another output or allow overwriting")
+        import shutil
+
+        shutil.rmtree(out)
+    ts = _typestore()
+    Image, CompressedImage = ts.types[IMAGE_TYPE], ts.types[COMPRESSED_TYPE]
+    Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
+    out_topic = f"{topic.rstrip('/')}/compressed" if compressed else topic
+    start = time.time_ns() if start_ns is None else int(start_ns)
+    period = 1e9 / fps
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=f"writing {out.name}", unit="msg")
+    count, last = 0, start
+    try:
+        with Writer(out, version=8 if metadata_version in (8, 5) else 9, storage_plugin=plugin) as writer:
+            conn = writer.add_connection(out_topic, msgtype, typestore=ts)
+            for i, rgb in enumerate(frames):
+                stamp = start + int(round(i * period))
+                header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=frame_id)
+                if compressed:
+                    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+                        raise BagError(f"frame {i}: frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+                    payload = np.frombuffer(compress_frame(rgb, compressed, jpeg_quality), np.uint8)
+                    msg = CompressedImage(header=header, format=compressed, data=payload)
+                else:
+                    data, step = encode_pixels(rgb, encoding)
+                    msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding=encoding,
+                                is_bigendian=0, step=step, data=data)
+                writer.write(conn, stamp, ts.serialize_cdr(msg, msgtype))
+                count, last = count + 1, stamp
+                if bar is not None:
+                    bar.update()
+    except Exception:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)  # never leave a half-written bag behind
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if metadata_version == 5:
+        rewrite_metadata_v5(out)
+    return BagSummary(out, out_topic, msgtype, count, start, last - start, storage, metadata_version)
+
+
+def rewrite_metadata_v5(bag_dir: str | Path) -> None:
+    """Rewrite a rosbags-written ``metadata.yaml`` (version 8 or 9) as version 5, the layout Humble writes.
+
+    Humble's rosbag2 (0.15.x) parses ``offered_qos_profiles`` as a YAML *string*; version 9 stores a list there,
+    which Humble rejects. Version 5 keeps exactly the keys Humble reads (the storage files are unchanged);
+    Jazzy, Kilted and rosbags read version 5 too. Profiles are kept when they are a string, else dropped (the
+    player then uses its default QoS)."""
+    import yaml
+
+    path = Path(bag_dir) / "metadata.yaml"
+    if not path.is_file():
+        raise BagError(f"{path} not found: not a rosbag2 directory")
+    doc = yaml.safe_load(path.read_text())
+    info = doc.get("rosbag2_bagfile_information") if isinstance(doc, dict) else None
+    if not isinstance(info, dict):
+        raise BagError(f"{path} has no rosbag2_bagfile_information")
+    topics = []
+    for entry in info.get("topics_with_message_count", []):
+        meta = entry["topic_metadata"]
+        qos = meta.get("offered_qos_profiles", "")
+        topics.append({"topic_metadata": {"name": meta["name"], "type": meta["type"],
+                                          "serialization_format": meta["serialization_format"],
+                                          "offered_qos_profiles": qos if isinstance(qos, str) else ""},
+                       "message_count": int(entry["message_count"])})
+    keep = ("storage_identifier", "duration", "starting_time", "message_count", "compression_format",
+            "compression_mode", "relative_file_paths", "files")
+    missing = [k for k in keep if k not in info]
+    if missing:
+        raise BagError(f"{path} lacks {', '.join(missing)}; cannot rewrite it as version 5")
+    v5 = {"version": 5, **{k: info[k] for k in keep}, "topics_with_message_count": topics}
+    path.write_text(yaml.safe_dump({"rosbag2_bagfile_information": v5}, sort_keys=False))
+
+
+# ------------------------------------------------------------------------------------------------------- read
+def resolve_bag(path: str | Path) -> Path:
+    """A bag directory with metadata.yaml, or a single ``.mcap``/``.db3`` file (also one found alone in a
+    directory without metadata.yaml, as some tools write)."""
+    p = Path(path)
+    if not p.exists():
+        raise BagError(f"bag {p} does not exist")
+    if p.is_file():
+        if p.suffix not in (".mcap", ".db3"):
+            raise BagError(f"{p} is not a rosbag2 storage file (.mcap or .db3)")
+        return p
+    if (p / "metadata.yaml").is_file():
+        return p
+    files = sorted(p.glob("*.mcap")) + sorted(p.glob("*.db3"))
+    if len(files) == 1:
+        return files[0]
+    raise BagError(f"{p} is not a rosbag2 bag: no metadata.yaml" + (f" and {len(files)} storage files" if files else
+                                                                     " and no .mcap/.db3 file"))
+
+
+class BagReader:
+    """Context manager over ``AnyReader``: topic list, message counts and raw (topic, type, time, CDR) tuples."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = resolve_bag(path)
+        self._reader: Any = None
+
+    def __enter__(self) -> BagReader:
+        from rosbags.highlevel import AnyReader
+
+        try:
+            self._reader = AnyReader([self.path], default_typestore=_typestore())
+            self._reader.open()
+        except Exception as exc:  # rosbags raises several reader error types
+            raise BagError(f"cannot open bag {self.path}: {exc}") from exc
+        if not self._reader.is2:
+            raise BagError(f"{self.path} is a ROS 1 bag; only ROS 2 bags are supported")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {c.topic: c.msgtype for c in self._reader.connections}
+
+    def count(self, topics: Iterable[str] | None = None) -> int:
+        wanted = None if topics is None else set(topics)
+        return sum(c.msgcount for c in self._reader.connections if wanted is None or c.topic in wanted)
+
+    @property
+    def duration_ns(self) -> int:
+        return int(self._reader.duration)
+
+    def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
+        wanted = None if topics is None else set(topics)
+        conns = [c for c in self._reader.connections if wanted is None or c.topic in wanted]
+        if not conns:
+            return
+        for conn, timestamp, raw in self._reader.messages(connections=conns):
+            yield conn.topic, conn.msgtype, int(timestamp), raw
+
+    def deserialize(self, raw: bytes, msgtype: str) -> Any:
+        return self._reader.deserialize(raw, msgtype)
+
+
+def image_topics(bag: str | Path) -> dict[str, str]:
+    """Image and CompressedImage topics of a bag -> message type."""
+    with BagReader(bag) as reader:
+        return {t: m for t, m in sorted(reader.topics.items()) if m in IMAGE_TYPES}
+
+
+def _decode_image(msg: Any, msgtype: str) -> np.ndarray:
+    from ..image_codec import decode_compressed, image_to_array
+
+    if msgtype == COMPRESSED_TYPE:
+        return decode_compressed(msg.format, msg.data)
+    return np.ascontiguousarray(image_to_array(msg.encoding, msg.height, msg.width, msg.step, msg.data, "rgb"))
+
+
+def iter_bag_images(bag_dir: str | Path, topic: str | None = None, limit: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(receive time in ns, RGB uint8 HxWx3)`` for an Image or CompressedImage topic of a bag.
+
+    Without ``topic`` the bag must hold exactly one image topic."""
+    from ..image_codec import ImageDecodeError
+
+    with BagReader(bag_dir) as reader:
+        available = {t: m for t, m in reader.topics.items() if m in IMAGE_TYPES}
+        if topic is None:
+            if len(available) != 1:
+                listing = ", ".join(f"{t} ({m})" for t, m in sorted(available.items())) or "none"
+                raise BagError(f"{reader.path}: choose an image topic; image topics in the bag: {listing}")
+            topic = next(iter(available))
+        elif topic not in available:
+            listing = ", ".join(f"{t} ({m})" for t, m in sorted(reader.topics.items())) or "none"
+            raise BagError(f"{reader.path}: no Image/CompressedImage topic {topic!r}; topics: {listing}")
+        for i, (_, msgtype, timestamp, raw) in enumerate(reader.messages([topic])):
+            if limit is not None and i >= limit:
+                return
+            try:
+                image = _decode_image(reader.deserialize(raw, msgtype), msgtype)
+            except ImageDecodeError as exc:
+                raise BagError(f"{reader.path} {topic} message {i}: {exc}") from exc
+            yield timestamp, image
+
+
+# ------------------------------------------------------------------------------------------------------- play
+_CDR_HEADER_FORMATS = {b"\x00\x00": ">iI", b"\x00\x01": "<iI"}  # plain CDR big / little endian
+
+
+def restamp_cdr(raw: bytes | bytearray, sec: int, nanosec: int) -> bytes:
+    """Return CDR bytes of a message whose first field is ``std_msgs/Header`` with ``header.stamp`` replaced.
+
+    After the 4-byte encapsulation header, ``stamp.sec`` (int32) and ``stamp.nanosec`` (uint32) are the first
+    8 bytes of the body in every ROS 2 message that starts with a Header, so the rest stays untouched."""
+    fmt = _CDR_HEADER_FORMATS.get(bytes(raw[:2]))
+    if fmt is None or len(raw) < 12:
+        raise BagError(f"cannot rewrite the stamp: unsupported CDR encapsulation {bytes(raw[:2])!r}")
+    buf = bytearray(raw)
+    struct.pack_into(fmt, buf, 4, sec, nanosec)
+    return bytes(buf)
+
+
+def _starts_with_header(msgtype: str) -> bool:
+    try:
+        fields = _typestore().fielddefs[msgtype][1]
+    except KeyError:
+        return False
+    return bool(fields) and fields[0][0] == "header" and "std_msgs/msg/Header" in str(fields[0][1])
+
+
+def _message_class(msgtype: str) -> Any:
+    """'sensor_msgs/msg/Image' -> the rclpy message class (its package must be installed)."""
+    import importlib
+
+    package, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
+
+
+def parse_remaps(items: Iterable[str] | dict[str, str] | None) -> dict[str, str]:
+    """``['/from:=/to', ...]`` (ros2 bag play --remap syntax) -> {from: to}."""
+    if items is None:
+        return {}
+    if isinstance(items, dict):
+        return dict(items)
+    out = {}
+    for item in items:
+        src, sep, dst = item.partition(":=")
+        if not sep or not src or not dst:
+            raise BagError(f"remap must look like /from:=/to, got {item!r}")
+        out[src] = dst
+    return out
+
+
+def make_qos(qos: str | Any = "reliable", depth: int = 10) -> Any:
+    """'reliable' | 'best_effort' (or an rclpy QoSProfile, returned as is) -> QoSProfile (keep last, volatile)."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    if isinstance(qos, QoSProfile):
+        return qos
+    policies = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+    if qos not in policies:
+        raise BagError(f"qos must be 'reliable' or 'best_effort', got {qos!r}")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[qos],
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def play_bag(
+    bag_dir: str | Path, topics: Iterable[str] | None = None, rate: float = 1.0, loop: bool = False,
+    remap: Iterable[str] | dict[str, str] | None = None, stamps: str = "keep", qos: str | Any = "reliable",
+    depth: int = 10, progress: bool = True, node: Any = None, wait_for_subscribers: int = 0,
+    wait_timeout: float = 10.0, max_messages: int | None = None, should_stop: Callable[[], bool] | None = None,
+    log: Callable[[str], None] | None = print,
+) -> int:
+    """Publish the bag's messages with their recorded timing divided by ``rate``; return how many were sent.
+
+    ``loop`` repeats until interrupted (or ``max_messages``/``should_stop``). ``stamps='now'`` rewrites
+    ``header.stamp`` to the node's clock at publish time (types without a Header are sent as recorded).
+    ``wait_for_subscribers=N`` waits (up to ``wait_timeout`` s) until each publisher has N subscribers, so that
+    nothing is lost to discovery. Without ``node`` a node named ``bag_player`` is created (and rclpy initialised
+    and shut down if it was not running)."""
+    if rate <= 0:
+        raise BagError(f"rate must be > 0, got {rate}")
+    if stamps not in ("keep", "now"):
+        raise BagError(f"stamps must be 'keep' or 'now', got {stamps!r}")
+    import rclpy
+    from rclpy.duration import Duration
+
+    remaps = parse_remaps(remap)
+    profile = make_qos(qos, depth)
+    own_rclpy = node is None and not rclpy.ok()
+    if own_rclpy:
+        rclpy.init()
+    own_node = node is None
+    if own_node:
+        node = rclpy.create_node("bag_player")
+    sent = 0
+    bar = None
+    publishers: dict[str, Any] = {}
+    try:
+        with BagReader(bag_dir) as reader:
+            available = reader.topics
+            selected = sorted(available) if topics is None else list(topics)
+            unknown = [t for t in selected if t not in available]
+            if unknown:
+                raise BagError(f"{reader.path}: no topic {', '.join(unknown)}; topics: {', '.join(sorted(available))}")
+            restamp: dict[str, bool] = {}
+            for t in selected:
+                try:
+                    cls = _message_class(available[t])
+                except (ImportError, AttributeError, ValueError):
+                    if log:
+                        log(f"skipping {t}: message type {available[t]} is not installed for rclpy")
+                    continue
+                publishers[t] = node.create_publisher(cls, remaps.get(t, t), profile)
+                restamp[t] = stamps == "now" and _starts_with_header(available[t])
+            if not publishers:
+                raise BagError(f"{reader.path}: nothing to play")
+            if wait_for_subscribers > 0:
+                deadline = time.monotonic() + wait_timeout
+                while any(p.get_subscription_count() < wait_for_subscribers for p in publishers.values()):
+                    if time.monotonic() > deadline:
+                        raise BagError(f"no subscriber on {', '.join(p.topic_name for p in publishers.values())} "
+                                       f"within {wait_timeout:.0f} s")
+                    time.sleep(0.02)
+                time.sleep(0.2)  # let the subscriber side finish matching too
+            total = reader.count(publishers)
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=None if loop else total, desc="playing", unit="msg")
+            if log:
+                names = ", ".join(f"{t}->{remaps[t]}" if t in remaps else t for t in publishers)
+                log(f"playing {total} messages from {reader.path} on {names} at rate {rate:g}"
+                    + (" (looping)" if loop else ""))
+            period_ns = reader.duration_ns / (total - 1) if total > 1 else 1e8  # loop gap: one frame period
+            offset_ns = 0  # bag time added per loop pass
+            wall0: float | None = None
+            bag0 = 0
+            stopped = False
+            while not stopped:
+                last = None
+                for topic, _, timestamp, raw in reader.messages(publishers):
+                    if (should_stop is not None and should_stop()) or (max_messages is not None and sent >= max_messages):
+                        stopped = True
+                        break
+                    if wall0 is None:
+                        wall0, bag0 = time.monotonic(), timestamp
+                    delay = wall0 + (timestamp + offset_ns - bag0) / 1e9 / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    data = raw if isinstance(raw, bytes) else bytes(raw)
+                    if restamp[topic]:
+                        now = node.get_clock().now().seconds_nanoseconds()
+                        data = restamp_cdr(data, int(now[0]), int(now[1]))
+                    publishers[topic].publish(data)
+                    sent += 1
+                    last = timestamp
+                    if bar is not None:
+                        bar.update()
+                if not loop or last is None:
+                    break
+                offset_ns += last - bag0 + int(period_ns)  # the next pass starts one frame period after this one
+            if profile.reliability.name == "RELIABLE":
+                for pub in publishers.values():  # give reliable subscribers the chance to receive the tail
+                    pub.wait_for_all_acked(Duration(seconds=min(wait_timeout, 5.0)))
+        return sent
+    finally:
+        if bar is not None:
+            bar.close()
+        if log:
+            log(f"sent {sent} messages")
+        for pub in publishers.values():
+            node.destroy_publisher(pub)
+        if own_node:
+            node.destroy_node()
+        if own_rclpy and rclpy.ok():
+            rclpy.shutdown()

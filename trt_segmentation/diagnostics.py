@@ -1,0 +1,140 @@
+"""The node's diagnostic status as plain data: level, message and key-values, decided by pure functions.
+
+The node turns a :class:`DiagnosticReport` into a ``diagnostic_msgs/DiagnosticStatus``; everything that decides
+OK/WARN/ERROR lives here so it can be tested without ROS. Keys are listed in ``STAGES``/``report_keys`` and
+documented in docs/node.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+OK, WARN, ERROR = 0, 1, 2  # the byte values of diagnostic_msgs/DiagnosticStatus
+LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
+
+# stage -> what it covers; every stage gets p50/p95/p99/max keys in milliseconds
+STAGES: dict[str, str] = {
+    "preprocess": "message -> array conversion, resize to the engine size, copy into the input (host-to-device)",
+    "inference": "the network (GPU time from CUDA events on tensorrt/torch, wall time on onnxruntime)",
+    "postprocess": "device-to-host copy, label resize back to the image size, publishing",
+    "age": "end to end: labels published minus the input header stamp",
+}
+STATS = ("p50", "p95", "p99", "max")
+INFO_KEYS = ("backend", "precision", "engine_file", "model", "engine_input_size", "device")
+COUNTER_KEYS = ("frames_received", "frames_processed", "frames_dropped", "frames_failed")
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0  # replaced by a newer frame before the worker took it
+    failed: int = 0  # bad input or an inference error
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn_latency_ms: float = 250.0
+    warn_drop_ratio: float = 0.5
+    warn_no_frames_s: float = 5.0
+
+
+@dataclass
+class DiagnosticReport:
+    level: int
+    message: str
+    values: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.values)
+
+
+def report_keys() -> list[str]:
+    """Every key a report carries, in order."""
+    keys = list(INFO_KEYS) + list(COUNTER_KEYS) + ["fps"]
+    keys += [f"latency_{stage}_{stat}_ms" for stage in STAGES for stat in STATS]
+    keys += ["seconds_since_last_frame", "input_size", "qos", "last_error"]
+    return keys
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def build_report(
+    *,
+    info: dict[str, str],
+    counters: Counters,
+    fps: float,
+    latency: dict[str, dict[str, float]],
+    seconds_since_last_frame: float | None,
+    seconds_since_start: float,
+    last_input_size: str = "",
+    qos_problems: list[str] | None = None,
+    failed_since_last_report: int = 0,
+    runtime_error: str = "",
+    last_error: str = "",
+    thresholds: Thresholds = Thresholds(),
+) -> DiagnosticReport:
+    """Decide the level and message and list every key (see ``report_keys``)."""
+    problems: list[str] = []
+    level = OK
+    if runtime_error:
+        level = ERROR
+        problems.append(f"inference failing: {runtime_error}")
+    idle = seconds_since_last_frame if seconds_since_last_frame is not None else seconds_since_start
+    if idle > thresholds.warn_no_frames_s:
+        what = "no frame received yet" if seconds_since_last_frame is None else "no frames"
+        problems.append(f"{what} for {idle:.1f} s (check the topic, the publisher's QoS and the DDS transport)")
+    for problem in qos_problems or []:
+        problems.append(problem)
+    age_p95 = latency.get("age", {}).get("p95", float("nan"))
+    if not math.isnan(age_p95) and age_p95 > thresholds.warn_latency_ms:
+        problems.append(f"end-to-end p95 {age_p95:.0f} ms > {thresholds.warn_latency_ms:.0f} ms")
+    if counters.received and counters.dropped / counters.received > thresholds.warn_drop_ratio:
+        problems.append(
+            f"dropped {counters.dropped}/{counters.received} frames "
+            f"(> {thresholds.warn_drop_ratio:.0%}; the node cannot keep up with the camera rate)"
+        )
+    if failed_since_last_report:
+        problems.append(f"{failed_since_last_report} bad frame(s) since the last report: {last_error}")
+    if problems and level == OK:
+        level = WARN
+    message = "; ".join(problems) if problems else f"ok, {fps:.1f} fps"
+
+    values: list[tuple[str, str]] = [(key, str(info.get(key, ""))) for key in INFO_KEYS]
+    values += [
+        ("frames_received", str(counters.received)),
+        ("frames_processed", str(counters.processed)),
+        ("frames_dropped", str(counters.dropped)),
+        ("frames_failed", str(counters.failed)),
+        ("fps", f"{fps:.2f}"),
+    ]
+    for stage in STAGES:
+        summary = latency.get(stage, {})
+        values += [(f"latency_{stage}_{stat}_ms", _fmt(summary.get(stat, float("nan")))) for stat in STATS]
+    values += [
+        ("seconds_since_last_frame", "never" if seconds_since_last_frame is None else f"{seconds_since_last_frame:.2f}"),
+        ("input_size", last_input_size),
+        ("qos", "; ".join(qos_problems) if qos_problems else "ok"),
+        ("last_error", last_error),
+    ]
+    return DiagnosticReport(level, message, values)
+
+
+__all__ = [
+    "COUNTER_KEYS",
+    "Counters",
+    "DiagnosticReport",
+    "ERROR",
+    "INFO_KEYS",
+    "LEVEL_NAMES",
+    "OK",
+    "STAGES",
+    "STATS",
+    "Thresholds",
+    "WARN",
+    "build_report",
+    "report_keys",
+]

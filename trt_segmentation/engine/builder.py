@@ -1,0 +1,219 @@
+"""ONNX precision variant -> serialized TensorRT engine + JSON metadata sidecar.
+
+Two paths: *explicit* (default) builds the variant ONNX whose precision is already in the graph (FP16 casts,
+Q/DQ) as a strongly typed network on TensorRT >= 10 and TensorRT-RTX, or with the matching builder flags on
+TensorRT 8.5-9.x; *implicit* builds the FP32 ONNX with FP16/INT8 builder flags and an IInt8EntropyCalibrator2
+(TensorRT 8.5-10.x only). Imports nothing heavy at module level: the node calls :func:`build_engine` on a Jetson
+that has TensorRT and numpy but no torch, onnx or modelopt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .metadata import EngineMetadata, tool_version, write_metadata
+from .tensorrt_adapter import BuildOptions, TensorRTUnavailable, build_serialized, gpu_identity, load_tensorrt
+
+LOG = logging.getLogger(__name__)
+
+# implicit mixed precision: TensorRT names layers after the ONNX nodes (legacy exporter scopes)
+ENCODER_LAYERS = r"(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])(/|$)"
+PREPROCESSING_LAYERS = r"^/(Cast|Transpose|Sub|Div|Gather|Mul|Add)(_\d+)?$"
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """``metadata_props`` of an ONNX file without the onnx package (absent on a Jetson runtime image): a walk
+    over the top-level protobuf fields of ModelProto (field 14 = StringStringEntryProto{1: key, 2: value})."""
+    data = Path(path).read_bytes()
+    props: dict[str, str] = {}
+    pos = 0
+    try:
+        while pos < len(data):
+            tag, pos = _varint(data, pos)
+            field, wire = tag >> 3, tag & 7
+            if wire == 0:
+                _, pos = _varint(data, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            elif wire == 2:
+                size, pos = _varint(data, pos)
+                if field == 14:
+                    entry, key, value, end = pos, "", "", pos + size
+                    while entry < end:
+                        etag, entry = _varint(data, entry)
+                        esize, entry = _varint(data, entry)
+                        text = data[entry : entry + esize].decode("utf-8")
+                        key, value = (text, value) if etag >> 3 == 1 else (key, text)
+                        entry += esize
+                    props[key] = value
+                pos += size
+            else:
+                raise ValueError(f"unsupported wire type {wire}")
+    except (IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable ONNX file ({exc})") from exc
+    return props
+
+
+def read_contract_dict(path: str | Path) -> dict[str, Any]:
+    from ..onnx_metadata import METADATA_KEY
+
+    props = read_onnx_metadata(path)
+    if METADATA_KEY not in props:
+        raise ValueError(f"{path} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
+    return dict(json.loads(props[METADATA_KEY]))
+
+
+def build_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    precision: str,
+    calibration: Any = None,
+    *,
+    builder: str = "tensorrt",
+    implicit: bool = False,
+    workspace_mib: int | None = None,
+    timing_cache: str | Path | None = None,
+    opt_level: int | None = None,
+    dla_core: int = -1,
+    source_sha256: str | None = None,
+    build_options: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> EngineMetadata:
+    """Build ``engine_path`` from ``onnx_path`` and write ``engine_path.with_suffix('.json')``.
+
+    ``onnx_path`` is the precision variant made by ``trt_segmentation.precision.make_variant`` (explicit path), or,
+    with ``implicit=True``, the FP32 ONNX plus ``calibration`` (a CalibrationSet or a source string) for INT8.
+    ``builder``: ``tensorrt`` (the default: an engine the node can load), ``tensorrt-rtx`` or ``auto``.
+    Raises :class:`TensorRTUnavailable` naming what to install when no suitable TensorRT is present.
+    """
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"ONNX file not found: {onnx_path}")
+    trt = load_tensorrt(builder)
+    contract = read_contract_dict(onnx_path)
+    base = precision.split("-")[0]
+    if implicit:
+        if trt.builder != "tensorrt" or trt.major >= 11:
+            raise TensorRTUnavailable(
+                f"the implicit path (builder flags + calibrator) needs TensorRT 8.5-10.x; this is {trt.builder} "
+                f"{trt.version}. Build the explicit variant ONNX instead (drop --implicit)."
+            )
+        if contract.get("precision", "fp32") != "fp32":
+            raise ValueError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
+        if precision not in ("fp32", "fp16", "int8", "mixed"):
+            raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path")
+    elif contract.get("precision", "fp32") != precision:
+        raise ValueError(
+            f"{onnx_path} holds the {contract.get('precision')} variant, not {precision}; make it with "
+            f"tools/calibrate.py or tools/build_engine.py --precision {precision}"
+        )
+    options = BuildOptions(
+        workspace_mib=workspace_mib,
+        timing_cache=Path(timing_cache) if timing_cache else None,
+        opt_level=opt_level,
+        strongly_typed=not implicit,
+        fp16=base in ("fp16", "mixed"),
+        int8=base in ("int8", "mixed"),
+        dla_core=dla_core,
+        progress=progress,
+        verbose=verbose,
+    )
+    calibrator = None
+    calibration_info: dict[str, Any] = {
+        "method": contract.get("extra", {}).get("calibration_method"),
+        "set": contract.get("extra", {}).get("calibration_set"),
+        "sha256": contract.get("extra", {}).get("calibration_set_sha256"),
+    }
+    if implicit and options.int8:
+        calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration)
+        options = replace(options, int8_calibrator=calibrator)
+        if base == "mixed":  # encoder INT8, everything after it FP16, preprocessing FP32
+            options = replace(options, fp16_layers=[f"^(?!{ENCODER_LAYERS})"], fp32_layers=[PREPROCESSING_LAYERS])
+    LOG.info("building %s with %s %s (%s typing)", engine_path.name, trt.builder, trt.version,
+             "strong" if not implicit else "implicit")
+    try:
+        result = build_serialized(trt, onnx_path, options)
+    finally:
+        if calibrator is not None:
+            calibrator.close()
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = engine_path.with_name(engine_path.name + ".tmp")
+    tmp.write_bytes(result.engine)
+    tmp.replace(engine_path)
+    gpu_name, capability = gpu_identity()
+    if trt.builder == "tensorrt-rtx" and gpu_name == "none":
+        gpu_name = "none (TensorRT-RTX build without a GPU; JIT-specialised on first load)"
+    opts = dict(build_options or {})
+    opts.update({"workspace_mib": workspace_mib, "timing_cache": str(timing_cache) if timing_cache else None,
+                 "opt_level": opt_level, "implicit": implicit, "builder": trt.builder,
+                 "build_seconds": round(result.seconds, 2), "layers": result.layers})
+    meta = EngineMetadata(
+        model=str(contract["model"]),
+        height=int(contract["height"]),
+        width=int(contract["width"]),
+        precision=precision,
+        tensorrt_version=trt.version,
+        builder=trt.builder,
+        typing=result.typing,
+        gpu_name=gpu_name,
+        compute_capability=capability,
+        dla_core=dla_core,
+        calibration_method=calibration_info.get("method"),
+        calibration_set=calibration_info.get("set"),
+        calibration_set_sha256=calibration_info.get("sha256"),
+        onnx_sha256=sha256_file(onnx_path),
+        source_sha256=source_sha256,
+        inputs=result.inputs,
+        outputs=result.outputs,
+        build_options=opts,
+        contract=contract,
+        tool_version=tool_version(),
+    )
+    write_metadata(engine_path, meta)
+    LOG.info("wrote %s (%.1f MB, built in %.1f s) and its metadata", engine_path, len(result.engine) / 1e6, result.seconds)
+    return meta
+
+
+def _implicit_calibrator(
+    onnx_path: Path, engine_path: Path, contract: dict[str, Any], calibration: Any
+) -> tuple[Any, dict[str, Any]]:
+    if calibration is None:
+        raise ValueError("INT8 on the implicit path needs calibration images (--calibration)")
+    from ..onnx_metadata import ModelContract
+    from ..precision.calibration_data import CalibrationSet, load_calibration_set
+    from .implicit_calibrator import EntropyCalibrator, calibration_table_path
+
+    if not isinstance(calibration, CalibrationSet):
+        calibration = load_calibration_set(calibration, ModelContract.from_json(json.dumps(contract)))
+    table = calibration_table_path(engine_path.parent, engine_path.stem, sha256_file(onnx_path), calibration.sha256)
+    calibrator = EntropyCalibrator(calibration.frames, table, contract.get("input_name", "image"))
+    return calibrator, {"method": "entropy (TensorRT EntropyCalibration2)", "set": calibration.description,
+                        "sha256": calibration.sha256}

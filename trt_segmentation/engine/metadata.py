@@ -1,0 +1,177 @@
+"""The JSON sidecar written next to every engine: what it was built from, with what, for which GPU.
+
+``<model>_<H>x<W>_<precision>.engine`` gets ``<same>.json``. The node reads it before deserialising an engine so
+that a TensorRT upgrade, another GPU, another precision or a re-exported ONNX leads to a rebuild (with the exact
+command printed) instead of a crash or a silently stale engine. Pure Python + json: safe to import on a Jetson.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+BUILDERS = ("tensorrt", "tensorrt-rtx")
+TYPINGS = ("strong", "implicit")
+
+
+class MetadataError(ValueError):
+    """The sidecar is missing, unreadable or does not follow the schema."""
+
+
+@dataclass
+class EngineMetadata:
+    """Everything that decides whether an engine file may be reused (see :func:`check_compatible`)."""
+
+    model: str
+    height: int
+    width: int
+    precision: str  # the variant: fp32 | fp16 | int8 | int8-max | int8-percentile | mixed
+    tensorrt_version: str
+    builder: str  # 'tensorrt' | 'tensorrt-rtx'
+    typing: str  # 'strong' (precision from the ONNX) | 'implicit' (builder flags + calibrator)
+    gpu_name: str
+    compute_capability: str  # e.g. '8.7'; 'none' for a CPU-only TensorRT-RTX check build
+    onnx_sha256: str
+    dla_core: int = -1
+    calibration_method: str | None = None
+    calibration_set: str | None = None
+    calibration_set_sha256: str | None = None
+    source_sha256: str | None = None  # the checkpoint the ONNX was exported from, if known
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # [{name, shape, dtype}]
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    build_options: dict[str, Any] = field(default_factory=dict)
+    contract: dict[str, Any] = field(default_factory=dict)  # the ModelContract as a dict
+    created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    tool_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineMetadata:
+        names = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(n for n in required if n not in data)
+        if missing:
+            raise MetadataError(f"engine metadata lacks the field(s) {', '.join(missing)}")
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise MetadataError(
+                f"engine metadata schema_version {version!r} is newer than this tool understands ({SCHEMA_VERSION})"
+            )
+        # unknown keys from a newer minor writer are ignored rather than fatal
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def metadata_path(engine_path: str | Path) -> Path:
+    return Path(engine_path).with_suffix(".json")
+
+
+def tool_version() -> str:
+    from .. import __version__
+
+    return f"trt_segmentation {__version__}"
+
+
+def write_metadata(engine_path: str | Path, meta: EngineMetadata) -> Path:
+    """Write ``engine_path`` with suffix ``.json`` atomically (a crash never leaves half a file)."""
+    path = metadata_path(engine_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(meta.to_json() + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(engine_path: str | Path) -> EngineMetadata:
+    """Read the sidecar of ``engine_path`` (or the ``.json`` itself); :class:`MetadataError` says what is wrong."""
+    path = metadata_path(engine_path)
+    if not path.is_file():
+        raise MetadataError(
+            f"engine metadata {path} is missing; the engine cannot be checked against this TensorRT/GPU. "
+            "Rebuild it with tools/build_engine.py (it writes the .json next to the .engine)."
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetadataError(f"engine metadata {path} is corrupt ({exc}); rebuild the engine") from exc
+    if not isinstance(data, dict):
+        raise MetadataError(f"engine metadata {path} is corrupt (not a JSON object); rebuild the engine")
+    try:
+        return EngineMetadata.from_dict(data)
+    except (TypeError, MetadataError) as exc:
+        raise MetadataError(f"engine metadata {path}: {exc}; rebuild the engine") from exc
+
+
+def check_compatible(
+    meta: EngineMetadata,
+    *,
+    precision: str,
+    tensorrt_version: str,
+    compute_capability: str,
+    onnx_sha256: str | None = None,
+) -> list[str]:
+    """Human-readable reasons why the engine described by ``meta`` must not be used here; empty if it may."""
+    reasons = []
+    if meta.schema_version != SCHEMA_VERSION:
+        reasons.append(f"metadata schema {meta.schema_version} != {SCHEMA_VERSION}")
+    if meta.precision != precision:
+        reasons.append(f"engine precision is {meta.precision}, {precision} was asked for")
+    if meta.tensorrt_version != tensorrt_version:
+        reasons.append(
+            f"engine was built with TensorRT {meta.tensorrt_version}, this is TensorRT {tensorrt_version} "
+            "(serialized engines only load in the version that built them)"
+        )
+    if meta.compute_capability != compute_capability:
+        reasons.append(
+            f"engine was built for compute capability {meta.compute_capability} ({meta.gpu_name}), "
+            f"this GPU is {compute_capability}"
+        )
+    if onnx_sha256 is not None and meta.onnx_sha256 != onnx_sha256:
+        reasons.append(
+            f"the ONNX changed since the build (sha256 {meta.onnx_sha256[:12]}... then, {onnx_sha256[:12]}... now)"
+        )
+    return reasons
+
+
+def _arg(flag: str, value: object) -> list[str]:
+    return [] if value is None or value is False else [flag] if value is True else [flag, str(value)]
+
+
+def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
+    """The exact ``tools/build_engine.py`` command that rebuilds this engine (from metadata or build options)."""
+    if isinstance(meta_or_args, EngineMetadata):
+        opts = dict(meta_or_args.build_options)
+        opts.setdefault("precision", meta_or_args.precision)
+        opts.setdefault("size", f"{meta_or_args.height}x{meta_or_args.width}")
+        if meta_or_args.dla_core >= 0:
+            opts.setdefault("dla_core", meta_or_args.dla_core)
+    else:
+        opts = dict(meta_or_args)
+    argv = ["python", "tools/build_engine.py"]
+    if opts.get("checkpoint"):
+        argv += ["--checkpoint", str(opts["checkpoint"])]
+    elif opts.get("onnx"):
+        argv += ["--onnx", str(opts["onnx"])]
+    else:
+        argv += ["--onnx", "<fp32 onnx or --checkpoint>"]
+    argv += _arg("--model", opts.get("model"))
+    argv += _arg("--size", opts.get("size"))
+    argv += ["--precision", str(opts.get("precision", "fp32"))]
+    argv += _arg("--calibration", opts.get("calibration"))
+    argv += _arg("--calibration-count", opts.get("calibration_count"))
+    argv += _arg("--mixed-config", opts.get("mixed_config"))
+    argv += _arg("--out-dir", opts.get("out_dir"))
+    argv += _arg("--workspace-mib", opts.get("workspace_mib"))
+    argv += _arg("--timing-cache", opts.get("timing_cache"))
+    argv += _arg("--opt-level", opts.get("opt_level"))
+    argv += _arg("--dla-core", opts.get("dla_core") if (opts.get("dla_core") or -1) >= 0 else None)
+    argv += _arg("--implicit", bool(opts.get("implicit")))
+    argv += ["--force"]
+    return shlex.join(argv)

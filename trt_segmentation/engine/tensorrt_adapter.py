@@ -1,0 +1,322 @@
+"""The one place that drives a TensorRT builder: real TensorRT 8.5-10.x (Jetson/desktop GPU) or TensorRT-RTX.
+
+Both expose the same Python API for what we use (Builder, OnnxParser, IBuilderConfig). Real TensorRT is found by
+an attribute check (``tensorrt.Builder``), never by a bare ``import tensorrt``: the type stubs make that import
+succeed as an empty namespace (toolchain notes §8). Objects are annotated with the ``tensorrt`` stubs and the
+module is type-checked with mypy (test/test_typecheck_engine.py); what cannot run here (a real GPU build, DLA,
+the implicit INT8 calibrator) is exercised by the on-target check (docs/precision.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tensorrt as trt_api
+
+LOG = logging.getLogger(__name__)
+
+
+class TensorRTUnavailable(RuntimeError):
+    """No TensorRT builder that can make this engine is installed here."""
+
+
+@dataclass(frozen=True)
+class TensorRT:
+    """A loaded TensorRT flavour: ``module`` is ``tensorrt`` or ``tensorrt_rtx_bindings``."""
+
+    module: Any
+    builder: str  # 'tensorrt' | 'tensorrt-rtx'
+    version: str
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def strongly_typed_supported(self) -> bool:
+        return self.builder == "tensorrt-rtx" or self.major >= 10
+
+
+NO_TENSORRT_HELP = (
+    "real TensorRT is not installed here (needed to build a .engine that the node can load: "
+    "`pip install tensorrt` on an x86 machine with an NVIDIA GPU, or the python3-libnvinfer package of JetPack "
+    "on a Jetson)"
+)
+
+
+def real_tensorrt() -> TensorRT | None:
+    """The real ``tensorrt`` package if it is installed and usable (not just type stubs)."""
+    try:
+        import tensorrt as trt
+    except (ImportError, OSError):
+        return None
+    if not hasattr(trt, "Builder"):
+        return None  # stubs-only namespace package
+    return TensorRT(trt, "tensorrt", str(trt.__version__))
+
+
+def tensorrt_rtx() -> TensorRT | None:
+    try:
+        import tensorrt_rtx_libs  # noqa: F401  (loads the shared libraries the bindings need)
+        import tensorrt_rtx_bindings as trt
+    except (ImportError, OSError):
+        return None
+    return TensorRT(trt, "tensorrt-rtx", str(trt.__version__))
+
+
+def load_tensorrt(builder: str = "auto") -> TensorRT:
+    """``tensorrt`` | ``tensorrt-rtx`` | ``auto`` (real TensorRT, else TensorRT-RTX)."""
+    if builder in ("tensorrt", "auto"):
+        found = real_tensorrt()
+        if found is not None:
+            return found
+        if builder == "tensorrt":
+            raise TensorRTUnavailable(NO_TENSORRT_HELP)
+    if builder in ("tensorrt-rtx", "auto"):
+        found = tensorrt_rtx()
+        if found is not None:
+            return found
+        raise TensorRTUnavailable(
+            NO_TENSORRT_HELP + "; TensorRT-RTX is not installed either "
+            "(pip install tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116)"
+        )
+    raise ValueError(f"unknown builder {builder!r}; choose tensorrt, tensorrt-rtx or auto")
+
+
+def gpu_identity() -> tuple[str, str]:
+    """(GPU name, compute capability 'major.minor') of CUDA device 0 via the driver API; ('none', 'none') if no
+    driver/GPU (ctypes only: no pycuda or cuda-python needed at build time)."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            cuda = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        return "none", "none"
+    device = ctypes.c_int()
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(device), 0) != 0:
+        return "none", "none"
+    buffer = ctypes.create_string_buffer(256)
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    cuda.cuDeviceGetName(buffer, 256, device)
+    cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device)  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+    cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device)  # ..._MINOR
+    return buffer.value.decode(errors="replace"), f"{major.value}.{minor.value}"
+
+
+@dataclass
+class BuildOptions:
+    workspace_mib: int | None = None  # None: TensorRT's default (all device memory)
+    timing_cache: Path | None = None  # read if present, written after the build
+    opt_level: int | None = None  # builder optimisation level 0-5 (TensorRT >= 8.6; default 3)
+    strongly_typed: bool = True  # precision from the ONNX (TensorRT >= 10, TRT-RTX)
+    fp16: bool = False  # builder flags: the weakly typed / implicit path (TensorRT < 10 or --implicit)
+    int8: bool = False
+    int8_calibrator: Any = None  # an IInt8Calibrator for the implicit path
+    fp16_layers: Sequence[str] = ()  # regexes: layers pinned to FP16 (implicit mixed precision)
+    fp32_layers: Sequence[str] = ()  # regexes: layers pinned to FP32
+    dla_core: int = -1  # >= 0: build for that DLA core, unsupported layers fall back to the GPU
+    progress: Callable[[str], None] | None = None
+    verbose: bool = False  # TensorRT's INFO log instead of errors only
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildResult:
+    engine: bytes
+    seconds: float
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    layers: int
+    typing: str  # 'strong' | 'implicit'
+
+
+class BuildError(RuntimeError):
+    """Parsing or building failed; the message carries the parser/builder errors."""
+
+
+def _tensors(network: trt_api.INetworkDefinition, inputs: bool) -> list[dict[str, Any]]:
+    count = network.num_inputs if inputs else network.num_outputs
+    tensors = [network.get_input(i) if inputs else network.get_output(i) for i in range(count)]
+    return [
+        {"name": t.name, "shape": [int(t.shape[i]) for i in range(len(t.shape))], "dtype": str(t.dtype).split(".")[-1]}
+        for t in tensors
+    ]
+
+
+def _parse(
+    trt: TensorRT, builder: trt_api.Builder, logger: trt_api.ILogger, onnx_path: Path, strongly_typed: bool
+) -> tuple[Any, Any]:
+    mod = trt.module
+    flags = 0
+    if trt.builder == "tensorrt":
+        if strongly_typed:
+            flags |= 1 << int(mod.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        elif trt.major < 10:
+            flags |= 1 << int(mod.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = mod.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = []
+        for i in range(parser.num_errors):
+            text = str(parser.get_error(i))
+            if "cudaError" in text and "insufficient" in text:
+                continue  # spurious line after every real error on a machine without a GPU driver
+            errors.append(text)
+        raise BuildError(f"TensorRT {trt.version} cannot parse {onnx_path}:\n  " + "\n  ".join(errors))
+    return network, parser
+
+
+def _pin_layer_precisions(trt: TensorRT, network: trt_api.INetworkDefinition, options: BuildOptions) -> int:
+    """Implicit path, mixed precision: force matching layers to FP16/FP32 (TensorRT names layers after ONNX nodes)."""
+    mod = trt.module
+    fp16 = [re.compile(p) for p in options.fp16_layers]
+    fp32 = [re.compile(p) for p in options.fp32_layers]
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        target = None
+        if any(p.search(layer.name) for p in fp32):
+            target = mod.float32
+        elif any(p.search(layer.name) for p in fp16):
+            target = mod.float16
+        if target is None:
+            continue
+        layer.precision = target
+        for j in range(layer.num_outputs):
+            if layer.get_output_type(j) in (mod.float32, mod.float16):
+                layer.set_output_type(j, target)
+        pinned += 1
+    return pinned
+
+
+def make_logger(trt: TensorRT, verbose: bool = False) -> Any:
+    """A TensorRT logger that forwards to :mod:`logging` and drops the 'CUDA driver version is insufficient' lines
+    TensorRT-RTX prints on a machine without a GPU driver (noise: it parses and builds regardless)."""
+    mod = trt.module
+    threshold = mod.ILogger.Severity.INFO if verbose else mod.ILogger.Severity.WARNING
+
+    class Logger(mod.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            mod.ILogger.__init__(self)
+            self.seen: set[str] = set()
+
+        def log(self, severity: Any, msg: str) -> None:
+            if int(severity) > int(threshold) or ("cudaError 35" in msg or "driver version is insufficient" in msg):
+                return
+            if msg in self.seen:  # e.g. one 'converting scales' warning per Q/DQ layer says nothing new
+                return
+            self.seen.add(msg)
+            level = logging.ERROR if int(severity) <= int(mod.ILogger.Severity.ERROR) else logging.WARNING
+            if int(severity) > int(mod.ILogger.Severity.WARNING):
+                level = logging.INFO
+            LOG.log(level, "[TensorRT] %s", msg)
+
+    return Logger()
+
+
+class _Progress:
+    """Adapter from TensorRT's IProgressMonitor phases to log lines (created only when the API has it)."""
+
+    @staticmethod
+    def create(trt: TensorRT, report: Callable[[str], None]) -> Any:
+        base: Any = getattr(trt.module, "IProgressMonitor", None)
+        if base is None:
+            return None
+
+        class Monitor(base):  # type: ignore[misc, valid-type]
+            def __init__(self) -> None:
+                base.__init__(self)
+                self._depth: dict[str, int] = {}
+
+            def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+                depth = self._depth.get(parent_phase or "", -1) + 1
+                self._depth[phase_name] = depth
+                if depth <= 1:
+                    report(f"{'  ' * depth}{phase_name} ({num_steps} steps)")
+
+            def step_complete(self, phase_name: str, step: int) -> bool:
+                return True
+
+            def phase_finish(self, phase_name: str) -> None:
+                self._depth.pop(phase_name, None)
+
+        return Monitor()
+
+
+def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions) -> BuildResult:
+    """Parse ``onnx_path`` and build a serialized engine with ``options``; :class:`BuildError` on failure."""
+    mod = trt.module
+    onnx_path = Path(onnx_path)
+    logger = make_logger(trt, verbose=options.verbose)
+    builder: trt_api.Builder = mod.Builder(logger)
+    strongly_typed = options.strongly_typed and trt.strongly_typed_supported
+    if options.strongly_typed and not strongly_typed:
+        LOG.info("TensorRT %s has no strongly typed networks; using builder precision flags", trt.version)
+    network, _parser = _parse(trt, builder, logger, onnx_path, strongly_typed)
+    config: trt_api.IBuilderConfig = builder.create_builder_config()
+    if options.workspace_mib is not None:
+        config.set_memory_pool_limit(mod.MemoryPoolType.WORKSPACE, int(options.workspace_mib) << 20)
+    if options.opt_level is not None:
+        if not hasattr(config, "builder_optimization_level"):
+            raise BuildError(f"TensorRT {trt.version} has no builder optimisation level (needs >= 8.6)")
+        config.builder_optimization_level = int(options.opt_level)
+    typing = "strong" if strongly_typed or trt.builder == "tensorrt-rtx" else "implicit"
+    if typing == "implicit":
+        if options.fp16:
+            config.set_flag(mod.BuilderFlag.FP16)
+        if options.int8:
+            config.set_flag(mod.BuilderFlag.INT8)
+            if options.int8_calibrator is not None:
+                config.int8_calibrator = options.int8_calibrator
+        if options.fp16_layers or options.fp32_layers:
+            pinned = _pin_layer_precisions(trt, network, options)
+            config.set_flag(mod.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+            LOG.info("pinned the precision of %d layers", pinned)
+    if options.dla_core >= 0:
+        if trt.builder != "tensorrt":
+            raise BuildError("DLA needs real TensorRT on a Jetson (TensorRT-RTX has no DLA)")
+        config.default_device_type = mod.DeviceType.DLA
+        config.DLA_core = int(options.dla_core)
+        config.set_flag(mod.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run go to the GPU
+    timing_cache = None
+    if options.timing_cache is not None and trt.builder == "tensorrt-rtx" and gpu_identity()[0] == "none":
+        LOG.info("timing cache not used: TensorRT-RTX times no tactics without a GPU")
+    elif options.timing_cache is not None:
+        blob = options.timing_cache.read_bytes() if options.timing_cache.is_file() else b""
+        timing_cache = config.create_timing_cache(blob)
+        if not config.set_timing_cache(timing_cache, False):
+            LOG.warning("timing cache %s does not fit this TensorRT/GPU; starting a fresh one", options.timing_cache)
+            timing_cache = config.create_timing_cache(b"")
+            config.set_timing_cache(timing_cache, True)
+    if options.progress is not None:
+        monitor = _Progress.create(trt, options.progress)
+        if monitor is not None:
+            config.progress_monitor = monitor
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if serialized is None:
+        raise BuildError(f"TensorRT {trt.version} failed to build {onnx_path} (see the TensorRT log above)")
+    if options.timing_cache is not None and timing_cache is not None:
+        updated = config.get_timing_cache()
+        if updated is not None:
+            options.timing_cache.parent.mkdir(parents=True, exist_ok=True)
+            options.timing_cache.write_bytes(bytes(updated.serialize()))
+    return BuildResult(
+        engine=bytes(serialized),
+        seconds=seconds,
+        inputs=_tensors(network, True),
+        outputs=_tensors(network, False),
+        layers=network.num_layers,
+        typing=typing,
+    )

@@ -1,0 +1,142 @@
+"""Convert between ROS image message fields and numpy arrays without rclpy, cv_bridge or per-pixel loops.
+
+``image_to_array`` turns the raw fields of a ``sensor_msgs/Image`` (encoding, height, width, step, data) into an
+(H, W, 3) uint8 array in the channel order a model wants. It wraps the message buffer with ``np.frombuffer`` and
+builds strided views (row padding, channel reordering, alpha dropping); it copies only when the caller gets an
+array that must not alias a read-only message buffer in a different layout (mono8 is broadcast, which is a view
+too). ``array_to_image_fields`` goes the other way for publishing; ``decode_compressed`` decodes jpeg/png
+``sensor_msgs/CompressedImage`` payloads with Pillow. cv_bridge is not installable from PyPI, which is why this
+exists.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+# encoding -> (channels, index of R, G, B inside a pixel); mono8 has one channel used for all three
+ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
+    "rgb8": (3, (0, 1, 2)),
+    "bgr8": (3, (2, 1, 0)),
+    "rgba8": (4, (0, 1, 2)),
+    "bgra8": (4, (2, 1, 0)),
+    "mono8": (1, (0, 0, 0)),
+}
+SUPPORTED_ENCODINGS = tuple(ENCODINGS)
+COMPRESSED_FORMATS = ("jpeg", "png")
+
+
+class ImageDecodeError(ValueError):
+    """An image message cannot be turned into pixels (bad size, step, encoding or payload)."""
+
+
+def _buffer(data: object) -> np.ndarray:
+    """The message payload as a flat uint8 array, without copying when the object exposes a buffer."""
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return np.frombuffer(data, dtype=np.uint8)
+    try:  # array.array('B') (what rclpy gives for uint8[]) and anything else with the buffer protocol
+        return np.frombuffer(memoryview(data), dtype=np.uint8)  # type: ignore[arg-type]
+    except TypeError:
+        return np.asarray(bytearray(data), dtype=np.uint8)  # type: ignore[arg-type]  # list of ints
+
+
+def image_to_array(
+    encoding: str, height: int, width: int, step: int, data: object, order: str = "rgb"
+) -> np.ndarray:
+    """Image message fields -> (height, width, 3) uint8 array in channel ``order`` ('rgb' or 'bgr').
+
+    The result is a strided view of ``data`` whenever possible; it may therefore be read-only and
+    non-contiguous. Callers that need a contiguous array call ``np.ascontiguousarray`` exactly once.
+    """
+    if order not in ("rgb", "bgr"):
+        raise ValueError(f"order must be 'rgb' or 'bgr', got {order!r}")
+    if encoding not in ENCODINGS:
+        raise ImageDecodeError(
+            f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(f"zero-size image: {height}x{width}")
+    channels, rgb_index = ENCODINGS[encoding]
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageDecodeError(
+            f"step {step} is smaller than width*channels = {width}*{channels} = {row_bytes} for {encoding}"
+        )
+    flat = _buffer(data)
+    if flat.size < step * height:
+        raise ImageDecodeError(
+            f"data has {flat.size} bytes, {encoding} {height}x{width} with step {step} needs {step * height}"
+        )
+    rows = np.lib.stride_tricks.as_strided(
+        flat, shape=(height, width, channels), strides=(step, channels, 1), writeable=False
+    )
+    index = rgb_index if order == "rgb" else rgb_index[::-1]
+    if channels == 1:
+        return np.broadcast_to(rows, (height, width, 3))
+    if index == (0, 1, 2):
+        return rows[:, :, :3]
+    if index == (2, 1, 0):
+        return rows[:, :, 2::-1]
+    return rows[:, :, list(index)]  # pragma: no cover - every supported layout is handled above
+
+
+def array_to_image_fields(array: np.ndarray, encoding: str) -> tuple[int, int, int, bytes]:
+    """(H, W) uint8 for mono8, (H, W, 3) uint8 for rgb8/bgr8 -> (height, width, step, data) of a dense message."""
+    if encoding not in ("mono8", "rgb8", "bgr8"):
+        raise ImageDecodeError(f"cannot publish encoding {encoding!r}; use mono8, rgb8 or bgr8")
+    channels = 1 if encoding == "mono8" else 3
+    if array.dtype != np.uint8:
+        raise ImageDecodeError(f"{encoding} needs uint8 pixels, got {array.dtype}")
+    if channels == 1 and array.ndim != 2:
+        raise ImageDecodeError(f"mono8 needs an (H, W) array, got shape {array.shape}")
+    if channels == 3 and (array.ndim != 3 or array.shape[2] != 3):
+        raise ImageDecodeError(f"{encoding} needs an (H, W, 3) array, got shape {array.shape}")
+    height, width = int(array.shape[0]), int(array.shape[1])
+    if height == 0 or width == 0:
+        raise ImageDecodeError(f"zero-size image: {height}x{width}")
+    return height, width, width * channels, np.ascontiguousarray(array).tobytes()
+
+
+def compressed_format(format_field: str) -> str:
+    """'jpeg', 'png' or '' from a CompressedImage ``format`` such as 'rgb8; jpeg compressed bgr8'."""
+    text = format_field.lower()
+    if "png" in text:
+        return "png"
+    if "jpeg" in text or "jpg" in text:
+        return "jpeg"
+    return ""
+
+
+def decode_compressed(format: str, data: object) -> np.ndarray:  # noqa: A002 - mirrors the message field
+    """CompressedImage ``format`` and ``data`` -> (H, W, 3) uint8 RGB array (jpeg or png, decoded by Pillow)."""
+    kind = compressed_format(format)
+    if not kind:
+        raise ImageDecodeError(f"unsupported compressed format {format!r}; supported: jpeg, png")
+    flat = _buffer(data)
+    if flat.size == 0:
+        raise ImageDecodeError("compressed image has no data")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(flat.tobytes())) as img:
+            rgb = img.convert("RGB")
+            array = np.asarray(rgb)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageDecodeError(f"cannot decode {kind} payload of {flat.size} bytes: {exc}") from exc
+    if array.size == 0:
+        raise ImageDecodeError("compressed image decodes to zero size")
+    return array
+
+
+__all__ = [
+    "COMPRESSED_FORMATS",
+    "ImageDecodeError",
+    "SUPPORTED_ENCODINGS",
+    "array_to_image_fields",
+    "compressed_format",
+    "decode_compressed",
+    "image_to_array",
+]

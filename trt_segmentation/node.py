@@ -1,0 +1,416 @@
+"""The ROS 2 segmentation node: camera images in, per-pixel trainId labels (+ colour/overlay) and diagnostics out.
+
+Threads: the rclpy executor only stores the newest message in a one-slot mailbox (the one it replaces is
+counted as dropped) and runs the diagnostics timer, so the node stays responsive however slow inference is. A
+worker thread converts the newest frame, submits it to the backend (TensorRT/torch: while the GPU runs frame
+N, the worker already converts frame N+1 into the next CUDA slot), collects results in order and publishes.
+Imports only numpy, rclpy, message packages and, lazily through the backend, onnxruntime or tensorrt/pycuda.
+
+Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
+``python -m trt_segmentation.node --ros-args --params-file config/segmentation.yaml -p backend:=onnxruntime``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifacts import check_variant
+from .diagnostics import Counters, Thresholds, build_report
+from .image_codec import ImageDecodeError, array_to_image_fields, decode_compressed, image_to_array
+from .latency import RateMeter, StageLatency
+from .node_params import ModelFileError, NodeParams, build_hint, declare_parameters, resolve_model_file
+from .palette import colorize, overlay
+from .runtime import Backend, BackendError, InputMismatch, create_backend
+
+NODE_NAME = "segmentation"
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (missing/mismatched model file, bad parameter); the message says how to fix it."""
+
+
+def resize_index(src: int, dst: int) -> np.ndarray:
+    """Nearest-neighbour source index for each of ``dst`` output positions (pixel centres aligned)."""
+    return np.minimum(((np.arange(dst) + 0.5) * (src / dst)).astype(np.int64), src - 1)
+
+
+def resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize by two index maps (vectorised, no cv2): labels stay labels."""
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    rows = resize_index(image.shape[0], height)
+    cols = resize_index(image.shape[1], width)
+    return image[rows[:, None], cols[None, :]]
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of an (H, W, 3) uint8 frame with Pillow (antialiased when shrinking)."""
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BILINEAR))
+
+
+@dataclass
+class Frame:
+    """A message taken from the mailbox, with the wall time it arrived."""
+
+    msg: Any
+    compressed: bool
+    received: float
+
+
+@dataclass
+class Pending:
+    """What the worker remembers about a submitted frame until its labels come back."""
+
+    header: Any
+    height: int
+    width: int
+    rgb: np.ndarray | None  # kept only when an overlay is published
+    preprocess_ms: float
+
+
+def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
+    """Resolve the model file for backend+precision, check it and create the backend, or raise StartupError."""
+    try:
+        path = resolve_model_file(params)
+    except ModelFileError as exc:
+        raise StartupError(str(exc)) from exc
+    precision = check_variant(params.precision)
+    size = None
+    if params.engine_height and params.engine_width:
+        size = (params.engine_height, params.engine_width)
+    hint = build_hint(params.model, size, precision, params.engine_dir)
+    if params.backend == "tensorrt" and params.build_engine_if_missing and not path.is_file():
+        build_missing_engine(params, path, log)
+    if not path.is_file():
+        kind = {"onnxruntime": "ONNX file", "tensorrt": "TensorRT engine", "torch": "checkpoint"}[params.backend]
+        expect = ""
+        if params.backend == "tensorrt":
+            expect = f" (expected: a {precision} engine built by the TensorRT installed here, with its .json sidecar)"
+        raise StartupError(f"{kind} not found: {path}{expect}. Build it with: {hint}")
+    options: dict[str, Any] = {}
+    if params.backend == "onnxruntime":
+        options["threads"] = params.ort_threads
+    elif params.backend == "tensorrt":
+        options.update(slots=params.inflight_slots, precision=precision)
+    else:
+        options["slots"] = params.inflight_slots
+        if params.engine_height and params.engine_width:
+            options.update(height=params.engine_height, width=params.engine_width)
+    try:
+        backend = create_backend(params.backend, path, **options)
+    except BackendError as exc:
+        raise StartupError(str(exc)) from exc
+    if params.backend == "onnxruntime" and backend.contract.precision != precision:
+        backend.close()
+        raise StartupError(f"{path} holds a {backend.contract.precision} model, precision {precision} was asked "
+                           f"for; rebuild it: {hint}")
+    return backend, path
+
+
+def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> None:
+    """build_engine_if_missing: build ``engine_path`` from the fp32 ONNX next to it, with progress in the log."""
+    from .engine.builder import build_engine  # imports TensorRT (and the precision tools) only here
+
+    onnx = engine_path.with_name(engine_path.name.replace(f"_{check_variant(params.precision)}.engine", "_fp32.onnx"))
+    if not onnx.is_file():
+        raise StartupError(f"cannot build {engine_path}: its source {onnx} is missing; export it with "
+                           f"tools/export_onnx.py --out-dir {engine_path.parent}")
+    log.info(f"building {engine_path} from {onnx} ({params.precision}); this takes minutes on a Jetson")
+    t0 = time.monotonic()
+    try:
+        build_engine(onnx, engine_path, check_variant(params.precision))
+    except Exception as exc:  # the builder reports TensorRT/calibration problems with its own exception types
+        raise StartupError(f"building {engine_path} failed: {exc}") from exc
+    log.info(f"built {engine_path} in {time.monotonic() - t0:.0f} s")
+
+
+class SegmentationNode:
+    """Owns the rclpy node, its publishers/subscription, the mailbox, the worker thread and the statistics."""
+
+    def __init__(self, node: Any, params: NodeParams, backend: Backend, model_file: Path) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CompressedImage, Image
+
+        self.node = node
+        self.params = params
+        self.backend = backend
+        self.model_file = model_file
+        self.log = node.get_logger()
+        self._image_type = Image
+        self._diag_type = DiagnosticArray
+        self.counters = Counters()
+        self.latency = StageLatency(("preprocess", "inference", "postprocess", "age"), params.latency_window)
+        self.fps = RateMeter()
+        self.thresholds = Thresholds(params.warn_latency_ms, params.warn_drop_ratio, params.warn_no_frames_s)
+        self.started = time.monotonic()
+        self.last_frame: float | None = None
+        self.last_input_size = ""
+        self.last_error = ""
+        self.runtime_error = ""
+        self._failed_reported = 0
+        self._qos_problems: dict[str, str] = {}
+        self._last_log: dict[str, float] = {}
+        self._mailbox: Frame | None = None
+        self._cv = threading.Condition()
+        self._stop = False
+        self._lock = threading.Lock()  # counters
+
+        qos = self._image_qos()
+        out_qos = 10
+        self.pub_labels = node.create_publisher(Image, "~/labels", out_qos)
+        self.pub_color = node.create_publisher(Image, "~/color", out_qos) if params.publish_color else None
+        self.pub_overlay = node.create_publisher(Image, "~/overlay", out_qos) if params.publish_overlay else None
+        self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        callbacks = self._event_callbacks()
+        if params.input_type == "compressed":
+            self.sub = node.create_subscription(CompressedImage, "~/image/compressed", self._on_compressed, qos,
+                                                event_callbacks=callbacks)
+        else:
+            self.sub = node.create_subscription(Image, "~/image", self._on_image, qos, event_callbacks=callbacks)
+        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
+        self.worker = threading.Thread(target=self._work, name="segmentation-worker", daemon=True)
+        self.worker.start()
+        info = backend.describe()
+        h, w = backend.input_size
+        self.info = {
+            "backend": params.backend,
+            "precision": backend.contract.precision,
+            "engine_file": str(model_file),
+            "model": backend.contract.model,
+            "engine_input_size": f"{h}x{w}",
+            "device": info.get("device", info.get("providers", "cpu")),
+        }
+        self.log.info(
+            f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}); subscribed to "
+            f"{self.sub.topic_name} ({params.qos_reliability}, depth {params.qos_depth}); publishing "
+            f"{self.pub_labels.topic_name}"
+        )
+
+    # ---------------------------------------------------------------- subscription side (executor thread)
+    def _image_qos(self) -> Any:
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+        reliability = (ReliabilityPolicy.RELIABLE if self.params.qos_reliability == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params.qos_depth, reliability=reliability,
+                          durability=qos_profile_sensor_data.durability)
+
+    def _event_callbacks(self) -> Any:
+        try:
+            from rclpy.event_handler import SubscriptionEventCallbacks
+        except ImportError:  # Humble
+            from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+        return SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+
+    def _on_incompatible_qos(self, event: Any) -> None:
+        from rclpy.qos import QoSPolicyKind
+
+        try:
+            policy = QoSPolicyKind(event.last_policy_kind).name
+        except ValueError:
+            policy = str(event.last_policy_kind)
+        text = (f"a publisher of {self.sub.topic_name} has incompatible QoS ({policy}; {event.total_count} so far): "
+                f"this node subscribes {self.params.qos_reliability}; set qos_reliability to match the camera")
+        self._qos_problems["incompatible"] = text
+        self._throttled("qos", text, warn=True)
+
+    def _on_image(self, msg: Any) -> None:
+        self._post(Frame(msg, False, time.time()))
+
+    def _on_compressed(self, msg: Any) -> None:
+        self._post(Frame(msg, True, time.time()))
+
+    def _post(self, frame: Frame) -> None:
+        with self._cv:
+            with self._lock:
+                self.counters.received += 1
+                if self._mailbox is not None:
+                    self.counters.dropped += 1
+            self.last_frame = time.monotonic()
+            self._mailbox = frame
+            self._cv.notify()
+
+    # ---------------------------------------------------------------- worker thread
+    def _take(self, block: bool) -> Frame | None:
+        with self._cv:
+            if block:
+                while self._mailbox is None and not self._stop:
+                    self._cv.wait(0.2)
+            frame, self._mailbox = self._mailbox, None
+            return frame
+
+    def _work(self) -> None:
+        backend = self.backend
+        while not self._stop:
+            # block for a new frame only when nothing is in flight; otherwise finish the oldest first
+            frame = self._take(block=backend.in_flight == 0)
+            if frame is not None:
+                if backend.in_flight >= backend.max_in_flight:
+                    self._finish_oldest()
+                self._start(frame)
+            elif backend.in_flight:
+                self._finish_oldest()
+        while backend.in_flight:
+            self._finish_oldest()
+
+    def _start(self, frame: Frame) -> None:
+        t0 = time.perf_counter()
+        msg = frame.msg
+        order = self.backend.contract.channel_order
+        try:
+            if frame.compressed:
+                rgb = decode_compressed(msg.format, msg.data)
+                image = rgb if order == "rgb" else rgb[..., ::-1]
+            else:
+                image = image_to_array(msg.encoding, msg.height, msg.width, msg.step, msg.data, order)
+                rgb = image if order == "rgb" else image[..., ::-1]
+            height, width = image.shape[:2]
+            self.last_input_size = f"{height}x{width}"
+            eh, ew = self.backend.input_size
+            network_image = resize_image(image, eh, ew)
+            pending = Pending(msg.header, height, width, rgb if self.pub_overlay is not None else None,
+                              (time.perf_counter() - t0) * 1e3)
+            self.backend.submit(network_image, pending)
+        except (ImageDecodeError, InputMismatch) as exc:
+            self._fail("input", f"bad image dropped: {exc}")
+        except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
+            self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
+
+    def _finish_oldest(self) -> None:
+        try:
+            pending, result = self.backend.collect()
+        except Exception as exc:  # GPU/runtime failure of an in-flight frame
+            self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
+            return
+        t0 = time.perf_counter()
+        try:
+            labels = resize_nearest(result.labels, pending.height, pending.width)
+            self._publish(pending, labels)
+        except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
+            self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
+            return
+        t = result.timings_ms
+        self.latency.add("preprocess", pending.preprocess_ms + t.get("preprocess", 0.0))
+        self.latency.add("inference", t.get("inference", 0.0))
+        self.latency.add("postprocess", t.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3)
+        stamp = pending.header.stamp
+        stamp_s = stamp.sec + stamp.nanosec * 1e-9
+        if stamp_s > 0:
+            self.latency.add("age", (self.node.get_clock().now().nanoseconds * 1e-9 - stamp_s) * 1e3)
+        self.fps.tick()
+        with self._lock:
+            self.counters.processed += 1
+        self.runtime_error = ""
+
+    def _publish(self, pending: Pending, labels: np.ndarray) -> None:
+        self.pub_labels.publish(self._image_msg(pending.header, labels, "mono8"))
+        if self.pub_color is not None:
+            self.pub_color.publish(self._image_msg(pending.header, colorize(labels), "rgb8"))
+        if self.pub_overlay is not None and pending.rgb is not None:
+            blended = overlay(pending.rgb, labels, self.params.overlay_alpha)
+            self.pub_overlay.publish(self._image_msg(pending.header, blended, "rgb8"))
+
+    def _image_msg(self, header: Any, array: np.ndarray, encoding: str) -> Any:
+        msg = self._image_type()
+        msg.header = header
+        msg.height, msg.width, msg.step, data = array_to_image_fields(array, encoding)
+        msg.encoding = encoding
+        msg.data = data
+        return msg
+
+    def _fail(self, key: str, text: str, runtime: bool = False) -> None:
+        with self._lock:
+            self.counters.failed += 1
+        self.last_error = text
+        if runtime:
+            self.runtime_error = text
+        self._throttled(key, text)
+
+    def _throttled(self, key: str, text: str, warn: bool = False) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(key, -1e9) >= self.params.log_throttle_s:
+            self._last_log[key] = now
+            (self.log.warning if warn else self.log.error)(text)
+
+    # ---------------------------------------------------------------- diagnostics (executor thread)
+    def publish_diagnostics(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+        with self._lock:
+            counters = Counters(**vars(self.counters))
+        new_failures = counters.failed - self._failed_reported
+        self._failed_reported = counters.failed
+        now = time.monotonic()
+        report = build_report(
+            info=self.info,
+            counters=counters,
+            fps=self.fps.rate(),
+            latency=self.latency.summaries(),
+            seconds_since_last_frame=None if self.last_frame is None else now - self.last_frame,
+            seconds_since_start=now - self.started,
+            last_input_size=self.last_input_size,
+            qos_problems=list(self._qos_problems.values()),
+            failed_since_last_report=new_failures,
+            runtime_error=self.runtime_error,
+            last_error=self.last_error,
+            thresholds=self.thresholds,
+        )
+        status = DiagnosticStatus(level=bytes([report.level]), name=self.node.get_fully_qualified_name(),
+                                  message=report.message, hardware_id=self.info["device"])
+        status.values = [KeyValue(key=k, value=v) for k, v in report.values]
+        array = self._diag_type()
+        array.header.stamp = self.node.get_clock().now().to_msg()
+        array.status = [status]
+        self.pub_diag.publish(array)
+
+    def shutdown(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+        self.worker.join(timeout=5.0)
+        self.backend.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point ``segmentation_node``: exit code 0 on Ctrl-C, 1 when the node cannot start."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=sys.argv if argv is None else argv)
+    node = rclpy.create_node(NODE_NAME)
+    app: SegmentationNode | None = None
+    code = 0
+    try:
+        params = declare_parameters(node)
+        backend, path = load_backend(params, node.get_logger())
+        app = SegmentationNode(node, params, backend, path)
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (StartupError, ValueError) as exc:
+        node.get_logger().fatal(f"cannot start: {exc}")
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if app is not None:
+            app.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

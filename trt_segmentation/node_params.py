@@ -1,0 +1,217 @@
+"""The segmentation node's ROS parameters: one table with defaults, descriptions and ranges, and the file choice.
+
+``PARAMETERS`` is the single source for the node's declarations (``ros2 param describe`` shows the
+descriptions and ranges), for config/segmentation.yaml and for the launch-file test. ``resolve_model_file``
+maps backend + precision + model + size to the one file the node loads, so switching precision can never pick
+up another precision's file. Imports rclpy only inside ``declare_parameters``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .artifacts import PRECISIONS, artifact_path, check_variant
+
+BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
+RELIABILITY_CHOICES = ("best_effort", "reliable")
+INPUT_TYPES = ("raw", "compressed")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("backend", "tensorrt", "Inference backend: tensorrt (Jetson/GPU), onnxruntime (any machine, "
+              "CUDA provider if present), torch (CUDA, PyTorch checkpoint; for tests)", BACKEND_CHOICES),
+    ParamSpec("precision", "fp32", "Engine precision; picks <model>_<H>x<W>_<precision>.engine (or .onnx for "
+              "onnxruntime) in engine_dir. int8 = entropy-calibrated; int8-max/int8-percentile name the other "
+              "calibration methods", PRECISIONS + ("int8-max", "int8-percentile")),
+    ParamSpec("model", "swiftnet_ss_rn18", "Model name, the first part of the engine/ONNX file name"),
+    ParamSpec("engine_dir", "artifacts", "Folder holding the .engine/.json/.onnx files"),
+    ParamSpec("engine_height", 0, "Engine input height; 0 = find the single <model>_<H>x<W>_<precision> file "
+              "in engine_dir", low=0, high=8192, step=1),
+    ParamSpec("engine_width", 0, "Engine input width; 0 = find it like engine_height", low=0, high=8192, step=1),
+    ParamSpec("engine_path", "", "Explicit .engine (tensorrt) or .pt checkpoint (torch); overrides the "
+              "engine_dir/model/precision naming"),
+    ParamSpec("onnx_path", "", "Explicit .onnx for the onnxruntime backend; overrides the naming"),
+    ParamSpec("build_engine_if_missing", False, "tensorrt: build the engine (from the fp32 ONNX in engine_dir) "
+              "before subscribing when it is missing or incompatible"),
+    ParamSpec("inflight_slots", 2, "tensorrt/torch: frames in flight on the GPU (each slot has its own CUDA "
+              "stream and buffers); 2 overlaps conversion of frame N+1 with inference of frame N",
+              low=1, high=4, step=1),
+    ParamSpec("ort_threads", 0, "onnxruntime: intra-op threads (0 = ONNX Runtime's default)", low=0, high=64, step=1),
+    ParamSpec("input_type", "raw", "raw: subscribe to sensor_msgs/Image on ~/image; compressed: "
+              "sensor_msgs/CompressedImage (jpeg/png) on ~/image/compressed", INPUT_TYPES),
+    ParamSpec("qos_reliability", "best_effort", "Image subscription reliability; must be compatible with the "
+              "camera publisher (a reliable subscription does not match a best-effort publisher)",
+              RELIABILITY_CHOICES),
+    ParamSpec("qos_depth", 1, "Image subscription history depth (keep last N); the node always processes the "
+              "newest frame and counts the others as dropped", low=1, high=100, step=1),
+    ParamSpec("publish_color", False, "Also publish ~/color (rgb8 Cityscapes colour mask)"),
+    ParamSpec("publish_overlay", False, "Also publish ~/overlay (rgb8 input blended with the colour mask)"),
+    ParamSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay", low=0.0, high=1.0, step=0.0),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", low=0.05, high=60.0, step=0.0),
+    ParamSpec("latency_window", 300, "Frames in the rolling latency/percentile window", low=10, high=100000, step=1),
+    ParamSpec("warn_latency_ms", 250.0, "WARN when the end-to-end age p95 (publish time minus header stamp) "
+              "exceeds this", low=0.0, high=100000.0, step=0.0),
+    ParamSpec("warn_drop_ratio", 0.5, "WARN when more than this fraction of received frames was dropped "
+              "(over the node's lifetime)", low=0.0, high=1.0, step=0.0),
+    ParamSpec("warn_no_frames_s", 5.0, "WARN when no frame arrived for this many seconds", low=0.1, high=3600.0,
+              step=0.0),
+    ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeated error logs about bad input", low=0.0,
+              high=3600.0, step=0.0),
+)
+
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    backend: str
+    precision: str
+    model: str
+    engine_dir: str
+    engine_height: int
+    engine_width: int
+    engine_path: str
+    onnx_path: str
+    build_engine_if_missing: bool
+    inflight_slots: int
+    ort_threads: int
+    input_type: str
+    qos_reliability: str
+    qos_depth: int
+    publish_color: bool
+    publish_overlay: bool
+    overlay_alpha: float
+    diagnostics_period: float
+    latency_window: int
+    warn_latency_ms: float
+    warn_drop_ratio: float
+    warn_no_frames_s: float
+    log_throttle_s: float
+
+    def validated(self) -> NodeParams:
+        """Check the choices and ranges of ``PARAMETERS`` (also when read from a dict, not through ROS)."""
+        for spec in PARAMETERS:
+            value = getattr(self, spec.name)
+            if spec.choices and value not in spec.choices:
+                raise ValueError(f"parameter {spec.name}={value!r}: choose one of {', '.join(spec.choices)}")
+            if spec.low is not None and not spec.low <= value <= spec.high:  # type: ignore[operator]
+                raise ValueError(f"parameter {spec.name}={value!r} is outside [{spec.low}, {spec.high}]")
+        return self
+
+
+def params_from_dict(values: dict[str, Any]) -> NodeParams:
+    """Defaults overridden by ``values`` (unknown keys are an error), validated."""
+    unknown = sorted(set(values) - set(PARAMETER_NAMES))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETER_NAMES)}")
+    merged = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
+    return NodeParams(**merged).validated()
+
+
+def declare_parameters(node: Any) -> NodeParams:
+    """Declare every parameter on an rclpy node (descriptions and ranges) and return the values it got."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    for spec in PARAMETERS:
+        text = spec.description + (f" ({' | '.join(spec.choices)})" if spec.choices else "")
+        descriptor = ParameterDescriptor(name=spec.name, description=text, read_only=True)
+        if spec.choices:
+            descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
+        if spec.low is not None and isinstance(spec.default, bool) is False:
+            if isinstance(spec.default, int):
+                descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high or 0),
+                                                         step=int(spec.step or 1))]
+            else:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
+                                                                      to_value=float(spec.high or 0.0),
+                                                                      step=float(spec.step or 0.0))]
+        node.declare_parameter(spec.name, spec.default, descriptor)
+    values = {f.name: node.get_parameter(f.name).value for f in fields(NodeParams)}
+    return NodeParams(**values).validated()
+
+
+_SIZE_RE = re.compile(r"_(\d+)x(\d+)_")
+
+
+class ModelFileError(FileNotFoundError):
+    """No usable model file for the chosen backend/precision; the message says which file and how to make it."""
+
+
+def _find_size(directory: Path, model: str, precision: str, suffix: str) -> tuple[int, int]:
+    pattern = f"{model}_*x*_{precision}{suffix}"
+    sizes = sorted(
+        {(int(m.group(1)), int(m.group(2))) for p in directory.glob(pattern) if (m := _SIZE_RE.search(p.name))}
+    )
+    if len(sizes) == 1:
+        return sizes[0]
+    if not sizes:
+        raise ModelFileError(
+            f"no {pattern} in {directory}; set engine_height/engine_width (or engine_path/onnx_path) or build it: "
+            f"{build_hint(model, None, precision, directory)}"
+        )
+    listed = ", ".join(f"{h}x{w}" for h, w in sizes)
+    raise ModelFileError(f"several sizes of {model} {precision} in {directory} ({listed}); set engine_height and "
+                         f"engine_width to pick one")
+
+
+def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str) -> str:
+    """The command that makes the missing file (tools/build_engine.py writes the ONNX variant and the engine)."""
+    from .engine.metadata import rebuild_command
+
+    options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory)}
+    sources = sorted(Path(directory).glob(f"{model}_*x*_fp32.onnx")) if Path(directory).is_dir() else []
+    if size is not None:
+        sources = [p for p in sources if p.name == artifact_path(directory, model, *size, "fp32", ".onnx").name]
+    if len(sources) == 1:
+        options["onnx"] = str(sources[0])
+        match = _SIZE_RE.search(sources[0].name)
+        if match and size is None:
+            size = (int(match.group(1)), int(match.group(2)))
+    options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
+    return rebuild_command(options)
+
+
+def resolve_model_file(params: NodeParams) -> Path:
+    """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name."""
+    precision = check_variant(params.precision)
+    if params.backend == "onnxruntime" and params.onnx_path:
+        return Path(params.onnx_path)
+    if params.backend in ("tensorrt", "torch") and params.engine_path:
+        return Path(params.engine_path)
+    if params.backend == "torch":
+        raise ModelFileError("backend torch needs engine_path: a PyTorch checkpoint (.pt)")
+    suffix = ".onnx" if params.backend == "onnxruntime" else ".engine"
+    directory = Path(params.engine_dir)
+    if params.engine_height and params.engine_width:
+        size = (params.engine_height, params.engine_width)
+    else:
+        size = _find_size(directory, params.model, precision, suffix)
+    return artifact_path(directory, params.model, size[0], size[1], precision, suffix)
+
+
+__all__ = [
+    "BACKEND_CHOICES",
+    "ModelFileError",
+    "NodeParams",
+    "PARAMETERS",
+    "PARAMETER_NAMES",
+    "ParamSpec",
+    "build_hint",
+    "declare_parameters",
+    "params_from_dict",
+    "resolve_model_file",
+]

@@ -1,0 +1,180 @@
+"""Calibration frames for INT8: read from an image folder, a Cityscapes split or a rosbag topic, shaped like the
+camera frames the deployed graph eats (1 x H x W x 3 uint8 in the contract's channel order).
+
+A source is written as one string so that it fits a command line and the engine metadata:
+``DIR`` or ``folder:DIR`` (every image below DIR), ``cityscapes:ROOT[@split]`` (leftImg8bit/<split>, default
+``train``), ``bag:PATH[@/topic]`` (sensor_msgs/Image messages; the only Image topic if none is named).
+Frames whose size differs from the model input are resized (bilinear) when the aspect ratio matches; another
+aspect ratio is an error, because squashing would calibrate on shapes the camera never produces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..onnx_metadata import ModelContract
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_COUNT = 64
+DEFAULT_BATCH_SIZE = 8
+ASPECT_TOLERANCE = 0.02
+
+
+class CalibrationDataError(ValueError):
+    """The calibration source is missing, empty, too small or has frames that do not fit the model."""
+
+
+@dataclass(frozen=True)
+class CalibrationSource:
+    kind: str  # folder | cityscapes | bag
+    path: Path
+    selector: str | None = None  # cityscapes split or bag topic
+
+    def describe(self) -> str:
+        if self.kind == "folder":
+            return f"folder:{self.path}"
+        return f"{self.kind}:{self.path}" + (f"@{self.selector}" if self.selector else "")
+
+
+def parse_source(spec: str | Path | CalibrationSource) -> CalibrationSource:
+    """``DIR`` | ``folder:DIR`` | ``cityscapes:ROOT[@split]`` | ``bag:PATH[@/topic]``."""
+    if isinstance(spec, CalibrationSource):
+        return spec
+    text = str(spec)
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in ("folder", "cityscapes", "bag"):
+        kind, rest = "folder", text
+    path, _, selector = rest.partition("@") if kind != "folder" else (rest, "", "")
+    if not path:
+        raise CalibrationDataError(f"calibration source {text!r} names no path")
+    if kind == "cityscapes" and not selector:
+        selector = "train"
+    return CalibrationSource(kind, Path(path).expanduser(), selector or None)
+
+
+def _iter_rgb(source: CalibrationSource) -> Iterator[np.ndarray]:
+    """RGB uint8 HxWx3 frames from the data layer (written for issue 3); imported lazily."""
+    if not source.path.exists():
+        raise CalibrationDataError(f"calibration source {source.describe()}: {source.path} does not exist")
+    if source.kind == "folder":
+        from ..data.image_folder import iter_image_folder
+
+        yield from iter_image_folder(source.path)
+    elif source.kind == "cityscapes":
+        from ..data.cityscapes import CityscapesSplit
+
+        split = CityscapesSplit(source.path, source.selector or "train")
+        for item in split:
+            yield _image_of(item)
+    else:
+        from ..data.bags import iter_bag_images
+
+        for item in iter_bag_images(source.path, source.selector) if source.selector else iter_bag_images(source.path):
+            yield _image_of(item)
+
+
+def _image_of(item: object) -> np.ndarray:
+    """Accept a bare frame or a record/tuple carrying one (the readers also return labels, stamps, names)."""
+    if isinstance(item, np.ndarray):
+        return item
+    for attr in ("image", "rgb", "frame"):
+        value = getattr(item, attr, None)
+        if isinstance(value, np.ndarray):
+            return value
+    if isinstance(item, tuple | list):
+        for value in item:
+            if isinstance(value, np.ndarray) and value.ndim == 3:
+                return value
+    raise CalibrationDataError(f"the data reader returned {type(item).__name__}, not an image")
+
+
+def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") -> np.ndarray:
+    """RGB uint8 frame of any size with the model's aspect ratio -> H x W x 3 uint8 in the contract's order."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise CalibrationDataError(f"{where}: expected an H x W x 3 uint8 image, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    if (h, w) != (contract.height, contract.width):
+        want, got = contract.width / contract.height, w / h
+        if abs(got / want - 1.0) > ASPECT_TOLERANCE:
+            raise CalibrationDataError(
+                f"{where} is {w}x{h} (aspect {got:.3f}) but the model input is {contract.width}x{contract.height} "
+                f"(aspect {want:.3f}); crop the calibration images to the camera's aspect ratio or export the "
+                "model at a size that matches them"
+            )
+        from PIL import Image
+
+        rgb = np.asarray(Image.fromarray(rgb).resize((contract.width, contract.height), Image.BILINEAR))
+    if contract.channel_order == "bgr":
+        rgb = rgb[..., ::-1]
+    return np.ascontiguousarray(rgb)
+
+
+@dataclass
+class CalibrationSet:
+    """N x H x W x 3 uint8 frames exactly as the graph's input receives them (one frame per inference)."""
+
+    frames: np.ndarray
+    description: str
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the pixels fed (after resizing/reordering), so any change of images or preprocessing shows."""
+        digest = hashlib.sha256()
+        digest.update(f"{self.frames.shape}|{self.frames.dtype}".encode())
+        digest.update(memoryview(np.ascontiguousarray(self.frames)).cast("B"))
+        return digest.hexdigest()
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """Whole batches of ``batch_size`` frames (the TensorRT implicit calibrator's unit)."""
+        for start in range(0, len(self) - self.batch_size + 1, self.batch_size):
+            yield self.frames[start : start + self.batch_size]
+
+
+def collect_frames(
+    frames: Iterable[np.ndarray],
+    contract: ModelContract,
+    description: str,
+    count: int = DEFAULT_COUNT,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> CalibrationSet:
+    """Take up to ``count`` frames (whole batches only), fitted to ``contract``; clear errors if too few."""
+    if batch_size < 1 or count < batch_size:
+        raise CalibrationDataError(f"calibration count {count} must be >= batch size {batch_size} (>= 1)")
+    fitted = []
+    for index, rgb in enumerate(frames):
+        fitted.append(fit_frame(rgb, contract, f"calibration image #{index} of {description}"))
+        if len(fitted) >= count:
+            break
+    if not fitted:
+        raise CalibrationDataError(f"calibration source {description} holds no images")
+    if len(fitted) < batch_size:
+        raise CalibrationDataError(
+            f"calibration source {description} has {len(fitted)} image(s), fewer than one batch ({batch_size}); "
+            f"add images or lower the batch size (--calibration-batch)"
+        )
+    usable = len(fitted) // batch_size * batch_size
+    if usable < len(fitted):
+        LOG.info("calibration: using %d of %d images (whole batches of %d)", usable, len(fitted), batch_size)
+    return CalibrationSet(np.stack(fitted[:usable]), description, batch_size)
+
+
+def load_calibration_set(
+    source: str | Path | CalibrationSource,
+    contract: ModelContract,
+    count: int = DEFAULT_COUNT,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> CalibrationSet:
+    """Read up to ``count`` frames from ``source`` (see the module docstring for the syntax)."""
+    src = parse_source(source)
+    return collect_frames(_iter_rgb(src), contract, src.describe(), count, batch_size)

@@ -1,0 +1,80 @@
+"""Mixed precision (the seed thesis' table 5.1): the ResNet encoder in INT8, SPP, decoder and logits in FP16.
+
+Which layers go where is a small YAML file (all keys optional; node names are the legacy exporter's scopes,
+e.g. ``/backbone/layer3/layer3.1/conv2/Conv``; patterns are Python regexes matched against the whole name)::
+
+    int8:           # nodes to quantize; default: the encoder (stem conv, maxpool, layer1..layer4)
+      - '(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])/.*'
+    exclude_int8:   # of those, keep these out of INT8 (they run in FP16)
+      - '/backbone/conv1/Conv'
+    fp32:           # keep these in FP32 (the preprocessing in front of the network always is)
+      - '/logits/conv/Conv'
+
+Pure Python + PyYAML; the work is done by :mod:`.int8` and :mod:`.fp16`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENCODER_PATTERN = r"(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])/.*"
+KEYS = ("int8", "exclude_int8", "fp32")
+
+
+class MixedConfigError(ValueError):
+    """The mixed-precision override file is unreadable or names unknown keys/invalid patterns."""
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    int8: list[str] = field(default_factory=lambda: [ENCODER_PATTERN])
+    exclude_int8: list[str] = field(default_factory=list)
+    fp32: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"int8": list(self.int8), "exclude_int8": list(self.exclude_int8), "fp32": list(self.fp32)}
+
+
+def load_mixed_config(path: str | Path | None) -> MixedConfig:
+    """Read the override YAML (``None``: the defaults)."""
+    if path is None:
+        return MixedConfig()
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise MixedConfigError(f"cannot read mixed-precision config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MixedConfigError(f"{path}: expected a mapping with keys {', '.join(KEYS)}")
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise MixedConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(KEYS)}")
+    values: dict[str, list[str]] = {}
+    for key in KEYS:
+        if key not in data:
+            continue
+        items = data[key] or []
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise MixedConfigError(f"{path}: {key} must be a list of node-name patterns")
+        for pattern in items:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise MixedConfigError(f"{path}: {key}: invalid pattern {pattern!r} ({exc})") from exc
+        values[key] = items
+    return MixedConfig(**values)
+
+
+def check_patterns_match(config: MixedConfig, node_names: list[str]) -> list[str]:
+    """Patterns that match no node: usually a typo, or a graph from another exporter (unscoped names)."""
+    return [
+        pattern
+        for key in KEYS
+        for pattern in getattr(config, key)
+        if not any(re.fullmatch(pattern, name) for name in node_names)
+    ]

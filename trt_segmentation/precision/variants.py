@@ -1,0 +1,199 @@
+"""One call per precision variant: FP32 export -> fp32 | fp16 | int8 | int8-max | int8-percentile | mixed ONNX.
+
+Every variant keeps the exported contract (uint8 NHWC in, labels out, same names) and carries it with
+``precision`` set, plus how it was calibrated, so an engine built from it (or ONNX Runtime running it) knows
+what it is. FP16+Q/DQ graphs are marked ``ort_graph_optimization=disable``: ONNX Runtime's CPU optimiser
+mis-fuses them (toolchain notes §2) and our ONNX Runtime backend honours the mark.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import check_variant
+from ..onnx_metadata import ModelContract
+from .cache import sha256_file
+from .calibration_data import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_COUNT,
+    CalibrationDataError,
+    CalibrationSet,
+    CalibrationSource,
+    load_calibration_set,
+)
+from .mixed import MixedConfig, load_mixed_config
+
+LOG = logging.getLogger(__name__)
+
+VARIANTS = ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "mixed")
+ENGINE_PRECISIONS = ("fp32", "fp16", "int8", "mixed")  # what `--precision all` builds (the launch switch)
+
+
+class VariantError(ValueError):
+    """The variant cannot be made from this input (wrong file, precision, or missing calibration)."""
+
+
+@dataclass
+class VariantReport:
+    variant: str
+    path: Path
+    seconds: float
+    contract: ModelContract
+    cache_status: str = "n/a"  # int8/mixed: hit | missing | stale | corrupt | disabled
+    notes: list[str] = field(default_factory=list)
+
+
+def needs_calibration(variant: str) -> bool:
+    return check_variant(variant).startswith("int8") or check_variant(variant) == "mixed"
+
+
+def calibration_method(variant: str) -> str | None:
+    variant = check_variant(variant)
+    if variant in ("int8", "mixed"):
+        return "entropy"
+    return variant.split("-", 1)[1] if variant.startswith("int8-") else None
+
+
+def read_fp32_contract(fp32_onnx: str | Path) -> ModelContract:
+    import onnx
+
+    from ..export import ExportError, read_contract
+
+    path = Path(fp32_onnx)
+    if not path.is_file():
+        raise VariantError(f"FP32 ONNX not found: {path}")
+    try:
+        contract = read_contract(onnx.load(str(path), load_external_data=False))
+    except ExportError as exc:
+        raise VariantError(f"{path}: {exc}") from exc
+    if contract.precision != "fp32":
+        raise VariantError(f"{path} is already the {contract.precision} variant; start from the FP32 export")
+    if contract.input_format == "float_normalised":
+        raise VariantError(f"{path} takes float input; export with --input-format uint8_rgb/uint8_bgr for deployment")
+    return contract
+
+
+def synthetic_frames(contract: ModelContract, count: int = 1, seed: int = 0) -> np.ndarray:
+    """Deterministic noise frames, only for FP16's overflow check when no calibration images are given."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, contract.height, contract.width, 3), dtype=np.uint8)
+
+
+def make_variant(
+    fp32_onnx: str | Path,
+    variant: str,
+    out_path: str | Path,
+    calibration: CalibrationSet | CalibrationSource | str | Path | None = None,
+    *,
+    calibration_count: int = DEFAULT_COUNT,
+    calibration_batch: int = DEFAULT_BATCH_SIZE,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    mixed_config: MixedConfig | str | Path | None = None,
+    percentile: float | None = None,
+) -> VariantReport:
+    """Write ``variant`` of ``fp32_onnx`` to ``out_path``. INT8 and mixed need ``calibration`` (a loaded
+    CalibrationSet, or a source: ``DIR`` | ``cityscapes:ROOT[@split]`` | ``bag:PATH[@/topic]``). Calibration
+    scales are cached in ``cache_dir`` (default: next to ``out_path``) as ``<out stem>.calib.json``."""
+    import onnx
+
+    from ..export import set_contract
+    from .fp16 import convert_fp16
+    from .int8 import DEFAULT_PERCENTILE, Int8Options, quantize_int8
+
+    start = time.perf_counter()
+    variant = check_variant(variant)
+    fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
+    contract = read_fp32_contract(fp32_onnx)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.resolve() == fp32_onnx.resolve() and variant != "fp32":
+        raise VariantError(f"refusing to overwrite the FP32 input {fp32_onnx} with the {variant} variant")
+    calib: CalibrationSet | None = None
+    if calibration is not None:
+        calib = (
+            calibration
+            if isinstance(calibration, CalibrationSet)
+            else load_calibration_set(calibration, contract, calibration_count, calibration_batch)
+        )
+    if needs_calibration(variant) and calib is None:
+        raise CalibrationDataError(
+            f"the {variant} variant needs calibration images: pass an image folder, cityscapes:ROOT[@split] "
+            "or bag:PATH[@/topic] (tools/calibrate.py --calibration ...)"
+        )
+    extra: dict[str, str] = dict(contract.extra)
+    cache_status = "n/a"
+    notes: list[str] = []
+    cache_path = (Path(cache_dir) if cache_dir else out_path.parent) / f"{out_path.stem}.calib.json"
+    with tempfile.TemporaryDirectory(prefix="trtseg-variant-") as tmp:
+        produced = Path(tmp) / "variant.onnx"
+        if variant == "fp32":
+            shutil.copyfile(fp32_onnx, produced)
+        elif variant == "fp16":
+            frames = calib.frames[:1] if calib is not None else synthetic_frames(contract)
+            convert_fp16(fp32_onnx, produced, frames)
+        else:
+            assert calib is not None
+            method = calibration_method(variant) or "entropy"
+            if variant == "mixed":
+                config = mixed_config if isinstance(mixed_config, MixedConfig) else load_mixed_config(mixed_config)
+                options = Int8Options(method=method, nodes_to_quantize=list(config.int8),
+                                      nodes_to_exclude=list(config.exclude_int8))
+            else:
+                config = None
+                options = Int8Options(method=method, percentile=percentile or DEFAULT_PERCENTILE)
+            qdq = Path(tmp) / "qdq.onnx" if variant == "mixed" else produced
+            result = quantize_int8(fp32_onnx, qdq, calib, options, cache_path if use_cache else None)
+            cache_status = result.cache_status
+            notes.append(f"{result.quantized_nodes} Convs in INT8, {len(result.scales)} activation scales, "
+                         f"cache {cache_status}")
+            if variant == "mixed" and config is not None:
+                convert_fp16(qdq, produced, calib.frames[:1], keep_fp32=config.fp32)
+                extra["ort_graph_optimization"] = "disable"  # fp16 + Q/DQ: ORT CPU mis-fuses it
+            extra.update({
+                "calibration_method": method + (f" (p{options.percentile})" if method == "percentile" else ""),
+                "calibration_set": calib.description,
+                "calibration_set_sha256": calib.sha256,
+                "calibration_frames": str(len(calib)),
+            })
+        model = onnx.load(str(produced))
+    extra["source_onnx_sha256"] = sha256_file(fp32_onnx)
+    new_contract = replace(contract, precision=variant, extra=extra)
+    set_contract(model, new_contract)
+    onnx.checker.check_model(model)
+    tmp_out = out_path.with_name(out_path.name + ".tmp")
+    onnx.save(model, str(tmp_out))
+    tmp_out.replace(out_path)
+    seconds = time.perf_counter() - start
+    LOG.info("%s variant written to %s in %.1f s", variant, out_path, seconds)
+    return VariantReport(variant, out_path, seconds, new_contract, cache_status, notes)
+
+
+def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, frames: np.ndarray) -> float:
+    """Fraction of pixels where ``candidate`` predicts the same label as ``reference`` (ONNX Runtime, CPU)."""
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    ref = OnnxRuntimeBackend(reference_onnx, providers=["CPUExecutionProvider"])
+    cand = OnnxRuntimeBackend(candidate_onnx, providers=["CPUExecutionProvider"])
+    same = total = 0
+    try:
+        for frame in frames:
+            a, b = ref.infer(frame).labels, cand.infer(frame).labels
+            same += int(np.count_nonzero(a == b))
+            total += a.size
+    finally:
+        ref.close()
+        cand.close()
+    return same / max(total, 1)
+
+
+def describe_variant(report: VariantReport) -> dict[str, Any]:
+    return {"variant": report.variant, "path": str(report.path), "seconds": round(report.seconds, 1),
+            "cache": report.cache_status, "notes": report.notes}

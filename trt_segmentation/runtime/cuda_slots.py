@@ -1,0 +1,181 @@
+"""In-flight CUDA slots with pycuda: page-locked host buffers, device buffers, a stream and timing events each.
+
+A frame goes through one slot as: host copy into the page-locked input (CPU) -> async host-to-device copy ->
+the executor's kernels (TensorRT ``execute_async_v3`` or PyTorch on the same stream) -> async device-to-host
+copy, with CUDA events between the steps. With two or more slots the CPU prepares frame N+1 while the GPU
+runs frame N; results are collected strictly in submission order. The executor is a small callable so the
+same machinery serves TensorRT (on the Jetson) and PyTorch (on any CUDA machine, where it is tested).
+
+pycuda is imported when a pipeline is created, never at module import: this module loads on CPU-only machines.
+Works from any thread: every call makes the device's primary context (shared with PyTorch) current.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: ``executor(slot_index, input_device_pointer, output_device_pointer, stream_handle)`` enqueues the network
+#: on the stream; it must not synchronise.
+Executor = Callable[[int, int, int, int], None]
+
+
+class CudaUnavailable(RuntimeError):
+    """pycuda or a CUDA device is missing."""
+
+
+def load_pycuda() -> Any:
+    """``pycuda.driver``, initialised; :class:`CudaUnavailable` with the reason if it cannot be used."""
+    try:
+        import pycuda.driver as cuda  # type: ignore[import-not-found, unused-ignore]  # no stubs exist
+    except ImportError as exc:
+        raise CudaUnavailable(
+            f"pycuda is not installed ({exc}); on a Jetson: pip install pycuda (needs the CUDA toolkit)"
+        ) from exc
+    try:
+        cuda.init()
+        if cuda.Device.count() < 1:
+            raise CudaUnavailable("no CUDA device found")
+    except cuda.Error as exc:
+        raise CudaUnavailable(f"CUDA driver cannot start: {exc}") from exc
+    return cuda
+
+
+@dataclass
+class Slot:
+    """Buffers, stream and events of one frame in flight."""
+
+    index: int
+    stream: Any
+    host_in: np.ndarray
+    device_in: Any
+    host_out: np.ndarray
+    device_out: Any
+    events: tuple[Any, Any, Any, Any]  # start, after host-to-device, after executor, after device-to-host
+    tag: Any = None
+    host_ms: float = 0.0
+    busy: bool = False
+
+
+@dataclass
+class SlotResult:
+    tag: Any
+    output: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class SlotPipeline:
+    """``slots`` frames in flight on one GPU; :meth:`submit` enqueues, :meth:`collect` returns the oldest."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        input_dtype: np.dtype[Any] | type,
+        output_shape: tuple[int, ...],
+        output_dtype: np.dtype[Any] | type,
+        executor: Executor,
+        slots: int = 2,
+        device: int = 0,
+    ) -> None:
+        if slots < 1:
+            raise ValueError(f"need at least one slot, got {slots}")
+        cuda = load_pycuda()
+        self._cuda = cuda
+        self.device = cuda.Device(device)
+        self._context = self.device.retain_primary_context()
+        self.executor = executor
+        self._order: deque[Slot] = deque()
+        self._submitted = 0
+        with self.active():
+            self.slots = [self._make_slot(i, input_shape, input_dtype, output_shape, output_dtype) for i in
+                          range(slots)]
+
+    def _make_slot(self, index: int, in_shape: tuple[int, ...], in_dtype: Any, out_shape: tuple[int, ...],
+                   out_dtype: Any) -> Slot:
+        cuda = self._cuda
+        host_in = cuda.pagelocked_empty(in_shape, in_dtype)
+        host_out = cuda.pagelocked_empty(out_shape, out_dtype)
+        events = (cuda.Event(), cuda.Event(), cuda.Event(), cuda.Event())
+        return Slot(index, cuda.Stream(), host_in, cuda.mem_alloc(host_in.nbytes), host_out,
+                    cuda.mem_alloc(host_out.nbytes), events)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Make the device's primary context current in this thread for the block."""
+        self._context.push()
+        try:
+            yield
+        finally:
+            self._cuda.Context.pop()
+
+    @property
+    def capacity(self) -> int:
+        return len(self.slots)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._order)
+
+    def submit(self, array: np.ndarray, tag: Any = None) -> None:
+        """Copy ``array`` (network input layout; any strides) into the next slot and enqueue its work."""
+        if self.in_flight >= self.capacity:
+            raise RuntimeError(f"all {self.capacity} slots are in flight; collect() first")
+        slot = self.slots[self._submitted % self.capacity]
+        t0 = time.perf_counter()
+        np.copyto(slot.host_in, array.reshape(slot.host_in.shape), casting="same_kind")
+        slot.host_ms = (time.perf_counter() - t0) * 1e3
+        start, uploaded, computed, downloaded = slot.events
+        cuda = self._cuda
+        with self.active():
+            start.record(slot.stream)
+            cuda.memcpy_htod_async(slot.device_in, slot.host_in, slot.stream)
+            uploaded.record(slot.stream)
+            self.executor(slot.index, int(slot.device_in), int(slot.device_out), slot.stream.handle)
+            computed.record(slot.stream)
+            cuda.memcpy_dtoh_async(slot.host_out, slot.device_out, slot.stream)
+            downloaded.record(slot.stream)
+        slot.tag = tag
+        slot.busy = True
+        self._order.append(slot)
+        self._submitted += 1
+
+    def collect(self) -> SlotResult:
+        """Wait for the oldest frame; its output (a copy: the slot is reused) and stage timings in ms."""
+        if not self._order:
+            raise RuntimeError("nothing in flight to collect")
+        slot = self._order.popleft()
+        start, uploaded, computed, downloaded = slot.events
+        with self.active():
+            downloaded.synchronize()
+            timings = {
+                "host_copy": slot.host_ms,
+                "h2d": uploaded.time_since(start),
+                "inference": computed.time_since(uploaded),
+                "d2h": downloaded.time_since(computed),
+            }
+        output = slot.host_out.copy()
+        slot.busy = False
+        slot.tag, tag = None, slot.tag
+        return SlotResult(tag, output, timings)
+
+    def close(self) -> None:
+        """Wait for pending work and free the device buffers. Safe to call twice."""
+        if not getattr(self, "slots", None):
+            return
+        with self.active():
+            for slot in self.slots:
+                slot.stream.synchronize()
+                slot.device_in.free()
+                slot.device_out.free()
+        self.slots = []
+        self._order.clear()
+        self._context.detach()
+
+
+__all__ = ["CudaUnavailable", "Executor", "Slot", "SlotPipeline", "SlotResult", "load_pycuda"]

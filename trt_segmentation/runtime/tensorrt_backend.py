@@ -1,0 +1,184 @@
+"""TensorRT backend: a serialized engine on CUDA slots (pycuda streams, page-locked buffers, events).
+
+Thin on purpose: the metadata sidecar is checked before deserialising (TensorRT version, compute capability,
+precision, ONNX hash, I/O), then TensorRT >= 8.5's name-based API (``set_tensor_address`` +
+``execute_async_v3``) runs on :class:`SlotPipeline`, which is tested for real on a CUDA GPU with the PyTorch
+executor. One execution context per slot: a context must not run on two streams at once. Type-checked with mypy
+against ``tensorrt-stubs``; executed only on the target (tools/check_on_target.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine.metadata import EngineMetadata, MetadataError, check_compatible, read_metadata, rebuild_command
+from ..onnx_metadata import ModelContract
+from .backend import Backend, BackendError, InferenceResult, to_labels
+from .cuda_slots import CudaUnavailable, SlotPipeline, load_pycuda
+
+
+class EngineMismatch(BackendError):
+    """The engine (or its sidecar) does not fit this TensorRT, GPU, precision or ONNX; rebuild it."""
+
+
+def import_tensorrt() -> Any:
+    """The ``tensorrt`` module, or :class:`BackendError`. Checks a real attribute: type stubs installed into
+    site-packages make ``import tensorrt`` succeed as an empty namespace package."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise BackendError(f"TensorRT is not installed ({exc}); use backend:=onnxruntime or install TensorRT "
+                           "(JetPack ships it)") from exc
+    if not hasattr(trt, "Runtime"):
+        raise BackendError("`import tensorrt` found no TensorRT runtime (only type stubs?); install TensorRT")
+    return trt
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def contract_from_metadata(meta: EngineMetadata) -> ModelContract:
+    data = dict(meta.contract)
+    if not data:
+        raise EngineMismatch("engine metadata has no model contract; rebuild the engine: " + rebuild_command(meta))
+    data["mean"] = tuple(data["mean"])
+    data["std"] = tuple(data["std"])
+    return ModelContract(**data)
+
+
+def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: str | None,
+                          tensorrt_version: str, compute_capability: str, onnx_path: Path | None = None) -> None:
+    """Raise :class:`EngineMismatch` naming the file, every reason and the exact rebuild command."""
+    onnx_sha = file_sha256(onnx_path) if onnx_path is not None and onnx_path.is_file() else None
+    reasons = check_compatible(meta, precision=precision or meta.precision, tensorrt_version=tensorrt_version,
+                               compute_capability=compute_capability, onnx_sha256=onnx_sha)
+    if reasons:
+        raise EngineMismatch(
+            f"engine {engine_path} cannot be used here: " + "; ".join(reasons)
+            + f". Expected TensorRT {tensorrt_version}, compute capability {compute_capability}, precision "
+            f"{precision or meta.precision}. Rebuild it with: {rebuild_command(meta)}"
+        )
+
+
+class TensorRtBackend(Backend):
+    """Loads ``<model>_<H>x<W>_<precision>.engine`` after checking its ``.json`` sidecar."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | Path, slots: int = 2, device: int = 0, precision: str | None = None,
+                 onnx_path: str | Path | None = None) -> None:
+        engine_path = Path(path)
+        if not engine_path.is_file():
+            raise BackendError(f"TensorRT engine not found: {engine_path}")
+        try:
+            meta = read_metadata(engine_path)
+        except MetadataError as exc:
+            raise EngineMismatch(str(exc)) from exc
+        trt = import_tensorrt()
+        try:
+            cuda = load_pycuda()
+        except CudaUnavailable as exc:
+            raise BackendError(str(exc)) from exc
+        major, minor = cuda.Device(device).compute_capability()
+        check_engine_metadata(engine_path, meta, precision=precision, tensorrt_version=str(trt.__version__),
+                              compute_capability=f"{major}.{minor}",
+                              onnx_path=Path(onnx_path) if onnx_path else None)
+        super().__init__(contract_from_metadata(meta))
+        self.path = engine_path
+        self.metadata = meta
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise EngineMismatch(f"TensorRT could not deserialize {engine_path}; rebuild it: {rebuild_command(meta)}")
+        self.input_name, self.output_name = self._io_names(trt)
+        in_shape = tuple(self.engine.get_tensor_shape(self.input_name))
+        out_shape = tuple(self.engine.get_tensor_shape(self.output_name))
+        in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
+        out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
+        self._check_io(meta, in_shape, out_shape)
+        self._contexts = [self.engine.create_execution_context() for _ in range(slots)]
+        self.pipeline = SlotPipeline(in_shape, in_dtype, out_shape, out_dtype, self._enqueue, slots, device)
+        self.max_in_flight = slots
+
+    def _io_names(self, trt: Any) -> tuple[str, str]:
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise EngineMismatch(f"{self.path}: expected one input and one output, got {inputs} -> {outputs}")
+        if inputs[0] != self.contract.input_name or outputs[0] != self.contract.output_name:
+            raise EngineMismatch(f"{self.path}: tensors {inputs[0]}->{outputs[0]} differ from the model contract "
+                                 f"{self.contract.input_name}->{self.contract.output_name}")
+        return inputs[0], outputs[0]
+
+    def _check_io(self, meta: EngineMetadata, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
+        for recorded, actual in ((meta.inputs, in_shape), (meta.outputs, out_shape)):
+            if recorded and list(recorded[0].get("shape", actual)) != list(actual):
+                raise EngineMismatch(f"{self.path}: engine tensor shape {actual} differs from its metadata "
+                                     f"{recorded[0].get('shape')}; rebuild it: {rebuild_command(meta)}")
+
+    def _enqueue(self, slot: int, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+        context = self._contexts[slot]
+        context.set_tensor_address(self.input_name, input_ptr)
+        context.set_tensor_address(self.output_name, output_ptr)
+        if not context.execute_async_v3(stream_handle):
+            raise BackendError(f"TensorRT execute_async_v3 failed for {self.path}")
+
+    def _network_input(self, image: np.ndarray) -> np.ndarray:
+        c = self.contract
+        if c.input_format == "float_normalised":
+            x = image.astype(np.float32)
+            if c.channel_order == "bgr":
+                x = x[..., ::-1]
+            x = (x - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
+            return x.transpose(2, 0, 1)[None]  # strided view; SlotPipeline copies it into pinned memory once
+        return image[None]
+
+    def submit(self, image: np.ndarray, tag: Any = None) -> None:
+        self.check_frame(image)
+        self.pipeline.submit(self._network_input(image), tag)
+
+    def collect(self) -> tuple[Any, InferenceResult]:
+        result = self.pipeline.collect()
+        t = result.timings_ms
+        labels = to_labels(result.output, self.contract)
+        timings = {"preprocess": t["host_copy"] + t["h2d"], "inference": t["inference"], "postprocess": t["d2h"]}
+        return result.tag, InferenceResult(labels, timings)
+
+    @property
+    def in_flight(self) -> int:
+        return self.pipeline.in_flight
+
+    def infer(self, image: np.ndarray) -> InferenceResult:
+        if self.in_flight:
+            raise BackendError("infer() while frames are in flight; collect() them first")
+        self.submit(image)
+        return self.collect()[1]
+
+    def describe(self) -> dict[str, str]:
+        info = super().describe()
+        info["file"] = str(self.path)
+        info["tensorrt"] = self.metadata.tensorrt_version
+        info["device"] = str(self.pipeline.device.name())
+        info["slots"] = str(self.pipeline.capacity)
+        return info
+
+    def close(self) -> None:
+        pipeline = getattr(self, "pipeline", None)
+        if pipeline is not None:
+            pipeline.close()
+            self.pipeline = None  # type: ignore[assignment]
+        self._contexts = []
+
+
+__all__ = ["EngineMismatch", "TensorRtBackend", "check_engine_metadata", "import_tensorrt"]
