@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The README's demo: street scenes -> rosbag -> segmentation node (ONNX Runtime) -> pictures and latency.
+
+Steps, each printed as it runs:
+  1. render procedural street scenes (deterministic) and write them as a rosbag2 (mcap) of sensor_msgs/Image;
+  2. export the bundled demo checkpoint to ONNX at the demo size;
+  3. start the node exactly as `ros2 launch trt_segmentation segmentation.launch.py backend:=onnxruntime` would;
+  4. replay the bag into it over real DDS (loopback only) and listen to ~/labels, ~/overlay and /diagnostics;
+  5. write demo_output/: contact_sheet.png (overlay | colour labels), overlay.gif, latency.png, diagnostics_summary.md.
+No GPU needed. Example: tools/demo.py --frames 8 --size 256x512
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trt_segmentation.cli import parse_size  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = ROOT / "trt_segmentation" / "assets" / "swiftnet_ss_rn18_streets.pt"
+IMAGE_TOPIC = "/camera/image_raw"
+NODE = "/segmentation"
+
+
+def step(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", type=int, default=12, help="street scenes in the bag (default 12)")
+    p.add_argument("--size", type=parse_size, default=(512, 1024), metavar="HxW",
+                   help="image and model size (default 512x1024, the demo checkpoint's training size)")
+    p.add_argument("--fps", type=float, default=2.0, help="bag frame rate (default 2 Hz; the CPU keeps up)")
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="SwiftNet checkpoint to export")
+    p.add_argument("--out", type=Path, default=ROOT / "demo_output", help="output folder (replaced)")
+    p.add_argument("--seed", type=int, default=2026, help="first scene seed (default 2026)")
+    return p
+
+
+def make_bag(out: Path, frames: int, size: tuple[int, int], fps: float, seed: int) -> None:
+    from trt_segmentation.data.bags import write_image_bag
+    from trt_segmentation.data.street_scenes import render_scene
+
+    images = []
+    for i in range(frames):
+        rgb, _ = render_scene(seed + i, *size)
+        images.append(rgb)
+        print(f"  scene {i + 1}/{frames}", end="\r", flush=True)
+    summary = write_image_bag(out / "street_bag", images, fps=fps, topic=IMAGE_TOPIC, encoding="rgb8",
+                              frame_id="camera", storage="mcap")
+    print(f"  {summary}")
+
+
+def export_model(checkpoint: Path, models_dir: Path, size: tuple[int, int]) -> str:
+    from trt_segmentation.artifacts import artifact_path
+    from trt_segmentation.export import ExportOptions, export_onnx
+    from trt_segmentation.models import load_checkpoint
+
+    if not checkpoint.is_file():
+        raise SystemExit(f"error: checkpoint not found: {checkpoint}")
+    model = load_checkpoint(checkpoint)
+    path = artifact_path(models_dir, model.arch.name, *size, "fp32", ".onnx")
+    export_onnx(model, path, ExportOptions(*size))
+    print(f"  {checkpoint.name} -> {path}")
+    return model.arch.name
+
+
+def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: int, fps: float) -> tuple:
+    from trt_segmentation.data.bags import play_bag
+    from trt_segmentation.launch_emulation import NodeProcess, launch_command, transport_profile_env
+    from trt_segmentation.topic_probe import TopicProbe
+
+    arguments = {"backend": "onnxruntime", "precision": "fp32", "model": model, "engine_dir": str(out / "models"),
+                 "publish_overlay": "true", "image_topic": IMAGE_TOPIC}
+    argv, env = launch_command(arguments, extra={"engine_height": str(size[0]), "engine_width": str(size[1])})
+    print("  " + " ".join(argv[1:]))
+    import os
+
+    os.environ.update(transport_profile_env())  # the player gets the node's transport profile, as a camera would
+    with NodeProcess(argv, env, out / "node.log") as node, TopicProbe((f"{NODE}/labels", f"{NODE}/overlay")) as probe:
+        alive = lambda: node.proc.poll() is None  # noqa: E731
+        try:
+            probe.wait_for(lambda: probe.last_status(NODE), 120, "the node's first diagnostics", alive)
+        except (TimeoutError, RuntimeError) as exc:
+            raise SystemExit(f"error: {exc}; node log:\n{node.log()}") from None
+        step(f"replaying {frames} frames at {fps:g} Hz into the node")
+        sent = play_bag(out / "street_bag", rate=1.0, stamps="now", qos="reliable", wait_for_subscribers=1,
+                        progress=False, log=lambda text: print(f"  {text}"))
+        try:
+            probe.wait_for(lambda: probe.count(f"{NODE}/labels") >= sent, 60, "labels of the last frame", alive)
+        except TimeoutError:
+            print(f"  note: the node published labels for {probe.count(f'{NODE}/labels')} of {sent} frames "
+                  "(it skips frames it cannot keep up with and counts them as dropped)")
+        time.sleep(1.5)  # one more diagnostics period, so the summary includes the last frame
+        status = probe.last_status(NODE)
+        labels = list(probe.images[f"{NODE}/labels"])
+        overlays = list(probe.images[f"{NODE}/overlay"])
+    return sent, status, labels, overlays
+
+
+def save_pictures(out: Path, labels: list, overlays: list, status: tuple | None) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from trt_segmentation.image_codec import image_to_array
+
+    def rgb_of(msg) -> np.ndarray:  # noqa: ANN001
+        return image_to_array(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+    from trt_segmentation.palette import colorize
+
+    by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): m for _, m in labels}
+    rows, frames = [], []
+    for _, overlay in overlays:
+        label = by_stamp.get((overlay.header.stamp.sec, overlay.header.stamp.nanosec))
+        if label is None:
+            continue
+        picture = rgb_of(overlay)
+        mask = colorize(np.frombuffer(label.data, np.uint8).reshape(label.height, label.step)[:, : label.width])
+        frames.append(Image.fromarray(picture))
+        rows.append(np.concatenate([picture, mask], axis=1))
+    if rows:
+        sheet = np.concatenate(rows[:8], axis=0)
+        scale = 1024 / sheet.shape[1]
+        Image.fromarray(sheet).resize((1024, int(sheet.shape[0] * scale))).save(out / "contact_sheet.png")
+        small = [f.resize((f.width // 2, f.height // 2)) for f in frames]
+        small[0].save(out / "overlay.gif", save_all=True, append_images=small[1:], duration=500, loop=0)
+
+    ages = np.array([(t - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)) * 1e3 for t, m in labels])
+    values = status[1] if status else {}
+    stages = ("preprocess", "inference", "postprocess", "age")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    if ages.size:
+        left.hist(ages, bins=min(20, max(5, ages.size)), color="#4477aa")
+    left.set(title="end-to-end age at the listener (ms)", xlabel="labels received - image stamp (ms)", ylabel="frames")
+    p50 = [float(values.get(f"latency_{s}_p50_ms") or 0) for s in stages]
+    p95 = [float(values.get(f"latency_{s}_p95_ms") or 0) for s in stages]
+    x = np.arange(len(stages))
+    right.bar(x - 0.2, p50, 0.4, label="p50")
+    right.bar(x + 0.2, p95, 0.4, label="p95")
+    right.set_xticks(x, stages)
+    right.set(title="per-stage latency reported by the node (ms)", ylabel="ms")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=90)
+    plt.close(fig)
+
+    lines = ["# Demo diagnostics summary", "",
+             f"Node status: **{ {0: 'OK', 1: 'WARN', 2: 'ERROR'}.get(status[0].level[0], '?') if status else 'none'}** "
+             f"{status[0].message if status else ''}", "",
+             "| key | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in values.items()]
+    if ages.size:
+        lines += ["", f"End-to-end age measured by the listener over {ages.size} frames: "
+                      f"p50 {np.percentile(ages, 50):.0f} ms, p95 {np.percentile(ages, 95):.0f} ms, max {ages.max():.0f} ms."]
+    (out / "diagnostics_summary.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out: Path = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "models").mkdir(parents=True)
+    started = time.monotonic()
+    step(f"rendering {args.frames} street scenes at {args.size[0]}x{args.size[1]} into a rosbag")
+    make_bag(out, args.frames, args.size, args.fps, args.seed)
+    step("exporting the demo checkpoint to ONNX (uint8 camera bytes in, labels out)")
+    model = export_model(args.checkpoint, out / "models", args.size)
+    step("starting the segmentation node (ONNX Runtime backend) as the launch file would")
+    sent, status, labels, overlays = run_node_and_replay(out, model, args.size, args.frames, args.fps)
+    step("writing pictures and the diagnostics summary")
+    save_pictures(out, labels, overlays, status)
+    values = status[1] if status else {}
+    print(f"  sent {sent} frames; node processed {values.get('frames_processed', '?')}, "
+          f"dropped {values.get('frames_dropped', '?')}, failed {values.get('frames_failed', '?')}; "
+          f"fps {values.get('fps', '?')}, inference p50 {values.get('latency_inference_p50_ms', '?')} ms")
+    for name in ("contact_sheet.png", "overlay.gif", "latency.png", "diagnostics_summary.md", "node.log"):
+        print(f"  {out / name}")
+    print(f"done in {time.monotonic() - started:.0f} s")
+    return 0 if labels else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Start the segmentation node exactly as launch/segmentation.launch.py would, where `ros2 launch` is absent.
+
+`launch`/`launch_ros` are not pip-installable, so tests and the demo read the launch file's constants (parsed
+with ``ast``, never executed) and build the same command line: node name, namespace, parameters file, the
+non-empty launch arguments as parameter overrides, the image remappings and the Fast DDS transport profile
+variables. Works from a source checkout (launch/ and config/ beside the package).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = SOURCE_ROOT / "launch" / "segmentation.launch.py"
+CONFIG_DIR = SOURCE_ROOT / "config"
+
+
+def launch_constants(launch_file: Path = LAUNCH_FILE) -> dict[str, Any]:
+    """The module-level literal constants of the launch file."""
+    tree = ast.parse(launch_file.read_text())
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return constants
+
+
+def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = True,
+                   params_file: Path | None = None, extra: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of the node process the launch file starts for ``arguments`` (launch arguments).
+
+    ``extra`` adds ``-p name:=value`` overrides for parameters without a launch argument (what a user's
+    params_file would hold); ``profile=False`` leaves the transport profile out (to show what it fixes).
+    """
+    c = launch_constants()
+    arguments = dict(arguments or {})
+    unknown = set(arguments) - set(c["PARAMETER_ARGUMENTS"]) - set(c["OTHER_ARGUMENTS"])
+    if unknown:
+        raise ValueError(f"not launch arguments: {sorted(unknown)}")
+    values = {name: default for name, (default, _) in c["OTHER_ARGUMENTS"].items()}
+    values.update(arguments)
+    argv = [sys.executable, "-m", "trt_segmentation.node", "--ros-args", "-r", f"__node:={c['NODE_NAME']}"]
+    if values["namespace"]:
+        argv += ["-r", f"__ns:=/{values['namespace'].strip('/')}"]
+    argv += ["--params-file", str(params_file or values["params_file"] or CONFIG_DIR / c["PARAMS_FILE"])]
+    for name in c["PARAMETER_ARGUMENTS"]:
+        if arguments.get(name, "") != "":
+            argv += ["-p", f"{name}:={arguments[name]}"]
+    for name, value in (extra or {}).items():
+        argv += ["-p", f"{name}:={value}"]
+    topic = values["image_topic"]
+    remap = c["IMAGE_REMAP_FROM"]
+    argv += ["-r", f"{remap}:={topic}", "-r", f"{remap}/compressed:={topic}/compressed"]
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    for name in c["PROFILE_ENV"]:
+        if profile:
+            env[name] = str(CONFIG_DIR / c["TRANSPORT_PROFILE"])
+        else:
+            env.pop(name, None)
+    return argv, env
+
+
+def transport_profile_env() -> dict[str, str]:
+    """The variables that give another process (camera driver, bag player) the node's transport profile."""
+    c = launch_constants()
+    return {name: str(CONFIG_DIR / c["TRANSPORT_PROFILE"]) for name in c["PROFILE_ENV"]}
+
+
+class NodeProcess:
+    """The node in a subprocess; stdout+stderr captured to a file; stopped with SIGINT, then killed."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=SOURCE_ROOT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> NodeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

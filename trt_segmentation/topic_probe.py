@@ -1,0 +1,90 @@
+"""Listen to the node's outputs from another process: labels/colour/overlay images and /diagnostics.
+
+An rclpy node in a context of its own, spinning in a background thread, collecting messages with their
+arrival time. Used by the demo and the tests to watch the node from the outside, as a user's tools would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class TopicProbe:
+    """Collect ``sensor_msgs/Image`` messages of ``image_topics`` and every ``/diagnostics`` array."""
+
+    def __init__(self, image_topics: tuple[str, ...] = (), *, name: str = "topic_probe", depth: int = 100) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.lock = threading.Lock()
+        self.images: dict[str, list[tuple[float, Any]]] = {t: [] for t in image_topics}
+        self.diagnostics: list[tuple[float, Any]] = []
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+        for topic in image_topics:
+            self.node.create_subscription(Image, topic, lambda m, t=topic: self._store(t, m), qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _store(self, topic: str, msg: Any) -> None:
+        with self.lock:
+            self.images[topic].append((time.time(), msg))
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        with self.lock:
+            self.diagnostics.append((time.time(), msg))
+
+    def count(self, topic: str) -> int:
+        with self.lock:
+            return len(self.images[topic])
+
+    def last_status(self, status_name: str) -> tuple[Any, dict[str, str]] | None:
+        """The newest DiagnosticStatus called ``status_name`` and its key-values."""
+        with self.lock:
+            for _, array in reversed(self.diagnostics):
+                for status in array.status:
+                    if status.name == status_name:
+                        return status, {kv.key: kv.value for kv in status.values}
+        return None
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str,
+                 alive: Callable[[], bool] | None = None) -> Any:
+        """Poll ``predicate`` until it is truthy; raise TimeoutError naming ``what`` (or if ``alive`` fails)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if alive is not None and not alive():
+                raise RuntimeError(f"the watched process ended while waiting for {what}")
+            time.sleep(0.05)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+    def __enter__(self) -> TopicProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
