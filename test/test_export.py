@@ -138,3 +138,17 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path) -> None:
     bad_size = subprocess.run([sys.executable, str(tool), "--random-weights", "--size", "big"], capture_output=True,
                               text=True, timeout=120)
     assert bad_size.returncode == 2 and "HEIGHTxWIDTH" in bad_size.stderr
+
+
+def test_tensorrt_parse_failure_names_the_node(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("FancyOp", ["x"], ["y"], name="my_fancy_node", domain="com.example")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    report = check_onnx(path)
+    assert not report.ok
+    assert "parse FAILED" in report.summary() and "my_fancy_node, FancyOp" in report.summary()
