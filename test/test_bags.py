@@ -135,6 +135,14 @@ def test_metadata_version_5_has_exactly_what_humble_reads(tmp_path, image_folder
     assert set(topic["topic_metadata"]) == {"name", "type", "serialization_format", "offered_qos_profiles"}
     assert info["files"][0]["path"] == info["relative_file_paths"][0]
     assert len(list(iter_bag_images(out))) == 4  # still readable by rosbags
+    # turn the .db3 into what Humble's recorder writes (schema 3: no message_definitions, no type hashes), so
+    # the reader must fall back to the standard definitions
+    with sqlite3.connect(next(out.glob("*.db3"))) as db:
+        db.execute("DROP TABLE message_definitions")
+        db.execute("ALTER TABLE topics DROP COLUMN type_description_hash")
+        db.execute("UPDATE schema SET schema_version = 3, ros_distro = 'humble'")
+    for (_, img), frame in zip(iter_bag_images(out), folder_frames(image_folder)):
+        np.testing.assert_array_equal(img, frame)
     with pytest.raises(BagError, match="metadata.yaml"):
         rewrite_metadata_v5(tmp_path)
 
@@ -154,3 +162,31 @@ def test_clear_errors(tmp_path, image_folder):
     assert not (tmp_path / "bad2").exists()  # nothing half-written left behind
     result = run_tool(str(tmp_path / "x"), "--images", str(tmp_path / "empty_nowhere"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_reads_and_plays_a_bare_mcap_written_by_another_tool(tmp_path):
+    """A plain .mcap from mcap-ros2-support's writer (no metadata.yaml, dict messages): read by path."""
+    from mcap_ros2.writer import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    msgdef, _ = get_typestore(Stores.ROS2_HUMBLE).generate_msgdef("sensor_msgs/msg/Image", ros_version=2)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (6, 10, 3), dtype=np.uint8) for _ in range(3)]
+    path = tmp_path / "other.mcap"
+    with open(path, "wb") as f:
+        writer = Writer(f)
+        schema = writer.register_msgdef("sensor_msgs/msg/Image", msgdef)
+        for i, frame in enumerate(frames):
+            t = 5_000_000_000 + i * 50_000_000
+            bgr = frame[..., ::-1]
+            padded = np.zeros((6, 32), np.uint8)  # rows padded to 32 bytes
+            padded[:, :30] = bgr.reshape(6, 30)
+            writer.write_message("/cam", schema, {
+                "header": {"stamp": {"sec": t // 10**9, "nanosec": t % 10**9}, "frame_id": "x"},
+                "height": 6, "width": 10, "encoding": "bgr8", "is_bigendian": 0, "step": 32,
+                "data": padded.tobytes()}, log_time=t, publish_time=t)
+        writer.finish()
+    got = list(iter_bag_images(path))
+    assert [t for t, _ in got] == [5_000_000_000, 5_050_000_000, 5_100_000_000]
+    for (_, img), frame in zip(got, frames):
+        np.testing.assert_array_equal(img, frame)

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
                         help="wait until every topic has N subscribers before starting (default 0: start at once)")
     parser.add_argument("--wait-timeout", type=float, default=30.0, help="seconds to wait for subscribers (default 30)")
+    parser.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
+                        help="sleep this long before playing (after --wait-for-subscribers; default 0)")
     parser.add_argument("--max-messages", type=int, default=None, metavar="N", help="stop after N messages")
     parser.add_argument("--info", action="store_true", help="only list the bag's topics and message counts")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         play_bag(args.bag, topics=args.topics, rate=args.rate, loop=args.loop, remap=args.remap, stamps=args.stamps,
                  qos=args.qos, depth=args.depth, progress=not args.quiet, wait_for_subscribers=args.wait_for_subscribers,
-                 wait_timeout=args.wait_timeout, max_messages=args.max_messages)
+                 wait_timeout=args.wait_timeout, max_messages=args.max_messages, delay=args.delay)
     except BagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -379,14 +379,15 @@ def play_bag(
     remap: Iterable[str] | dict[str, str] | None = None, stamps: str = "keep", qos: str | Any = "reliable",
     depth: int = 10, progress: bool = True, node: Any = None, wait_for_subscribers: int = 0,
     wait_timeout: float = 10.0, max_messages: int | None = None, should_stop: Callable[[], bool] | None = None,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = print, delay: float = 0.0,
 ) -> int:
     """Publish the bag's messages with their recorded timing divided by ``rate``; return how many were sent.
 
     ``loop`` repeats until interrupted (or ``max_messages``/``should_stop``). ``stamps='now'`` rewrites
     ``header.stamp`` to the node's clock at publish time (types without a Header are sent as recorded).
     ``wait_for_subscribers=N`` waits (up to ``wait_timeout`` s) until each publisher has N subscribers, so that
-    nothing is lost to discovery. Without ``node`` a node named ``bag_player`` is created (and rclpy initialised
+    nothing is lost to discovery; ``delay`` seconds more (after any waiting) give the subscribers' side time to
+    match the publishers too, which best-effort subscribers need to get the first messages. Without ``node`` a node named ``bag_player`` is created (and rclpy initialised
     and shut down if it was not running)."""
     if rate <= 0:
         raise BagError(f"rate must be > 0, got {rate}")
@@ -433,6 +434,8 @@ def play_bag(
                                        f"within {wait_timeout:.0f} s")
                     time.sleep(0.02)
                 time.sleep(0.2)  # let the subscriber side finish matching too
+            if delay > 0:
+                time.sleep(delay)
             total = reader.count(publishers)
             if progress:
                 from tqdm import tqdm
@@ -455,9 +458,9 @@ def play_bag(
                         break
                     if wall0 is None:
                         wall0, bag0 = time.monotonic(), timestamp
-                    delay = wall0 + (timestamp + offset_ns - bag0) / 1e9 / rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
+                    lag = wall0 + (timestamp + offset_ns - bag0) / 1e9 / rate - time.monotonic()
+                    if lag > 0:
+                        time.sleep(lag)
                     data = raw if isinstance(raw, bytes) else bytes(raw)
                     if restamp[topic]:
                         now = node.get_clock().now().seconds_nanoseconds()
@@ -473,6 +476,8 @@ def play_bag(
             if profile.reliability.name == "RELIABLE":
                 for pub in publishers.values():  # give reliable subscribers the chance to receive the tail
                     pub.wait_for_all_acked(Duration(seconds=min(wait_timeout, 5.0)))
+            else:  # no acknowledgements to wait for: stay in the graph a moment so the last sample is delivered
+                time.sleep(0.5)
         return sent
     finally:
         if bar is not None:

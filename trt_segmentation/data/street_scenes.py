@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +97,8 @@ class _Camera:
 
 @dataclass
 class _Obj:
-    depth: float
-    draw: Callable[[_Canvas, _Camera], None] = field(compare=False)
+    depth: float  # nearest distance: objects are drawn in decreasing depth
+    draw: Callable[[_Canvas, _Camera], None]
 
 
 def _jitter(rng: np.random.Generator, colour: Rgb, amount: int) -> Rgb:
@@ -167,7 +167,6 @@ def _vehicle(rng: np.random.Generator, cls: int, x: float, z: float) -> _Obj:
 
     def draw(cv: _Canvas, cam: _Camera) -> None:
         x0, x1, z0, z1 = x - width / 2, x + width / 2, z, z + length
-        s = cam.scale(z0)
         # soft shadow on the road under the vehicle
         cv.shadow(cam.poly([(x0 - 0.2, 0, z0 - 0.3), (x1 + 0.2, 0, z0 - 0.3), (x1 + 0.2, 0, z1), (x0 - 0.2, 0, z1)]), 120)
         if cls == CAR:
@@ -228,7 +227,6 @@ def _vehicle(rng: np.random.Generator, cls: int, x: float, z: float) -> _Obj:
             cv.paint(cam.poly([(x - 0.03, 0.5, z0), (x + 0.03, 0.5, z0), (x + 0.03, height - 0.1, z0), (x - 0.03, height - 0.1, z0)]), _shade_rgb(body, 0.6))
         for lx in (x0 + 0.1, x1 - 0.4):
             cv.paint(cam.poly([(lx, 0.6, z0), (lx + 0.3, 0.6, z0), (lx + 0.3, 0.8, z0), (lx, 0.8, z0)]), (210, 25, 25))
-        del s
 
     return _Obj(z, draw)
 
@@ -316,7 +314,7 @@ def _two_wheeler(rng: np.random.Generator, cls: int, x: float, z: float, ridden:
     return _Obj(z, draw)
 
 
-def _pole(rng: np.random.Generator, x: float, z: float, kind: str, street: _Street) -> _Obj:
+def _pole(rng: np.random.Generator, x: float, z: float, kind: str) -> _Obj:
     """Street lamp, traffic light (on the pole or on a mast arm over the road) or traffic sign."""
     metal = _jitter(rng, (120, 125, 130), 15)
     sign_kind = rng.integers(4)
@@ -432,10 +430,9 @@ def _building_row(rng: np.random.Generator, side: float, x: float, z_start: floa
 def _facade(side: float, x: float, z0: float, z1: float, h: float, colour: Rgb, glass: Rgb, floor_h: float,
             win_w: float, spacing: float, shop: bool) -> Callable[[_Canvas, _Camera], None]:
     def draw(cv: _Canvas, cam: _Camera) -> None:
-        # end wall towards the camera (visible when the street-facing facade starts here)
-        near = x - side * 0.0
+        # end wall towards the camera (visible where this building stands out from the previous one)
         deep = x + side * 14.0
-        cv.polygon(cam.poly([(near, 0, z0), (deep, 0, z0), (deep, h, z0), (near, h, z0)]), BUILDING, _shade_rgb(colour, 0.7))
+        cv.polygon(cam.poly([(x, 0, z0), (deep, 0, z0), (deep, h, z0), (x, h, z0)]), BUILDING, _shade_rgb(colour, 0.7))
         cv.polygon(cam.poly([(x, 0, z0), (x, 0, z1), (x, h, z1), (x, h, z0)]), BUILDING, colour)
         cv.paint(cam.poly([(x, h - 0.4, z0), (x, h - 0.4, z1), (x, h, z1), (x, h, z0)]), _shade_rgb(colour, 0.75))
         first = 1 if shop else 0
@@ -489,7 +486,7 @@ def _layout(rng: np.random.Generator) -> tuple[_Street, list[_Obj], list[_Obj]]:
     for kind in kinds:
         side = -1.0 if rng.random() < 0.5 else 1.0
         x = (rl - 0.5) if side < 0 else (rr + 0.5)
-        objs.append(_pole(rng, x, float(rng.uniform(7, 45)), kind, street))
+        objs.append(_pole(rng, x, float(rng.uniform(7, 45)), kind))
     # people on the sidewalks, a few crossing
     for _ in range(int(rng.integers(2, 8))):
         side = -1.0 if rng.random() < 0.5 else 1.0
