@@ -4,13 +4,15 @@
 Defaults follow orsic/swiftnet (random flip, random square crop-and-scale 768, batch 14, Adam with lr 4e-4/1e-4 and
 weight decay 1e-4/2.5e-5 for decoder/encoder, cosine to 1e-6 over 250 epochs, validation every 4 epochs).
 Writes to --out: last.pt / best.pt (weights in the original SwiftNet key layout, readable by every tool here),
-training_state.pt (for --resume), history.jsonl, and with --export-fp16 a half-precision copy for distribution.
+training_state.pt (for --resume), history.jsonl, training_curve.png (loss and val mIoU; needs matplotlib), and
+with --export-fp16 a half-precision copy for distribution. More: docs/training.md.
 
 Examples:
-  tools/train.py --data-root data/cityscapes --device cuda --amp --out runs/rn18
-  tools/train.py --data-root data/streets --crop 448 --batch-size 16 --iterations 8000 --device cuda --amp --cache device \\
-      --lr 1e-3 --encoder-lr 1e-3 --warmup 300 --val-every 2000 --out runs/streets
-  tools/train.py --resume runs/streets                         # continue an interrupted run
+  tools/train.py --data-root data/cityscapes --device cuda --out runs/rn18          # the original recipe
+  tools/train.py --data-root data/streets --crop 448 --batch-size 24 --iterations 10000 --lr 1e-3 \
+      --encoder-lr 1e-3 --encoder-weight-decay 1e-4 --warmup 300 --cache device --workers 16 \
+      --val-every 2500 --out runs/streets --export-fp16 runs/streets/fp16.pt  # demo checkpoint, docs/training.md
+  tools/train.py --resume runs/streets                                              # continue an interrupted run
   tools/train.py --data-root mydata --init trt_segmentation/assets/swiftnet_ss_rn18_streets.pt --epochs 20  # fine-tune
 """
 
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run saved in this output folder (its training_state.pt and last.pt)")
     p.add_argument("--stop-after", type=int, metavar="N",
                    help="end this session after N steps, resumable with --resume (to fit a time slot)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="end this session after this much training time, resumable with --resume")
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default runs/train)")
     p.add_argument("--export-fp16", type=Path, metavar="PATH",
                    help="at the end, also write the best (else last) weights as fp16 to PATH")
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     values["device"] = values["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = TrainConfig(
         out=str(out), resume=str(args.resume) if args.resume else None, stop_after=args.stop_after,
+        time_limit=args.time_limit,
         progress=not args.no_progress, **values,
     )
     try:
@@ -139,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"trained to step {result.iterations} of {result.total} in {result.seconds:.0f} s; final loss "
           f"{result.final_loss if result.final_loss is None else round(result.final_loss, 4)}; "
           f"val mIoU final {final}, best {best}; weights in {result.out}")
+    try:
+        from trt_segmentation.training.trainer import plot_history
+
+        print(f"wrote {plot_history(result.out / 'history.jsonl', result.out / 'training_curve.png', cfg.model)}")
+    except ImportError:
+        pass  # matplotlib is optional
     if args.export_fp16:
         source = result.out / ("best.pt" if (result.out / "best.pt").is_file() else "last.pt")
         save_weights(load_checkpoint(source), args.export_fp16, dtype=torch.float16)

@@ -78,6 +78,7 @@ class TrainConfig:
     init: str | None = None  # weights to start from (fine-tuning)
     resume: str | None = None  # output folder (or its training_state.pt) of an interrupted run
     stop_after: int | None = None  # end this session after N steps (resumable), e.g. to fit a time slot
+    time_limit: float | None = None  # end this session after this many seconds of training (resumable)
     progress: bool = True
     channels_last: bool = True  # CUDA only
     extra: dict[str, Any] = field(default_factory=dict)
@@ -146,6 +147,7 @@ class TrainBatches:
         if n < cfg.batch_size:
             raise TrainingError(f"the training split has {n} images, fewer than one batch of {cfg.batch_size}")
         self.iterations_per_epoch = n // cfg.batch_size
+        self._order: tuple[int, torch.Tensor] | None = None
         self.cached: tuple[torch.Tensor, torch.Tensor] | None = None
         if cfg.cache != "none":
             self.cached = self._load_cache(cfg.cache)
@@ -184,7 +186,9 @@ class TrainBatches:
 
     def batch_indices(self, iteration: int) -> list[int]:
         epoch, k = divmod(iteration, self.iterations_per_epoch)
-        order = torch.randperm(len(self.samples), generator=_generator(self.cfg.seed, epoch))
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, torch.randperm(len(self.samples), generator=_generator(self.cfg.seed, epoch)))
+        order = self._order[1]
         b = self.cfg.batch_size
         return order[k * b : (k + 1) * b].tolist()
 
@@ -216,7 +220,8 @@ class TrainBatches:
 
 def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(encoder, decoder) parameters: the ResNet stem and stages vs. SPP / ladder / logits."""
-    encoder, decoder = [], []
+    encoder: list[nn.Parameter] = []
+    decoder: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         (encoder if name.startswith(ENCODER_PREFIXES) else decoder).append(param)
     return encoder, decoder
@@ -423,7 +428,7 @@ class Trainer:
         self.model.to(self.device).train()
         self.use_channels_last = cfg.channels_last and self.device.type == "cuda"
         if self.use_channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
         encoder, decoder = parameter_groups(self.model)
         self.optimizer = torch.optim.Adam(
@@ -448,7 +453,7 @@ class Trainer:
             except Exception as exc:
                 self._say(f"no validation ({cfg.val_split!r} split not usable: {exc})")
 
-        mean = self.model.backbone.img_mean.flatten().tolist()
+        mean = self.model.backbone.get_buffer("img_mean").flatten().tolist()
         self.batches = TrainBatches(self.train_split, cfg, self.device, mean)
         ipe = self.batches.iterations_per_epoch
         self.total = cfg.iterations if cfg.iterations else int(cfg.epochs or 0) * ipe
@@ -566,13 +571,17 @@ class Trainer:
             running.append(self.train_step(images, labels))
             iteration = it + 1
             bar.update(1)
+            if cfg.time_limit and time.perf_counter() - t0 > cfg.time_limit and iteration < end:
+                self._say(f"time limit of {cfg.time_limit:.0f} s reached at step {iteration}")
+                break
             if iteration % cfg.log_every == 0 or iteration == self.total:
                 last_loss = float(torch.stack(running).mean())
                 running.clear()
                 lrs = {g["name"]: g["lr"] for g in self.optimizer.param_groups}
                 bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lrs['decoder']:.2e}", refresh=False)
                 elapsed = self.seconds_before + time.perf_counter() - t0
-                self._log({"event": "train", "iteration": iteration, "epoch": iteration / self.batches.iterations_per_epoch,
+                epoch = iteration / self.batches.iterations_per_epoch
+                self._log({"event": "train", "iteration": iteration, "epoch": epoch,
                            "loss": last_loss, "lr": lrs, "seconds": elapsed})
                 if not sys.stderr.isatty():
                     self._say(f"it {iteration}/{self.total} loss {last_loss:.4f} lr {lrs['decoder']:.2e} "
@@ -596,6 +605,39 @@ class Trainer:
         self._log({"event": "end", "iteration": iteration, "seconds": seconds, "final_miou": final_miou,
                    "best_miou": self.best_miou})
         return TrainResult(self.out, iteration, self.total, self.best_miou, final_miou, seconds, last_loss)
+
+
+def plot_history(history: str | Path, png: str | Path, title: str | None = None) -> Path:
+    """Draw the training loss and validation mIoU of a run's ``history.jsonl`` into a PNG (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in Path(history).read_text(encoding="utf-8").splitlines() if line.strip()]
+    train_points = [(r["iteration"], r["loss"]) for r in records if r.get("event") == "train"]
+    val_points = [(r["iteration"], 100.0 * r["miou"]) for r in records if r.get("event") == "val"]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    if train_points:
+        ax.plot(*zip(*train_points), color="tab:blue", label="training loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy", color="tab:blue")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    if val_points:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*val_points), "o-", color="tab:red", label="val mIoU")
+        ax2.set_ylabel("val mIoU (%)", color="tab:red")
+        ax2.set_ylim(0, 100)
+        for x, y in val_points[-1:]:
+            ax2.annotate(f"{y:.1f} %", (x, y), textcoords="offset points", xytext=(-30, -15), color="tab:red")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    png = Path(png)
+    fig.savefig(png)
+    plt.close(fig)
+    return png
 
 
 def train(cfg: TrainConfig) -> TrainResult:

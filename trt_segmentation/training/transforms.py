@@ -80,23 +80,26 @@ class RandomSquareCropAndScale:
         return torch.stack([x0, y0, side], dim=1)
 
     def grid(self, boxes: torch.Tensor, height: int, width: int, device: torch.device) -> torch.Tensor:
-        """Sampling grid (N, crop, crop, 2) for ``grid_sample`` (align_corners=False) of the given boxes."""
+        """Sampling grid (N, crop, crop, 2) for ``grid_sample`` (align_corners=False) of the given boxes, built
+        on ``device`` (only the N boxes travel there)."""
+        boxes = boxes.to(device=device, dtype=torch.float32)
         x0, y0, side = (boxes[:, i : i + 1] for i in range(3))
-        centres = torch.arange(self.crop, dtype=torch.float64) + 0.5
+        centres = torch.arange(self.crop, dtype=torch.float32, device=device) + 0.5
         step = side / self.crop
         gx = 2.0 * (x0 + centres * step) / width - 1.0  # (N, crop): input x of each output column
         gy = 2.0 * (y0 + centres * step) / height - 1.0
         n = boxes.shape[0]
-        grid = torch.stack(
+        return torch.stack(
             [gx[:, None, :].expand(n, self.crop, self.crop), gy[:, :, None].expand(n, self.crop, self.crop)], dim=-1
         )
-        return grid.to(device=device, dtype=torch.float32)
 
     def __call__(
         self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if images.dim() != 4 or labels.dim() != 3 or images.shape[0] != labels.shape[0]:
-            raise ValueError(f"expected images NCHW and labels NHW, got {tuple(images.shape)} and {tuple(labels.shape)}")
+            raise ValueError(
+                f"expected images NCHW and labels NHW, got {tuple(images.shape)} and {tuple(labels.shape)}"
+            )
         if images.shape[2:] != labels.shape[1:]:
             raise ValueError(f"image size {tuple(images.shape[2:])} differs from label size {tuple(labels.shape[1:])}")
         n, channels, height, width = images.shape
