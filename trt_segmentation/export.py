@@ -50,8 +50,7 @@ class ExportWrapper(nn.Module):
         super().__init__()
         self.model = model
         self.options = options
-        if options.input_format == "uint8_bgr":
-            self.register_buffer("channel_index", torch.tensor([2, 1, 0], dtype=torch.int64), persistent=False)
+        self.channel_index = torch.tensor([2, 1, 0], dtype=torch.int64)  # BGR -> RGB, a graph constant
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.options.input_format == "float_normalised":
@@ -76,8 +75,8 @@ def example_input(options: ExportOptions) -> torch.Tensor:
 
 
 def contract_for(model: SwiftNet, options: ExportOptions) -> ModelContract:
-    mean = tuple(float(v) for v in model.backbone.img_mean.flatten())
-    std = tuple(float(v) for v in model.backbone.img_std.flatten())
+    mean = tuple(float(v) for v in model.mean.flatten())
+    std = tuple(float(v) for v in model.std.flatten())
     return ModelContract(
         model=model.arch.name,
         num_classes=model.arch.num_classes,
@@ -108,7 +107,7 @@ def export_model(model: SwiftNet, options: ExportOptions) -> onnx.ModelProto:
         torch.onnx.export(
             wrapper,
             (example_input(options),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to file-like objects too
             input_names=[contract.input_name],
             output_names=[contract.output_name],
             opset_version=options.opset,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import typing
 from dataclasses import dataclass
 
 import torch
@@ -56,10 +57,10 @@ class SingleScaleBackbone(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        in_ch = 64
-        for i, (ch, n) in enumerate(zip(STAGE_CHANNELS, blocks)):
-            self.add_module(f"layer{i + 1}", make_stage(BasicBlock, in_ch, ch, n, 1 if i == 0 else 2))
-            in_ch = ch
+        self.layer1 = make_stage(BasicBlock, 64, 64, blocks[0], 1)
+        self.layer2 = make_stage(BasicBlock, 64, 128, blocks[1], 2)
+        self.layer3 = make_stage(BasicBlock, 128, 256, blocks[2], 2)
+        self.layer4 = make_stage(BasicBlock, 256, 512, blocks[3], 2)
         self.spp = SpatialPyramidPooling(512, bt_size=NUM_FEATURES, level_size=NUM_FEATURES // 3, out_size=NUM_FEATURES)
         self.upsample = nn.ModuleList(Upsample(NUM_FEATURES, ch, NUM_FEATURES) for ch in (256, 128, 64))
 
@@ -88,11 +89,10 @@ class PyramidBackbone(nn.Module):
         self.bn1 = nn.ModuleList(nn.BatchNorm2d(64) for _ in range(levels))
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        in_ch = 64
-        for i, (ch, n) in enumerate(zip(STAGE_CHANNELS, blocks)):
-            stage = make_stage(PyramidBasicBlock, in_ch, ch, n, 1 if i == 0 else 2, levels=levels)
-            self.add_module(f"layer{i + 1}", stage)
-            in_ch = ch
+        self.layer1 = make_stage(PyramidBasicBlock, 64, 64, blocks[0], 1, levels=levels)
+        self.layer2 = make_stage(PyramidBasicBlock, 64, 128, blocks[1], 2, levels=levels)
+        self.layer3 = make_stage(PyramidBasicBlock, 128, 256, blocks[2], 2, levels=levels)
+        self.layer4 = make_stage(PyramidBasicBlock, 256, 512, blocks[3], 2, levels=levels)
         # index 0..3 = layer4, layer3, layer2, layer1 (plain 1x1 projections, shared by all levels)
         self.upsample_bottlenecks = nn.ModuleList(
             nn.Conv2d(ch, NUM_FEATURES, kernel_size=1, bias=False) for ch in reversed(STAGE_CHANNELS)
@@ -155,9 +155,19 @@ class SwiftNet(nn.Module):
             raise ValueError(f"unknown SwiftNet variant {arch.variant!r}; choose 'single_scale' or 'pyramid'")
         self.logits = BNReluConv(NUM_FEATURES, arch.num_classes, k=1, bias=True)
 
+    @property
+    def mean(self) -> torch.Tensor:
+        """(1, 3, 1, 1) RGB mean on the 0-255 scale (the checkpoint's ``backbone.img_mean``)."""
+        return typing.cast(torch.Tensor, self.backbone.img_mean)
+
+    @property
+    def std(self) -> torch.Tensor:
+        """(1, 3, 1, 1) RGB standard deviation on the 0-255 scale (``backbone.img_std``)."""
+        return typing.cast(torch.Tensor, self.backbone.img_std)
+
     def normalise(self, image: torch.Tensor) -> torch.Tensor:
         """RGB 0-255 NCHW float -> normalised (a new tensor: the caller's input is never modified)."""
-        return (image - self.backbone.img_mean) / self.backbone.img_std
+        return (image - self.mean) / self.std
 
     def forward_normalised(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised NCHW image -> logits at the image's size."""
