@@ -8,10 +8,8 @@ Also a command line for the publisher process:
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+# the node is started exactly as launch/segmentation.launch.py would start it (parsed, never executed: launch_ros
+# is not installable here): trt_segmentation.launch_emulation builds that command line
+from trt_segmentation.launch_emulation import NodeProcess, launch_command, launch_constants  # noqa: F401 (re-exported)
+
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"
 PARAMS_FILE = REPO / "config" / "segmentation.yaml"
@@ -30,92 +32,6 @@ PROFILE = REPO / "config" / "fastdds_shm.xml"
 
 
 # ------------------------------------------------------------------------------------------------ launch file
-def launch_constants() -> dict[str, Any]:
-    """The module-level constants of launch/segmentation.launch.py (parsed, never executed: launch_ros is not
-    installable here)."""
-    tree = ast.parse(LAUNCH_FILE.read_text())
-    constants: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                constants[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
-    return constants
-
-
-def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = True,
-                   params_file: Path | None = None, extra: dict[str, str] | None = None) -> tuple[list[str], dict]:
-    """argv and environment of the node process the launch file starts for ``arguments`` (launch arguments).
-
-    Mirrors segmentation.launch.py: name, namespace, params file, the non-empty parameter arguments as
-    overrides, the image remappings and the transport profile variables. ``extra`` adds -p overrides for
-    parameters that have no launch argument (what a user's params_file would hold).
-    """
-    c = launch_constants()
-    arguments = dict(arguments or {})
-    unknown = set(arguments) - set(c["PARAMETER_ARGUMENTS"]) - set(c["OTHER_ARGUMENTS"])
-    assert not unknown, f"not launch arguments: {unknown}"
-    values = {name: default for name, (default, _) in c["OTHER_ARGUMENTS"].items()}
-    values.update(arguments)
-    argv = [sys.executable, "-m", "trt_segmentation.node", "--ros-args", "-r", f"__node:={c['NODE_NAME']}"]
-    if values["namespace"]:
-        argv += ["-r", f"__ns:=/{values['namespace'].strip('/')}"]
-    argv += ["--params-file", str(params_file or values["params_file"] or REPO / "config" / c["PARAMS_FILE"])]
-    for name in c["PARAMETER_ARGUMENTS"]:
-        if arguments.get(name, "") != "":
-            argv += ["-p", f"{name}:={arguments[name]}"]
-    for name, value in (extra or {}).items():
-        argv += ["-p", f"{name}:={value}"]
-    topic = values["image_topic"]
-    argv += ["-r", f"{c['IMAGE_REMAP_FROM']}:={topic}", "-r", f"{c['IMAGE_REMAP_FROM']}/compressed:={topic}/compressed"]
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    for name in c["PROFILE_ENV"]:
-        if profile:
-            env[name] = str(REPO / "config" / c["TRANSPORT_PROFILE"])
-        else:
-            env.pop(name, None)
-    return argv, env
-
-
-class NodeProcess:
-    """The node in a subprocess; stdout+stderr captured to a file; stopped with SIGINT, then killed."""
-
-    def __init__(self, argv: list[str], env: dict, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        return self.proc.returncode
-
-
 @contextmanager
 def node_process(argv: list[str], env: dict, log_path: Path) -> Iterator[NodeProcess]:
     proc = NodeProcess(argv, env, log_path)
@@ -123,6 +39,24 @@ def node_process(argv: list[str], env: dict, log_path: Path) -> Iterator[NodePro
         yield proc
     finally:
         proc.stop()
+
+
+# ------------------------------------------------------------------------------------------------ models
+def small_model_dir(tmp_path_factory: Any, random_model_factory: Any, name: str, size: tuple[int, int] = (256, 512),
+                    seed: int = 0) -> Path:
+    """A folder holding ``swiftnet_ss_rn18_<H>x<W>_fp32.onnx`` (random weights, ``seed``); the export is done
+    once per pytest session and hard-linked into each test module's folder."""
+    from trt_segmentation.artifacts import artifact_path
+    from trt_segmentation.export import ExportOptions, export_onnx
+
+    cache = tmp_path_factory.getbasetemp() / "onnx_cache" / f"rn18_{size[0]}x{size[1]}_seed{seed}.onnx"
+    if not cache.is_file():
+        cache.parent.mkdir(exist_ok=True)
+        export_onnx(random_model_factory("single_scale", "resnet18", seed=seed), cache, ExportOptions(*size))
+    directory = tmp_path_factory.mktemp(name)
+    target = artifact_path(directory, "swiftnet_ss_rn18", size[0], size[1], "fp32", ".onnx")
+    os.link(cache, target)
+    return directory
 
 
 # ------------------------------------------------------------------------------------------------ listener
@@ -265,9 +199,17 @@ def save_frames(path: Path, frames: list[dict[str, Any]]) -> Path:
 
 def start_publisher(frames_path: Path, topic: str, rate: float, *, env: dict | None = None,
                     reliable: bool = False, compressed: bool = False, repeat: int = 1,
-                    wait_subscriber: float = 20.0) -> subprocess.Popen:
+                    wait_subscriber: float = 20.0, lockstep: str = "", settle: str = "") -> subprocess.Popen:
+    """The publisher process. ``lockstep``: a labels topic; each frame is sent only once the labels of the
+    previous one arrived (or 10 s passed), so a slow shared CI machine cannot turn a correctness test into a
+    drop test. ``settle``: a node name; each frame is sent only once that node's diagnostics account for the
+    previous one (processed, failed or dropped), for frames that produce no labels."""
     argv = [sys.executable, str(Path(__file__)), "publish", "--frames", str(frames_path), "--topic", topic,
             "--rate", str(rate), "--repeat", str(repeat), "--wait", str(wait_subscriber)]
+    if lockstep:
+        argv += ["--lockstep", lockstep]
+    if settle:
+        argv += ["--settle", settle]
     if reliable:
         argv.append("--reliable")
     if compressed:
@@ -300,6 +242,21 @@ def _publish_main(args: argparse.Namespace) -> int:
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else qos_profile_sensor_data
     kind = CompressedImage if args.compressed else Image
     pub = node.create_publisher(kind, args.topic, qos)
+    answered: set[str] = set()
+    accounted = [0]
+    if args.settle:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        def on_diagnostics(array: Any) -> None:
+            for status in array.status:
+                if status.name == args.settle:
+                    v = {kv.key: kv.value for kv in status.values}
+                    accounted[0] = sum(int(v[k]) for k in ("frames_processed", "frames_failed", "frames_dropped"))
+
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    if args.lockstep:
+        node.create_subscription(Image, args.lockstep, lambda m: answered.add(m.header.frame_id),
+                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     deadline = time.monotonic() + args.wait
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -324,6 +281,12 @@ def _publish_main(args: argparse.Namespace) -> int:
             pub.publish(msg)
             sent += 1
             next_time += period
+            if args.lockstep or args.settle:
+                deadline = time.monotonic() + 10.0
+                while time.monotonic() < deadline and not (
+                        (args.lockstep and msg.header.frame_id in answered) or (args.settle and accounted[0] >= sent)):
+                    rclpy.spin_once(node, timeout_sec=0.05)
+                next_time = max(next_time, time.monotonic())
             time.sleep(max(0.0, next_time - time.monotonic()))
     time.sleep(0.5)
     print(f"sent {sent}", flush=True)
@@ -343,5 +306,7 @@ if __name__ == "__main__":
     p.add_argument("--wait", type=float, default=20.0)
     p.add_argument("--reliable", action="store_true")
     p.add_argument("--compressed", action="store_true")
+    p.add_argument("--lockstep", default="", help="labels topic to wait on after each frame")
+    p.add_argument("--settle", default="", help="node whose diagnostics must account for each frame")
     args = parser.parse_args()
     sys.exit(_publish_main(args))

@@ -137,13 +137,22 @@ def test_torch_backend_matches_pytorch_and_overlaps(random_model_factory) -> Non
             got.append(backend.collect())
         assert [tag for tag, _ in got] == list(range(len(frames)))
         module = backend.executor.module
-        agreement = []
+        agreement, worst_gap = [], 0.0
         with torch.inference_mode():
             for (_, result), frame in zip(got, frames):
                 x = torch.from_numpy(frame).cuda().permute(2, 0, 1)[None].float()
-                expected = module(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
+                logits = module(x)[0]
+                expected = logits.argmax(0).to(torch.uint8).cpu().numpy()
                 agreement.append(float((result.labels == expected).mean()))
-        assert min(agreement) == 1.0, agreement
+                # labels that differ must be near-ties of the reference logits (cuDNN may pick other algorithms
+                # on another stream/workspace: TF32 rounding), never copy or ordering errors
+                diff = torch.from_numpy(result.labels != expected).cuda()
+                if bool(diff.any()):
+                    got_idx = torch.from_numpy(result.labels).cuda().long()[None]
+                    gap = logits.max(0).values - logits.gather(0, got_idx)[0]
+                    worst_gap = max(worst_gap, float(gap[diff].max() / logits.std()))
+        assert min(agreement) > 0.999, agreement
+        assert worst_gap < 0.02, worst_gap
         # the same model on the CPU: float32 on another device agrees except at near-ties
         with torch.inference_mode():
             cpu = copy.deepcopy(module).float().cpu()
@@ -172,9 +181,74 @@ def test_torch_backend_matches_pytorch_and_overlaps(random_model_factory) -> Non
                 backend.collect()
             figures[f"{slots}_slot_ms_per_frame"] = round((time.perf_counter() - t0) * 1e3 / n, 3)
         REPORT["torch_backend_512x1024"] = {
-            "labels_equal_to_pytorch_same_gpu": min(agreement),
+            "min_agreement_with_pytorch_same_gpu": round(min(agreement), 6),
+            "worst_logit_gap_of_differing_pixels_in_std": round(worst_gap, 5),
             "agreement_with_cpu": round(cpu_agreement, 5),
             **figures,
         }
     finally:
         backend.close()
+
+
+def test_node_worker_pipelines_frames_in_order_on_the_gpu(random_model_factory) -> None:
+    """The node's FrameWorker (mailbox + worker thread, no ROS) on the torch backend: 1024x2048 bgr8 messages
+    posted as fast as a camera could, labels published in camera order and equal to a direct run; frames per
+    second with 1 and 2 slots (conversion of frame N+1 overlapping inference of frame N) are recorded."""
+    import threading
+    from types import SimpleNamespace
+
+    from trt_segmentation.node import FrameWorker
+
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    height, width = 1024, 2048
+    model = random_model_factory("single_scale", "resnet18", seed=4)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]  # BGR bytes
+
+    def message(i: int) -> SimpleNamespace:
+        stamp = time.time_ns()
+        header = SimpleNamespace(frame_id=f"f{i}", stamp=SimpleNamespace(sec=stamp // 10**9, nanosec=stamp % 10**9))
+        return SimpleNamespace(encoding="bgr8", height=height, width=width, step=width * 3,
+                               data=frames[i % len(frames)].tobytes(), header=header)
+
+    figures = {}
+    for slots in (1, 2):
+        backend = TorchBackend(model, height, width, slots=slots)
+        published: list[tuple[str, np.ndarray]] = []
+        lock = threading.Lock()
+
+        def publish(pending, labels, sink=published) -> None:
+            with lock:
+                sink.append((pending.header.frame_id, labels))
+
+        worker = FrameWorker(backend, publish)
+        worker.start()
+        for i in range(3):  # warm-up
+            worker.post(message(i))
+            time.sleep(0.2)
+        t0, n, start_count = time.perf_counter(), 3, len(published)
+        while time.perf_counter() - t0 < 3.0:
+            worker.post(message(n))
+            n += 1
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - t0
+        done = len(published) - start_count
+        worker.stop()
+        counters = worker.snapshot()
+        ids = [int(fid[1:]) for fid, _ in published]
+        assert ids == sorted(ids), "labels must come out in camera order"
+        assert counters.failed == 0 and counters.processed == len(published)
+        assert counters.received == counters.processed + counters.dropped
+        fid, labels = published[-1]
+        reference = backend.infer(np.ascontiguousarray(frames[int(fid[1:]) % len(frames)][..., ::-1])).labels
+        assert float((labels == reference).mean()) > 0.999
+        summary = worker.latency.summaries()
+        figures[f"{slots}_slot"] = {
+            "fps": round(done / elapsed, 1),
+            "dropped_of_received": f"{counters.dropped}/{counters.received}",
+            **{f"{stage}_p50_ms": round(summary[stage]["p50"], 2) for stage in ("preprocess", "inference",
+                                                                                 "postprocess", "age")},
+        }
+        backend.close()
+    REPORT["node_worker_1024x2048_bgr8"] = figures

@@ -54,7 +54,7 @@ def report_keys() -> list[str]:
     """Every key a report carries, in order."""
     keys = list(INFO_KEYS) + list(COUNTER_KEYS) + ["fps"]
     keys += [f"latency_{stage}_{stat}_ms" for stage in STAGES for stat in STATS]
-    keys += ["seconds_since_last_frame", "input_size", "qos", "last_error"]
+    keys += ["seconds_since_last_frame", "publishers", "input_size", "qos", "last_error"]
     return keys
 
 
@@ -70,6 +70,7 @@ def build_report(
     latency: dict[str, dict[str, float]],
     seconds_since_last_frame: float | None,
     seconds_since_start: float,
+    publishers: int | None = None,
     last_input_size: str = "",
     qos_problems: list[str] | None = None,
     failed_since_last_report: int = 0,
@@ -86,7 +87,17 @@ def build_report(
     idle = seconds_since_last_frame if seconds_since_last_frame is not None else seconds_since_start
     if idle > thresholds.warn_no_frames_s:
         what = "no frame received yet" if seconds_since_last_frame is None else "no frames"
-        problems.append(f"{what} for {idle:.1f} s (check the topic, the publisher's QoS and the DDS transport)")
+        if publishers and qos_problems:
+            hint = "the publisher's QoS is incompatible (see qos)"
+        elif publishers:
+            # matched but silent: typically large frames lost by the default DDS transport
+            hint = (f"{publishers} publisher(s) matched but nothing arrives: large frames need the shared-memory "
+                    "transport profile (config/fastdds_shm.xml) in the camera's process too")
+        elif publishers == 0:
+            hint = "no publisher on the topic (check the remapping and the publisher's QoS)"
+        else:
+            hint = "check the topic, the publisher's QoS and the DDS transport"
+        problems.append(f"{what} for {idle:.1f} s; {hint}")
     for problem in qos_problems or []:
         problems.append(problem)
     age_p95 = latency.get("age", {}).get("p95", float("nan"))
@@ -115,7 +126,9 @@ def build_report(
         summary = latency.get(stage, {})
         values += [(f"latency_{stage}_{stat}_ms", _fmt(summary.get(stat, float("nan")))) for stat in STATS]
     values += [
-        ("seconds_since_last_frame", "never" if seconds_since_last_frame is None else f"{seconds_since_last_frame:.2f}"),
+        ("seconds_since_last_frame",
+         "never" if seconds_since_last_frame is None else f"{seconds_since_last_frame:.2f}"),
+        ("publishers", "" if publishers is None else str(publishers)),
         ("input_size", last_input_size),
         ("qos", "; ".join(qos_problems) if qos_problems else "ok"),
         ("last_error", last_error),

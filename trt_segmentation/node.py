@@ -4,7 +4,9 @@ Threads: the rclpy executor only stores the newest message in a one-slot mailbox
 counted as dropped) and runs the diagnostics timer, so the node stays responsive however slow inference is. A
 worker thread converts the newest frame, submits it to the backend (TensorRT/torch: while the GPU runs frame
 N, the worker already converts frame N+1 into the next CUDA slot), collects results in order and publishes.
-Imports only numpy, rclpy, message packages and, lazily through the backend, onnxruntime or tensorrt/pycuda.
+``FrameWorker`` holds that logic without ROS (tested on a GPU); ``SegmentationNode`` wraps it in rclpy.
+Imports only numpy, Pillow, rclpy, message packages and, lazily through the backend, onnxruntime or
+tensorrt/pycuda.
 
 Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 ``python -m trt_segmentation.node --ros-args --params-file config/segmentation.yaml -p backend:=onnxruntime``.
@@ -12,9 +14,11 @@ Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,7 @@ import numpy as np
 
 from .artifacts import check_variant
 from .diagnostics import Counters, Thresholds, build_report
-from .image_codec import ImageDecodeError, array_to_image_fields, decode_compressed, image_to_array
+from .image_codec import ImageDecodeError, array_to_message_data, decode_compressed, image_to_array
 from .latency import RateMeter, StageLatency
 from .node_params import ModelFileError, NodeParams, build_hint, declare_parameters, resolve_model_file
 from .palette import colorize, overlay
@@ -56,7 +60,8 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image
     from PIL import Image
 
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BILINEAR))
+    bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Image.Resampling since Pillow 9.1 (Humble has 9.0)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), bilinear))
 
 
 @dataclass
@@ -96,13 +101,17 @@ def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
         kind = {"onnxruntime": "ONNX file", "tensorrt": "TensorRT engine", "torch": "checkpoint"}[params.backend]
         expect = ""
         if params.backend == "tensorrt":
-            expect = f" (expected: a {precision} engine built by the TensorRT installed here, with its .json sidecar)"
+            expect = (f" (expected: a {precision} engine built by {installed_tensorrt()} for this GPU, with its "
+                      f".json sidecar next to it)")
         raise StartupError(f"{kind} not found: {path}{expect}. Build it with: {hint}")
     options: dict[str, Any] = {}
     if params.backend == "onnxruntime":
         options["threads"] = params.ort_threads
     elif params.backend == "tensorrt":
         options.update(slots=params.inflight_slots, precision=precision)
+        source = path.with_suffix(".onnx")
+        if source.is_file():  # the ONNX the engine was built from: a re-export since the build is refused
+            options["onnx_path"] = source
     else:
         options["slots"] = params.inflight_slots
         if params.engine_height and params.engine_width:
@@ -118,127 +127,97 @@ def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
     return backend, path
 
 
-def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> None:
-    """build_engine_if_missing: build ``engine_path`` from the fp32 ONNX next to it, with progress in the log."""
-    from .engine.builder import build_engine  # imports TensorRT (and the precision tools) only here
+def installed_tensorrt() -> str:
+    """'TensorRT 10.3.0' or 'TensorRT (not installed here)' for messages."""
+    from .engine.tensorrt_adapter import real_tensorrt
 
-    onnx = engine_path.with_name(engine_path.name.replace(f"_{check_variant(params.precision)}.engine", "_fp32.onnx"))
+    found = real_tensorrt()
+    return f"TensorRT {found.version}" if found else "TensorRT (not installed here)"
+
+
+def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> None:
+    """build_engine_if_missing: build ``engine_path`` from the precision's ONNX variant next to it (the explicit,
+    strongly typed path; the variant holds the FP16 casts / Q/DQ), with progress in the log."""
+    from .engine.builder import build_engine  # imports TensorRT only here
+
+    precision = check_variant(params.precision)
+    stem = engine_path.name[: -len(".engine")]
+    onnx = engine_path.with_name(stem + ".onnx")
     if not onnx.is_file():
-        raise StartupError(f"cannot build {engine_path}: its source {onnx} is missing; export it with "
-                           f"tools/export_onnx.py --out-dir {engine_path.parent}")
-    log.info(f"building {engine_path} from {onnx} ({params.precision}); this takes minutes on a Jetson")
+        match = re.search(r"_(\d+)x(\d+)_", onnx.name)
+        size = (int(match.group(1)), int(match.group(2))) if match else None
+        hint = build_hint(params.model, size, precision, engine_path.parent)
+        raise StartupError(f"cannot build {engine_path}: its source {onnx} is missing; make both with: {hint}")
+    log.info(f"building {engine_path} from {onnx} ({precision}); this takes minutes on a Jetson")
     t0 = time.monotonic()
     try:
-        build_engine(onnx, engine_path, check_variant(params.precision))
+        build_engine(onnx, engine_path, precision, progress=lambda text: log.info(f"build: {text}"))
     except Exception as exc:  # the builder reports TensorRT/calibration problems with its own exception types
         raise StartupError(f"building {engine_path} failed: {exc}") from exc
     log.info(f"built {engine_path} in {time.monotonic() - t0:.0f} s")
 
 
-class SegmentationNode:
-    """Owns the rclpy node, its publishers/subscription, the mailbox, the worker thread and the statistics."""
+class FrameWorker:
+    """The newest-frame mailbox, the worker thread and the statistics; no ROS in here (tested on a GPU with the
+    torch backend). ``post`` is called from the subscription; ``publish(pending, labels)`` from the worker.
 
-    def __init__(self, node: Any, params: NodeParams, backend: Backend, model_file: Path) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import CompressedImage, Image
+    Messages are duck-typed: ``encoding/height/width/step/data/header`` (Image) or ``format/data/header``
+    (CompressedImage)."""
 
-        self.node = node
-        self.params = params
+    def __init__(self, backend: Backend, publish: Callable[[Pending, np.ndarray], None], *, keep_rgb: bool = False,
+                 latency_window: int = 300, log_throttle_s: float = 5.0,
+                 log: Callable[[str, bool], None] = lambda text, warn: None,
+                 now_ns: Callable[[], int] = time.time_ns) -> None:
         self.backend = backend
-        self.model_file = model_file
-        self.log = node.get_logger()
-        self._image_type = Image
-        self._diag_type = DiagnosticArray
+        self.publish = publish
+        self.keep_rgb = keep_rgb
+        self.log_throttle_s = log_throttle_s
+        self.log = log
+        self.now_ns = now_ns
         self.counters = Counters()
-        self.latency = StageLatency(("preprocess", "inference", "postprocess", "age"), params.latency_window)
+        self.latency = StageLatency(("preprocess", "inference", "postprocess", "age"), latency_window)
         self.fps = RateMeter()
-        self.thresholds = Thresholds(params.warn_latency_ms, params.warn_drop_ratio, params.warn_no_frames_s)
-        self.started = time.monotonic()
         self.last_frame: float | None = None
         self.last_input_size = ""
         self.last_error = ""
         self.runtime_error = ""
-        self._failed_reported = 0
-        self._qos_problems: dict[str, str] = {}
+        self.lock = threading.Lock()  # counters
         self._last_log: dict[str, float] = {}
         self._mailbox: Frame | None = None
         self._cv = threading.Condition()
         self._stop = False
-        self._lock = threading.Lock()  # counters
+        self._thread = threading.Thread(target=self._work, name="segmentation-worker", daemon=True)
 
-        qos = self._image_qos()
-        out_qos = 10
-        self.pub_labels = node.create_publisher(Image, "~/labels", out_qos)
-        self.pub_color = node.create_publisher(Image, "~/color", out_qos) if params.publish_color else None
-        self.pub_overlay = node.create_publisher(Image, "~/overlay", out_qos) if params.publish_overlay else None
-        self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        callbacks = self._event_callbacks()
-        if params.input_type == "compressed":
-            self.sub = node.create_subscription(CompressedImage, "~/image/compressed", self._on_compressed, qos,
-                                                event_callbacks=callbacks)
-        else:
-            self.sub = node.create_subscription(Image, "~/image", self._on_image, qos, event_callbacks=callbacks)
-        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
-        self.worker = threading.Thread(target=self._work, name="segmentation-worker", daemon=True)
-        self.worker.start()
-        info = backend.describe()
-        h, w = backend.input_size
-        self.info = {
-            "backend": params.backend,
-            "precision": backend.contract.precision,
-            "engine_file": str(model_file),
-            "model": backend.contract.model,
-            "engine_input_size": f"{h}x{w}",
-            "device": info.get("device", info.get("providers", "cpu")),
-        }
-        self.log.info(
-            f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}); subscribed to "
-            f"{self.sub.topic_name} ({params.qos_reliability}, depth {params.qos_depth}); publishing "
-            f"{self.pub_labels.topic_name}"
-        )
+    def start(self) -> None:
+        self._thread.start()
 
-    # ---------------------------------------------------------------- subscription side (executor thread)
-    def _image_qos(self) -> Any:
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-        reliability = (ReliabilityPolicy.RELIABLE if self.params.qos_reliability == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params.qos_depth, reliability=reliability,
-                          durability=qos_profile_sensor_data.durability)
-
-    def _event_callbacks(self) -> Any:
-        try:
-            from rclpy.event_handler import SubscriptionEventCallbacks
-        except ImportError:  # Humble
-            from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
-        return SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-
-    def _on_incompatible_qos(self, event: Any) -> None:
-        from rclpy.qos import QoSPolicyKind
-
-        try:
-            policy = QoSPolicyKind(event.last_policy_kind).name
-        except ValueError:
-            policy = str(event.last_policy_kind)
-        text = (f"a publisher of {self.sub.topic_name} has incompatible QoS ({policy}; {event.total_count} so far): "
-                f"this node subscribes {self.params.qos_reliability}; set qos_reliability to match the camera")
-        self._qos_problems["incompatible"] = text
-        self._throttled("qos", text, warn=True)
-
-    def _on_image(self, msg: Any) -> None:
-        self._post(Frame(msg, False, time.time()))
-
-    def _on_compressed(self, msg: Any) -> None:
-        self._post(Frame(msg, True, time.time()))
-
-    def _post(self, frame: Frame) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish what is in flight, then end the thread."""
         with self._cv:
-            with self._lock:
+            self._stop = True
+            self._cv.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+        with self._cv:  # a frame still waiting will never be processed
+            if self._mailbox is not None:
+                self._mailbox = None
+                with self.lock:
+                    self.counters.dropped += 1
+
+    def snapshot(self) -> Counters:
+        with self.lock:
+            return Counters(**vars(self.counters))
+
+    # ---------------------------------------------------------------- subscription side
+    def post(self, msg: Any, compressed: bool = False) -> None:
+        """Put ``msg`` into the mailbox; a frame still waiting there is replaced and counted as dropped."""
+        with self._cv:
+            with self.lock:
                 self.counters.received += 1
                 if self._mailbox is not None:
                     self.counters.dropped += 1
             self.last_frame = time.monotonic()
-            self._mailbox = frame
+            self._mailbox = Frame(msg, compressed, time.time())
             self._cv.notify()
 
     # ---------------------------------------------------------------- worker thread
@@ -253,7 +232,8 @@ class SegmentationNode:
     def _work(self) -> None:
         backend = self.backend
         while not self._stop:
-            # block for a new frame only when nothing is in flight; otherwise finish the oldest first
+            # block for a new frame only when nothing is in flight; otherwise finish the oldest first, so a lone
+            # frame is published at once and a frame that arrives meanwhile is converted while the GPU works
             frame = self._take(block=backend.in_flight == 0)
             if frame is not None:
                 if backend.in_flight >= backend.max_in_flight:
@@ -279,7 +259,7 @@ class SegmentationNode:
             self.last_input_size = f"{height}x{width}"
             eh, ew = self.backend.input_size
             network_image = resize_image(image, eh, ew)
-            pending = Pending(msg.header, height, width, rgb if self.pub_overlay is not None else None,
+            pending = Pending(msg.header, height, width, rgb if self.keep_rgb else None,
                               (time.perf_counter() - t0) * 1e3)
             self.backend.submit(network_image, pending)
         except (ImageDecodeError, InputMismatch) as exc:
@@ -296,7 +276,7 @@ class SegmentationNode:
         t0 = time.perf_counter()
         try:
             labels = resize_nearest(result.labels, pending.height, pending.width)
-            self._publish(pending, labels)
+            self.publish(pending, labels)
         except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
             self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
             return
@@ -307,12 +287,115 @@ class SegmentationNode:
         stamp = pending.header.stamp
         stamp_s = stamp.sec + stamp.nanosec * 1e-9
         if stamp_s > 0:
-            self.latency.add("age", (self.node.get_clock().now().nanoseconds * 1e-9 - stamp_s) * 1e3)
+            self.latency.add("age", (self.now_ns() * 1e-9 - stamp_s) * 1e3)
         self.fps.tick()
-        with self._lock:
+        with self.lock:
             self.counters.processed += 1
         self.runtime_error = ""
 
+    def _fail(self, key: str, text: str, runtime: bool = False) -> None:
+        with self.lock:
+            self.counters.failed += 1
+        self.last_error = text
+        if runtime:
+            self.runtime_error = text
+        self.throttled(key, text)
+
+    def throttled(self, key: str, text: str, warn: bool = False) -> None:
+        """Log ``text`` unless the same ``key`` was logged less than ``log_throttle_s`` ago."""
+        now = time.monotonic()
+        if now - self._last_log.get(key, -1e9) >= self.log_throttle_s:
+            self._last_log[key] = now
+            self.log(text, warn)
+
+
+class SegmentationNode:
+    """The rclpy side: parameters, publishers, the subscription (+ QoS events) and the diagnostics timer around a
+    :class:`FrameWorker`."""
+
+    def __init__(self, node: Any, params: NodeParams, backend: Backend, model_file: Path) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CompressedImage, Image
+
+        self.node = node
+        self.params = params
+        self.backend = backend
+        self.model_file = model_file
+        self.log = node.get_logger()
+        self._image_type = Image
+        self._diag_type = DiagnosticArray
+        self.thresholds = Thresholds(params.warn_latency_ms, params.warn_drop_ratio, params.warn_no_frames_s)
+        self.started = time.monotonic()
+        self._failed_reported = 0
+        self._qos_problems: dict[str, str] = {}
+        self.worker = FrameWorker(
+            backend, self._publish, keep_rgb=params.publish_overlay, latency_window=params.latency_window,
+            log_throttle_s=params.log_throttle_s,
+            log=lambda text, warn: (self.log.warning if warn else self.log.error)(text),
+            now_ns=lambda: int(node.get_clock().now().nanoseconds),
+        )
+
+        qos = self._image_qos()
+        out_qos = 10
+        self.pub_labels = node.create_publisher(Image, "~/labels", out_qos)
+        self.pub_color = node.create_publisher(Image, "~/color", out_qos) if params.publish_color else None
+        self.pub_overlay = node.create_publisher(Image, "~/overlay", out_qos) if params.publish_overlay else None
+        self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        callbacks = self._event_callbacks()
+        if params.input_type == "compressed":
+            self.sub = node.create_subscription(CompressedImage, "~/image/compressed",
+                                                lambda msg: self.worker.post(msg, compressed=True), qos,
+                                                event_callbacks=callbacks)
+        else:
+            self.sub = node.create_subscription(Image, "~/image", self.worker.post, qos, event_callbacks=callbacks)
+        info = backend.describe()
+        h, w = backend.input_size
+        self.info = {
+            "backend": params.backend,
+            "precision": backend.contract.precision,
+            "engine_file": str(model_file),
+            "model": backend.contract.model,
+            "engine_input_size": f"{h}x{w}",
+            "device": info.get("device", info.get("providers", "cpu")),
+        }
+        self.log.info(
+            f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}); subscribed to "
+            f"{self.sub.topic_name} ({params.qos_reliability}, depth {params.qos_depth}); publishing "
+            f"{self.pub_labels.topic_name}"
+        )
+        self.log.info("backend: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
+        self.worker.start()
+
+    def _image_qos(self) -> Any:
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+        reliability = (ReliabilityPolicy.RELIABLE if self.params.qos_reliability == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params.qos_depth, reliability=reliability,
+                          durability=qos_profile_sensor_data.durability)
+
+    def _event_callbacks(self) -> Any:
+        try:
+            from rclpy.event_handler import SubscriptionEventCallbacks
+        except ImportError:  # Humble
+            from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+        return SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+
+    def _on_incompatible_qos(self, event: Any) -> None:
+        from rclpy.qos import QoSPolicyKind
+
+        try:
+            policy = QoSPolicyKind(event.last_policy_kind).name
+        except ValueError:
+            policy = str(event.last_policy_kind)
+        topic = getattr(getattr(self, "sub", None), "topic_name", "the image topic")
+        text = (f"a publisher of {topic} has incompatible QoS ({policy}; {event.total_count} so far): "
+                f"this node subscribes {self.params.qos_reliability}; set qos_reliability to match the camera")
+        self._qos_problems["incompatible"] = text
+        self.worker.throttled("qos", text, warn=True)
+
+    # ---------------------------------------------------------------- publishing (worker thread)
     def _publish(self, pending: Pending, labels: np.ndarray) -> None:
         self.pub_labels.publish(self._image_msg(pending.header, labels, "mono8"))
         if self.pub_color is not None:
@@ -324,46 +407,37 @@ class SegmentationNode:
     def _image_msg(self, header: Any, array: np.ndarray, encoding: str) -> Any:
         msg = self._image_type()
         msg.header = header
-        msg.height, msg.width, msg.step, data = array_to_image_fields(array, encoding)
+        msg.height, msg.width, msg.step, data = array_to_message_data(array, encoding)
         msg.encoding = encoding
         msg.data = data
         return msg
-
-    def _fail(self, key: str, text: str, runtime: bool = False) -> None:
-        with self._lock:
-            self.counters.failed += 1
-        self.last_error = text
-        if runtime:
-            self.runtime_error = text
-        self._throttled(key, text)
-
-    def _throttled(self, key: str, text: str, warn: bool = False) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(key, -1e9) >= self.params.log_throttle_s:
-            self._last_log[key] = now
-            (self.log.warning if warn else self.log.error)(text)
 
     # ---------------------------------------------------------------- diagnostics (executor thread)
     def publish_diagnostics(self) -> None:
         from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-        with self._lock:
-            counters = Counters(**vars(self.counters))
+        worker = self.worker
+        counters = worker.snapshot()
         new_failures = counters.failed - self._failed_reported
         self._failed_reported = counters.failed
         now = time.monotonic()
+        try:
+            publishers: int | None = self.node.count_publishers(self.sub.topic_name)
+        except Exception:  # graph queries can fail while shutting down
+            publishers = None
         report = build_report(
             info=self.info,
             counters=counters,
-            fps=self.fps.rate(),
-            latency=self.latency.summaries(),
-            seconds_since_last_frame=None if self.last_frame is None else now - self.last_frame,
+            fps=worker.fps.rate(),
+            latency=worker.latency.summaries(),
+            seconds_since_last_frame=None if worker.last_frame is None else now - worker.last_frame,
             seconds_since_start=now - self.started,
-            last_input_size=self.last_input_size,
+            publishers=publishers,
+            last_input_size=worker.last_input_size,
             qos_problems=list(self._qos_problems.values()),
             failed_since_last_report=new_failures,
-            runtime_error=self.runtime_error,
-            last_error=self.last_error,
+            runtime_error=worker.runtime_error,
+            last_error=worker.last_error,
             thresholds=self.thresholds,
         )
         status = DiagnosticStatus(level=bytes([report.level]), name=self.node.get_fully_qualified_name(),
@@ -375,10 +449,7 @@ class SegmentationNode:
         self.pub_diag.publish(array)
 
     def shutdown(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify()
-        self.worker.join(timeout=5.0)
+        self.worker.stop()
         self.backend.close()
 
 

@@ -45,8 +45,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("engine_path", "", "Explicit .engine (tensorrt) or .pt checkpoint (torch); overrides the "
               "engine_dir/model/precision naming"),
     ParamSpec("onnx_path", "", "Explicit .onnx for the onnxruntime backend; overrides the naming"),
-    ParamSpec("build_engine_if_missing", False, "tensorrt: build the engine (from the fp32 ONNX in engine_dir) "
-              "before subscribing when it is missing or incompatible"),
+    ParamSpec("build_engine_if_missing", False, "tensorrt: when the engine file is missing, build it from the "
+              "precision's ONNX variant next to it (progress in the log) before subscribing; an existing but "
+              "incompatible engine is always refused with the rebuild command"),
     ParamSpec("inflight_slots", 2, "tensorrt/torch: frames in flight on the GPU (each slot has its own CUDA "
               "stream and buffers); 2 overlaps conversion of frame N+1 with inference of frame N",
               low=1, high=4, step=1),
@@ -131,7 +132,7 @@ def declare_parameters(node: Any) -> NodeParams:
         descriptor = ParameterDescriptor(name=spec.name, description=text, read_only=True)
         if spec.choices:
             descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
-        if spec.low is not None and isinstance(spec.default, bool) is False:
+        if spec.low is not None and not isinstance(spec.default, bool):
             if isinstance(spec.default, int):
                 descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high or 0),
                                                          step=int(spec.step or 1))]
@@ -139,7 +140,10 @@ def declare_parameters(node: Any) -> NodeParams:
                 descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
                                                                       to_value=float(spec.high or 0.0),
                                                                       step=float(spec.step or 0.0))]
-        node.declare_parameter(spec.name, spec.default, descriptor)
+        try:
+            node.declare_parameter(spec.name, spec.default, descriptor)
+        except Exception as exc:  # rclpy's InvalidParameterValue/TypeException: out of range or wrong type
+            raise ValueError(f"parameter {spec.name}: {exc}") from exc
     values = {f.name: node.get_parameter(f.name).value for f in fields(NodeParams)}
     return NodeParams(**values).validated()
 
@@ -199,7 +203,16 @@ def resolve_model_file(params: NodeParams) -> Path:
     if params.engine_height and params.engine_width:
         size = (params.engine_height, params.engine_width)
     else:
-        size = _find_size(directory, params.model, precision, suffix)
+        try:
+            size = _find_size(directory, params.model, precision, suffix)
+        except ModelFileError as no_engine:
+            if suffix != ".engine":
+                raise
+            # no engine yet: the ONNX it is built from gives the size (build_engine_if_missing, clearer errors)
+            try:
+                size = _find_size(directory, params.model, precision, ".onnx")
+            except ModelFileError:
+                raise no_engine from None
     return artifact_path(directory, params.model, size[0], size[1], precision, suffix)
 
 

@@ -25,9 +25,9 @@ class EngineMismatch(BackendError):
     """The engine (or its sidecar) does not fit this TensorRT, GPU, precision or ONNX; rebuild it."""
 
 
-def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or :class:`BackendError`. Checks a real attribute: type stubs installed into
-    site-packages make ``import tensorrt`` succeed as an empty namespace package."""
+def require_tensorrt() -> None:
+    """:class:`BackendError` unless a real TensorRT can be imported. Checks a real attribute: type stubs
+    installed into site-packages make ``import tensorrt`` succeed as an empty namespace package."""
     try:
         import tensorrt as trt
     except ImportError as exc:
@@ -35,7 +35,6 @@ def import_tensorrt() -> Any:
                            "(JetPack ships it)") from exc
     if not hasattr(trt, "Runtime"):
         raise BackendError("`import tensorrt` found no TensorRT runtime (only type stubs?); install TensorRT")
-    return trt
 
 
 def file_sha256(path: Path) -> str:
@@ -83,7 +82,8 @@ class TensorRtBackend(Backend):
             meta = read_metadata(engine_path)
         except MetadataError as exc:
             raise EngineMismatch(str(exc)) from exc
-        trt = import_tensorrt()
+        require_tensorrt()
+        import tensorrt as trt  # typed by tensorrt-stubs in the type check
         try:
             cuda = load_pycuda()
         except CudaUnavailable as exc:
@@ -100,17 +100,17 @@ class TensorRtBackend(Backend):
         self.engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self.engine is None:
             raise EngineMismatch(f"TensorRT could not deserialize {engine_path}; rebuild it: {rebuild_command(meta)}")
-        self.input_name, self.output_name = self._io_names(trt)
-        in_shape = tuple(self.engine.get_tensor_shape(self.input_name))
-        out_shape = tuple(self.engine.get_tensor_shape(self.output_name))
-        in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
-        out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output_name)))
-        self._check_io(meta, in_shape, out_shape)
+        self.input_name, self.output_name = self._io_names()
+        in_shape, in_dtype = self._tensor_spec(self.input_name)
+        out_shape, out_dtype = self._tensor_spec(self.output_name)
+        self._check_io(meta)
         self._contexts = [self.engine.create_execution_context() for _ in range(slots)]
         self.pipeline = SlotPipeline(in_shape, in_dtype, out_shape, out_dtype, self._enqueue, slots, device)
         self.max_in_flight = slots
 
-    def _io_names(self, trt: Any) -> tuple[str, str]:
+    def _io_names(self) -> tuple[str, str]:
+        import tensorrt as trt
+
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -121,11 +121,27 @@ class TensorRtBackend(Backend):
                                  f"{self.contract.input_name}->{self.contract.output_name}")
         return inputs[0], outputs[0]
 
-    def _check_io(self, meta: EngineMetadata, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
-        for recorded, actual in ((meta.inputs, in_shape), (meta.outputs, out_shape)):
-            if recorded and list(recorded[0].get("shape", actual)) != list(actual):
-                raise EngineMismatch(f"{self.path}: engine tensor shape {actual} differs from its metadata "
-                                     f"{recorded[0].get('shape')}; rebuild it: {rebuild_command(meta)}")
+    def _tensor_spec(self, name: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        import tensorrt as trt
+
+        dims = self.engine.get_tensor_shape(name)
+        shape = tuple(int(dims[i]) for i in range(len(dims)))
+        if any(d < 0 for d in shape):
+            raise EngineMismatch(f"{self.path}: tensor {name} has a dynamic shape {shape}; build a static engine")
+        dtype: np.dtype[Any] = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))  # type: ignore[no-untyped-call]
+        return shape, dtype
+
+    def _check_io(self, meta: EngineMetadata) -> None:
+        """The engine's tensors (name, shape, dtype) must be the ones its sidecar recorded at build time."""
+        actual = []
+        for name in (self.input_name, self.output_name):
+            shape, _ = self._tensor_spec(name)
+            dtype = str(self.engine.get_tensor_dtype(name)).split(".")[-1]
+            actual.append({"name": name, "shape": list(shape), "dtype": dtype})
+        recorded = [dict(t) for t in (meta.inputs[:1] + meta.outputs[:1])]
+        if recorded and recorded != actual:
+            raise EngineMismatch(f"{self.path}: engine tensors {actual} differ from its metadata {recorded}; "
+                                 f"rebuild it: {rebuild_command(meta)}")
 
     def _enqueue(self, slot: int, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
         context = self._contexts[slot]
@@ -140,8 +156,8 @@ class TensorRtBackend(Backend):
             x = image.astype(np.float32)
             if c.channel_order == "bgr":
                 x = x[..., ::-1]
-            x = (x - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
-            return x.transpose(2, 0, 1)[None]  # strided view; SlotPipeline copies it into pinned memory once
+            normalised = (x - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
+            return normalised.transpose(2, 0, 1)[None]  # strided view; SlotPipeline copies it into pinned memory once
         return image[None]
 
     def submit(self, image: np.ndarray, tag: Any = None) -> None:
@@ -169,6 +185,11 @@ class TensorRtBackend(Backend):
         info = super().describe()
         info["file"] = str(self.path)
         info["tensorrt"] = self.metadata.tensorrt_version
+        meta = self.metadata
+        if meta.calibration_method:
+            info["calibration"] = (f"{meta.calibration_method} on {meta.calibration_set} "
+                                   f"(sha256 {str(meta.calibration_set_sha256)[:12]})")
+        info["built"] = f"{meta.created_utc} by {meta.builder} ({meta.typing} typing) on {meta.gpu_name}"
         info["device"] = str(self.pipeline.device.name())
         info["slots"] = str(self.pipeline.capacity)
         return info
@@ -181,4 +202,4 @@ class TensorRtBackend(Backend):
         self._contexts = []
 
 
-__all__ = ["EngineMismatch", "TensorRtBackend", "check_engine_metadata", "import_tensorrt"]
+__all__ = ["EngineMismatch", "TensorRtBackend", "check_engine_metadata", "require_tensorrt"]

@@ -1,0 +1,144 @@
+"""launch/segmentation.launch.py and config/: parsed (launch/launch_ros are not installable here), every launch
+argument maps to a declared node parameter or to the namespace/remapping/params file, the yaml holds exactly the
+declared parameters with their defaults, the transport profile is the 64 MB shared-memory one, and the node started
+as the launch file starts it has the right name, topics, parameters (with descriptions and ranges) and QoS
+warnings."""
+
+from __future__ import annotations
+
+import ast
+import xml.etree.ElementTree as ET
+
+import pytest
+import yaml
+
+from node_harness import (
+    LAUNCH_FILE,
+    REPO,
+    launch_command,
+    launch_constants,
+    listener,
+    node_process,
+    save_frames,
+    small_model_dir,
+    start_publisher,
+)
+from trt_segmentation.diagnostics import WARN
+from trt_segmentation.node_params import PARAMETER_NAMES, PARAMETERS, params_from_dict
+
+H, W = 256, 512
+
+
+def test_every_launch_argument_maps_to_a_node_parameter_or_launch_setting() -> None:
+    c = launch_constants()
+    for name in c["PARAMETER_ARGUMENTS"]:
+        assert name in PARAMETER_NAMES, f"launch argument {name} is no node parameter"
+    assert set(c["OTHER_ARGUMENTS"]) == {"image_topic", "namespace", "params_file"}
+    assert {"precision", "backend", "model", "engine_dir", "publish_color", "publish_overlay"} <= set(
+        c["PARAMETER_ARGUMENTS"])
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    setup = functions["_setup"]
+    calls = [n for n in ast.walk(setup) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"]
+    assert len(calls) == 1
+    keywords = {k.arg: k.value for k in calls[0].keywords}
+    assert {"parameters", "remappings", "additional_env", "namespace", "name", "executable"} <= set(keywords)
+    # what the Node gets is built from the constants the harness uses to start the node here
+    names = {n.id for n in ast.walk(setup) if isinstance(n, ast.Name)}
+    assert {"PARAMETER_ARGUMENTS", "PROFILE_ENV", "IMAGE_REMAP_FROM", "TRANSPORT_PROFILE", "PARAMS_FILE"} <= names
+    declared = {n.id for n in ast.walk(functions["generate_launch_description"]) if isinstance(n, ast.Name)}
+    assert {"PARAMETER_ARGUMENTS", "OTHER_ARGUMENTS", "DeclareLaunchArgument"} <= declared
+    assert c["EXECUTABLE"] in (REPO / "setup.py").read_text()
+
+
+def test_params_file_holds_every_parameter_with_its_default() -> None:
+    data = yaml.safe_load((REPO / "config" / "segmentation.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    assert list(values) == list(PARAMETER_NAMES)
+    for spec in PARAMETERS:
+        assert values[spec.name] == spec.default and type(values[spec.name]) is type(spec.default), spec.name
+    params_from_dict(values)  # within the declared choices and ranges
+
+
+def test_transport_profile_is_the_64mb_shared_memory_one() -> None:
+    c = launch_constants()
+    ns = {"d": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ET.parse(REPO / "config" / c["TRANSPORT_PROFILE"]).getroot()
+    shm = [t for t in root.iterfind(".//d:transport_descriptor", ns) if t.findtext("d:type", namespaces=ns) == "SHM"]
+    assert len(shm) == 1 and int(shm[0].findtext("d:segment_size", namespaces=ns)) == 64 * 1024 * 1024
+    participant = root.find(".//d:participant", ns)
+    assert participant.get("is_default_profile") == "true"
+    used = [t.text for t in participant.iterfind(".//d:userTransports/d:transport_id", ns)]
+    assert shm[0].findtext("d:transport_id", namespaces=ns) in used
+    assert participant.findtext(".//d:useBuiltinTransports", namespaces=ns) == "false"
+    assert set(c["PROFILE_ENV"]) == {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory, random_model_factory):
+    return small_model_dir(tmp_path_factory, random_model_factory, "launch_models")
+
+
+def _call(lis, client, request, timeout=10.0):
+    assert client.wait_for_service(timeout_sec=timeout), client.srv_name
+    future = client.call_async(request)
+    lis.wait_for(future.done, timeout, client.srv_name)
+    return future.result()
+
+
+def test_node_started_like_the_launch_file(engine_dir, tmp_path) -> None:
+    from rcl_interfaces.srv import DescribeParameters, GetParameters
+
+    argv, env = launch_command(
+        {"backend": "onnxruntime", "engine_dir": str(engine_dir), "precision": "fp32", "namespace": "cam_front",
+         "image_topic": "/cam/front/image_raw", "publish_overlay": "true"},
+        extra={"qos_reliability": "reliable", "warn_no_frames_s": "1.0", "diagnostics_period": "0.3"},
+    )
+    with node_process(argv, env, tmp_path / "node.log") as node, listener() as lis:
+        name = "/cam_front/segmentation"
+        lis.wait_for(lambda: lis.last_status(name), 30, "the node's first diagnostics", node)
+        subs = dict(lis.node.get_subscriber_names_and_types_by_node("segmentation", "/cam_front"))
+        pubs = dict(lis.node.get_publisher_names_and_types_by_node("segmentation", "/cam_front"))
+        assert "/cam/front/image_raw" in subs
+        assert {"/cam_front/segmentation/labels", "/cam_front/segmentation/overlay", "/diagnostics"} <= set(pubs)
+        assert "/cam_front/segmentation/color" not in pubs
+        # `ros2 param describe`: every parameter has a description; ranges where declared
+        described = _call(lis, lis.node.create_client(DescribeParameters, f"{name}/describe_parameters"),
+                          DescribeParameters.Request(names=list(PARAMETER_NAMES)))
+        by_name = {d.name: d for d in described.descriptors}
+        assert set(by_name) == set(PARAMETER_NAMES)
+        assert all(d.description for d in by_name.values())
+        alpha = by_name["overlay_alpha"].floating_point_range[0]
+        assert (alpha.from_value, alpha.to_value) == (0.0, 1.0)
+        assert by_name["qos_depth"].integer_range[0].to_value == 100
+        assert "tensorrt" in by_name["backend"].additional_constraints
+        got = _call(lis, lis.node.create_client(GetParameters, f"{name}/get_parameters"),
+                    GetParameters.Request(names=["precision", "publish_overlay", "qos_reliability", "overlay_alpha"]))
+        values = [v.string_value or v.bool_value or v.double_value for v in got.values]
+        assert values == ["fp32", True, "reliable", 0.5]  # overrides + the params file's default
+        # no frames yet -> WARN; a best-effort camera against this reliable subscription -> incompatible QoS WARN
+        lis.wait_for(lambda: (s := lis.last_status(name)) and "no frame received yet" in s[0].message, 5,
+                     "the no-frames WARN")
+        frames = save_frames(tmp_path / "f.npz", [{"encoding": "rgb8", "height": 2, "width": 2, "step": 6,
+                                                    "data": bytes(12)}])
+        publisher = start_publisher(frames, "/cam/front/image_raw", 5.0, env=env, wait_subscriber=3.0)
+        status, values = lis.wait_for(
+            lambda: (s := lis.last_status(name)) and s[1]["qos"] != "ok" and s, 10, "the incompatible-QoS WARN", node)
+        assert status.level == bytes([WARN]) and "incompatible QoS (RELIABILITY" in status.message
+        publisher.communicate(timeout=20)
+        assert publisher.returncode == 3  # it never found a compatible subscriber
+    assert "incompatible QoS" in node.log()
+    assert node.proc.returncode == 0
+
+
+def test_docs_list_every_parameter_and_diagnostics_key() -> None:
+    from trt_segmentation.diagnostics import COUNTER_KEYS, INFO_KEYS, STAGES
+
+    text = (REPO / "docs" / "node.md").read_text()
+    for name in PARAMETER_NAMES:
+        assert f"| `{name}` |" in text, name
+    for key in INFO_KEYS + COUNTER_KEYS + ("fps", "seconds_since_last_frame", "publishers", "input_size", "qos",
+                                           "last_error"):
+        assert f"`{key}`" in text, key
+    for stage in STAGES:
+        assert f"`latency_{stage}_{{p50,p95,p99,max}}_ms`" in text, stage

@@ -1,0 +1,103 @@
+"""Malformed images never crash the node: each is logged (throttled), counted as failed, and good frames after
+them still get labels. Start-up with a missing or mismatched model file is one clear error and exit code 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from node_harness import (
+    encode_frame,
+    finish,
+    launch_command,
+    listener,
+    node_process,
+    save_frames,
+    small_model_dir,
+    start_publisher,
+)
+from trt_segmentation.artifacts import artifact_path
+
+H, W = 256, 512
+MODEL = "swiftnet_ss_rn18"
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory, random_model_factory):
+    return small_model_dir(tmp_path_factory, random_model_factory, "bad_input_models")
+
+
+def good(rgb: np.ndarray) -> dict:
+    step, data = encode_frame(rgb, "rgb8")
+    return {"encoding": "rgb8", "height": rgb.shape[0], "width": rgb.shape[1], "step": step, "data": data}
+
+
+def test_malformed_messages_are_counted_and_the_node_goes_on(engine_dir, tmp_path) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    ok = good(rgb)
+    bad = [
+        dict(ok, data=ok["data"][: ok["step"] * H - 100]),  # data shorter than step*height
+        dict(ok, encoding="16UC1"),  # unsupported encoding
+        dict(ok, height=0, width=0, step=0, data=b""),  # zero size
+        dict(ok, step=W * 3 - 1),  # step < width*channels
+        dict(ok, encoding="yuv422"),  # another unsupported one
+    ]
+    odd_size = good(rgb[:100, :150])  # not the engine's size: resized, labels at 100x150
+    frames = [ok] + bad + [odd_size, ok, ok]
+    path = save_frames(tmp_path / "frames.npz", frames)
+    argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/bad/image"},
+                               extra={"diagnostics_period": "0.3", "log_throttle_s": "60.0"})
+    with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
+        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        finish(start_publisher(path, "/bad/image", rate=4.0, env=env, settle="/segmentation"), 60)
+        lis.wait_for(lambda: len(lis.labels) >= 4, 10, "labels for the 4 good frames", node)
+        status, values = lis.wait_for(
+            lambda: (s := lis.last_status("/segmentation")) and int(s[1]["frames_processed"]) >= 4 and s, 5,
+            "diagnostics of the processed frames", node)
+        assert node.proc.poll() is None, "the node died"
+        log = node.log()
+    assert int(values["frames_failed"]) == len(bad), values
+    assert int(values["frames_processed"]) == 4
+    assert "yuv422" in values["last_error"] or "unsupported encoding" in values["last_error"]
+    sizes = sorted({(m.height, m.width) for m in lis.labels})
+    assert sizes == [(100, 150), (H, W)]
+    # the first error is logged, the four that follow within log_throttle_s are not (one line, not five)
+    assert log.count("bad image dropped") == 1, log
+    assert "data has" in log
+    # a WARN while bad frames arrive
+    assert any(s.level == b"\x01" and "bad frame" in s.message for _, s in lis.statuses("/segmentation"))
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong_precision", "tensorrt_build", "out_of_range"])
+def test_missing_or_mismatched_model_is_one_clear_error(engine_dir, tmp_path, case) -> None:
+    if case == "out_of_range":  # a declared range is enforced at start-up, with the parameter's name
+        arguments = {"backend": "onnxruntime", "engine_dir": str(engine_dir)}
+        extra = {"overlay_alpha": "1.5"}
+        expected = ["parameter overlay_alpha", "out of range"]
+    elif case == "tensorrt_build":  # build_engine_if_missing on a machine without TensorRT: says what is missing
+        arguments = {"backend": "tensorrt", "engine_dir": str(engine_dir), "precision": "fp32"}
+        extra = {"build_engine_if_missing": "true"}
+        expected = [f"building {artifact_path(engine_dir, MODEL, H, W, 'fp32', '.engine')} failed",
+                    "TensorRT is not installed"]
+    elif case == "missing":
+        arguments = {"backend": "onnxruntime", "engine_dir": str(engine_dir), "precision": "int8"}
+        extra = {"engine_height": str(H), "engine_width": str(W)}
+        expected = [f"{MODEL}_{H}x{W}_int8.onnx", "tools/build_engine.py", "--precision int8",
+                    f"--onnx {artifact_path(engine_dir, MODEL, H, W, 'fp32', '.onnx')}"]
+    else:  # an fp32 model saved under the fp16 name: refused, never silently used
+        import shutil
+
+        shutil.copy(artifact_path(engine_dir, MODEL, H, W, "fp32", ".onnx"), tmp_path / f"{MODEL}_{H}x{W}_fp16.onnx")
+        arguments = {"backend": "onnxruntime", "engine_dir": str(tmp_path), "precision": "fp16"}
+        extra = {}
+        expected = ["holds a fp32 model, precision fp16 was asked", "tools/build_engine.py"]
+    argv, env = launch_command(arguments, extra=extra)
+    with node_process(argv, env, tmp_path / "node.log") as node:
+        code = node.wait(timeout=30)
+        log = node.log()
+    assert code == 1, log
+    fatal = [line for line in log.splitlines() if "FATAL" in line]
+    assert len(fatal) == 1, log
+    for text in expected:
+        assert text in fatal[0], fatal[0]
+    assert "Traceback" not in log

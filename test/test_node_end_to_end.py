@@ -1,0 +1,143 @@
+"""End to end: the node in its own process (ONNX Runtime backend, params file, started as the launch file
+starts it), a publisher process sending frames of four encodings (two sizes: the engine's and a smaller one that
+goes through the resize path), labels received here identical to offline ONNX Runtime inference of the same
+images, headers preserved, colour mask published, diagnostics carrying every key. Then the same with jpeg/png
+CompressedImage input.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from node_harness import (
+    encode_frame,
+    expected_rgb,
+    finish,
+    launch_command,
+    listener,
+    node_process,
+    save_frames,
+    small_model_dir,
+    smooth_frames,
+    start_publisher,
+)
+from trt_segmentation.artifacts import artifact_path
+from trt_segmentation.diagnostics import report_keys
+from trt_segmentation.node import resize_image, resize_nearest
+from trt_segmentation.palette import colorize
+from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+H, W = 256, 512
+MODEL = "swiftnet_ss_rn18"
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory, random_model_factory):
+    return small_model_dir(tmp_path_factory, random_model_factory, "e2e_models")
+
+
+def offline_labels(backend: OnnxRuntimeBackend, rgb: np.ndarray) -> np.ndarray:
+    """The reference: ONNX Runtime in this process on the same pixels, resized like the node documents."""
+    h, w = rgb.shape[:2]
+    return resize_nearest(backend.infer(np.ascontiguousarray(resize_image(rgb, H, W))).labels, h, w)
+
+
+def check_labels(lis, node_proc, references: dict[str, np.ndarray], stamps_required: bool = True) -> int:
+    with lis.lock:
+        received = list(lis.labels)
+    assert received, f"no labels received\n{node_proc.log()}"
+    for msg in received:
+        want = references[msg.header.frame_id]
+        assert msg.encoding == "mono8"
+        assert (msg.height, msg.width, msg.step) == (want.shape[0], want.shape[1], want.shape[1])
+        got = np.frombuffer(bytes(msg.data), np.uint8).reshape(want.shape)
+        assert np.array_equal(got, want), f"{msg.header.frame_id}: {np.mean(got != want):.4%} pixels differ"
+        if stamps_required:
+            assert msg.header.stamp.sec > 0
+    return len(received)
+
+
+def test_labels_match_offline_inference_for_four_encodings(engine_dir, tmp_path) -> None:
+    big = smooth_frames(12, H, W, seed=1)
+    small = smooth_frames(12, 192, 384, seed=2)
+    plan = [("rgb8", 0, big), ("bgr8", 16, big), ("rgba8", 8, small), ("mono8", 5, small)]
+    frames, references, sent_rgb = [], {}, {}
+    with OnnxRuntimeBackend(artifact_path(engine_dir, MODEL, H, W, "fp32", ".onnx")) as reference:
+        for i in range(24):
+            encoding, pad, source = plan[i % 4]
+            rgb = source[i // 4 * 2 + (i % 4) // 2]
+            step, data = encode_frame(rgb, encoding, pad)
+            frames.append({"encoding": encoding, "height": rgb.shape[0], "width": rgb.shape[1], "step": step,
+                           "data": data})
+            seen = expected_rgb(rgb, encoding)
+            references[f"frame{i}"] = offline_labels(reference, seen)
+            sent_rgb[f"frame{i}"] = seen
+    path = save_frames(tmp_path / "frames.npz", frames)
+    argv, env = launch_command(
+        {"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/e2e/camera/image_raw",
+         "namespace": "e2e", "publish_color": "true", "precision": "fp32"},
+        extra={"diagnostics_period": "0.5"},
+    )
+    with node_process(argv, env, tmp_path / "node.log") as node, \
+            listener("/e2e/segmentation/labels", extra_topics=("/e2e/segmentation/color",)) as lis:
+        lis.wait_for(lambda: lis.last_status("/e2e/segmentation"), 30, "the node's first diagnostics", node)
+        pub = start_publisher(path, "/e2e/camera/image_raw", rate=6.0, env=env, lockstep="/e2e/segmentation/labels")
+        out = finish(pub, 60)
+        assert "sent 24" in out
+        lis.wait_for(lambda: len(lis.labels) >= 24 or (
+            (s := lis.last_status("/e2e/segmentation")) and int(s[1]["frames_processed"]) == len(lis.labels)
+            and int(s[1]["frames_received"]) > 0 and len(lis.labels) >= 20), 10, ">= 20 labels", node)
+        lis.wait_for(lambda: len(lis.images["/e2e/segmentation/color"]) >= len(lis.labels) - 1, 5, "colour masks")
+        n = check_labels(lis, node, references)
+        assert n >= 20
+        # the node runs on a Jetson without torch/onnx/modelopt: none of their libraries is loaded
+        maps = open(f"/proc/{node.pid}/maps").read()
+        assert "libtorch" not in maps and "onnx_cpp2py_export" not in maps and "modelopt" not in maps
+        color = lis.images["/e2e/segmentation/color"][0]
+        want = colorize(references[color.header.frame_id])
+        assert color.encoding == "rgb8"
+        assert np.array_equal(np.frombuffer(bytes(color.data), np.uint8).reshape(want.shape), want)
+        # diagnostics: every documented key, counts consistent with what was received
+        status, values = lis.wait_for(
+            lambda: (s := lis.last_status("/e2e/segmentation")) and int(s[1]["frames_processed"]) >= n and s, 5,
+            "diagnostics counting the processed frames", node)
+        missing = [k for k in report_keys() if k not in values]
+        assert not missing, missing
+        assert values["backend"] == "onnxruntime" and values["precision"] == "fp32"
+        assert values["engine_file"].endswith(f"{MODEL}_{H}x{W}_fp32.onnx")
+        assert values["engine_input_size"] == f"{H}x{W}"
+        assert int(values["frames_received"]) >= n and values["frames_failed"] == "0"
+        for stage in ("preprocess", "inference", "postprocess", "age"):
+            assert float(values[f"latency_{stage}_p50_ms"]) > 0
+            assert float(values[f"latency_{stage}_p50_ms"]) <= float(values[f"latency_{stage}_max_ms"])
+        assert float(values["fps"]) > 0
+        assert status.level in (b"\x00", b"\x01")  # OK, or WARN on a very slow machine (latency threshold)
+    assert node.proc.returncode == 0, node.log()
+
+
+def test_compressed_input_jpeg_and_png(engine_dir, tmp_path) -> None:
+    rgbs = smooth_frames(8, H, W, seed=3)
+    frames, references = [], {}
+    with OnnxRuntimeBackend(artifact_path(engine_dir, MODEL, H, W, "fp32", ".onnx")) as reference:
+        for i, rgb in enumerate(rgbs):
+            fmt = "png" if i % 2 else "jpeg"
+            buffer = io.BytesIO()
+            Image.fromarray(rgb).save(buffer, format=fmt.upper(), quality=90)
+            decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+            frames.append({"format": f"rgb8; {fmt} compressed rgb8", "data": buffer.getvalue()})
+            references[f"frame{i}"] = offline_labels(reference, decoded)
+    path = save_frames(tmp_path / "frames.npz", frames)
+    argv, env = launch_command(
+        {"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/zip/image"},
+        extra={"input_type": "compressed", "diagnostics_period": "0.5"},
+    )
+    with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
+        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        finish(start_publisher(path, "/zip/image/compressed", rate=6.0, env=env, compressed=True,
+                               lockstep="/segmentation/labels"), 60)
+        lis.wait_for(lambda: len(lis.labels) >= 7, 15, "labels of compressed frames", node)
+        assert check_labels(lis, node, references) >= 7

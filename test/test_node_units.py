@@ -1,0 +1,188 @@
+"""The node's pure parts without ROS: latency windows, diagnostics levels and keys, resizing, file resolution,
+the backend's in-order submit/collect API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trt_segmentation.diagnostics import ERROR, OK, WARN, Counters, Thresholds, build_report, report_keys
+from trt_segmentation.latency import RateMeter, RollingWindow, StageLatency
+from trt_segmentation.node import resize_image, resize_nearest
+from trt_segmentation.node_params import ModelFileError, params_from_dict, resolve_model_file
+
+
+def test_rolling_window_keeps_only_the_last_samples() -> None:
+    window = RollingWindow(100)
+    for value in range(1000):
+        window.add(float(value))
+    s = window.summary()
+    assert s["n"] == 100 and s["max"] == 999.0
+    assert s["p50"] == pytest.approx(np.percentile(np.arange(900, 1000), 50))
+    assert s["p99"] == pytest.approx(np.percentile(np.arange(900, 1000), 99))
+    assert np.isnan(RollingWindow(5).summary()["p50"])
+
+
+def test_rate_meter_and_stage_latency() -> None:
+    meter = RateMeter(horizon_s=5.0)
+    for i in range(51):
+        meter.tick(100.0 + i * 0.1)
+    assert meter.rate(now=105.0) == pytest.approx(10.0)
+    assert meter.rate(now=200.0) == 0.0  # nothing recent
+    stages = StageLatency(("a",), window=10)
+    stages.add_all({"a": 1.0, "b": 2.0})
+    assert set(stages.summaries()) == {"a", "b"}
+
+
+def _report(**overrides):
+    base = dict(info={"backend": "onnxruntime"}, counters=Counters(100, 90, 10, 0), fps=30.0,
+                latency={"age": {"p50": 40.0, "p95": 60.0, "p99": 70.0, "max": 80.0}},
+                seconds_since_last_frame=0.1, seconds_since_start=60.0, thresholds=Thresholds(100.0, 0.5, 2.0))
+    base.update(overrides)
+    return build_report(**base)
+
+
+def test_diagnostics_levels() -> None:
+    ok = _report()
+    assert ok.level == OK and ok.message.startswith("ok")
+    assert [k for k, _ in ok.values] == report_keys()
+    assert ok.as_dict()["latency_age_p95_ms"] == "60.00" and ok.as_dict()["latency_inference_p50_ms"] == "nan"
+    slow = _report(latency={"age": {"p95": 150.0}})
+    assert slow.level == WARN and "p95 150 ms > 100 ms" in slow.message
+    drops = _report(counters=Counters(100, 30, 70, 0))
+    assert drops.level == WARN and "dropped 70/100" in drops.message
+    silent = _report(seconds_since_last_frame=None, seconds_since_start=3.0, publishers=0)
+    assert silent.level == WARN and "no frame received yet" in silent.message and "no publisher" in silent.message
+    starved = _report(seconds_since_last_frame=10.0, publishers=1)
+    assert starved.level == WARN and "transport profile" in starved.message
+    assert silent.as_dict()["seconds_since_last_frame"] == "never"
+    qos = _report(qos_problems=["incompatible QoS (RELIABILITY)"])
+    assert qos.level == WARN and qos.as_dict()["qos"] == "incompatible QoS (RELIABILITY)"
+    bad = _report(failed_since_last_report=2, last_error="bad image dropped: zero-size image: 0x0")
+    assert bad.level == WARN and "2 bad frame(s)" in bad.message
+    broken = _report(runtime_error="CUDA error", qos_problems=["x"])
+    assert broken.level == ERROR and broken.message.startswith("inference failing")
+
+
+def test_resize_nearest_matches_pillow_and_round_trips() -> None:
+    labels = np.random.default_rng(0).integers(0, 19, (64, 128), dtype=np.uint8)
+    for size in ((256, 512), (37, 91), (64, 128)):
+        ours = resize_nearest(labels, *size)
+        pillow = np.asarray(Image.fromarray(labels).resize(size[::-1], Image.NEAREST))
+        assert ours.shape == size and np.array_equal(ours, pillow)
+    assert np.array_equal(resize_nearest(resize_nearest(labels, 128, 256), 64, 128), labels)
+    image = np.zeros((100, 150, 3), np.uint8)
+    assert resize_image(image, 64, 128).shape == (64, 128, 3)
+    assert resize_image(image, 100, 150) is image
+
+
+def test_precision_picks_the_file(tmp_path) -> None:
+    for name in ("m_256x512_fp32.onnx", "m_256x512_int8.onnx", "m_512x1024_fp16.onnx", "m_256x512_fp16.onnx"):
+        (tmp_path / name).write_bytes(b"")
+    d = str(tmp_path)
+    assert resolve_model_file(params_from_dict({"backend": "onnxruntime", "model": "m", "engine_dir": d,
+                                                "precision": "int8"})).name == "m_256x512_int8.onnx"
+    assert resolve_model_file(params_from_dict({"backend": "tensorrt", "model": "m", "engine_dir": d,
+                                                "precision": "int8", "engine_height": 256, "engine_width": 512})
+                              ).name == "m_256x512_int8.engine"
+    assert resolve_model_file(params_from_dict({"backend": "onnxruntime", "onnx_path": "/x/y.onnx"})).name == "y.onnx"
+    with pytest.raises(ModelFileError, match="several sizes"):
+        resolve_model_file(params_from_dict({"backend": "onnxruntime", "model": "m", "engine_dir": d,
+                                             "precision": "fp16"}))
+    with pytest.raises(ModelFileError, match="tools/build_engine.py"):
+        resolve_model_file(params_from_dict({"backend": "onnxruntime", "model": "m", "engine_dir": d,
+                                             "precision": "mixed"}))
+    with pytest.raises(ValueError, match="choose one of"):
+        params_from_dict({"precision": "int4"})
+    with pytest.raises(ValueError, match="outside"):
+        params_from_dict({"overlay_alpha": 1.5})
+
+
+def test_submit_collect_keeps_order_on_a_synchronous_backend(tmp_path, random_model_factory) -> None:
+    from trt_segmentation.export import ExportOptions, export_onnx
+    from trt_segmentation.runtime import BackendError, create_backend
+
+    path = tmp_path / "m.onnx"
+    export_onnx(random_model_factory("single_scale", "resnet18", seed=0), path, ExportOptions(64, 128))
+    backend = create_backend("onnxruntime", path)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 64, 128, 3), dtype=np.uint8)
+    got = []
+    for i, frame in enumerate(frames):
+        backend.submit(frame, tag=i)
+        with pytest.raises(BackendError, match="in flight"):
+            backend.submit(frame)
+        got.append(backend.collect())
+    assert [tag for tag, _ in got] == [0, 1, 2]
+    assert np.array_equal(got[1][1].labels, backend.infer(frames[1]).labels)
+    with pytest.raises(BackendError, match="nothing in flight"):
+        backend.collect()
+    with pytest.raises(BackendError, match="unknown or unavailable backend"):
+        create_backend("tflite", path)
+
+
+def test_tensorrt_backend_refuses_clearly_before_needing_a_gpu(tmp_path) -> None:
+    from trt_segmentation.engine.metadata import EngineMetadata, write_metadata
+    from trt_segmentation.runtime import BackendError
+    from trt_segmentation.runtime.tensorrt_backend import EngineMismatch, TensorRtBackend, check_engine_metadata
+
+    engine = tmp_path / "m_256x512_int8.engine"
+    with pytest.raises(BackendError, match="engine not found"):
+        TensorRtBackend(engine)
+    engine.write_bytes(b"plan")
+    with pytest.raises(EngineMismatch, match="metadata .* is missing"):
+        TensorRtBackend(engine)
+    meta = EngineMetadata(model="m", height=256, width=512, precision="fp16", tensorrt_version="10.3.0",
+                          builder="tensorrt", typing="strong", gpu_name="Orin", compute_capability="8.7",
+                          onnx_sha256="0" * 64)
+    write_metadata(engine, meta)
+    with pytest.raises(BackendError, match="TensorRT is not installed"):  # this machine has no TensorRT
+        TensorRtBackend(engine)
+    onnx = tmp_path / "m_256x512_int8.onnx"
+    onnx.write_bytes(b"re-exported")
+    with pytest.raises(EngineMismatch) as info:
+        check_engine_metadata(engine, meta, precision="int8", tensorrt_version="10.7.0", compute_capability="8.7",
+                              onnx_path=onnx)
+    text = str(info.value)
+    for part in (str(engine), "precision is fp16, int8 was asked", "built with TensorRT 10.3.0, this is TensorRT "
+                 "10.7.0", "the ONNX changed", "Expected TensorRT 10.7.0", "tools/build_engine.py"):
+        assert part in text, text
+    check_engine_metadata(engine, meta, precision="fp16", tensorrt_version="10.3.0", compute_capability="8.7")
+
+
+def test_frame_worker_keeps_the_newest_frame_in_order(tmp_path, random_model_factory) -> None:
+    """The node's worker without ROS: posted much faster than processed, labels come out in order, every frame
+    is processed or counted as dropped (also the one left waiting at stop)."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from trt_segmentation.export import ExportOptions, export_onnx
+    from trt_segmentation.node import FrameWorker
+    from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    path = tmp_path / "m.onnx"
+    export_onnx(random_model_factory("single_scale", "resnet18", seed=0), path, ExportOptions(64, 128))
+    rgb = np.random.default_rng(0).integers(0, 256, (96, 160, 3), dtype=np.uint8)  # resized to 64x128 and back
+    published, lock = [], threading.Lock()
+
+    def publish(pending, labels) -> None:
+        with lock:
+            published.append((int(pending.header.frame_id), labels))
+
+    backend = OnnxRuntimeBackend(path, threads=1)
+    worker = FrameWorker(backend, publish)
+    worker.start()
+    for i in range(300):
+        header = SimpleNamespace(frame_id=str(i), stamp=SimpleNamespace(sec=1, nanosec=0))
+        worker.post(SimpleNamespace(encoding="bgr8", height=96, width=160, step=480, data=rgb[..., ::-1].tobytes(),
+                                    header=header))
+        time.sleep(0.001)
+    worker.stop()
+    counters = worker.snapshot()
+    ids = [i for i, _ in published]
+    assert ids == sorted(ids) and len(ids) >= 2
+    assert counters.received == 300 == counters.processed + counters.dropped
+    assert counters.dropped > 0 and counters.failed == 0
+    expected = resize_nearest(backend.infer(np.ascontiguousarray(resize_image(rgb, 64, 128))).labels, 96, 160)
+    assert all(np.array_equal(labels, expected) for _, labels in published)

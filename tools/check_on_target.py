@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Check the TensorRT engines on the target (Jetson or any NVIDIA GPU with TensorRT >= 8.5 and pycuda).
+
+For each precision: finds <model>_<H>x<W>_<precision>.onnx in --engine-dir, builds the .engine if it is missing
+(or always with --build), loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT
+version, GPU, precision, ONNX hash, tensors), runs it with two frames in flight on CUDA streams, and compares
+its labels with ONNX Runtime on the same ONNX. Prints a pass/fail table.
+
+Without TensorRT (a laptop, CI) it still runs the ONNX Runtime reference and the TensorRT-RTX parse check, then
+reports NEEDS-TENSORRT for what only the target can prove.
+
+Examples:
+  tools/check_on_target.py --engine-dir artifacts --size 512x1024 --precisions fp32 fp16 int8 mixed
+  tools/check_on_target.py --engine-dir artifacts --size 1024x2048 --images-dir street_scenes/val --build
+Exit code: 0 all PASS, 1 a FAIL, 2 incomplete (a file is missing or TensorRT is needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trt_segmentation.cli import parse_size  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engine-dir", type=Path, default=Path("artifacts"), help="folder with the .onnx/.engine files")
+    p.add_argument("--model", default="swiftnet_ss_rn18", help="model name (first part of the file names)")
+    p.add_argument("--size", type=parse_size, default=(1024, 2048), metavar="HxW", help="engine input size")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8", "mixed"],
+                   help="precisions to check (fp32 fp16 int8 mixed int8-max int8-percentile)")
+    p.add_argument("--images", type=int, default=8, help="number of test images (default 8)")
+    p.add_argument("--images-dir", type=Path, help="folder of .png/.jpg test images (default: synthetic)")
+    p.add_argument("--build", action="store_true", help="rebuild the engines even when they exist")
+    p.add_argument("--min-agreement", action="append", default=[], metavar="PRECISION=FRACTION",
+                   help="override a pass threshold, e.g. int8=0.97 (defaults: fp32 0.999, fp16 0.995, "
+                        "int8/mixed 0.98 of pixels equal to ONNX Runtime)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from trt_segmentation.runtime.target_check import environment, exit_code, format_table, run_checks
+
+    thresholds = {}
+    for item in args.min_agreement:
+        name, _, value = item.partition("=")
+        thresholds[name] = float(value)
+    print("environment: " + ", ".join(f"{k} {v}" for k, v in environment().items()), flush=True)
+    height, width = args.size
+    try:
+        rows = run_checks(args.engine_dir, args.model, height, width, args.precisions, images=args.images,
+                          image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
+                          log=lambda text: print(text, flush=True))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(format_table(rows))
+    code = exit_code(rows)
+    if any(r.status == "NEEDS-TENSORRT" for r in rows):
+        print("\nStopped where TensorRT is needed: this machine has no TensorRT runtime. Run this command on the "
+              "target (TensorRT >= 8.5, pycuda, a CUDA GPU) to build, run and compare the engines.")
+    print({0: "\nresult: PASS", 1: "\nresult: FAIL", 2: "\nresult: INCOMPLETE"}[code])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
