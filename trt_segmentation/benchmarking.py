@@ -1,0 +1,80 @@
+"""Latency measurement for backends and PyTorch models: warm-up, many repeats, medians, ratios in one run.
+
+Numbers are only compared within one run on one machine (the ratio column); absolute figures say something
+only with the device and date they were taken on.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .runtime.backend import Backend
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    median_ms: float
+    p95_ms: float
+    runs: int
+
+    @property
+    def fps(self) -> float:
+        return 1000.0 / self.median_ms if self.median_ms > 0 else float("inf")
+
+
+def summarise(name: str, samples_ms: list[float]) -> Timing:
+    return Timing(name, statistics.median(samples_ms), float(np.percentile(samples_ms, 95)), len(samples_ms))
+
+
+def time_backend(name: str, backend: Backend, frames: list[np.ndarray], warmup: int = 3, repeats: int = 20) -> Timing:
+    """Wall time of ``backend.infer`` (whole call: preprocessing, inference, labels back on the host)."""
+    for i in range(warmup):
+        backend.infer(frames[i % len(frames)])
+    samples = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        backend.infer(frames[i % len(frames)])
+        samples.append((time.perf_counter() - start) * 1e3)
+    return summarise(name, samples)
+
+
+def time_torch_model(name: str, model, height: int, width: int, dtype: str = "fp32", device: str = "cuda",  # noqa: ANN001
+                     warmup: int = 10, repeats: int = 50) -> Timing:
+    """GPU time of one forward pass (batch 1, uint8-range input, argmax included) from CUDA events; rotates
+    between 4 random inputs so repeated runs do not measure a cache."""
+    import torch
+
+    torch.backends.cudnn.benchmark = True
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    model = model.to(device=device, dtype=torch_dtype, memory_format=torch.channels_last).eval()
+    inputs = [(torch.rand(1, 3, height, width, device=device) * 255).to(torch_dtype).contiguous(
+        memory_format=torch.channels_last) for _ in range(4)]
+    run: Callable[[int], torch.Tensor] = lambda i: model(inputs[i % 4]).argmax(1)  # noqa: E731
+    with torch.inference_mode():
+        for i in range(warmup):
+            run(i)
+        torch.cuda.synchronize()
+        samples = []
+        for i in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run(i)
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end))
+    return summarise(name, samples)
+
+
+def format_table(timings: list[Timing], title: str) -> str:
+    """Markdown table; ``ratio`` is each row's median over the first row's, from this same run."""
+    base = timings[0].median_ms if timings else 1.0
+    lines = [f"### {title}", "", "| variant | median ms | p95 ms | fps | time vs first row |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {t.name} | {t.median_ms:.2f} | {t.p95_ms:.2f} | {t.fps:.1f} | {t.median_ms / base:.2f}x |"
+              for t in timings]
+    return "\n".join(lines)
