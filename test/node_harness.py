@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import numpy as np
 # the node is started exactly as launch/segmentation.launch.py would start it (parsed, never executed: launch_ros
 # is not installable here): trt_segmentation.launch_emulation builds that command line
 from trt_segmentation.launch_emulation import NodeProcess, launch_command, launch_constants  # noqa: F401 (re-exported)
+from trt_segmentation.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"
@@ -60,91 +60,38 @@ def small_model_dir(tmp_path_factory: Any, random_model_factory: Any, name: str,
 
 
 # ------------------------------------------------------------------------------------------------ listener
-class Listener:
-    """An rclpy node of its own context in this process, spinning in a thread; collects labels/diagnostics."""
+class Listener(TopicProbe):
+    """The package's :class:`TopicProbe` (the demo's listener) with what the tests add: ``labels``, the messages
+    of ``labels_topic``; arrival times from ``time.monotonic``; a failed wait is an AssertionError with the node's
+    log."""
 
     def __init__(self, labels_topic: str | None = None, *, extra_topics: tuple[str, ...] = (),
                  name: str = "test_listener") -> None:
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
+        self.labels_topic = labels_topic
+        topics = ((labels_topic,) if labels_topic else ()) + tuple(extra_topics)
+        super().__init__(topics, name=name, clock=time.monotonic)
 
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.lock = threading.Lock()
-        self.labels: list[Any] = []
-        self.images: dict[str, list[Any]] = {t: [] for t in extra_topics}
-        self.diagnostics: list[tuple[float, Any]] = []
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        if labels_topic:
-            self.node.create_subscription(Image, labels_topic, self._on_labels, qos)
-        for topic in extra_topics:
-            self.node.create_subscription(Image, topic, lambda m, t=topic: self._on_image(t, m), qos)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.running = True
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while self.running and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def _on_labels(self, msg: Any) -> None:
-        with self.lock:
-            self.labels.append(msg)
-
-    def _on_image(self, topic: str, msg: Any) -> None:
-        with self.lock:
-            self.images[topic].append(msg)
-
-    def _on_diag(self, msg: Any) -> None:
-        with self.lock:
-            self.diagnostics.append((time.monotonic(), msg))
-
-    def last_status(self, node_name: str) -> tuple[Any, dict[str, str]] | None:
-        with self.lock:
-            for _, array in reversed(self.diagnostics):
-                for status in array.status:
-                    if status.name == node_name:
-                        return status, {kv.key: kv.value for kv in status.values}
-        return None
-
-    def statuses(self, node_name: str) -> list[tuple[float, Any]]:
-        with self.lock:
-            return [(t, s) for t, a in self.diagnostics for s in a.status if s.name == node_name]
+    @property
+    def labels(self) -> list[Any]:
+        """The labels messages received so far (a copy)."""
+        return self.messages(self.labels_topic) if self.labels_topic else []
 
     def wait_for(self, predicate: Any, timeout: float, what: str, proc: NodeProcess | None = None) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            if proc is not None and proc.proc.poll() is not None:
-                raise AssertionError(f"node exited ({proc.proc.returncode}) while waiting for {what}:\n{proc.log()}")
-            time.sleep(0.05)
-        log = f"\nnode log:\n{proc.log()}" if proc is not None else ""
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{log}")
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join(timeout=5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.context.try_shutdown()
+        alive = None if proc is None else (lambda: proc.proc.poll() is None)
+        try:
+            return super().wait_for(predicate, timeout, what, alive)
+        except WatchedProcessEnded:
+            assert proc is not None
+            raise AssertionError(
+                f"node exited ({proc.proc.returncode}) while waiting for {what}:\n{proc.log()}") from None
+        except WaitTimeout as exc:
+            log = f"\nnode log:\n{proc.log()}" if proc is not None else ""
+            raise AssertionError(f"{exc}{log}") from None
 
 
-@contextmanager
-def listener(labels_topic: str | None = None, **kwargs: Any) -> Iterator[Listener]:
-    lis = Listener(labels_topic, **kwargs)
-    try:
-        yield lis
-    finally:
-        lis.close()
+def listener(labels_topic: str | None = None, **kwargs: Any) -> Listener:
+    """A :class:`Listener`, to use as a context manager (closed on exit)."""
+    return Listener(labels_topic, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ frames

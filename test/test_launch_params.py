@@ -9,24 +9,13 @@ from __future__ import annotations
 import ast
 import xml.etree.ElementTree as ET
 
-import pytest
 import yaml
 
-from node_harness import (
-    LAUNCH_FILE,
-    REPO,
-    launch_command,
-    launch_constants,
-    listener,
-    node_process,
-    save_frames,
-    small_model_dir,
-    start_publisher,
-)
+from node_fixtures import engine_dir  # noqa: F401 (a pytest fixture)
+from node_harness import LAUNCH_FILE, REPO, launch_constants
+from node_harness import launch_command, listener, node_process, save_frames, start_publisher
 from trt_segmentation.diagnostics import WARN
 from trt_segmentation.node_params import PARAMETER_NAMES, PARAMETERS, params_from_dict
-
-H, W = 256, 512
 
 
 def test_every_launch_argument_maps_to_a_node_parameter_or_launch_setting() -> None:
@@ -72,11 +61,6 @@ def test_transport_profile_is_the_64mb_shared_memory_one() -> None:
     assert shm[0].findtext("d:transport_id", namespaces=ns) in used
     assert participant.findtext(".//d:useBuiltinTransports", namespaces=ns) == "false"
     assert set(c["PROFILE_ENV"]) == {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
-
-
-@pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory, random_model_factory):
-    return small_model_dir(tmp_path_factory, random_model_factory, "launch_models")
 
 
 def _call(lis, client, request, timeout=10.0):

@@ -6,25 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from node_harness import (
-    encode_frame,
-    finish,
-    launch_command,
-    listener,
-    node_process,
-    save_frames,
-    small_model_dir,
-    start_publisher,
-)
+from node_fixtures import H, MODEL, W, engine_dir  # noqa: F401 (engine_dir is a pytest fixture)
+from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
-
-H, W = 256, 512
-MODEL = "swiftnet_ss_rn18"
-
-
-@pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory, random_model_factory):
-    return small_model_dir(tmp_path_factory, random_model_factory, "bad_input_models")
 
 
 def good(rgb: np.ndarray) -> dict:

@@ -10,34 +10,16 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from node_harness import (
-    encode_frame,
-    expected_rgb,
-    finish,
-    launch_command,
-    listener,
-    node_process,
-    save_frames,
-    small_model_dir,
-    smooth_frames,
-    start_publisher,
-)
+from node_fixtures import H, MODEL, W, engine_dir  # noqa: F401 (engine_dir is a pytest fixture)
+from node_harness import encode_frame, expected_rgb, finish, launch_command, listener, node_process, save_frames
+from node_harness import smooth_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.diagnostics import report_keys
 from trt_segmentation.node import resize_image, resize_nearest
 from trt_segmentation.palette import colorize
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-H, W = 256, 512
-MODEL = "swiftnet_ss_rn18"
-
-
-@pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory, random_model_factory):
-    return small_model_dir(tmp_path_factory, random_model_factory, "e2e_models")
 
 
 def offline_labels(backend: OnnxRuntimeBackend, rgb: np.ndarray) -> np.ndarray:
@@ -47,8 +29,7 @@ def offline_labels(backend: OnnxRuntimeBackend, rgb: np.ndarray) -> np.ndarray:
 
 
 def check_labels(lis, node_proc, references: dict[str, np.ndarray], stamps_required: bool = True) -> int:
-    with lis.lock:
-        received = list(lis.labels)
+    received = lis.labels  # a copy, taken under the listener's lock
     assert received, f"no labels received\n{node_proc.log()}"
     for msg in received:
         want = references[msg.header.frame_id]
@@ -97,7 +78,7 @@ def test_labels_match_offline_inference_for_four_encodings(engine_dir, tmp_path)
         # the node runs on a Jetson without torch/onnx/modelopt: none of their libraries is loaded
         maps = open(f"/proc/{node.pid}/maps").read()
         assert "libtorch" not in maps and "onnx_cpp2py_export" not in maps and "modelopt" not in maps
-        color = lis.images["/e2e/segmentation/color"][0]
+        color = lis.messages("/e2e/segmentation/color")[0]
         want = colorize(references[color.header.frame_id])
         assert color.encoding == "rgb8"
         assert np.array_equal(np.frombuffer(bytes(color.data), np.uint8).reshape(want.shape), want)

@@ -15,14 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from node_harness import finish, launch_command, listener, node_process, save_frames, small_model_dir, start_publisher
+from node_fixtures import engine_dir  # noqa: F401 (a pytest fixture)
+from node_harness import finish, launch_command, listener, node_process, save_frames, start_publisher
 
 FRAMES, RATE = 30, 5.0
-
-
-@pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory, random_model_factory):
-    return small_model_dir(tmp_path_factory, random_model_factory, "large_models")
 
 
 def run_large_frames(engine_dir, tmp_path, profile: bool) -> dict[str, str]:

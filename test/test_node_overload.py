@@ -7,25 +7,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
-from node_harness import (
-    encode_frame,
-    finish,
-    launch_command,
-    listener,
-    node_process,
-    save_frames,
-    small_model_dir,
-    start_publisher,
-)
+from node_fixtures import engine_dir  # noqa: F401 (a pytest fixture)
+from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
 
 RATE, SECONDS, PERIOD = 40.0, 8, 0.25
-
-
-@pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory, random_model_factory):
-    return small_model_dir(tmp_path_factory, random_model_factory, "overload_models")
 
 
 def test_overload_drops_old_frames_stays_responsive_and_flat(engine_dir, tmp_path) -> None:

@@ -7,32 +7,21 @@ import numpy as np
 import onnx
 import pytest
 
-from node_harness import (
-    encode_frame,
-    finish,
-    launch_command,
-    listener,
-    node_process,
-    save_frames,
-    small_model_dir,
-    start_publisher,
-)
+from node_fixtures import H, MODEL, W, module_models
+from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-H, W = 256, 512
-MODEL = "swiftnet_ss_rn18"
-
 
 @pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory, random_model_factory):
+def engine_dir(request, tmp_path_factory, random_model_factory):
     """fp32 and 'fp16' files of different weights; the fp16 one carries precision fp16 in its contract. (A real
     fp16 conversion is the precision tools' job; here only the file choice is under test.)"""
     import dataclasses
 
     from trt_segmentation.export import ExportOptions, export_onnx, read_contract, set_contract
 
-    directory = small_model_dir(tmp_path_factory, random_model_factory, "precision_models")
+    directory = module_models(request, tmp_path_factory, random_model_factory)
     fp16 = artifact_path(directory, MODEL, H, W, "fp16", ".onnx")
     export_onnx(random_model_factory("single_scale", "resnet18", seed=1), fp16, ExportOptions(H, W))
     proto = onnx.load(fp16)

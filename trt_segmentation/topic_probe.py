@@ -12,10 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 
-class TopicProbe:
-    """Collect ``sensor_msgs/Image`` messages of ``image_topics`` and every ``/diagnostics`` array."""
+class WaitTimeout(TimeoutError):
+    """:meth:`TopicProbe.wait_for` ran out of time."""
 
-    def __init__(self, image_topics: tuple[str, ...] = (), *, name: str = "topic_probe", depth: int = 100) -> None:
+
+class WatchedProcessEnded(RuntimeError):
+    """The process :meth:`TopicProbe.wait_for` watches ended before the condition held."""
+
+
+class TopicProbe:
+    """Collect ``sensor_msgs/Image`` messages of ``image_topics`` and every ``/diagnostics`` array, each with its
+    arrival time from ``clock`` (wall time by default; ``time.monotonic`` to compare with other monotonic stamps)."""
+
+    def __init__(self, image_topics: tuple[str, ...] = (), *, name: str = "topic_probe", depth: int = 100,
+                 clock: Callable[[], float] = time.time) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -26,6 +36,7 @@ class TopicProbe:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, context=self.context)
         self.lock = threading.Lock()
+        self.clock = clock
         self.images: dict[str, list[tuple[float, Any]]] = {t: [] for t in image_topics}
         self.diagnostics: list[tuple[float, Any]] = []
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
@@ -44,15 +55,20 @@ class TopicProbe:
 
     def _store(self, topic: str, msg: Any) -> None:
         with self.lock:
-            self.images[topic].append((time.time(), msg))
+            self.images[topic].append((self.clock(), msg))
 
     def _on_diagnostics(self, msg: Any) -> None:
         with self.lock:
-            self.diagnostics.append((time.time(), msg))
+            self.diagnostics.append((self.clock(), msg))
 
     def count(self, topic: str) -> int:
         with self.lock:
             return len(self.images[topic])
+
+    def messages(self, topic: str) -> list[Any]:
+        """The messages of ``topic`` received so far, oldest first (a copy)."""
+        with self.lock:
+            return [msg for _, msg in self.images[topic]]
 
     def last_status(self, status_name: str) -> tuple[Any, dict[str, str]] | None:
         """The newest DiagnosticStatus called ``status_name`` and its key-values."""
@@ -63,18 +79,24 @@ class TopicProbe:
                         return status, {kv.key: kv.value for kv in status.values}
         return None
 
+    def statuses(self, status_name: str) -> list[tuple[float, Any]]:
+        """Every (arrival time, DiagnosticStatus) called ``status_name``, oldest first."""
+        with self.lock:
+            return [(t, s) for t, array in self.diagnostics for s in array.status if s.name == status_name]
+
     def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str,
                  alive: Callable[[], bool] | None = None) -> Any:
-        """Poll ``predicate`` until it is truthy; raise TimeoutError naming ``what`` (or if ``alive`` fails)."""
+        """Poll ``predicate`` until it is truthy and return its value; raise :class:`WaitTimeout` naming ``what``,
+        or :class:`WatchedProcessEnded` once ``alive`` returns False."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
             if alive is not None and not alive():
-                raise RuntimeError(f"the watched process ended while waiting for {what}")
+                raise WatchedProcessEnded(f"the watched process ended while waiting for {what}")
             time.sleep(0.05)
-        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        raise WaitTimeout(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def close(self) -> None:
         self._running = False

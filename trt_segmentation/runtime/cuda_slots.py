@@ -8,6 +8,7 @@ same machinery serves TensorRT (on the Jetson) and PyTorch (on any CUDA machine,
 
 pycuda is imported when a pipeline is created, never at module import: this module loads on CPU-only machines.
 Works from any thread: every call makes the device's primary context (shared with PyTorch) current.
+:class:`SlotBackend` is what the TensorRT and PyTorch backends share on top of a pipeline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .backend import Backend, BackendError, InferenceResult
 
 #: ``executor(slot_index, input_device_pointer, output_device_pointer, stream_handle)`` enqueues the network
 #: on the stream; it must not synchronise.
@@ -178,4 +181,42 @@ class SlotPipeline:
         self._context.detach()
 
 
-__all__ = ["CudaUnavailable", "Executor", "Slot", "SlotPipeline", "SlotResult", "load_pycuda"]
+def stage_timings(gpu_ms: dict[str, float]) -> dict[str, float]:
+    """A slot's timings as the backend stages: host copy + upload, the executor, the download."""
+    return {"preprocess": gpu_ms["host_copy"] + gpu_ms["h2d"], "inference": gpu_ms["inference"],
+            "postprocess": gpu_ms["d2h"]}
+
+
+class SlotBackend(Backend):
+    """A backend whose frames run on ``self.pipeline`` (a :class:`SlotPipeline` the subclass creates): submit,
+    in-flight count, synchronous infer and close are the pipeline's; the subclass adds :meth:`collect`."""
+
+    pipeline: SlotPipeline
+
+    def _network_input(self, image: np.ndarray) -> np.ndarray:
+        """The checked frame -> what the pipeline copies into its page-locked input (here: the frame itself)."""
+        return image
+
+    def submit(self, image: np.ndarray, tag: Any = None) -> None:
+        self.check_frame(image)
+        self.pipeline.submit(self._network_input(image), tag)
+
+    @property
+    def in_flight(self) -> int:
+        return self.pipeline.in_flight
+
+    def infer(self, image: np.ndarray) -> InferenceResult:
+        if self.in_flight:
+            raise BackendError("infer() while frames are in flight; collect() them first")
+        self.submit(image)
+        return self.collect()[1]
+
+    def close(self) -> None:
+        pipeline = getattr(self, "pipeline", None)
+        if pipeline is not None:
+            pipeline.close()
+            self.pipeline = None  # type: ignore[assignment]
+
+
+__all__ = ["CudaUnavailable", "Executor", "Slot", "SlotBackend", "SlotPipeline", "SlotResult", "load_pycuda",
+           "stage_timings"]

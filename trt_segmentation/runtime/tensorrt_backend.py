@@ -17,8 +17,8 @@ import numpy as np
 
 from ..engine.metadata import EngineMetadata, MetadataError, check_compatible, read_metadata, rebuild_command
 from ..onnx_metadata import ModelContract
-from .backend import Backend, BackendError, InferenceResult, to_labels
-from .cuda_slots import CudaUnavailable, SlotPipeline, load_pycuda
+from .backend import BackendError, InferenceResult, to_labels
+from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda, stage_timings
 
 
 class EngineMismatch(BackendError):
@@ -68,7 +68,7 @@ def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision:
         )
 
 
-class TensorRtBackend(Backend):
+class TensorRtBackend(SlotBackend):
     """Loads ``<model>_<H>x<W>_<precision>.engine`` after checking its ``.json`` sidecar."""
 
     name = "tensorrt"
@@ -160,26 +160,10 @@ class TensorRtBackend(Backend):
             return normalised.transpose(2, 0, 1)[None]  # strided view; SlotPipeline copies it into pinned memory once
         return image[None]
 
-    def submit(self, image: np.ndarray, tag: Any = None) -> None:
-        self.check_frame(image)
-        self.pipeline.submit(self._network_input(image), tag)
-
     def collect(self) -> tuple[Any, InferenceResult]:
         result = self.pipeline.collect()
-        t = result.timings_ms
         labels = to_labels(result.output, self.contract)
-        timings = {"preprocess": t["host_copy"] + t["h2d"], "inference": t["inference"], "postprocess": t["d2h"]}
-        return result.tag, InferenceResult(labels, timings)
-
-    @property
-    def in_flight(self) -> int:
-        return self.pipeline.in_flight
-
-    def infer(self, image: np.ndarray) -> InferenceResult:
-        if self.in_flight:
-            raise BackendError("infer() while frames are in flight; collect() them first")
-        self.submit(image)
-        return self.collect()[1]
+        return result.tag, InferenceResult(labels, stage_timings(result.timings_ms))
 
     def describe(self) -> dict[str, str]:
         info = super().describe()
@@ -195,10 +179,7 @@ class TensorRtBackend(Backend):
         return info
 
     def close(self) -> None:
-        pipeline = getattr(self, "pipeline", None)
-        if pipeline is not None:
-            pipeline.close()
-            self.pipeline = None  # type: ignore[assignment]
+        super().close()
         self._contexts = []
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..onnx_metadata import ModelContract
-from .backend import Backend, BackendError, InferenceResult
-from .cuda_slots import CudaUnavailable, SlotPipeline
+from .backend import BackendError, InferenceResult
+from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, stage_timings
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -71,7 +71,7 @@ def _load_module(source: Any) -> Any:
     return source
 
 
-class TorchBackend(Backend):
+class TorchBackend(SlotBackend):
     """SwiftNet (or any module with the same call signature) on CUDA, through :class:`SlotPipeline`."""
 
     name = "torch"
@@ -102,38 +102,17 @@ class TorchBackend(Backend):
         self.max_in_flight = slots
         self.device_name = str(self.pipeline.device.name())
 
-    def submit(self, image: np.ndarray, tag: Any = None) -> None:
-        self.check_frame(image)
-        self.pipeline.submit(image, tag)
-
     def collect(self) -> tuple[Any, InferenceResult]:
         result = self.pipeline.collect()
-        t = result.timings_ms
-        timings = {"preprocess": t["host_copy"] + t["h2d"], "inference": t["inference"], "postprocess": t["d2h"]}
-        timings.update({f"gpu_{k}": v for k, v in t.items()})
+        timings = stage_timings(result.timings_ms)
+        timings.update({f"gpu_{k}": v for k, v in result.timings_ms.items()})
         return result.tag, InferenceResult(result.output[0], timings)
-
-    @property
-    def in_flight(self) -> int:
-        return self.pipeline.in_flight
-
-    def infer(self, image: np.ndarray) -> InferenceResult:
-        if self.in_flight:
-            raise BackendError("infer() while frames are in flight; collect() them first")
-        self.submit(image)
-        return self.collect()[1]
 
     def describe(self) -> dict[str, str]:
         info = super().describe()
         info["device"] = self.device_name
         info["slots"] = str(self.pipeline.capacity)
         return info
-
-    def close(self) -> None:
-        pipeline = getattr(self, "pipeline", None)
-        if pipeline is not None:
-            pipeline.close()
-            self.pipeline = None  # type: ignore[assignment]
 
 
 __all__ = ["TorchBackend", "TorchExecutor"]
