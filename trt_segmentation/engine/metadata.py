@@ -155,16 +155,22 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
     else:
         opts = dict(meta_or_args)
     argv = ["python", "tools/build_engine.py"]
+    precisions = str(opts.get("precision", "fp32")).split()
     if opts.get("checkpoint"):
         argv += ["--checkpoint", str(opts["checkpoint"])]
     elif opts.get("onnx"):
         argv += ["--onnx", str(opts["onnx"])]
+    elif opts.get("model") and opts.get("size") and "<" not in str(opts["size"]):
+        folder = str(opts.get("out_dir") or "artifacts")
+        argv += ["--onnx", f"{folder}/{opts['model']}_{opts['size']}_fp32.onnx"]  # tools/export_onnx.py makes it
     else:
-        argv += ["--onnx", "<fp32 onnx or --checkpoint>"]
-    argv += _arg("--model", opts.get("model"))
+        argv += ["--onnx", "<fp32 onnx, or --checkpoint PT>"]
     argv += _arg("--size", opts.get("size"))
-    argv += ["--precision", str(opts.get("precision", "fp32"))]
-    argv += _arg("--calibration", opts.get("calibration"))
+    argv += ["--precision", *precisions]
+    calibration = opts.get("calibration")
+    if calibration is None and any(p.startswith("int8") or p == "mixed" for p in precisions):
+        calibration = "<images: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]>"
+    argv += _arg("--calibration", calibration)
     argv += _arg("--calibration-count", opts.get("calibration_count"))
     argv += _arg("--mixed-config", opts.get("mixed_config"))
     argv += _arg("--out-dir", opts.get("out_dir"))

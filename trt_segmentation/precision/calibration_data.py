@@ -59,40 +59,33 @@ def parse_source(spec: str | Path | CalibrationSource) -> CalibrationSource:
     return CalibrationSource(kind, Path(path).expanduser(), selector or None)
 
 
-def _iter_rgb(source: CalibrationSource) -> Iterator[np.ndarray]:
-    """RGB uint8 HxWx3 frames from the data layer (written for issue 3); imported lazily."""
+def _iter_rgb(source: CalibrationSource, limit: int) -> Iterator[np.ndarray]:
+    """RGB uint8 HxWx3 frames from the data layer's readers (imported lazily); their errors become ours."""
     if not source.path.exists():
         raise CalibrationDataError(f"calibration source {source.describe()}: {source.path} does not exist")
-    if source.kind == "folder":
-        from ..data.image_folder import iter_image_folder
+    from ..data.bags import BagError
+    from ..data.cityscapes import DatasetError
 
-        yield from iter_image_folder(source.path)
-    elif source.kind == "cityscapes":
-        from ..data.cityscapes import CityscapesSplit
+    try:
+        if source.kind == "folder":
+            from ..data.image_folder import iter_image_folder
 
-        split = CityscapesSplit(source.path, source.selector or "train")
-        for item in split:
-            yield _image_of(item)
-    else:
-        from ..data.bags import iter_bag_images
+            for _, rgb in iter_image_folder(source.path, limit=limit, recursive=True):
+                yield rgb
+        elif source.kind == "cityscapes":
+            from ..data.cityscapes import CityscapesSplit
+            from ..data.image_folder import read_rgb
 
-        for item in iter_bag_images(source.path, source.selector) if source.selector else iter_bag_images(source.path):
-            yield _image_of(item)
+            split = CityscapesSplit(source.path, source.selector or "train")
+            for path in split.image_paths[:limit]:  # images only: calibration needs no labels
+                yield read_rgb(path)
+        else:
+            from ..data.bags import iter_bag_images
 
-
-def _image_of(item: object) -> np.ndarray:
-    """Accept a bare frame or a record/tuple carrying one (the readers also return labels, stamps, names)."""
-    if isinstance(item, np.ndarray):
-        return item
-    for attr in ("image", "rgb", "frame"):
-        value = getattr(item, attr, None)
-        if isinstance(value, np.ndarray):
-            return value
-    if isinstance(item, tuple | list):
-        for value in item:
-            if isinstance(value, np.ndarray) and value.ndim == 3:
-                return value
-    raise CalibrationDataError(f"the data reader returned {type(item).__name__}, not an image")
+            for _, rgb in iter_bag_images(source.path, source.selector, limit=limit):
+                yield rgb
+    except (FileNotFoundError, DatasetError, BagError) as exc:
+        raise CalibrationDataError(f"calibration source {source.describe()}: {exc}") from exc
 
 
 def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") -> np.ndarray:
@@ -110,7 +103,7 @@ def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") ->
             )
         from PIL import Image
 
-        rgb = np.asarray(Image.fromarray(rgb).resize((contract.width, contract.height), Image.BILINEAR))
+        rgb = np.asarray(Image.fromarray(rgb).resize((contract.width, contract.height), Image.Resampling.BILINEAR))
     if contract.channel_order == "bgr":
         rgb = rgb[..., ::-1]
     return np.ascontiguousarray(rgb)
@@ -129,7 +122,7 @@ class CalibrationSet:
         """Hash of the pixels fed (after resizing/reordering), so any change of images or preprocessing shows."""
         digest = hashlib.sha256()
         digest.update(f"{self.frames.shape}|{self.frames.dtype}".encode())
-        digest.update(memoryview(np.ascontiguousarray(self.frames)).cast("B"))
+        digest.update(np.ascontiguousarray(self.frames).tobytes())
         return digest.hexdigest()
 
     def __len__(self) -> int:
@@ -177,4 +170,4 @@ def load_calibration_set(
 ) -> CalibrationSet:
     """Read up to ``count`` frames from ``source`` (see the module docstring for the syntax)."""
     src = parse_source(source)
-    return collect_frames(_iter_rgb(src), contract, src.describe(), count, batch_size)
+    return collect_frames(_iter_rgb(src, count), contract, src.describe(), count, batch_size)

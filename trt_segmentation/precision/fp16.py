@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import tempfile
 import traceback
 from collections.abc import Sequence
@@ -55,8 +56,11 @@ def convert_fp16(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="trtseg-fp16-") as workdir:
         sample = Path(workdir) / "sample.npz"
-        np.savez(sample, **{model.graph.input[0].name: np.ascontiguousarray(sample_frames[:1])})
-        job = {"workdir": workdir, "src": str(src), "out": str(out_path), "sample": str(sample), "exclude": patterns}
+        arrays: dict[str, Any] = {model.graph.input[0].name: np.ascontiguousarray(sample_frames[:1])}
+        np.savez(sample, **arrays)
+        private = Path(workdir) / "src.onnx"  # ModelOpt may rewrite the file it is given: never the user's
+        shutil.copyfile(src, private)
+        job = {"workdir": workdir, "src": str(private), "out": str(out_path), "sample": str(sample), "exclude": patterns}
         run_isolated(_autocast_worker, job, "modelopt-autocast")
     return out_path
 

@@ -11,8 +11,9 @@ calibration arrays), so no float-input copy of the graph is needed; the Cast/nor
 network and the ArgMax at the end are left unquantized by ModelOpt's placement (they are not quantizable ops).
 
 ModelOpt patches ONNX Runtime's calibrator classes when imported, after which ORT's own calibrators misbehave
-(toolchain notes §2), so every quantizer call runs in a fresh *spawned* process: the caller's process never
-imports modelopt, and ORT calibration never shares a process with it.
+(toolchain notes §2), so every quantizer call runs in a fresh interpreter (:func:`run_isolated`): the caller's
+process never imports modelopt, and ORT calibration never shares a process with it. The quantizers only ever get
+a private copy of the FP32 file (ModelOpt rewrites the file it is given; that file's hash keys the cache).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import tempfile
 import time
 import traceback
@@ -189,7 +191,7 @@ def count_quantized_convs(model: Any) -> tuple[int, int]:
 
 
 def expand_patterns(model: Any, patterns: Sequence[str]) -> list[str]:
-    """Node names that match any of ``patterns`` (full-match regexes; also accepts a plain name prefix + '*')."""
+    """Node names that match any of ``patterns`` (Python regexes matched against the whole name)."""
     compiled = [re.compile(p) for p in patterns]
     return [n.name for n in model.graph.node if any(c.fullmatch(n.name) for c in compiled)]
 
@@ -218,11 +220,9 @@ def run_isolated(target: Any, job: dict[str, Any], what: str) -> dict[str, Any]:
     raise QuantizationError(f"{what} process died (exit code {proc.returncode}); out of memory?")
 
 
-def _modelopt_worker(job: dict[str, Any]) -> None:  # runs in a spawned process
+def _modelopt_worker(job: dict[str, Any]) -> None:  # runs in a separate process
     try:
-        import logging as _logging
-
-        _logging.getLogger("onnxruntime").setLevel(_logging.ERROR)
+        logging.getLogger().setLevel(logging.ERROR)  # ORT's quantizer warns on the root logger for every excluded bias
         from modelopt.onnx.quantization import quantize
 
         frames = np.load(job["frames"], mmap_mode="r")
@@ -243,7 +243,7 @@ def _modelopt_worker(job: dict[str, Any]) -> None:  # runs in a spawned process
         Path(job["result_file"]).write_text(json.dumps({"error": traceback.format_exc()}))
 
 
-def _percentile_worker(job: dict[str, Any]) -> None:  # runs in a spawned process, never with modelopt loaded
+def _percentile_worker(job: dict[str, Any]) -> None:  # separate process, never with modelopt loaded
     try:
         from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
@@ -354,13 +354,15 @@ def _qdq_graph(fp32_onnx: Path, frames: np.ndarray, method: str, options: Int8Op
         exclude = [f"^{re.escape(n)}$" for n in expand_patterns(fp32_model, options.nodes_to_exclude)]
     with tempfile.TemporaryDirectory(prefix="trtseg-int8-") as workdir:
         np.save(Path(workdir) / "frames.npy", frames)
-        job = {
-            "workdir": workdir, "onnx": str(fp32_onnx), "out": str(Path(workdir) / "qdq.onnx"),
+        private = Path(workdir) / "fp32.onnx"  # ModelOpt rewrites the file it is given: never hand it the user's
+        shutil.copyfile(fp32_onnx, private)
+        job: dict[str, Any] = {
+            "workdir": workdir, "onnx": str(private), "out": str(Path(workdir) / "qdq.onnx"),
             "frames": str(Path(workdir) / "frames.npy"), "method": method,
             "nodes_to_quantize": include, "nodes_to_exclude": exclude,
         }
         run_isolated(_modelopt_worker, job, "modelopt-quantize")
-        return onnx.load(job["out"])
+        return onnx.load(str(job["out"]))
 
 
 def _percentile_scales(fp32_onnx: Path, model: Any, calibration: CalibrationSet, percentile: float) -> dict[str, float]:
@@ -369,8 +371,10 @@ def _percentile_scales(fp32_onnx: Path, model: Any, calibration: CalibrationSet,
     input_name = onnx.load(str(fp32_onnx), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="trtseg-pct-") as workdir:
         np.save(Path(workdir) / "frames.npy", calibration.frames)
+        private = Path(workdir) / "fp32.onnx"
+        shutil.copyfile(fp32_onnx, private)
         job = {
-            "workdir": workdir, "onnx": str(fp32_onnx), "frames": str(Path(workdir) / "frames.npy"),
+            "workdir": workdir, "onnx": str(private), "frames": str(Path(workdir) / "frames.npy"),
             "tensors": sorted(activation_scales(model)), "percentile": percentile, "input_name": input_name,
         }
         result = run_isolated(_percentile_worker, job, "ort-percentile")

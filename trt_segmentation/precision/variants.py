@@ -29,7 +29,7 @@ from .calibration_data import (
     CalibrationSource,
     load_calibration_set,
 )
-from .mixed import MixedConfig, load_mixed_config
+from .mixed import MixedConfig, check_patterns_match, load_mixed_config
 
 LOG = logging.getLogger(__name__)
 
@@ -114,7 +114,11 @@ def make_variant(
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     contract = read_fp32_contract(fp32_onnx)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_path.resolve() == fp32_onnx.resolve() and variant != "fp32":
+    if variant == "fp32":  # the export itself, byte for byte (its hash keys the calibration caches)
+        if out_path.resolve() != fp32_onnx.resolve():
+            shutil.copyfile(fp32_onnx, out_path)
+        return VariantReport("fp32", out_path, time.perf_counter() - start, contract)
+    if out_path.resolve() == fp32_onnx.resolve():
         raise VariantError(f"refusing to overwrite the FP32 input {fp32_onnx} with the {variant} variant")
     calib: CalibrationSet | None = None
     if calibration is not None:
@@ -134,9 +138,7 @@ def make_variant(
     cache_path = (Path(cache_dir) if cache_dir else out_path.parent) / f"{out_path.stem}.calib.json"
     with tempfile.TemporaryDirectory(prefix="trtseg-variant-") as tmp:
         produced = Path(tmp) / "variant.onnx"
-        if variant == "fp32":
-            shutil.copyfile(fp32_onnx, produced)
-        elif variant == "fp16":
+        if variant == "fp16":
             frames = calib.frames[:1] if calib is not None else synthetic_frames(contract)
             convert_fp16(fp32_onnx, produced, frames)
         else:
@@ -144,6 +146,10 @@ def make_variant(
             method = calibration_method(variant) or "entropy"
             if variant == "mixed":
                 config = mixed_config if isinstance(mixed_config, MixedConfig) else load_mixed_config(mixed_config)
+                names = [n.name for n in onnx.load(str(fp32_onnx), load_external_data=False).graph.node]
+                for pattern in check_patterns_match(config, names):
+                    LOG.warning("mixed-precision pattern %r matches no node of %s (typo?)", pattern, fp32_onnx)
+                    notes.append(f"pattern {pattern!r} matched nothing")
                 options = Int8Options(method=method, nodes_to_quantize=list(config.int8),
                                       nodes_to_exclude=list(config.exclude_int8))
             else:

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Build TensorRT engines for SwiftNet: checkpoint or FP32 ONNX -> precision variant ONNX -> engine + metadata.
+
+Examples:
+  # all four precisions of the launch file's switch (fp32, fp16, int8, mixed), calibrated on an image folder
+  tools/build_engine.py --checkpoint trt_segmentation/assets/swiftnet_ss_rn18_streets.pt --size 512x1024 \\
+      --precision all --calibration data/street/leftImg8bit/train
+  # one INT8 engine from an exported ONNX, calibrated on a rosbag topic, with a 2 GiB workspace
+  tools/build_engine.py --onnx artifacts/swiftnet_ss_rn18_512x1024_fp32.onnx --precision int8 \\
+      --calibration bag:recordings/drive1@/camera/image_raw --workspace-mib 2048
+  # Jetson with TensorRT 8.5-10.x: classic implicit INT8 (builder flags + entropy calibrator), on DLA core 0
+  tools/build_engine.py --onnx ... --precision int8 --implicit --dla-core 0 --calibration cityscapes:/data/cityscapes@train
+
+Files land in --out-dir as <model>_<H>x<W>_<precision>.onnx / .engine / .json (the names the node looks for).
+Calibration sources: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]; INT8 and mixed need one.
+Without real TensorRT (e.g. a laptop or CI) every ONNX variant is still made and checked with the TensorRT-RTX
+parser and builder, and the output says which step needs TensorRT and the command to run there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trt_segmentation.cli import parse_size  # noqa: E402
+
+PRECISION_CHOICES = ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "mixed", "all")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint (exported to ONNX first; needs --size)")
+    src.add_argument("--onnx", type=Path, help="FP32 ONNX made by tools/export_onnx.py")
+    p.add_argument("--size", type=parse_size, metavar="HxW", help="network input size, e.g. 512x1024")
+    p.add_argument("--input-format", default="uint8_rgb", choices=["uint8_rgb", "uint8_bgr"],
+                   help="camera byte order the graph takes when exporting a checkpoint (default uint8_rgb)")
+    p.add_argument("--precision", nargs="+", default=["fp16"], choices=PRECISION_CHOICES, metavar="P",
+                   help="one or more of fp32 fp16 int8 (entropy-calibrated) int8-max int8-percentile mixed, "
+                        "or 'all' (= fp32 fp16 int8 mixed); default fp16")
+    p.add_argument("--calibration", metavar="SOURCE",
+                   help="calibration images for int8/mixed: DIR, cityscapes:ROOT[@split], bag:PATH[@/topic]")
+    p.add_argument("--calibration-count", type=int, default=64, metavar="N",
+                   help="use at most N calibration frames (default 64)")
+    p.add_argument("--calibration-batch", type=int, default=8, metavar="B",
+                   help="frames are used in whole batches of B; fewer than B frames is an error (default 8)")
+    p.add_argument("--mixed-config", type=Path, metavar="YAML",
+                   help="per-layer overrides for 'mixed' (keys int8, exclude_int8, fp32; see docs/precision.md)")
+    p.add_argument("--no-cache", action="store_true", help="recalibrate even if a valid calibration cache exists")
+    p.add_argument("--out-dir", type=Path, default=Path("artifacts"), help="output folder (default artifacts/)")
+    p.add_argument("--builder", default="auto", choices=["auto", "tensorrt", "tensorrt-rtx", "none"],
+                   help="auto: real TensorRT if installed, else variants + TensorRT-RTX check only; "
+                        "tensorrt-rtx: write TensorRT-RTX engines; none: ONNX variants only")
+    p.add_argument("--implicit", action="store_true",
+                   help="TensorRT 8.5-10.x only: FP32 ONNX + FP16/INT8 builder flags + entropy calibrator")
+    p.add_argument("--workspace-mib", type=int, metavar="MIB", help="builder workspace limit in MiB")
+    p.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache (read and updated)")
+    p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
+                   help="builder optimisation level (TensorRT >= 8.6; default 3; higher builds slower)")
+    p.add_argument("--dla-core", type=int, default=-1, metavar="N",
+                   help="build for DLA core N with GPU fallback (Jetson Xavier/Orin; needs fp16/int8)")
+    p.add_argument("--force", action="store_true", help="accepted for rebuild commands; outputs are always rebuilt")
+    p.add_argument("--verbose", action="store_true", help="show TensorRT's and the quantizer's info messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from trt_segmentation.engine.builder import PipelineRequest, run_pipeline
+    from trt_segmentation.engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+    from trt_segmentation.precision.calibration_data import CalibrationDataError
+    from trt_segmentation.precision.variants import ENGINE_PRECISIONS, VariantError, needs_calibration
+
+    precisions = list(dict.fromkeys(p for item in args.precision for p in (ENGINE_PRECISIONS if item == "all" else [item])))
+    if args.checkpoint and not args.size:
+        print("error: --checkpoint needs --size HxW (the static network input size)", file=sys.stderr)
+        return 2
+    if any(needs_calibration(p) for p in precisions) and not args.calibration:
+        need = ", ".join(p for p in precisions if needs_calibration(p))
+        print(f"error: {need} need calibration images: --calibration DIR | cityscapes:ROOT[@split] | "
+              "bag:PATH[@/topic]", file=sys.stderr)
+        return 2
+    request = PipelineRequest(
+        precisions=precisions, checkpoint=args.checkpoint, onnx=args.onnx, size=args.size,
+        input_format=args.input_format, calibration=args.calibration, calibration_count=args.calibration_count,
+        calibration_batch=args.calibration_batch, mixed_config=args.mixed_config, out_dir=args.out_dir,
+        builder=args.builder, implicit=args.implicit, workspace_mib=args.workspace_mib,
+        timing_cache=args.timing_cache, opt_level=args.opt_level, dla_core=args.dla_core,
+        use_cache=not args.no_cache, verbose=args.verbose,
+    )
+    try:
+        steps = run_pipeline(request)
+    except (CalibrationDataError, VariantError, BuildError, TensorRTUnavailable, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\nsummary:")
+    for step in steps:
+        print(f"  {step.precision:16s} onnx {step.onnx}  engine {step.engine or 'NOT BUILT'}  ({step.seconds:.0f} s)")
+    missing = [s for s in steps if s.engine is None]
+    if missing and args.builder != "none":
+        from trt_segmentation.engine.metadata import rebuild_command
+
+        print(f"\nNo .engine written: {missing[0].skipped}")
+        print("Where TensorRT is installed, run:\n  " + rebuild_command(
+            {"onnx": str(args.onnx) if args.onnx else None, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+             "size": f"{args.size[0]}x{args.size[1]}" if args.size else None,
+             "precision": " ".join(s.precision for s in steps), "calibration": args.calibration,
+             "out_dir": str(args.out_dir)}))
+        if args.builder == "tensorrt":
+            return 1  # engines were asked for explicitly and could not be made here
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
