@@ -63,7 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="builder optimisation level (TensorRT >= 8.6; default 3; higher builds slower)")
     p.add_argument("--dla-core", type=int, default=-1, metavar="N",
                    help="build for DLA core N with GPU fallback (Jetson Xavier/Orin; needs fp16/int8)")
-    p.add_argument("--force", action="store_true", help="accepted for rebuild commands; outputs are always rebuilt")
     p.add_argument("--verbose", action="store_true", help="show TensorRT's and the quantizer's info messages")
     return p
 

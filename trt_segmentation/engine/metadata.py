@@ -179,5 +179,4 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
     argv += _arg("--opt-level", opts.get("opt_level"))
     argv += _arg("--dla-core", opts.get("dla_core") if (opts.get("dla_core") or -1) >= 0 else None)
     argv += _arg("--implicit", bool(opts.get("implicit")))
-    argv += ["--force"]
     return shlex.join(argv)
