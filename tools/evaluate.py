@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trt_segmentation.cli import parse_size  # noqa: E402
+
 from trt_segmentation.evaluation import (  # noqa: E402
     agreement, evaluate_backend, evaluate_variants, open_model, variants_markdown,
 )
@@ -30,13 +32,6 @@ from trt_segmentation.runtime.backend import BackendError  # noqa: E402
 
 VARIANTS = ("fp32", "fp16", "int8", "int8-entropy", "int8-max", "int8-percentile", "mixed")
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 512x1024 (HEIGHTxWIDTH), got {text!r}") from None
-    return h, w
 
 
 def _open(path: Path, args: argparse.Namespace, kind: str | None = None):  # noqa: ANN202

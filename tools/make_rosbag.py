@@ -21,19 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trt_segmentation.cli import parse_size  # noqa: E402
+
 from trt_segmentation.data.bags import (  # noqa: E402
     DEFAULT_TOPIC, METADATA_VERSIONS, STORAGES, WRITE_ENCODINGS, BagError, write_image_bag,
 )
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 512x1024 (HEIGHTxWIDTH), got {text!r}") from None
-    if h < 8 or w < 8:
-        raise argparse.ArgumentTypeError("size must be at least 8x8")
-    return h, w
 
 
 def _resize(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

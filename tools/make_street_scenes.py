@@ -15,17 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trt_segmentation.cli import parse_size  # noqa: E402
+
 from trt_segmentation.data.street_scenes import write_street_split  # noqa: E402
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 512x1024 (HEIGHTxWIDTH), got {text!r}") from None
-    if h < 8 or w < 8:
-        raise argparse.ArgumentTypeError("size must be at least 8x8")
-    return h, w
 
 
 def main(argv: list[str] | None = None) -> int:

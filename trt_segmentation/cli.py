@@ -10,7 +10,7 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH, e.g. 1024x2048; got {text!r}") from None
-    if height <= 0 or width <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"size must look like 512x1024 (HEIGHTxWIDTH), got {text!r}") from None
+    if height < 8 or width < 8:
+        raise argparse.ArgumentTypeError(f"size must be at least 8x8, got {text!r}")
     return height, width

@@ -9,7 +9,6 @@ that has TensorRT and numpy but no torch, onnx or modelopt.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..hashing import sha256_file
 from .metadata import EngineMetadata, tool_version, write_metadata
 from .tensorrt_adapter import BuildOptions, TensorRTUnavailable, build_serialized, gpu_identity, load_tensorrt
 
@@ -26,13 +26,6 @@ LOG = logging.getLogger(__name__)
 ENCODER_LAYERS = r"(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])(/|$)"
 PREPROCESSING_LAYERS = r"^/(Cast|Transpose|Sub|Div|Gather|Mul|Add)(_\d+)?$"
 
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .cache import cache_key, load_scales, save_scales, sha256_file
+from ..hashing import sha256_file
+from .cache import cache_key, load_scales, save_scales
 from .calibration_data import CalibrationSet
 
 LOG = logging.getLogger(__name__)

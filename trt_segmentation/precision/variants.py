@@ -20,7 +20,7 @@ import numpy as np
 
 from ..artifacts import check_variant
 from ..onnx_metadata import ModelContract
-from .cache import sha256_file
+from ..hashing import sha256_file
 from .calibration_data import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_COUNT,

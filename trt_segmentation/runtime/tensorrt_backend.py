@@ -9,13 +9,13 @@ against ``tensorrt-stubs``; executed only on the target (tools/check_on_target.p
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..engine.metadata import EngineMetadata, MetadataError, check_compatible, read_metadata, rebuild_command
+from ..hashing import sha256_file
 from ..onnx_metadata import ModelContract
 from .backend import BackendError, InferenceResult, to_labels
 from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda, stage_timings
@@ -37,13 +37,6 @@ def require_tensorrt() -> None:
         raise BackendError("`import tensorrt` found no TensorRT runtime (only type stubs?); install TensorRT")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def contract_from_metadata(meta: EngineMetadata) -> ModelContract:
     data = dict(meta.contract)
@@ -57,7 +50,7 @@ def contract_from_metadata(meta: EngineMetadata) -> ModelContract:
 def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: str | None,
                           tensorrt_version: str, compute_capability: str, onnx_path: Path | None = None) -> None:
     """Raise :class:`EngineMismatch` naming the file, every reason and the exact rebuild command."""
-    onnx_sha = file_sha256(onnx_path) if onnx_path is not None and onnx_path.is_file() else None
+    onnx_sha = sha256_file(onnx_path) if onnx_path is not None and onnx_path.is_file() else None
     reasons = check_compatible(meta, precision=precision or meta.precision, tensorrt_version=tensorrt_version,
                                compute_capability=compute_capability, onnx_sha256=onnx_sha)
     if reasons:
