@@ -17,7 +17,7 @@ from node_harness import encode_frame, expected_rgb, finish, launch_command, lis
 from node_harness import smooth_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.diagnostics import report_keys
-from trt_segmentation.node import resize_image, resize_nearest
+from trt_segmentation.image_codec import resize_image, resize_nearest
 from trt_segmentation.palette import colorize
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.implicit and args.mixed_config:
+        print("error: --mixed-config applies to the explicit (ONNX) path; the implicit path keeps the encoder in INT8 "
+              "and the rest in FP16 with fixed layer rules (docs/precision.md)", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from trt_segmentation.engine.builder import PipelineRequest, run_pipeline
     from trt_segmentation.engine.tensorrt_adapter import BuildError, TensorRTUnavailable

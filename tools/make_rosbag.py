@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trt_segmentation.cli import parse_size  # noqa: E402
+from trt_segmentation.image_codec import resize_image  # noqa: E402
 
 from trt_segmentation.data.bags import (  # noqa: E402
     DEFAULT_TOPIC, METADATA_VERSIONS, STORAGES, WRITE_ENCODINGS, BagError, write_image_bag,
@@ -32,9 +33,7 @@ from trt_segmentation.data.bags import (  # noqa: E402
 def _resize(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or rgb.shape[:2] == size:
         return rgb
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    return resize_image(rgb, *size)
 
 
 def frames_from_args(args: argparse.Namespace) -> tuple[Iterator[np.ndarray], int]:

@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .image_codec import resize_image
 from .metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
 from .onnx_metadata import ModelContract
 from .runtime.backend import Backend, BackendError, InferenceResult
+
+NEAREST = getattr(Image, "Resampling", Image).NEAREST  # Image.Resampling since Pillow 9.1 (Humble has 9.0)
 
 
 @dataclass
@@ -86,7 +89,7 @@ def predict(backend: Backend, image_rgb: np.ndarray, out_size: tuple[int, int] |
     resized = model_h > 0 and model_w > 0 and (model_h, model_w) != image_rgb.shape[:2]
     frame = image_rgb
     if resized:
-        frame = np.asarray(Image.fromarray(image_rgb).resize((model_w, model_h), Image.Resampling.BILINEAR))
+        frame = resize_image(image_rgb, model_h, model_w)
     if backend.contract.channel_order == "bgr":
         frame = frame[..., ::-1]
     frame = np.ascontiguousarray(frame)
@@ -95,7 +98,7 @@ def predict(backend: Backend, image_rgb: np.ndarray, out_size: tuple[int, int] |
     if infer_seconds is not None:
         infer_seconds.append(time.perf_counter() - t0)
     if labels.shape != (out_h, out_w):
-        labels = np.asarray(Image.fromarray(labels).resize((out_w, out_h), Image.Resampling.NEAREST))
+        labels = np.asarray(Image.fromarray(labels).resize((out_w, out_h), NEAREST))
         resized = True
     return labels, resized
 

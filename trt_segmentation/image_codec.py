@@ -156,4 +156,30 @@ __all__ = [
     "compressed_format",
     "decode_compressed",
     "image_to_array",
+    "resize_image",
+    "resize_nearest",
 ]
+
+
+def resize_index(src: int, dst: int) -> np.ndarray:
+    """Nearest-neighbour source index for each of ``dst`` output positions (pixel centres aligned)."""
+    return np.minimum(((np.arange(dst) + 0.5) * (src / dst)).astype(np.int64), src - 1)
+
+
+def resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize by two index maps (vectorised, no cv2): labels stay labels."""
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    rows = resize_index(image.shape[0], height)
+    cols = resize_index(image.shape[1], width)
+    return image[rows[:, None], cols[None, :]]
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of an (H, W, 3) uint8 frame with Pillow (antialiased when shrinking)."""
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    from PIL import Image
+
+    bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Image.Resampling since Pillow 9.1 (Humble has 9.0)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), bilinear))

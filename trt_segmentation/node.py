@@ -27,9 +27,17 @@ import numpy as np
 
 from .artifacts import check_variant
 from .diagnostics import Counters, Thresholds, build_report
-from .image_codec import ImageDecodeError, array_to_message_data, decode_compressed, image_to_array
+from .engine.metadata import build_hint
+from .image_codec import (
+    ImageDecodeError,
+    array_to_message_data,
+    decode_compressed,
+    image_to_array,
+    resize_image,
+    resize_nearest,
+)
 from .latency import RateMeter, StageLatency
-from .node_params import ModelFileError, NodeParams, build_hint, declare_parameters, resolve_model_file
+from .node_params import ModelFileError, NodeParams, declare_parameters, resolve_model_file
 from .palette import colorize, overlay
 from .runtime import Backend, BackendError, InputMismatch, create_backend
 
@@ -38,30 +46,6 @@ NODE_NAME = "segmentation"
 
 class StartupError(RuntimeError):
     """The node cannot start (missing/mismatched model file, bad parameter); the message says how to fix it."""
-
-
-def resize_index(src: int, dst: int) -> np.ndarray:
-    """Nearest-neighbour source index for each of ``dst`` output positions (pixel centres aligned)."""
-    return np.minimum(((np.arange(dst) + 0.5) * (src / dst)).astype(np.int64), src - 1)
-
-
-def resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize by two index maps (vectorised, no cv2): labels stay labels."""
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-    rows = resize_index(image.shape[0], height)
-    cols = resize_index(image.shape[1], width)
-    return image[rows[:, None], cols[None, :]]
-
-
-def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of an (H, W, 3) uint8 frame with Pillow (antialiased when shrinking)."""
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-    from PIL import Image
-
-    bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Image.Resampling since Pillow 9.1 (Humble has 9.0)
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), bilinear))
 
 
 @dataclass
@@ -91,6 +75,9 @@ def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
     except ModelFileError as exc:
         raise StartupError(str(exc)) from exc
     precision = check_variant(params.precision)
+    if params.backend == "torch" and precision != "fp32":
+        raise StartupError(f"backend torch runs the checkpoint in FP32 only, precision {precision} was asked; use "
+                           "backend tensorrt (or onnxruntime) for the other precisions")
     size = None
     if params.engine_height and params.engine_width:
         size = (params.engine_height, params.engine_width)
@@ -108,10 +95,8 @@ def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
     if params.backend == "onnxruntime":
         options["threads"] = params.ort_threads
     elif params.backend == "tensorrt":
+        # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
         options.update(slots=params.inflight_slots, precision=precision)
-        source = path.with_suffix(".onnx")
-        if source.is_file():  # the ONNX the engine was built from: a re-export since the build is refused
-            options["onnx_path"] = source
     else:
         options["slots"] = params.inflight_slots
         if params.engine_height and params.engine_width:
@@ -190,6 +175,10 @@ class FrameWorker:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Finish what is in flight, then end the thread."""
@@ -450,13 +439,17 @@ class SegmentationNode:
 
     def shutdown(self) -> None:
         self.worker.stop()
+        if self.worker.alive:
+            # never free GPU buffers under a thread that may still use them; the process is ending anyway
+            self.node.get_logger().error("the inference worker did not stop in time; backend not closed")
+            return
         self.backend.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point ``segmentation_node``: exit code 0 on Ctrl-C, 1 when the node cannot start."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=sys.argv if argv is None else argv)
     node = rclpy.create_node(NODE_NAME)
@@ -466,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         params = declare_parameters(node)
         backend, path = load_backend(params, node.get_logger())
         app = SegmentationNode(node, params, backend, path)
-        executor = MultiThreadedExecutor(num_threads=2)
+        executor = SingleThreadedExecutor()  # callbacks only post to the mailbox or publish diagnostics
         executor.add_node(node)
         executor.spin()
     except (StartupError, ValueError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import PRECISIONS, artifact_path, check_variant
+from .engine.metadata import build_hint
 
 BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
@@ -172,23 +173,6 @@ def _find_size(directory: Path, model: str, precision: str, suffix: str) -> tupl
                          f"engine_width to pick one")
 
 
-def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str) -> str:
-    """The command that makes the missing file (tools/build_engine.py writes the ONNX variant and the engine)."""
-    from .engine.metadata import rebuild_command
-
-    options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory)}
-    sources = sorted(Path(directory).glob(f"{model}_*x*_fp32.onnx")) if Path(directory).is_dir() else []
-    if size is not None:
-        sources = [p for p in sources if p.name == artifact_path(directory, model, *size, "fp32", ".onnx").name]
-    if len(sources) == 1:
-        options["onnx"] = str(sources[0])
-        match = _SIZE_RE.search(sources[0].name)
-        if match and size is None:
-            size = (int(match.group(1)), int(match.group(2)))
-    options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
-    return rebuild_command(options)
-
-
 def resolve_model_file(params: NodeParams) -> Path:
     """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name."""
     precision = check_variant(params.precision)
@@ -223,7 +207,6 @@ __all__ = [
     "PARAMETERS",
     "PARAMETER_NAMES",
     "ParamSpec",
-    "build_hint",
     "declare_parameters",
     "params_from_dict",
     "resolve_model_file",

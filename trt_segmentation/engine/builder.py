@@ -18,7 +18,7 @@ from typing import Any
 
 from ..hashing import sha256_file
 from .metadata import EngineMetadata, tool_version, write_metadata
-from .tensorrt_adapter import BuildOptions, TensorRTUnavailable, build_serialized, gpu_identity, load_tensorrt
+from .tensorrt_adapter import BuildError, BuildOptions, TensorRTUnavailable, build_serialized, gpu_identity, load_tensorrt
 
 LOG = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ def build_engine(
     if trt.builder == "tensorrt-rtx" and gpu_name == "none":
         gpu_name = "none (TensorRT-RTX build without a GPU; JIT-specialised on first load)"
     opts = dict(build_options or {})
+    opts["source_onnx"] = Path(onnx_path).name  # the file the engine was built from (fp32 on the implicit path)
     opts.update({"workspace_mib": workspace_mib, "timing_cache": str(timing_cache) if timing_cache else None,
                  "opt_level": opt_level, "implicit": implicit, "builder": trt.builder,
                  "build_seconds": round(result.seconds, 2), "layers": result.layers})
@@ -340,7 +341,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                     + (f"{check.layers} layers, {check.engine_bytes / 1e6:.1f} MB, {check.build_seconds:.1f} s" if check.ok
                        else "; ".join(check.errors)))
                 if not check.ok:
-                    raise RuntimeError(f"TensorRT-RTX cannot build {report.path}: {'; '.join(check.errors)}")
+                    raise BuildError(f"TensorRT-RTX cannot build {report.path}: {'; '.join(check.errors)}")
             except TensorRTUnavailable as exc:
                 step.check = f"not checked: {exc}"
                 log(f"  TensorRT-RTX check skipped: {exc}")

@@ -97,3 +97,4 @@ class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
     def close(self) -> None:
         self._device.free()
         self._context.pop()
+        self._context.detach()  # release the retain taken on the primary context

@@ -8,11 +8,14 @@ command printed) instead of a crash or a silently stale engine. Pure Python + js
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from ..artifacts import artifact_path
 
 SCHEMA_VERSION = 1
 BUILDERS = ("tensorrt", "tensorrt-rtx")
@@ -142,6 +145,32 @@ def check_compatible(
 
 def _arg(flag: str, value: object) -> list[str]:
     return [] if value is None or value is False else [flag] if value is True else [flag, str(value)]
+
+
+def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
+    """The ONNX file an engine was built from, expected next to the engine: the precision variant on the strongly
+    typed path, the FP32 file on the implicit one (recorded as ``build_options['source_onnx']``)."""
+    engine_path = Path(engine_path)
+    name = meta.build_options.get("source_onnx") if isinstance(meta.build_options, dict) else None
+    return engine_path.parent / name if name else engine_path.with_suffix(".onnx")
+
+
+_SIZE_RE = re.compile(r"_(\d+)x(\d+)_")
+
+
+def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str) -> str:
+    """The command that makes the missing file (tools/build_engine.py writes the ONNX variant and the engine)."""
+    options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory)}
+    sources = sorted(Path(directory).glob(f"{model}_*x*_fp32.onnx")) if Path(directory).is_dir() else []
+    if size is not None:
+        sources = [p for p in sources if p.name == artifact_path(directory, model, *size, "fp32", ".onnx").name]
+    if len(sources) == 1:
+        options["onnx"] = str(sources[0])
+        match = _SIZE_RE.search(sources[0].name)
+        if match and size is None:
+            size = (int(match.group(1)), int(match.group(2)))
+    options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
+    return rebuild_command(options)
 
 
 def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class TensorRTUnavailable(RuntimeError):
-    """No TensorRT (or TensorRT-RTX) Python package is importable here."""
+from .tensorrt_adapter import TensorRTUnavailable  # one exception for "no TensorRT here", wherever it is raised
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..image_codec import resize_image
 from ..onnx_metadata import ModelContract
 
 LOG = logging.getLogger(__name__)
@@ -101,9 +102,7 @@ def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") ->
                 f"(aspect {want:.3f}); crop the calibration images to the camera's aspect ratio or export the "
                 "model at a size that matches them"
             )
-        from PIL import Image
-
-        rgb = np.asarray(Image.fromarray(rgb).resize((contract.width, contract.height), Image.Resampling.BILINEAR))
+        rgb = resize_image(rgb, contract.height, contract.width)
     if contract.channel_order == "bgr":
         rgb = rgb[..., ::-1]
     return np.ascontiguousarray(rgb)

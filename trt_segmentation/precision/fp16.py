@@ -51,7 +51,8 @@ def convert_fp16(
     import onnx
 
     model = onnx.load(str(src), load_external_data=False)
-    patterns = [f"^{re.escape(n)}$" for n in preprocessing_nodes(model)] + list(keep_fp32)
+    # full-match semantics for the caller's regexes, as the mixed config documents (ModelOpt uses re.match)
+    patterns = [f"^{re.escape(n)}$" for n in preprocessing_nodes(model)] + [f"^(?:{p})$" for p in keep_fp32]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="trtseg-fp16-") as workdir:

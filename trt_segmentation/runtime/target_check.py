@@ -98,11 +98,10 @@ def _ort_labels(onnx: Path, images: list[np.ndarray]) -> tuple[list[np.ndarray],
     return labels, float(np.median(times))
 
 
-def _tensorrt_labels(engine: Path, onnx: Path, precision: str, images: list[np.ndarray]) -> tuple[list[np.ndarray],
-                                                                                              float]:
+def _tensorrt_labels(engine: Path, precision: str, images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
     from .tensorrt_backend import TensorRtBackend
 
-    with TensorRtBackend(engine, slots=2, precision=precision, onnx_path=onnx) as backend:
+    with TensorRtBackend(engine, slots=2, precision=precision) as backend:  # hashes the build's source ONNX
         order = backend.contract.channel_order
         frames = [rgb if order == "rgb" else rgb[..., ::-1] for rgb in images]
         backend.infer(frames[0])  # warm-up
@@ -122,7 +121,7 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
                     parse_check: bool = True, log: Any = print) -> CheckRow:
     """One row of the table (see the module docstring)."""
     from ..engine.tensorrt_adapter import real_tensorrt
-    from ..node_params import build_hint
+    from ..engine.metadata import build_hint
 
     precision = check_variant(precision)
     onnx = artifact_path(engine_dir, model, height, width, precision, ".onnx")
@@ -150,10 +149,17 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     if build or not engine.is_file():
         from ..engine.builder import build_engine
 
+        from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+
         log(f"[{precision}] building {engine} (minutes on a Jetson)")
-        build_engine(onnx, engine, precision, progress=lambda text: log(f"[{precision}] build: {text}"))
+        try:
+            build_engine(onnx, engine, precision, progress=lambda text: log(f"[{precision}] build: {text}"))
+        except (BuildError, TensorRTUnavailable) as exc:
+            row.status = "FAIL"
+            row.notes.append(f"engine build failed: {exc}")
+            return row
     try:
-        trt_labels, row.tensorrt_gpu_ms = _tensorrt_labels(engine, onnx, precision, images)
+        trt_labels, row.tensorrt_gpu_ms = _tensorrt_labels(engine, precision, images)
     except BackendError as exc:
         row.status = "FAIL"
         row.notes.append(str(exc))

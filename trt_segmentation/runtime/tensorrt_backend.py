@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.metadata import EngineMetadata, MetadataError, check_compatible, read_metadata, rebuild_command
+from ..engine.metadata import (
+    EngineMetadata,
+    MetadataError,
+    check_compatible,
+    read_metadata,
+    rebuild_command,
+    source_onnx_path,
+)
 from ..hashing import sha256_file
 from ..onnx_metadata import ModelContract
 from .backend import BackendError, InferenceResult, to_labels
@@ -82,9 +89,9 @@ class TensorRtBackend(SlotBackend):
         except CudaUnavailable as exc:
             raise BackendError(str(exc)) from exc
         major, minor = cuda.Device(device).compute_capability()
+        source = Path(onnx_path) if onnx_path else source_onnx_path(engine_path, meta)
         check_engine_metadata(engine_path, meta, precision=precision, tensorrt_version=str(trt.__version__),
-                              compute_capability=f"{major}.{minor}",
-                              onnx_path=Path(onnx_path) if onnx_path else None)
+                              compute_capability=f"{major}.{minor}", onnx_path=source)
         super().__init__(contract_from_metadata(meta))
         self.path = engine_path
         self.metadata = meta
