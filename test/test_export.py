@@ -34,7 +34,7 @@ def assert_tensorrt_accepts(proto: onnx.ModelProto, path: Path) -> None:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("variant,encoder", MODELS)
 def test_onnx_matches_pytorch(variant: str, encoder: str, size: tuple[int, int], random_model_factory, tmp_path: Path) -> None:  # noqa: ANN001
-    model = random_model_factory(variant, encoder, seed=hash((variant, encoder)) % 1000)
+    model = random_model_factory(variant, encoder, seed=0)  # fixed: str hashes differ per process
     height, width = size
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, height, width, 3), dtype=np.uint8)
