@@ -9,7 +9,7 @@ are given to the backend in ``backend.contract.channel_order``. A PyTorch checkp
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,11 +244,6 @@ def open_model(path: str | Path, backend: str | None = None, **options: Any) -> 
         raise
     except ImportError as exc:  # e.g. TensorRT or pycuda missing on this machine
         raise BackendError(f"the {kind} backend is not available here ({exc}); {path} cannot be evaluated") from exc
-
-
-def iter_images(items: Iterable[Any]) -> Iterator[np.ndarray]:
-    for item in items:
-        yield _as_image(item)
 
 
 # ------------------------------------------------------------------------------------ precision-variant table

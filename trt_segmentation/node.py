@@ -50,11 +50,10 @@ class StartupError(RuntimeError):
 
 @dataclass
 class Frame:
-    """A message taken from the mailbox, with the wall time it arrived."""
+    """A message taken from the mailbox."""
 
     msg: Any
     compressed: bool
-    received: float
 
 
 @dataclass
@@ -206,7 +205,7 @@ class FrameWorker:
                 if self._mailbox is not None:
                     self.counters.dropped += 1
             self.last_frame = time.monotonic()
-            self._mailbox = Frame(msg, compressed, time.time())
+            self._mailbox = Frame(msg, compressed)
             self._cv.notify()
 
     # ---------------------------------------------------------------- worker thread

@@ -14,7 +14,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -199,7 +198,3 @@ def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, fram
         cand.close()
     return same / max(total, 1)
 
-
-def describe_variant(report: VariantReport) -> dict[str, Any]:
-    return {"variant": report.variant, "path": str(report.path), "seconds": round(report.seconds, 1),
-            "cache": report.cache_status, "notes": report.notes}

@@ -33,7 +33,8 @@ from torch import nn
 
 from ..models import SwiftNet, architecture_from_name, load_into
 from ..models.checkpoint import CheckpointError, load_state_dict_file
-from .transforms import IGNORE_LABEL, TrainAugmentation
+from ..palette import IGNORE_LABEL
+from .transforms import TrainAugmentation
 
 WEIGHTS_LAST = "last.pt"
 WEIGHTS_BEST = "best.pt"

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-IGNORE_LABEL = 255
+from ..palette import IGNORE_LABEL
+
 
 
 class RandomFlip:
