@@ -10,6 +10,9 @@ import numpy as np
 from ..onnx_metadata import METADATA_KEY, ModelContract
 from .backend import Backend, BackendError, InferenceResult, to_labels, to_network_input
 
+#: ONNX Runtime session option (onnxruntime_session_options_config_keys.h): exact INT8 GEMM/conv on x86 without VNNI
+X64_EXACT_INT8_KEY = "session.x64quantprecision"
+
 
 def read_contract_from_session(session: object, path: Path) -> ModelContract:
     meta = session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
@@ -32,6 +35,10 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) run ONNX Runtime's fused U8S8 INT8 convolutions with
+        # 16-bit intermediate sums that saturate (one conv of 127*127 products gave 512 instead of 64512); this
+        # option makes them use the exact U8U8 kernels. It only affects quantized operators (docs/accuracy.md).
+        options.add_session_config_entry(X64_EXACT_INT8_KEY, "1")
         available = ort.get_available_providers()
         chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         try:
