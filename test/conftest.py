@@ -35,10 +35,17 @@ def randomise_batchnorm(model, seed: int = 0):  # noqa: ANN001, ANN201 - torch i
 
 @pytest.fixture(scope="session")
 def random_model_factory():
-    """``factory(variant, encoder, seed=0)`` -> SwiftNet in eval mode with randomised BN statistics."""
+    """``factory(variant, encoder, seed=0)`` -> SwiftNet in eval mode, every weight a function of ``seed``."""
     from trt_segmentation.models import build_model
 
     def factory(variant: str = "single_scale", encoder: str = "resnet18", seed: int = 0):  # noqa: ANN202
-        return randomise_batchnorm(build_model(variant, encoder), seed)
+        import torch
+
+        # the conv weights come from PyTorch's default init on the global RNG, which starts differently in every
+        # process: seed it here (forked, so the caller's RNG state is left as it was)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(variant, encoder)
+        return randomise_batchnorm(model, seed)
 
     return factory

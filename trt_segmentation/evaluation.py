@@ -15,15 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
-
-from .image_codec import resize_image
+from .image_codec import resize_image, resize_nearest
 from .metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
 from .onnx_metadata import ModelContract
 from .runtime.backend import Backend, BackendError, InferenceResult
-
-NEAREST = getattr(Image, "Resampling", Image).NEAREST  # Image.Resampling since Pillow 9.1 (Humble has 9.0)
-
 
 @dataclass
 class EvalResult:
@@ -98,7 +93,7 @@ def predict(backend: Backend, image_rgb: np.ndarray, out_size: tuple[int, int] |
     if infer_seconds is not None:
         infer_seconds.append(time.perf_counter() - t0)
     if labels.shape != (out_h, out_w):
-        labels = np.asarray(Image.fromarray(labels).resize((out_w, out_h), NEAREST))
+        labels = resize_nearest(labels, out_h, out_w)
         resized = True
     return labels, resized
 

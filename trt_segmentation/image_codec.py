@@ -6,18 +6,20 @@ builds strided views (row padding, channel reordering, alpha dropping); it copie
 array that must not alias a read-only message buffer in a different layout (mono8 is broadcast, which is a view
 too). ``array_to_image_fields`` goes the other way for publishing; ``decode_compressed`` decodes jpeg/png
 ``sensor_msgs/CompressedImage`` payloads with Pillow. cv_bridge is not installable from PyPI, which is why this
-exists.
+exists. Every frame is checked against a pixel budget (``max_pixels``) before anything is decoded or converted, so
+a message claiming a huge size is refused as bad input without allocating it.
 """
 
 from __future__ import annotations
 
 import array as pyarray
 import io
+from typing import Dict, Tuple
 
 import numpy as np
 
 # encoding -> (channels, index of R, G, B inside a pixel); mono8 has one channel used for all three
-ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
+ENCODINGS: Dict[str, Tuple[int, Tuple[int, int, int]]] = {
     "rgb8": (3, (0, 1, 2)),
     "bgr8": (3, (2, 1, 0)),
     "rgba8": (4, (0, 1, 2)),
@@ -26,10 +28,20 @@ ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
 }
 SUPPORTED_ENCODINGS = tuple(ENCODINGS)
 COMPRESSED_FORMATS = ("jpeg", "png")
+#: default pixel budget of one frame: 2**25 = 33.5 MP, above any automotive or industrial camera (4K UHD is 8.3 MP)
+DEFAULT_MAX_PIXELS = 1 << 25
 
 
 class ImageDecodeError(ValueError):
     """An image message cannot be turned into pixels (bad size, step, encoding or payload)."""
+
+
+def check_pixel_budget(height: int, width: int, max_pixels: int, what: str = "image") -> None:
+    """Refuse a frame whose (claimed) size exceeds ``max_pixels`` (0 = no limit) before it is decoded."""
+    if max_pixels and height * width > max_pixels:
+        raise ImageDecodeError(
+            f"{what} of {height}x{width} = {height * width} pixels exceeds max_input_pixels = {max_pixels}"
+        )
 
 
 def _buffer(data: object) -> np.ndarray:
@@ -45,7 +57,8 @@ def _buffer(data: object) -> np.ndarray:
 
 
 def image_to_array(
-    encoding: str, height: int, width: int, step: int, data: object, order: str = "rgb"
+    encoding: str, height: int, width: int, step: int, data: object, order: str = "rgb",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Image message fields -> (height, width, 3) uint8 array in channel ``order`` ('rgb' or 'bgr').
 
@@ -60,6 +73,7 @@ def image_to_array(
         )
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f"zero-size image: {height}x{width}")
+    check_pixel_budget(height, width, max_pixels)
     channels, rgb_index = ENCODINGS[encoding]
     row_bytes = width * channels
     if step < row_bytes:
@@ -84,7 +98,7 @@ def image_to_array(
     return rows[:, :, list(index)]  # pragma: no cover - every supported layout is handled above
 
 
-def _publishable(array: np.ndarray, encoding: str) -> tuple[int, int, int, np.ndarray]:
+def _publishable(array: np.ndarray, encoding: str) -> Tuple[int, int, int, np.ndarray]:
     if encoding not in ("mono8", "rgb8", "bgr8"):
         raise ImageDecodeError(f"cannot publish encoding {encoding!r}; use mono8, rgb8 or bgr8")
     channels = 1 if encoding == "mono8" else 3
@@ -100,13 +114,13 @@ def _publishable(array: np.ndarray, encoding: str) -> tuple[int, int, int, np.nd
     return height, width, width * channels, np.ascontiguousarray(array)
 
 
-def array_to_image_fields(array: np.ndarray, encoding: str) -> tuple[int, int, int, bytes]:
+def array_to_image_fields(array: np.ndarray, encoding: str) -> Tuple[int, int, int, bytes]:
     """(H, W) uint8 for mono8, (H, W, 3) uint8 for rgb8/bgr8 -> (height, width, step, data) of a dense message."""
     height, width, step, dense = _publishable(array, encoding)
     return height, width, step, dense.tobytes()
 
 
-def array_to_message_data(array: np.ndarray, encoding: str) -> tuple[int, int, int, pyarray.array]:
+def array_to_message_data(array: np.ndarray, encoding: str) -> Tuple[int, int, int, "pyarray.array[int]"]:
     """Like :func:`array_to_image_fields`, with ``data`` as ``array.array('B')``: the generated message setter
     stores that as is, while a ``bytes`` value is validated byte by byte in Python on some ROS distributions
     (hundreds of ms for a 1024x2048 image). One copy of the pixels."""
@@ -126,8 +140,11 @@ def compressed_format(format_field: str) -> str:
     return ""
 
 
-def decode_compressed(format: str, data: object) -> np.ndarray:  # noqa: A002 - mirrors the message field
-    """CompressedImage ``format`` and ``data`` -> (H, W, 3) uint8 RGB array (jpeg or png, decoded by Pillow)."""
+def decode_compressed(format: str, data: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:  # noqa: A002
+    """CompressedImage ``format`` and ``data`` -> (H, W, 3) uint8 RGB array (jpeg or png, decoded by Pillow).
+
+    The size the header claims is checked against ``max_pixels`` before the pixels are decoded (Pillow reads only
+    the header in ``Image.open``), so a small file that claims a huge image costs no memory."""
     kind = compressed_format(format)
     if not kind:
         raise ImageDecodeError(f"unsupported compressed format {format!r}; supported: jpeg, png")
@@ -138,9 +155,14 @@ def decode_compressed(format: str, data: object) -> np.ndarray:  # noqa: A002 - 
 
     try:
         with Image.open(io.BytesIO(flat.tobytes())) as img:
+            check_pixel_budget(img.height, img.width, max_pixels, f"{kind} image")
             rgb = img.convert("RGB")
             array = np.asarray(rgb)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own cap (2 x Image.MAX_IMAGE_PIXELS), hit in open()
+        raise ImageDecodeError(f"{kind} image exceeds max_input_pixels = {max_pixels}: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, ImageDecodeError):
+            raise
         raise ImageDecodeError(f"cannot decode {kind} payload of {flat.size} bytes: {exc}") from exc
     if array.size == 0:
         raise ImageDecodeError("compressed image decodes to zero size")
@@ -149,10 +171,12 @@ def decode_compressed(format: str, data: object) -> np.ndarray:  # noqa: A002 - 
 
 __all__ = [
     "COMPRESSED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
     "ImageDecodeError",
     "SUPPORTED_ENCODINGS",
     "array_to_image_fields",
     "array_to_message_data",
+    "check_pixel_budget",
     "compressed_format",
     "decode_compressed",
     "image_to_array",
@@ -161,18 +185,21 @@ __all__ = [
 ]
 
 
-def resize_index(src: int, dst: int) -> np.ndarray:
-    """Nearest-neighbour source index for each of ``dst`` output positions (pixel centres aligned)."""
-    return np.minimum(((np.arange(dst) + 0.5) * (src / dst)).astype(np.int64), src - 1)
+def _pil_filter(name: str) -> int:
+    """A Pillow resampling filter by name (``Image.Resampling`` since Pillow 9.1; Humble and JetPack 6 ship 9.0)."""
+    from PIL import Image
+
+    return int(getattr(getattr(Image, "Resampling", Image), name))
 
 
 def resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize by two index maps (vectorised, no cv2): labels stay labels."""
+    """Nearest-neighbour resize of an (H, W) uint8 label image with Pillow: labels stay labels. The node's
+    published labels and the evaluation's scored labels both come from here."""
     if image.shape[0] == height and image.shape[1] == width:
         return image
-    rows = resize_index(image.shape[0], height)
-    cols = resize_index(image.shape[1], width)
-    return image[rows[:, None], cols[None, :]]
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), _pil_filter("NEAREST")))
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -181,5 +208,4 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image
     from PIL import Image
 
-    bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Image.Resampling since Pillow 9.1 (Humble has 9.0)
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), bilinear))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), _pil_filter("BILINEAR")))

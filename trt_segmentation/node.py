@@ -29,6 +29,7 @@ from .artifacts import check_variant
 from .diagnostics import Counters, Thresholds, build_report
 from .engine.metadata import build_hint
 from .image_codec import (
+    DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     array_to_message_data,
     decode_compressed,
@@ -149,12 +150,13 @@ class FrameWorker:
     (CompressedImage)."""
 
     def __init__(self, backend: Backend, publish: Callable[[Pending, np.ndarray], None], *, keep_rgb: bool = False,
-                 latency_window: int = 300, log_throttle_s: float = 5.0,
+                 latency_window: int = 300, log_throttle_s: float = 5.0, max_pixels: int = DEFAULT_MAX_PIXELS,
                  log: Callable[[str, bool], None] = lambda text, warn: None,
                  now_ns: Callable[[], int] = time.time_ns) -> None:
         self.backend = backend
         self.publish = publish
         self.keep_rgb = keep_rgb
+        self.max_pixels = max_pixels
         self.log_throttle_s = log_throttle_s
         self.log = log
         self.now_ns = now_ns
@@ -238,10 +240,11 @@ class FrameWorker:
         order = self.backend.contract.channel_order
         try:
             if frame.compressed:
-                rgb = decode_compressed(msg.format, msg.data)
+                rgb = decode_compressed(msg.format, msg.data, self.max_pixels)
                 image = rgb if order == "rgb" else rgb[..., ::-1]
             else:
-                image = image_to_array(msg.encoding, msg.height, msg.width, msg.step, msg.data, order)
+                image = image_to_array(msg.encoding, msg.height, msg.width, msg.step, msg.data, order,
+                                       self.max_pixels)
                 rgb = image if order == "rgb" else image[..., ::-1]
             height, width = image.shape[:2]
             self.last_input_size = f"{height}x{width}"
@@ -318,7 +321,7 @@ class SegmentationNode:
         self._qos_problems: dict[str, str] = {}
         self.worker = FrameWorker(
             backend, self._publish, keep_rgb=params.publish_overlay, latency_window=params.latency_window,
-            log_throttle_s=params.log_throttle_s,
+            log_throttle_s=params.log_throttle_s, max_pixels=params.max_input_pixels,
             log=lambda text, warn: (self.log.warning if warn else self.log.error)(text),
             now_ns=lambda: int(node.get_clock().now().nanoseconds),
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 from .artifacts import PRECISIONS, artifact_path, check_variant
 from .engine.metadata import build_hint
+from .image_codec import DEFAULT_MAX_PIXELS
 
 BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
@@ -55,6 +56,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("ort_threads", 0, "onnxruntime: intra-op threads (0 = ONNX Runtime's default)", low=0, high=64, step=1),
     ParamSpec("input_type", "raw", "raw: subscribe to sensor_msgs/Image on ~/image; compressed: "
               "sensor_msgs/CompressedImage (jpeg/png) on ~/image/compressed", INPUT_TYPES),
+    ParamSpec("max_input_pixels", DEFAULT_MAX_PIXELS, "Largest frame accepted, in pixels (height x width), checked "
+              "on the size a message claims before it is converted or decoded; larger frames are refused as bad "
+              "input", low=1, high=1 << 31, step=1),
     ParamSpec("qos_reliability", "best_effort", "Image subscription reliability; must be compatible with the "
               "camera publisher (a reliable subscription does not match a best-effort publisher)",
               RELIABILITY_CHOICES),
@@ -92,6 +96,7 @@ class NodeParams:
     inflight_slots: int
     ort_threads: int
     input_type: str
+    max_input_pixels: int
     qos_reliability: str
     qos_depth: int
     publish_color: bool

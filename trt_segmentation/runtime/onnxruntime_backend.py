@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -14,11 +15,43 @@ from .backend import Backend, BackendError, InferenceResult, to_labels, to_netwo
 X64_EXACT_INT8_KEY = "session.x64quantprecision"
 
 
-def read_contract_from_session(session: object, path: Path) -> ModelContract:
-    meta = session.get_modelmeta().custom_metadata_map  # type: ignore[attr-defined]
+def read_contract_from_session(session: Any, source: str) -> ModelContract:
+    meta = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in meta:
-        raise BackendError(f"{path} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
+        raise BackendError(f"{source} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
     return ModelContract.from_json(meta[METADATA_KEY])
+
+
+def open_session(
+    model: Union[str, Path, bytes], threads: int = 0, providers: Optional[List[str]] = None
+) -> Tuple[Any, ModelContract]:
+    """An ``onnxruntime.InferenceSession`` for an exported model (a path or serialized bytes) and its contract,
+    with the session settings every precision variant needs to compute what it claims on a CPU."""
+    import onnxruntime as ort
+
+    source = "the model bytes" if isinstance(model, bytes) else str(model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    # x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) run ONNX Runtime's fused U8S8 INT8 convolutions with
+    # 16-bit intermediate sums that saturate (one conv of 127*127 products gave 512 instead of 64512); this
+    # option makes them use the exact U8U8 kernels. It only affects quantized operators (docs/accuracy.md).
+    options.add_session_config_entry(X64_EXACT_INT8_KEY, "1")
+    available = ort.get_available_providers()
+    chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    data = model if isinstance(model, bytes) else str(model)
+    try:
+        session = ort.InferenceSession(data, options, providers=chosen)
+        contract = read_contract_from_session(session, source)
+        if contract.extra.get("ort_graph_optimization") == "disable":
+            # fp16 + Q/DQ graphs are mis-fused by ORT's CPU optimiser; their precision step marks them so
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            session = ort.InferenceSession(data, options, providers=chosen)
+    except BackendError:
+        raise
+    except Exception as exc:  # ORT raises its own exception types for invalid graphs
+        raise BackendError(f"ONNX Runtime cannot load {source}: {exc}") from exc
+    return session, contract
 
 
 class OnnxRuntimeBackend(Backend):
@@ -26,30 +59,11 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, threads: int = 0, providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, path: Union[str, Path], threads: int = 0, providers: Optional[List[str]] = None) -> None:
         path = Path(path)
         if not path.is_file():
             raise BackendError(f"ONNX file not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        # x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) run ONNX Runtime's fused U8S8 INT8 convolutions with
-        # 16-bit intermediate sums that saturate (one conv of 127*127 products gave 512 instead of 64512); this
-        # option makes them use the exact U8U8 kernels. It only affects quantized operators (docs/accuracy.md).
-        options.add_session_config_entry(X64_EXACT_INT8_KEY, "1")
-        available = ort.get_available_providers()
-        chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        try:
-            session = ort.InferenceSession(str(path), options, providers=chosen)
-        except Exception as exc:  # ORT raises its own exception types for invalid graphs
-            raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
-        contract = read_contract_from_session(session, path)
-        if contract.extra.get("ort_graph_optimization") == "disable":
-            # fp16 + Q/DQ graphs are mis-fused by ORT's CPU optimiser; their precision step marks them so
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            session = ort.InferenceSession(str(path), options, providers=chosen)
+        session, contract = open_session(path, threads, providers)
         super().__init__(contract)
         self.path = path
         self.providers = session.get_providers()
@@ -76,4 +90,4 @@ class OnnxRuntimeBackend(Backend):
         return info
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        self._session = None
