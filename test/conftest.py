@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
+import tempfile
 
 import pytest
 
@@ -12,7 +14,29 @@ import pytest
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
+
+
+def _claim_domain_id() -> int:
+    """A ROS domain id no other test run on this machine holds: an exclusive lock on a per-id file, kept for the
+    life of this process (the OS drops it when the process ends, however it ends). Fast DDS maps ids 0-232 to
+    ports; 1-100 leaves the default domain 0 to anything else running here."""
+    candidates = list(range(1, 101))
+    random.SystemRandom().shuffle(candidates)
+    for domain in candidates:
+        handle = open(os.path.join(tempfile.gettempdir(), f"trt_segmentation-ros-domain-{domain}.lock"), "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DOMAIN_LOCKS.append(handle)
+        return domain
+    raise RuntimeError("every ROS domain id 1-100 is held by another test run on this machine")
+
+
+_DOMAIN_LOCKS: list = []
+if "ROS_DOMAIN_ID" not in os.environ:
+    os.environ["ROS_DOMAIN_ID"] = str(_claim_domain_id())
 
 
 def randomise_batchnorm(model, seed: int = 0):  # noqa: ANN001, ANN201 - torch is imported lazily

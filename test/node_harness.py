@@ -146,13 +146,19 @@ def save_frames(path: Path, frames: list[dict[str, Any]]) -> Path:
 
 def start_publisher(frames_path: Path, topic: str, rate: float, *, env: dict | None = None,
                     reliable: bool = False, compressed: bool = False, repeat: int = 1,
-                    wait_subscriber: float = 20.0, lockstep: str = "", settle: str = "") -> subprocess.Popen:
+                    wait_subscriber: float = 20.0, lockstep: str = "", settle: str = "", record: Path | None = None,
+                    stamp_offset: float = 0.0) -> subprocess.Popen:
     """The publisher process. ``lockstep``: a labels topic; each frame is sent only once the labels of the
     previous one arrived (or 10 s passed), so a slow shared CI machine cannot turn a correctness test into a
     drop test. ``settle``: a node name; each frame is sent only once that node's diagnostics account for the
-    previous one (processed, failed or dropped), for frames that produce no labels."""
+    previous one (processed, failed or dropped), for frames that produce no labels. ``record``: a JSON file the
+    publisher writes with the header of every frame it sent (frame_id, sec, nanosec) and the wall-clock time of
+    each publish call. ``stamp_offset``: seconds subtracted from the current time in every header stamp."""
     argv = [sys.executable, str(Path(__file__)), "publish", "--frames", str(frames_path), "--topic", topic,
-            "--rate", str(rate), "--repeat", str(repeat), "--wait", str(wait_subscriber)]
+            "--rate", str(rate), "--repeat", str(repeat), "--wait", str(wait_subscriber),
+            "--stamp-offset", str(stamp_offset)]
+    if record is not None:
+        argv += ["--record", str(record)]
     if lockstep:
         argv += ["--lockstep", lockstep]
     if settle:
@@ -214,11 +220,14 @@ def _publish_main(args: argparse.Namespace) -> int:
     period = 1.0 / args.rate
     next_time = time.monotonic()
     sent = 0
+    headers: list[dict[str, Any]] = []
+    offset_ns = int(args.stamp_offset * 1e9)
     for _ in range(args.repeat):
         for i, m in enumerate(meta):
             msg = kind()
             msg.header.frame_id = f"frame{sent}"
-            msg.header.stamp = node.get_clock().now().to_msg()
+            stamp_ns = node.get_clock().now().nanoseconds - offset_ns
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
             payload = data[f"data{i}"].tobytes()
             if args.compressed:
                 msg.format = m["format"]
@@ -226,6 +235,8 @@ def _publish_main(args: argparse.Namespace) -> int:
                 msg.encoding, msg.height, msg.width, msg.step = m["encoding"], m["height"], m["width"], m["step"]
             msg.data = payload
             pub.publish(msg)
+            headers.append({"frame_id": msg.header.frame_id, "sec": msg.header.stamp.sec,
+                            "nanosec": msg.header.stamp.nanosec, "published_ns": time.time_ns()})
             sent += 1
             next_time += period
             if args.lockstep or args.settle:
@@ -236,6 +247,8 @@ def _publish_main(args: argparse.Namespace) -> int:
                 next_time = max(next_time, time.monotonic())
             time.sleep(max(0.0, next_time - time.monotonic()))
     time.sleep(0.5)
+    if args.record:
+        Path(args.record).write_text(json.dumps(headers))
     print(f"sent {sent}", flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
@@ -255,5 +268,7 @@ if __name__ == "__main__":
     p.add_argument("--compressed", action="store_true")
     p.add_argument("--lockstep", default="", help="labels topic to wait on after each frame")
     p.add_argument("--settle", default="", help="node whose diagnostics must account for each frame")
+    p.add_argument("--record", default="", help="JSON file to write the sent headers to")
+    p.add_argument("--stamp-offset", type=float, default=0.0, help="seconds subtracted from every header stamp")
     args = parser.parse_args()
     sys.exit(_publish_main(args))

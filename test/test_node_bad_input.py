@@ -1,10 +1,16 @@
-"""Malformed images never crash the node: each is logged (throttled), counted as failed, and good frames after
-them still get labels. Start-up with a missing or mismatched model file is one clear error and exit code 1."""
+"""Malformed images never crash the node: each is logged (throttled), counted as failed, reported as bad input
+(WARN, never the ERROR of a failing inference), and good frames after them still get labels. Frames claiming more
+than max_input_pixels are refused before they are decoded, and the node's memory stays flat. Start-up with a
+missing or mismatched model file is one clear error and exit code 1."""
 
 from __future__ import annotations
 
+import io
+import struct
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from node_fixtures import H, MODEL, W, engine_dir  # noqa: F401 (engine_dir is a pytest fixture)
 from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
@@ -24,16 +30,18 @@ def test_malformed_messages_are_counted_and_the_node_goes_on(engine_dir, tmp_pat
         dict(ok, encoding="16UC1"),  # unsupported encoding
         dict(ok, height=0, width=0, step=0, data=b""),  # zero size
         dict(ok, step=W * 3 - 1),  # step < width*channels
+        dict(ok, height=6000, width=6000, step=18000),  # claims 36 MP: refused before the data size is looked at
         dict(ok, encoding="yuv422"),  # another unsupported one
     ]
     odd_size = good(rgb[:100, :150])  # not the engine's size: resized, labels at 100x150
     frames = [ok] + bad + [odd_size, ok, ok]
     path = save_frames(tmp_path / "frames.npz", frames)
     argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/bad/image"},
-                               extra={"diagnostics_period": "0.3", "log_throttle_s": "60.0"})
+                               extra={"diagnostics_period": "0.3", "log_throttle_s": "60.0",
+                                      "qos_reliability": "reliable"})
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
         lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
-        finish(start_publisher(path, "/bad/image", rate=4.0, env=env, settle="/segmentation"), 60)
+        finish(start_publisher(path, "/bad/image", rate=4.0, env=env, settle="/segmentation", reliable=True), 60)
         lis.wait_for(lambda: len(lis.labels) >= 4, 10, "labels for the 4 good frames", node)
         status, values = lis.wait_for(
             lambda: (s := lis.last_status("/segmentation")) and int(s[1]["frames_processed"]) >= 4 and s, 5,
@@ -45,11 +53,61 @@ def test_malformed_messages_are_counted_and_the_node_goes_on(engine_dir, tmp_pat
     assert "yuv422" in values["last_error"] or "unsupported encoding" in values["last_error"]
     sizes = sorted({(m.height, m.width) for m in lis.labels})
     assert sizes == [(100, 150), (H, W)]
-    # the first error is logged, the four that follow within log_throttle_s are not (one line, not five)
+    # the first error is logged, the five that follow within log_throttle_s are not (one line, not six)
     assert log.count("bad image dropped") == 1, log
     assert "data has" in log
-    # a WARN while bad frames arrive
-    assert any(s.level == b"\x01" and "bad frame" in s.message for _, s in lis.statuses("/segmentation"))
+    assert values["last_error"].startswith("bad image dropped: ")
+    # a WARN while bad frames arrive, never the ERROR of a failing inference
+    statuses = [s for _, s in lis.statuses("/segmentation")]
+    assert any(s.level == b"\x01" and "bad frame" in s.message for s in statuses)
+    assert not any(s.level == b"\x02" or "inference failing" in s.message for s in statuses)
+
+
+def png_claiming(height: int, width: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_claiming(height: int, width: int) -> bytes:
+    """A 16x16 JPEG whose SOF0 header is patched to claim ``height`` x ``width``."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, height, width)
+    return bytes(data)
+
+
+def test_oversized_frames_are_refused_before_decoding_and_memory_stays_flat(engine_dir, tmp_path) -> None:
+    """Small files that claim huge images (a 6000x6000 png of ~100 KB, a jpeg header claiming 65500x65500): bad
+    input, counted, and the node's RSS does not grow (decoding one 6000x6000 frame alone would add ~200 MB)."""
+    rgb = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    good_png = {"format": "png", "data": buffer.getvalue()}
+    bombs = [{"format": "png", "data": png_claiming(6000, 6000)}, {"format": "jpeg", "data": jpeg_claiming(65500, 65500)}]
+    assert len(bombs[0]["data"]) < 200_000
+    warm = save_frames(tmp_path / "warm.npz", [good_png] * 3)
+    attack = save_frames(tmp_path / "attack.npz", bombs * 10 + [good_png])
+    argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/big/image"},
+                               extra={"input_type": "compressed", "diagnostics_period": "0.3",
+                                      "qos_reliability": "reliable"})
+    with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
+        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        finish(start_publisher(warm, "/big/image/compressed", rate=4.0, env=env, compressed=True, reliable=True,
+                               settle="/segmentation"), 60)
+        lis.wait_for(lambda: len(lis.labels) >= 3, 10, "labels of the warm-up frames", node)
+        rss_before = node.rss_mb()
+        finish(start_publisher(attack, "/big/image/compressed", rate=8.0, env=env, compressed=True, reliable=True,
+                               settle="/segmentation"), 90)
+        _, values = lis.wait_for(
+            lambda: (s := lis.last_status("/segmentation")) and int(s[1]["frames_failed"]) >= 20
+            and int(s[1]["frames_processed"]) >= 4 and s, 15, "diagnostics of the attack", node)
+        rss_after = node.rss_mb()
+        assert node.proc.poll() is None, "the node died"
+    assert int(values["frames_failed"]) == 20 and int(values["frames_processed"]) == 4, values
+    assert "exceeds max_input_pixels" in values["last_error"] and values["last_error"].startswith("bad image dropped")
+    assert rss_after - rss_before < 40.0, (rss_before, rss_after)
 
 
 @pytest.mark.parametrize("case", ["missing", "wrong_precision", "tensorrt_build", "out_of_range"])

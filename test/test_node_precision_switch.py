@@ -1,44 +1,51 @@
-"""precision:=X picks X's file without editing anything: two runs with different precision load different ONNX
-files (seen in diagnostics and the log) and produce the labels of the model in that file."""
+"""precision:=X picks X's file without editing anything: runs with fp32, fp16, int8 and mixed load the four real
+precision variants (made by the precision tools: FP16 casts, Q/DQ nodes; not fp32 files renamed), say so in
+diagnostics and the log, and publish the labels of the model in that file."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto
 
-from node_fixtures import H, MODEL, W, module_models
+from node_fixtures import H, MODEL, W
 from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
+PRECISIONS = ("fp32", "fp16", "int8", "mixed")
+
 
 @pytest.fixture(scope="module")
-def engine_dir(request, tmp_path_factory, random_model_factory):
-    """fp32 and 'fp16' files of different weights; the fp16 one carries precision fp16 in its contract. (A real
-    fp16 conversion is the precision tools' job; here only the file choice is under test.)"""
-    import dataclasses
+def engine_dir(tmp_path_factory, random_model_factory):
+    """The precision tests' variants (random-weight net at 256x512, calibrated on generated street scenes; made
+    once per session and shared with test_precision_variants.py)."""
+    pytest.importorskip("modelopt", reason="the precision variants are made with NVIDIA ModelOpt")
+    from test_precision_variants import H as VH, W as VW, ensure_variants
 
-    from trt_segmentation.export import ExportOptions, export_onnx, read_contract, set_contract
+    assert (VH, VW) == (H, W)
+    paths = ensure_variants(tmp_path_factory.getbasetemp() / "precision_shared", random_model_factory)
+    return paths["fp32"].parent
 
-    directory = module_models(request, tmp_path_factory, random_model_factory)
-    fp16 = artifact_path(directory, MODEL, H, W, "fp16", ".onnx")
-    export_onnx(random_model_factory("single_scale", "resnet18", seed=1), fp16, ExportOptions(H, W))
-    proto = onnx.load(fp16)
-    set_contract(proto, dataclasses.replace(read_contract(proto), precision="fp16"))
-    onnx.save(proto, fp16)
-    return directory
+
+def what_it_holds(path) -> dict[str, int]:  # noqa: ANN001
+    model = onnx.load(str(path))
+    ops = [n.op_type for n in model.graph.node]
+    fp16 = sum(i.data_type == TensorProto.FLOAT16 for i in model.graph.initializer)
+    return {"QuantizeLinear": ops.count("QuantizeLinear"), "fp16_initializers": fp16}
 
 
 def run_with_precision(engine_dir, tmp_path, precision: str, frames_path) -> tuple[dict[str, str], np.ndarray, str]:
     argv, env = launch_command(
         {"backend": "onnxruntime", "engine_dir": str(engine_dir), "precision": precision, "image_topic": "/p/image"},
-        extra={"diagnostics_period": "0.3"},
+        extra={"diagnostics_period": "0.3", "qos_reliability": "reliable"},
     )
     with node_process(argv, env, tmp_path / f"node_{precision}.log") as node, \
             listener("/segmentation/labels") as lis:
         lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
-        finish(start_publisher(frames_path, "/p/image", 5.0, env=env), 30)
+        finish(start_publisher(frames_path, "/p/image", 5.0, env=env, reliable=True,
+                               lockstep="/segmentation/labels"), 30)
         lis.wait_for(lambda: lis.labels, 10, "labels", node)
         _, values = lis.wait_for(
             lambda: (s := lis.last_status("/segmentation")) and s[1]["frames_processed"] != "0" and s, 5,
@@ -49,19 +56,26 @@ def run_with_precision(engine_dir, tmp_path, precision: str, frames_path) -> tup
     return values, labels, log
 
 
-def test_two_precisions_load_two_files(engine_dir, tmp_path) -> None:
+def test_each_precision_loads_its_own_real_variant(engine_dir, tmp_path) -> None:
+    holds = {p: what_it_holds(artifact_path(engine_dir, MODEL, H, W, p, ".onnx")) for p in PRECISIONS}
+    assert holds["fp32"] == {"QuantizeLinear": 0, "fp16_initializers": 0}
+    assert holds["fp16"]["QuantizeLinear"] == 0 and holds["fp16"]["fp16_initializers"] > 0
+    assert holds["int8"]["QuantizeLinear"] > 0
+    assert holds["mixed"]["QuantizeLinear"] > 0 and holds["mixed"]["fp16_initializers"] > 0
     rgb = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
     step, data = encode_frame(rgb, "rgb8")
     frames = save_frames(tmp_path / "frames.npz",
                          [{"encoding": "rgb8", "height": H, "width": W, "step": step, "data": data}])
     results = {}
-    for precision in ("fp32", "fp16"):
+    for precision in PRECISIONS:
         values, labels, log = run_with_precision(engine_dir, tmp_path, precision, frames)
         path = artifact_path(engine_dir, MODEL, H, W, precision, ".onnx")
         assert values["precision"] == precision
         assert values["engine_file"] == str(path)
         assert f"onnxruntime {precision} {path}" in log
         with OnnxRuntimeBackend(path) as reference:
-            assert np.array_equal(labels, reference.infer(rgb).labels)
+            assert np.array_equal(labels, reference.infer(rgb).labels), precision
         results[precision] = labels
-    assert not np.array_equal(results["fp32"], results["fp16"]), "the two files hold different weights"
+    # the quantized files compute something else than the fp32 one (a renamed fp32 file would be identical)
+    assert not np.array_equal(results["fp32"], results["int8"])
+    assert not np.array_equal(results["fp32"], results["mixed"])
