@@ -12,8 +12,6 @@ from node_harness import encode_frame, expected_rgb
 from trt_segmentation.image_codec import (
     SUPPORTED_ENCODINGS,
     ImageDecodeError,
-    array_to_image_fields,
-    array_to_message_data,
     compressed_format,
     decode_compressed,
     image_to_array,
@@ -66,19 +64,20 @@ def test_malformed_messages_raise_clear_errors(encoding, height, width, step, si
         image_to_array(encoding, height, width, step, bytes(size))
 
 
-def test_array_to_image_fields_round_trip() -> None:
+def test_serialized_images_round_trip_without_rclpy() -> None:
+    from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
+
+    header = Header(Stamp(12, 34), b"cam0")
     labels = np.arange(35, dtype=np.uint8).reshape(5, 7)
-    h, w, step, data = array_to_image_fields(labels, "mono8")
-    assert (h, w, step) == (5, 7, 7)
-    assert np.array_equal(image_to_array("mono8", h, w, step, data)[..., 0], labels)
-    h, w, step, data = array_to_image_fields(RGB[:, ::-1], "rgb8")  # non-contiguous input
-    assert step == 21 and np.array_equal(image_to_array("rgb8", h, w, step, data), RGB[:, ::-1])
-    h, w, step, data = array_to_message_data(RGB[:, ::-1], "rgb8")
-    assert data.typecode == "B" and bytes(data) == np.ascontiguousarray(RGB[:, ::-1]).tobytes()
-    with pytest.raises(ImageDecodeError, match="mono8 needs an"):
-        array_to_image_fields(RGB, "mono8")
-    with pytest.raises(ImageDecodeError, match="cannot publish encoding"):
-        array_to_image_fields(labels, "16UC1")
+    fields = parse_image(ImageSerializer("mono8").serialize(header, labels))
+    assert (fields.header, fields.height, fields.width, fields.step, fields.encoding) == (header, 5, 7, 7, "mono8")
+    assert np.array_equal(image_to_array("mono8", 5, 7, 7, fields.data)[..., 0], labels)
+    fields = parse_image(ImageSerializer("rgb8").serialize(header, RGB[:, ::-1]))  # non-contiguous input
+    assert fields.step == 21 and np.array_equal(image_to_array("rgb8", 5, 7, 21, fields.data), RGB[:, ::-1])
+    with pytest.raises(ImageDecodeError, match=r"mono8 needs uint8 \(H, W\)"):
+        ImageSerializer("mono8").serialize(header, RGB)
+    with pytest.raises(ValueError, match="cannot serialize encoding"):
+        ImageSerializer("16UC1")
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])

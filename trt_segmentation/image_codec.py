@@ -4,7 +4,7 @@
 (H, W, 3) uint8 array in the channel order a model wants. It wraps the message buffer with ``np.frombuffer`` and
 builds strided views (row padding, channel reordering, alpha dropping); it copies only when the caller gets an
 array that must not alias a read-only message buffer in a different layout (mono8 is broadcast, which is a view
-too). ``array_to_image_fields`` goes the other way for publishing; ``decode_compressed`` decodes jpeg/png
+too). ``decode_compressed`` decodes jpeg/png
 ``sensor_msgs/CompressedImage`` payloads with Pillow. cv_bridge is not installable from PyPI, which is why this
 exists. Every frame is checked against a pixel budget (``max_pixels``) before anything is decoded or converted, so
 a message claiming a huge size is refused as bad input without allocating it.
@@ -12,7 +12,6 @@ a message claiming a huge size is refused as bad input without allocating it.
 
 from __future__ import annotations
 
-import array as pyarray
 import io
 from typing import Dict, Tuple
 
@@ -98,38 +97,6 @@ def image_to_array(
     return rows[:, :, list(index)]  # pragma: no cover - every supported layout is handled above
 
 
-def _publishable(array: np.ndarray, encoding: str) -> Tuple[int, int, int, np.ndarray]:
-    if encoding not in ("mono8", "rgb8", "bgr8"):
-        raise ImageDecodeError(f"cannot publish encoding {encoding!r}; use mono8, rgb8 or bgr8")
-    channels = 1 if encoding == "mono8" else 3
-    if array.dtype != np.uint8:
-        raise ImageDecodeError(f"{encoding} needs uint8 pixels, got {array.dtype}")
-    if channels == 1 and array.ndim != 2:
-        raise ImageDecodeError(f"mono8 needs an (H, W) array, got shape {array.shape}")
-    if channels == 3 and (array.ndim != 3 or array.shape[2] != 3):
-        raise ImageDecodeError(f"{encoding} needs an (H, W, 3) array, got shape {array.shape}")
-    height, width = int(array.shape[0]), int(array.shape[1])
-    if height == 0 or width == 0:
-        raise ImageDecodeError(f"zero-size image: {height}x{width}")
-    return height, width, width * channels, np.ascontiguousarray(array)
-
-
-def array_to_image_fields(array: np.ndarray, encoding: str) -> Tuple[int, int, int, bytes]:
-    """(H, W) uint8 for mono8, (H, W, 3) uint8 for rgb8/bgr8 -> (height, width, step, data) of a dense message."""
-    height, width, step, dense = _publishable(array, encoding)
-    return height, width, step, dense.tobytes()
-
-
-def array_to_message_data(array: np.ndarray, encoding: str) -> Tuple[int, int, int, "pyarray.array[int]"]:
-    """Like :func:`array_to_image_fields`, with ``data`` as ``array.array('B')``: the generated message setter
-    stores that as is, while a ``bytes`` value is validated byte by byte in Python on some ROS distributions
-    (hundreds of ms for a 1024x2048 image). One copy of the pixels."""
-    height, width, step, dense = _publishable(array, encoding)
-    data = pyarray.array("B")
-    data.frombytes(memoryview(dense).cast("B"))
-    return height, width, step, data
-
-
 def compressed_format(format_field: str) -> str:
     """'jpeg', 'png' or '' from a CompressedImage ``format`` such as 'rgb8; jpeg compressed bgr8'."""
     text = format_field.lower()
@@ -174,8 +141,6 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageDecodeError",
     "SUPPORTED_ENCODINGS",
-    "array_to_image_fields",
-    "array_to_message_data",
     "check_pixel_budget",
     "compressed_format",
     "decode_compressed",

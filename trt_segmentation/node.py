@@ -28,10 +28,17 @@ import numpy as np
 from .artifacts import check_variant
 from .diagnostics import Counters, Thresholds, build_report
 from .engine.metadata import build_hint
+from .image_cdr import (
+    Header,
+    ImageSerializer,
+    compressed_from_message,
+    fields_from_message,
+    parse_compressed,
+    parse_image,
+)
 from .image_codec import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
-    array_to_message_data,
     decode_compressed,
     image_to_array,
     resize_image,
@@ -51,7 +58,7 @@ class StartupError(RuntimeError):
 
 @dataclass
 class Frame:
-    """A message taken from the mailbox."""
+    """A message taken from the mailbox: its serialized bytes (raw subscriptions) or an rclpy message object."""
 
     msg: Any
     compressed: bool
@@ -61,7 +68,7 @@ class Frame:
 class Pending:
     """What the worker remembers about a submitted frame until its labels come back."""
 
-    header: Any
+    header: Header
     height: int
     width: int
     rgb: np.ndarray | None  # kept only when an overlay is published
@@ -239,18 +246,23 @@ class FrameWorker:
         msg = frame.msg
         order = self.backend.contract.channel_order
         try:
+            serialized = isinstance(msg, (bytes, bytearray, memoryview))
             if frame.compressed:
-                rgb = decode_compressed(msg.format, msg.data, self.max_pixels)
+                packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
+                header = packed.header
+                rgb = decode_compressed(packed.format, packed.data, self.max_pixels)
                 image = rgb if order == "rgb" else rgb[..., ::-1]
             else:
-                image = image_to_array(msg.encoding, msg.height, msg.width, msg.step, msg.data, order,
+                fields = parse_image(msg) if serialized else fields_from_message(msg)
+                header = fields.header
+                image = image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
                                        self.max_pixels)
                 rgb = image if order == "rgb" else image[..., ::-1]
             height, width = image.shape[:2]
             self.last_input_size = f"{height}x{width}"
             eh, ew = self.backend.input_size
             network_image = resize_image(image, eh, ew)
-            pending = Pending(msg.header, height, width, rgb if self.keep_rgb else None,
+            pending = Pending(header, height, width, rgb if self.keep_rgb else None,
                               (time.perf_counter() - t0) * 1e3)
             self.backend.submit(network_image, pending)
         except (ImageDecodeError, InputMismatch) as exc:
@@ -313,8 +325,9 @@ class SegmentationNode:
         self.backend = backend
         self.model_file = model_file
         self.log = node.get_logger()
-        self._image_type = Image
         self._diag_type = DiagnosticArray
+        self._mono8 = ImageSerializer("mono8")
+        self._rgb8 = ImageSerializer("rgb8")
         self.thresholds = Thresholds(params.warn_latency_ms, params.warn_drop_ratio, params.warn_no_frames_s)
         self.started = time.monotonic()
         self._failed_reported = 0
@@ -334,11 +347,11 @@ class SegmentationNode:
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         callbacks = self._event_callbacks()
         if params.input_type == "compressed":
-            self.sub = node.create_subscription(CompressedImage, "~/image/compressed",
-                                                lambda msg: self.worker.post(msg, compressed=True), qos,
-                                                event_callbacks=callbacks)
+            self.sub, self.serialized_input = self._subscribe(CompressedImage, "~/image/compressed",
+                                                              lambda msg: self.worker.post(msg, compressed=True),
+                                                              qos, callbacks)
         else:
-            self.sub = node.create_subscription(Image, "~/image", self.worker.post, qos, event_callbacks=callbacks)
+            self.sub, self.serialized_input = self._subscribe(Image, "~/image", self.worker.post, qos, callbacks)
         info = backend.describe()
         h, w = backend.input_size
         self.info = {
@@ -355,8 +368,22 @@ class SegmentationNode:
             f"{self.pub_labels.topic_name}"
         )
         self.log.info("backend: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+        if self.serialized_input:
+            self.log.info("transport: serialized images in and out (no per-frame message objects)")
         self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
         self.worker.start()
+
+    def _subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], None], qos: Any,
+                   callbacks: Any) -> tuple[Any, bool]:
+        """A subscription that hands over the serialized bytes (no Python message object per frame); where this
+        rclpy cannot, one that hands over message objects, said in the log. Either way the worker parses them."""
+        try:
+            return self.node.create_subscription(msg_type, topic, callback, qos, event_callbacks=callbacks,
+                                                 raw=True), True
+        except TypeError:
+            self.log.warning("this rclpy cannot subscribe to serialized messages (raw=True): converting every frame "
+                             "to a Python message object, which costs milliseconds per large frame")
+            return self.node.create_subscription(msg_type, topic, callback, qos, event_callbacks=callbacks), False
 
     def _image_qos(self) -> Any:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -388,20 +415,13 @@ class SegmentationNode:
 
     # ---------------------------------------------------------------- publishing (worker thread)
     def _publish(self, pending: Pending, labels: np.ndarray) -> None:
-        self.pub_labels.publish(self._image_msg(pending.header, labels, "mono8"))
+        """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are)."""
+        self.pub_labels.publish(self._mono8.serialize(pending.header, labels))
         if self.pub_color is not None:
-            self.pub_color.publish(self._image_msg(pending.header, colorize(labels), "rgb8"))
+            self.pub_color.publish(self._rgb8.serialize(pending.header, colorize(labels)))
         if self.pub_overlay is not None and pending.rgb is not None:
             blended = overlay(pending.rgb, labels, self.params.overlay_alpha)
-            self.pub_overlay.publish(self._image_msg(pending.header, blended, "rgb8"))
-
-    def _image_msg(self, header: Any, array: np.ndarray, encoding: str) -> Any:
-        msg = self._image_type()
-        msg.header = header
-        msg.height, msg.width, msg.step, data = array_to_message_data(array, encoding)
-        msg.encoding = encoding
-        msg.data = data
-        return msg
+            self.pub_overlay.publish(self._rgb8.serialize(pending.header, blended))
 
     # ---------------------------------------------------------------- diagnostics (executor thread)
     def publish_diagnostics(self) -> None:
