@@ -1,7 +1,9 @@
 """Accuracy targets per precision on the demo checkpoint (small size, few generated scenes, ONNX Runtime CPU).
 
 Targets from the issue: INT8 (entropy) within 1.0 mIoU point of FP32, mixed within 0.5, FP16 label agreement
->= 99.9 %. The full-size report (512x1024, 100 held-out scenes) is docs/accuracy.md; this is its quick guard.
+>= 99.9 %. Those are relative to FP32, so FP32 itself has an absolute floor: a broken checkpoint, or preprocessing
+that every variant shares (export wrapper, normalisation, channel order, evaluation), fails it. The full-size report
+(512x1024, 100 held-out scenes) is docs/accuracy.md; this is its quick guard.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPO / "trt_segmentation" / "assets" / "swiftnet_ss_rn18_streets.pt"
 H, W = 256, 512
 VARIANTS = ["fp32", "fp16", "int8", "mixed"]
+# FP32 mIoU on the 8 val scenes below (seed 0; the checkpoint never trained on val) is 0.914622, the same to the
+# last digit in every fresh process (ONNX Runtime CPU, deterministic). The floor sits 0.46 points under it; measured
+# breaks all land below it: first conv's input channels swapped (RGB fed as BGR) 0.595, image mean zeroed 0.411,
+# image std x1.25 0.867, image mean x1.1 0.9096, last BatchNorm's running variance x4 0.9098.
+FP32_MIOU_FLOOR = 0.910
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):  # noqa: ANN001, ANN201
-    if not CHECKPOINT.is_file():
-        pytest.skip(f"demo checkpoint {CHECKPOINT} not present")
+    assert CHECKPOINT.is_file(), f"the bundled demo checkpoint {CHECKPOINT} is missing"  # committed: never skip
     from trt_segmentation.artifacts import artifact_path
     from trt_segmentation.data.cityscapes import CityscapesSplit
     from trt_segmentation.data.street_scenes import write_street_split
@@ -41,6 +47,10 @@ def rows(tmp_path_factory):  # noqa: ANN001, ANN201
         make_variant(fp32, variant, artifact_path(base, name, H, W, variant, ".onnx"), calibration)
     result = evaluate_variants(base, name, H, W, VARIANTS, CityscapesSplit(base / "street", "val"), progress=False)
     return {row.variant: row.result for row in result}
+
+
+def test_fp32_meets_its_absolute_floor(rows) -> None:  # noqa: ANN001
+    assert rows["fp32"].miou >= FP32_MIOU_FLOOR, rows["fp32"].miou
 
 
 def test_fp16_agrees_with_fp32(rows) -> None:  # noqa: ANN001

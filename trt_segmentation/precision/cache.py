@@ -2,10 +2,12 @@
 
 The file is JSON: ``{"key": {...}, "key_sha256": ..., "scales": {tensor: scale}, "scales_sha256": ...}``. The key
 holds everything that changes the scales: the FP32 model's sha256, the calibration frames' sha256 (pixels as fed,
-so a different image list, resize or channel order shows), the method and its parameters, the set of quantized
-nodes, and the quantizer versions. A file whose key differs is *stale*; one that cannot be parsed, whose
-checksum fails or whose scales are not finite positive numbers is *corrupt*. Both are reported and recomputed,
-never used. (TensorRT's own cache for the implicit path is a different file; see engine/implicit_calibrator.py.)
+so a different image list, resize or channel order shows; their description is not part of it), the method and
+its parameters, and the quantizer versions (the libraries that compute the scales and this package's quantizer
+code). A file whose key differs is *stale*; one that cannot be parsed, whose checksum fails, whose scales are not
+finite positive numbers or whose tensors are not the quantized graph's (:func:`fit_to_graph`) is *corrupt*. Both
+are reported and recomputed, never used. (TensorRT's own cache for the implicit path is a different file; see
+engine/implicit_calibrator.py.)
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..hashing import sha256_file
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LOG = logging.getLogger(__name__)
 CACHE_FORMAT = 1
-
+# libraries whose code computes the scales or the Q/DQ placement they belong to: ModelOpt (placement, entropy and
+# max calibration), ONNX Runtime (runs the calibration passes; percentile histograms), onnx and onnx-graphsurgeon
+# (graph rewriting inside ModelOpt), numpy (histograms and amax reductions)
+QUANTIZER_PACKAGES = ("nvidia-modelopt", "onnxruntime", "onnx", "onnx-graphsurgeon", "numpy")
+# this package's own quantizer code (calibrator options, percentile bins, scale equalisation) changes scales too
+QUANTIZER_MODULE = "trt_segmentation.precision.int8"
 
 
 def _canonical(obj: Any) -> str:
@@ -32,21 +44,49 @@ def _sha(obj: Any) -> str:
 
 
 def quantizer_versions() -> dict[str, str]:
-    """Versions of the libraries whose algorithms produce the scales (a change invalidates the cache)."""
+    """Versions of the libraries whose algorithms produce the scales, and the sha256 of this package's quantizer
+    source (a change of either invalidates the cache)."""
     from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
 
     out = {}
-    for name in ("nvidia-modelopt", "onnxruntime", "onnx"):
+    for name in QUANTIZER_PACKAGES:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = "absent"
+    spec = find_spec(QUANTIZER_MODULE)
+    out[QUANTIZER_MODULE] = sha256_file(spec.origin) if spec and spec.origin else "absent"
     return out
 
 
+def frames_sha256(frames: np.ndarray) -> str:
+    """Hash of calibration pixels exactly as fed (shape, dtype and bytes); equals ``CalibrationSet.sha256``."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    digest.update(f"{frames.shape}|{frames.dtype}".encode())
+    digest.update(np.ascontiguousarray(frames).tobytes())
+    return digest.hexdigest()
+
+
 def cache_key(
-    *, model_sha256: str, calibration_sha256: str, method: str, params: dict[str, Any] | None = None
+    *,
+    model_sha256: str,
+    calibration_sha256: str | None = None,
+    method: str,
+    params: dict[str, Any] | None = None,
+    calibration_frames: np.ndarray | None = None,
 ) -> dict[str, Any]:
+    """The key a cache must carry to be used. The calibration part is the pixels' hash: pass the frames (hashed
+    here) or their ``frames_sha256``; given both, they must agree."""
+    if calibration_frames is not None:
+        pixels = frames_sha256(calibration_frames)
+        if calibration_sha256 is not None and calibration_sha256 != pixels:
+            raise ValueError("calibration_sha256 is not the hash of calibration_frames")
+        calibration_sha256 = pixels
+    if calibration_sha256 is None:
+        raise ValueError("cache_key needs the calibration frames or their sha256")
     return {
         "format": CACHE_FORMAT,
         "model_sha256": model_sha256,
@@ -55,6 +95,11 @@ def cache_key(
         "params": params or {},
         "versions": quantizer_versions(),
     }
+
+
+def _as_stored(key: dict[str, Any]) -> Any:
+    """``key`` as it reads back from the file (tuples become lists), so an unchanged key compares equal."""
+    return json.loads(_canonical(key))
 
 
 @dataclass
@@ -83,12 +128,29 @@ def load_scales(path: str | Path, key: dict[str, Any]) -> CacheLookup:
         lookup = CacheLookup(None, "corrupt", f"calibration cache {path} is corrupt ({exc}); recalibrating")
         LOG.warning(lookup.reason)
         return lookup
+    key = _as_stored(key)
     if data["key"] != key:
         changed = sorted(k for k in set(key) | set(data["key"]) if key.get(k) != data["key"].get(k))
         lookup = CacheLookup(None, "stale", f"calibration cache {path} is stale ({', '.join(changed)} changed); recalibrating")
         LOG.warning(lookup.reason)
         return lookup
     return CacheLookup({k: float(v) for k, v in scales.items()}, "hit", f"calibration cache hit: {path}")
+
+
+def fit_to_graph(lookup: CacheLookup, graph_tensors: Any, path: str | Path) -> CacheLookup:
+    """A hit whose tensors are not exactly the quantized graph's activation tensors becomes *corrupt* (with the
+    tensors that are missing or unknown in the reason, logged); other lookups pass through unchanged."""
+    if lookup.scales is None:
+        return lookup
+    wanted, cached = set(graph_tensors), set(lookup.scales)
+    if wanted == cached:
+        return lookup
+    missing, unknown = sorted(wanted - cached), sorted(cached - wanted)
+    parts = [f"{len(names)} {what} (e.g. {names[0]!r})" for what, names in (("missing", missing), ("unknown", unknown)) if names]
+    fitted = CacheLookup(None, "corrupt", f"calibration cache {path} is corrupt (its tensors do not fit the quantized "
+                                          f"graph: {', '.join(parts)}); recalibrating")
+    LOG.warning(fitted.reason)
+    return fitted
 
 
 def save_scales(path: str | Path, key: dict[str, Any], scales: dict[str, float], info: dict[str, Any] | None = None) -> Path:
