@@ -5,9 +5,10 @@
       publish_overlay:=true namespace:=front
 
 Arguments left empty keep the value of params_file (config/segmentation.yaml by default). The node process gets
-FASTDDS_DEFAULT_PROFILES_FILE / FASTRTPS_DEFAULT_PROFILES_FILE pointing at config/fastdds_shm.xml (64 MB shared
-memory segment): without it Fast DDS loses almost every 1024x2048 frame. Start the camera driver or bag player
-with the same variables (docs/node.md). The constants below are read by test/test_launch_params.py.
+the Fast DDS profile variable of its distribution pointing at config/fastdds_shm.xml (64 MB shared memory
+segment): without it Fast DDS loses almost every 1024x2048 frame. Start the camera driver or bag player with the
+same variable (docs/node.md). The constants and profile_variables() below are read by
+trt_segmentation/launch_emulation.py and the tests (parsed, never executed there).
 """
 
 import os
@@ -24,6 +25,10 @@ NODE_NAME = "segmentation"
 PARAMS_FILE = "segmentation.yaml"
 TRANSPORT_PROFILE = "fastdds_shm.xml"
 PROFILE_ENV = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+# Humble (Fast DDS 2.6) and Jazzy (Fast DDS 2.14) read only FASTRTPS_DEFAULT_PROFILES_FILE; Kilted (Fast DDS 3)
+# reads FASTDDS_DEFAULT_PROFILES_FILE and warns "FASTRTPS_DEFAULT_PROFILES_FILE ... is deprecated" when the old
+# one is set, even beside the new one.
+FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 IMAGE_REMAP_FROM = "~/image"
 
 # launch argument -> description; each becomes the node parameter of the same name when not empty
@@ -43,6 +48,13 @@ OTHER_ARGUMENTS = {
 }
 
 
+def profile_variables(distro):
+    """The profile variable(s) the Fast DDS of ROS_DISTRO ``distro`` reads; both when it is unknown (empty)."""
+    if not distro:
+        return list(PROFILE_ENV)
+    return [PROFILE_ENV[1]] if distro.lower() in FAST_DDS_2_DISTROS else [PROFILE_ENV[0]]
+
+
 def _setup(context, *args, **kwargs):
     share = get_package_share_directory(PACKAGE)
     profile = os.path.join(share, "config", TRANSPORT_PROFILE)
@@ -53,6 +65,7 @@ def _setup(context, *args, **kwargs):
         if value != "":
             overrides[name] = value.lower() == "true" if name.startswith("publish_") else value
     image_topic = LaunchConfiguration("image_topic").perform(context)
+    read = profile_variables(os.environ.get("ROS_DISTRO", ""))
     node = Node(
         package=PACKAGE,
         executable=EXECUTABLE,
@@ -60,7 +73,7 @@ def _setup(context, *args, **kwargs):
         namespace=LaunchConfiguration("namespace").perform(context),
         parameters=[params_file, overrides],
         remappings=[(IMAGE_REMAP_FROM, image_topic), (IMAGE_REMAP_FROM + "/compressed", image_topic + "/compressed")],
-        additional_env={name: profile for name in PROFILE_ENV},
+        additional_env={name: profile for name in PROFILE_ENV if name in read},
         output="screen",
         emulate_tty=True,
     )

@@ -8,6 +8,7 @@ Also a command line for the publisher process:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -44,15 +45,23 @@ def node_process(argv: list[str], env: dict, log_path: Path) -> Iterator[NodePro
 # ------------------------------------------------------------------------------------------------ models
 def small_model_dir(tmp_path_factory: Any, random_model_factory: Any, name: str, size: tuple[int, int] = (256, 512),
                     seed: int = 0) -> Path:
-    """A folder holding ``swiftnet_ss_rn18_<H>x<W>_fp32.onnx`` (random weights, ``seed``); the export is done
-    once per pytest session and hard-linked into each test module's folder."""
+    """A folder holding ``swiftnet_ss_rn18_<H>x<W>_fp32.onnx`` (random weights, ``seed``; where torch is not
+    installed, test/tiny_model.py's stand-in); made once per pytest session, hard-linked into each module's folder."""
     from trt_segmentation.artifacts import artifact_path
-    from trt_segmentation.export import ExportOptions, export_onnx
 
-    cache = tmp_path_factory.getbasetemp() / "onnx_cache" / f"rn18_{size[0]}x{size[1]}_seed{seed}.onnx"
+    torch_free = importlib.util.find_spec("torch") is None  # the legs without torch (scripts/test_jazzy.sh)
+    kind = "tiny" if torch_free else "rn18"
+    cache = tmp_path_factory.getbasetemp() / "onnx_cache" / f"{kind}_{size[0]}x{size[1]}_seed{seed}.onnx"
     if not cache.is_file():
         cache.parent.mkdir(exist_ok=True)
-        export_onnx(random_model_factory("single_scale", "resnet18", seed=seed), cache, ExportOptions(*size))
+        if torch_free:  # the same contract from a seeded stand-in graph (test/tiny_model.py)
+            from tiny_model import write_tiny_model
+
+            write_tiny_model(cache, *size, seed=seed)
+        else:
+            from trt_segmentation.export import ExportOptions, export_onnx
+
+            export_onnx(random_model_factory("single_scale", "resnet18", seed=seed), cache, ExportOptions(*size))
     directory = tmp_path_factory.mktemp(name)
     target = artifact_path(directory, "swiftnet_ss_rn18", size[0], size[1], "fp32", ".onnx")
     os.link(cache, target)

@@ -6,6 +6,7 @@ Examples:
     python tools/play_rosbag.py bags/street
     python tools/play_rosbag.py bags/street --rate 0.5 --loop --stamps now --remap /camera/image_raw:=/image
     python tools/play_rosbag.py bags/street --qos best_effort --wait-for-subscribers 1
+    python tools/play_rosbag.py bags/street --ros-args -r __node:=front_player   # ROS arguments go last
 Stop with Ctrl-C; the number of messages sent is printed at the end.
 """
 
@@ -20,7 +21,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trt_segmentation.data.bags import BagError, BagReader, play_bag  # noqa: E402
 
 
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(this tool's arguments, the ROS arguments from ``--ros-args`` on). Only the latter reach rclpy.init: given
+    the tool's own argv, rcl reads ``--remap /a:=/b`` as a legacy remap rule and warns that the syntax is
+    deprecated."""
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        return argv[:i], argv[i:]
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
+    own_args, ros_args = split_ros_args(sys.argv[1:] if argv is None else list(argv))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", type=Path, help="bag directory (with metadata.yaml) or a single .mcap/.db3 file")
     parser.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics (default all)")
@@ -40,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-messages", type=int, default=None, metavar="N", help="stop after N messages")
     parser.add_argument("--info", action="store_true", help="only list the bag's topics and message counts")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(own_args)
     try:
         if args.info:
             with BagReader(args.bag) as reader:
@@ -48,9 +60,16 @@ def main(argv: list[str] | None = None) -> int:
                 for topic, msgtype in sorted(reader.topics.items()):
                     print(f"  {topic}  {msgtype}  {reader.count([topic])} messages")
             return 0
-        play_bag(args.bag, topics=args.topics, rate=args.rate, loop=args.loop, remap=args.remap, stamps=args.stamps,
-                 qos=args.qos, depth=args.depth, progress=not args.quiet, wait_for_subscribers=args.wait_for_subscribers,
-                 wait_timeout=args.wait_timeout, max_messages=args.max_messages, delay=args.delay)
+        import rclpy
+
+        rclpy.init(args=[sys.argv[0], *ros_args])  # play_bag uses this context and leaves it running
+        try:
+            play_bag(args.bag, topics=args.topics, rate=args.rate, loop=args.loop, remap=args.remap, stamps=args.stamps,
+                     qos=args.qos, depth=args.depth, progress=not args.quiet,
+                     wait_for_subscribers=args.wait_for_subscribers, wait_timeout=args.wait_timeout,
+                     max_messages=args.max_messages, delay=args.delay)
+        finally:
+            rclpy.try_shutdown()
     except BagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 `launch`/`launch_ros` are not pip-installable, so tests and the demo read the launch file's constants (parsed
 with ``ast``, never executed) and build the same command line: node name, namespace, parameters file, the
 non-empty launch arguments as parameter overrides, the image remappings and the Fast DDS transport profile
-variables. Works from a source checkout (launch/ and config/ beside the package).
+variable of the distribution ($ROS_DISTRO). Works from a source checkout (launch/ and config/ beside the package).
 """
 
 from __future__ import annotations
@@ -32,6 +32,21 @@ def launch_constants(launch_file: Path = LAUNCH_FILE) -> dict[str, Any]:
             except ValueError:
                 pass
     return constants
+
+
+def launch_function(name: str, launch_file: Path = LAUNCH_FILE) -> Any:
+    """A top-level function of the launch file that needs only its constants and builtins (e.g.
+    ``profile_variables``), compiled from its source so the emulation runs the launch file's own code."""
+    tree = ast.parse(launch_file.read_text())
+    (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    namespace: dict[str, Any] = dict(launch_constants(launch_file))
+    exec(compile(ast.Module(body=[node], type_ignores=[]), str(launch_file), "exec"), namespace)
+    return namespace[name]
+
+
+def profile_env_names(distro: str | None = None) -> list[str]:
+    """The Fast DDS profile variables the launch file sets for ``distro`` (default: $ROS_DISTRO)."""
+    return list(launch_function("profile_variables")(os.environ.get("ROS_DISTRO", "") if distro is None else distro))
 
 
 def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = True,
@@ -63,17 +78,16 @@ def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = T
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     for name in c["PROFILE_ENV"]:
-        if profile:
-            env[name] = str(CONFIG_DIR / c["TRANSPORT_PROFILE"])
-        else:
-            env.pop(name, None)
+        env.pop(name, None)
+    if profile:
+        env.update(transport_profile_env())
     return argv, env
 
 
 def transport_profile_env() -> dict[str, str]:
     """The variables that give another process (camera driver, bag player) the node's transport profile."""
     c = launch_constants()
-    return {name: str(CONFIG_DIR / c["TRANSPORT_PROFILE"]) for name in c["PROFILE_ENV"]}
+    return {name: str(CONFIG_DIR / c["TRANSPORT_PROFILE"]) for name in profile_env_names()}
 
 
 class NodeProcess:
