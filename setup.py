@@ -23,7 +23,7 @@ setup(
     maintainer_email="maintainers@trt-segmentation.invalid",
     description="SwiftNet semantic segmentation: TensorRT engines and a ROS 2 node",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    python_requires=">=3.8",  # the vehicle side (runtime, node) runs on JetPack 5 (Python 3.8); the build tools need 3.10+
     entry_points={
         "console_scripts": [
             f"segmentation_node = {PACKAGE}.node:main",

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Check the TensorRT engines on the target (Jetson or any NVIDIA GPU with TensorRT >= 8.5 and pycuda).
 
-For each precision: finds <model>_<H>x<W>_<precision>.onnx in --engine-dir, builds the .engine if it is missing
-(or always with --build), loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT
+For each precision: builds the .engine the way the installed TensorRT needs if it is missing (or always with
+--build): explicit from <model>_<H>x<W>_<precision>.onnx where its parser takes that variant, implicit from the
+fp32 ONNX (builder flags + entropy calibrator, --calibration) where it does not (mixed on TensorRT 8.5/8.6);
+on a Jetson with DLA cores also a DLA engine of fp16/int8/mixed (<name>.dla0.engine). Then it loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT
 version, GPU, precision, ONNX hash, tensors), runs it with two frames in flight on CUDA streams, and compares
-its labels with ONNX Runtime on the same ONNX. Prints a pass/fail table.
+its labels with ONNX Runtime on the ONNX it was built from. Prints one pass/fail table (its "path" column says
+how each row was built).
 
 Without TensorRT (a laptop, CI) it still runs the ONNX Runtime reference and the TensorRT-RTX parse check, then
 reports NEEDS-TENSORRT for what only the target can prove.
 
 Examples:
   tools/check_on_target.py --engine-dir artifacts --size 512x1024 --precisions fp32 fp16 int8 mixed
-  tools/check_on_target.py --engine-dir artifacts --size 1024x2048 --images-dir street_scenes/val --build
+  tools/check_on_target.py --engine-dir artifacts --size 1024x2048 --images-dir street_scenes/val --build \\
+      --calibration street_scenes/train   # JetPack 5/6.0: mixed is built the implicit way and calibrates
 Exit code: 0 all PASS, 1 a FAIL, 2 incomplete (a file is missing or TensorRT is needed).
 """
 
@@ -36,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=8, help="number of test images (default 8)")
     p.add_argument("--images-dir", type=Path, help="folder of .png/.jpg test images (default: synthetic)")
     p.add_argument("--build", action="store_true", help="rebuild the engines even when they exist")
+    p.add_argument("--calibration", metavar="SOURCE",
+                   help="calibration images for rows built the implicit way (int8/mixed on TensorRT 8.5/8.6): DIR, "
+                        "cityscapes:ROOT[@split] or bag:PATH[@/topic]")
+    p.add_argument("--no-dla", action="store_true", help="skip the DLA rows even where the device has DLA cores")
     p.add_argument("--min-agreement", action="append", default=[], metavar="PRECISION=FRACTION",
                    help="override a pass threshold, e.g. int8=0.97 (defaults: fp32 0.999, fp16 0.995, "
                         "int8/mixed 0.98 of pixels equal to ONNX Runtime)")
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = run_checks(args.engine_dir, args.model, height, width, args.precisions, images=args.images,
                           image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
+                          calibration=args.calibration, dla=not args.no_dla,
                           log=lambda text: print(text, flush=True))
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 ``uint8_rgb``/``uint8_bgr`` inputs take the camera buffer as it arrives (1, H, W, 3) uint8: the graph casts,
 reorders channels, normalises and transposes, so no per-pixel work is left to Python. ``labels_*`` outputs put
-ArgMax in the graph so only H*W bytes leave the GPU.
+ArgMax in the graph so only H*W bytes leave the GPU. ``labels_uint8`` is ArgMax -> Cast(float32) -> Cast(uint8):
+one graph that every claimed TensorRT parses (8.5's Cast importer casts to UINT8 only from FP32/FP16, 8.6's
+ICastLayer converts UINT8 from and to float types only; a direct ArgMax(INT32) -> UINT8 cast fails on both).
 """
 
 from __future__ import annotations
@@ -64,8 +66,12 @@ class ExportWrapper(nn.Module):
         logits = self.model.forward_normalised(x)
         if self.options.output == "logits":
             return logits
-        dtype = torch.uint8 if self.options.output == "labels_uint8" else torch.int32
-        return torch.argmax(logits, dim=1).to(dtype)
+        labels = torch.argmax(logits, dim=1)
+        if self.options.output == "labels_int32":
+            return labels.to(torch.int32)
+        # through float32: the class index (< 256) is exact in float32, and TensorRT 8.5/8.6 cast to UINT8 from
+        # float types only (see the module docstring)
+        return labels.to(torch.float32).to(torch.uint8)
 
 
 def example_input(options: ExportOptions) -> torch.Tensor:

@@ -18,7 +18,16 @@ from typing import Any
 
 from ..hashing import sha256_file
 from .metadata import EngineMetadata, tool_version, write_metadata
-from .tensorrt_adapter import BuildError, BuildOptions, TensorRTUnavailable, build_serialized, gpu_identity, load_tensorrt
+from .tensorrt_adapter import (
+    BuildError,
+    BuildOptions,
+    TensorRT,
+    TensorRTUnavailable,
+    build_serialized,
+    gpu_identity,
+    load_tensorrt,
+    platform_name,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -40,10 +49,21 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def read_onnx_metadata(path: str | Path) -> dict[str, str]:
-    """``metadata_props`` of an ONNX file without the onnx package (absent on a Jetson runtime image): a walk
-    over the top-level protobuf fields of ModelProto (field 14 = StringStringEntryProto{1: key, 2: value})."""
+    """``metadata_props`` of an ONNX file without the onnx package (absent on a Jetson runtime image)."""
+    return _read_onnx_header(path)[0]
+
+
+def read_onnx_opset(path: str | Path) -> int:
+    """The default-domain opset of an ONNX file, without the onnx package (0 if it names none)."""
+    return _read_onnx_header(path)[1].get("", _read_onnx_header(path)[1].get("ai.onnx", 0))
+
+
+def _read_onnx_header(path: str | Path) -> tuple[dict[str, str], dict[str, int]]:
+    """(metadata_props, {opset domain: version}) by a walk over the top-level protobuf fields of ModelProto
+    (field 14 = StringStringEntryProto{1: key, 2: value}; field 8 = OperatorSetIdProto{1: domain, 2: version})."""
     data = Path(path).read_bytes()
     props: dict[str, str] = {}
+    opsets: dict[str, int] = {}
     pos = 0
     try:
         while pos < len(data):
@@ -66,12 +86,23 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
                         key, value = (text, value) if etag >> 3 == 1 else (key, text)
                         entry += esize
                     props[key] = value
+                elif field == 8:
+                    entry, domain, version, end = pos, "", 0, pos + size
+                    while entry < end:
+                        etag, entry = _varint(data, entry)
+                        if etag & 7 == 0:
+                            version, entry = _varint(data, entry)
+                        else:
+                            esize, entry = _varint(data, entry)
+                            domain = data[entry : entry + esize].decode("utf-8")
+                            entry += esize
+                    opsets[domain] = version
                 pos += size
             else:
                 raise ValueError(f"unsupported wire type {wire}")
     except (IndexError, ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a readable ONNX file ({exc})") from exc
-    return props
+    return props, opsets
 
 
 def read_contract_dict(path: str | Path) -> dict[str, Any]:
@@ -95,6 +126,7 @@ def build_engine(
     timing_cache: str | Path | None = None,
     opt_level: int | None = None,
     dla_core: int = -1,
+    device: int = 0,
     source_sha256: str | None = None,
     build_options: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
@@ -123,7 +155,13 @@ def build_engine(
             raise ValueError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
         if precision not in ("fp32", "fp16", "int8", "mixed"):
             raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path")
-    elif contract.get("precision", "fp32") != precision:
+    else:
+        problem = explicit_path_problem(trt, onnx_path)
+        if problem:
+            raise BuildError(problem)
+    if dla_core >= 0 and base == "fp32":
+        raise BuildError("DLA runs FP16 and INT8 only; build fp16, int8 or mixed for DLA (fp32 runs on the GPU)")
+    if not implicit and contract.get("precision", "fp32") != precision:
         raise ValueError(
             f"{onnx_path} holds the {contract.get('precision')} variant, not {precision}; make it with "
             f"tools/calibrate.py or tools/build_engine.py --precision {precision}"
@@ -132,9 +170,10 @@ def build_engine(
         workspace_mib=workspace_mib,
         timing_cache=Path(timing_cache) if timing_cache else None,
         opt_level=opt_level,
-        # DLA takes its precision from builder flags (FP16/INT8), so a DLA build is weakly typed: the variant's
-        # Q/DQ still fixes the INT8 layers and its casts the FP16 ones
-        strongly_typed=not implicit and dla_core < 0,
+        # DLA takes its precision from builder flags (FP16/INT8), so a DLA build is weakly typed where TensorRT
+        # still has weak typing (< 11): the variant's Q/DQ still fixes the INT8 layers and its casts the FP16 ones
+        strongly_typed=not implicit and (dla_core < 0 or (trt.builder == "tensorrt" and trt.major >= 11)),
+        implicit=implicit,
         fp16=base in ("fp16", "mixed"),
         int8=base in ("int8", "mixed"),
         dla_core=dla_core,
@@ -148,14 +187,15 @@ def build_engine(
         "sha256": contract.get("extra", {}).get("calibration_set_sha256"),
     }
     if implicit and options.int8:
-        calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration)
+        calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration, device)
         options = replace(options, int8_calibrator=calibrator)
         if base == "mixed":  # encoder INT8, everything after it FP16, preprocessing FP32
             options = replace(options, fp16_layers=[f"^(?!{ENCODER_LAYERS})"], fp32_layers=[PREPROCESSING_LAYERS])
     LOG.info("building %s with %s %s (%s typing)", engine_path.name, trt.builder, trt.version,
              "strong" if not implicit else "implicit")
     try:
-        result = build_serialized(trt, onnx_path, options)
+        with _device_context(device):
+            result = build_serialized(trt, onnx_path, options)
     finally:
         if calibrator is not None:
             calibrator.close()
@@ -163,13 +203,13 @@ def build_engine(
     tmp = engine_path.with_name(engine_path.name + ".tmp")
     tmp.write_bytes(result.engine)
     tmp.replace(engine_path)
-    gpu_name, capability = gpu_identity()
+    gpu_name, capability = gpu_identity(device)
     if trt.builder == "tensorrt-rtx" and gpu_name == "none":
         gpu_name = "none (TensorRT-RTX build without a GPU; JIT-specialised on first load)"
     opts = dict(build_options or {})
     opts["source_onnx"] = Path(onnx_path).name  # the file the engine was built from (fp32 on the implicit path)
     opts.update({"workspace_mib": workspace_mib, "timing_cache": str(timing_cache) if timing_cache else None,
-                 "opt_level": opt_level, "implicit": implicit, "builder": trt.builder,
+                 "opt_level": opt_level, "implicit": implicit, "builder": trt.builder, "tf32": options.tf32,
                  "build_seconds": round(result.seconds, 2), "layers": result.layers})
     meta = EngineMetadata(
         model=str(contract["model"]),
@@ -182,6 +222,7 @@ def build_engine(
         gpu_name=gpu_name,
         compute_capability=capability,
         dla_core=dla_core,
+        platform=platform_name(),
         calibration_method=calibration_info.get("method"),
         calibration_set=calibration_info.get("set"),
         calibration_set_sha256=calibration_info.get("sha256"),
@@ -199,7 +240,7 @@ def build_engine(
 
 
 def _implicit_calibrator(
-    onnx_path: Path, engine_path: Path, contract: dict[str, Any], calibration: Any
+    onnx_path: Path, engine_path: Path, contract: dict[str, Any], calibration: Any, device: int = 0
 ) -> tuple[Any, dict[str, Any]]:
     if calibration is None:
         raise ValueError("INT8 on the implicit path needs calibration images (--calibration)")
@@ -207,12 +248,94 @@ def _implicit_calibrator(
     from ..precision.calibration_data import CalibrationSet, load_calibration_set
     from .implicit_calibrator import EntropyCalibrator, calibration_table_path
 
+    model_contract = ModelContract.from_json(json.dumps(contract))
     if not isinstance(calibration, CalibrationSet):
-        calibration = load_calibration_set(calibration, ModelContract.from_json(json.dumps(contract)))
+        calibration = load_calibration_set(calibration, model_contract)
     table = calibration_table_path(engine_path.parent, engine_path.stem, sha256_file(onnx_path), calibration.sha256)
-    calibrator = EntropyCalibrator(calibration.frames, table, contract.get("input_name", "image"))
+    calibrator = EntropyCalibrator(calibration.frames, table, model_contract, device=device)
     return calibrator, {"method": "entropy (TensorRT EntropyCalibration2)", "set": calibration.description,
                         "sha256": calibration.sha256}
+
+
+class _device_context:  # noqa: N801 - used as a context manager
+    """Makes ``device``'s primary CUDA context current around a build (TensorRT builds on the current device);
+    device 0 needs nothing (TensorRT's default), so the builder imports no pycuda there."""
+
+    def __init__(self, device: int) -> None:
+        self.device = device
+        self._context: Any = None
+
+    def __enter__(self) -> None:
+        if self.device != 0:
+            from ..runtime.cuda_slots import CudaUnavailable, load_pycuda
+
+            try:
+                cuda = load_pycuda()
+            except CudaUnavailable as exc:
+                raise BuildError(f"building for CUDA device {self.device} needs pycuda: {exc}") from exc
+            self._context = cuda.Device(self.device).retain_primary_context()
+            self._context.push()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._context is not None:
+            self._context.pop()
+            self._context.detach()
+
+
+IMPLICIT_PRECISIONS = ("fp32", "fp16", "int8", "mixed")
+
+
+def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
+    """Why the installed TensorRT's parser cannot take ``variant_onnx`` on the explicit path ('' if it can):
+    its opset is newer than that parser documents (engine/parser_support.py)."""
+    from .parser_support import max_opset
+
+    if trt.builder != "tensorrt":
+        return ""
+    newest = max_opset(trt.version)
+    opset = read_onnx_opset(variant_onnx)
+    if newest is not None and opset > newest:
+        return (f"{Path(variant_onnx).name} is opset {opset}; the TensorRT {trt.version} ONNX parser documents opsets "
+                f"up to {newest}. Build it the implicit way (tools/build_engine.py --implicit: the FP32 ONNX with "
+                "builder flags and TensorRT's calibrator), or re-make the variant with this version of "
+                "tools/build_engine.py (INT8 variants are written at opset 17)")
+    return ""
+
+
+def build_path(trt: TensorRT, precision: str, variant_onnx: str | Path | None) -> str:
+    """'explicit' or 'implicit': the way the installed TensorRT can build ``precision``. Explicit (the variant
+    ONNX) wherever its parser takes the variant; implicit (FP32 ONNX + flags + calibrator) on TensorRT 8.5-10.x
+    when it does not (mixed precision is opset 19 there: its FP16 Q/DQ inputs need opset 19)."""
+    if variant_onnx is not None and Path(variant_onnx).is_file() and not explicit_path_problem(trt, variant_onnx):
+        return "explicit"
+    if trt.builder == "tensorrt" and trt.major < 11 and precision.split("-")[0] == precision and \
+            precision in IMPLICIT_PRECISIONS:
+        return "implicit"
+    return "explicit"
+
+
+def build_missing_engine(engine_path: str | Path, precision: str, *, calibration: Any = None,
+                         progress: Callable[[str], None] | None = None) -> EngineMetadata:
+    """What the node's ``build_engine_if_missing`` calls: build ``engine_path`` the way the installed TensorRT
+    needs, from the files next to it (``<stem>.onnx``, the variant; ``<model>_<H>x<W>_fp32.onnx`` for the implicit
+    path). INT8/mixed on the implicit path need ``calibration`` (or fail naming the command that has it)."""
+    engine_path = Path(engine_path)
+    trt = load_tensorrt("tensorrt")
+    variant = engine_path.with_suffix(".onnx")
+    path = build_path(trt, precision, variant)
+    if path == "explicit":
+        if not variant.is_file():
+            raise FileNotFoundError(f"cannot build {engine_path}: its source {variant} is missing")
+        return build_engine(variant, engine_path, precision, progress=progress)
+    fp32 = engine_path.with_name(engine_path.name.replace(f"_{precision}.engine", "_fp32.onnx"))
+    if not fp32.is_file():
+        raise FileNotFoundError(f"cannot build {engine_path} the implicit way (TensorRT {trt.version}): its source "
+                                f"{fp32} is missing")
+    if precision in ("int8", "mixed") and calibration is None:
+        raise BuildError(f"TensorRT {trt.version} builds {precision} the implicit way, which calibrates on images: "
+                         f"run tools/build_engine.py --onnx {fp32} --precision {precision} --implicit --calibration "
+                         "<images> on this machine")
+    return build_engine(fp32, engine_path, precision, calibration, implicit=True, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------ the one-command pipeline
@@ -351,8 +474,15 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                 else "  engine: not built (--builder none)")
         else:
             engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine")
-            build_engine(step.onnx, engine, precision, calibration if req.implicit else None, builder=trt.builder,
-                         implicit=req.implicit, workspace_mib=req.workspace_mib, timing_cache=req.timing_cache,
+            implicit = req.implicit or build_path(trt, precision, step.onnx) == "implicit"
+            if implicit and not req.implicit:
+                log(f"  TensorRT {trt.version} cannot parse {Path(step.onnx).name} "
+                    f"({explicit_path_problem(trt, step.onnx).split(';')[0]}): building {precision} the implicit way")
+                step.onnx = fp32
+                if calibration is None and needs_calibration(precision):
+                    raise ValueError(f"{precision} on the implicit path needs --calibration")
+            build_engine(step.onnx, engine, precision, calibration if implicit else None, builder=trt.builder,
+                         implicit=implicit, workspace_mib=req.workspace_mib, timing_cache=req.timing_cache,
                          opt_level=req.opt_level, dla_core=req.dla_core, source_sha256=source_sha,
                          build_options=dict(_rebuild_options(req), precision=precision),
                          progress=lambda line: log(f"    {line}"), verbose=req.verbose)

@@ -2,7 +2,8 @@
 
 TensorRT 11 and TensorRT-RTX removed this path, and it needs a GPU, so it runs only on the target (see
 docs/precision.md, "on-target check"); here it is type-checked against ``tensorrt-stubs``. It feeds the same
-uint8 frames the explicit path calibrates on, one per batch (the networks are static batch 1), and keeps
+frames the explicit path calibrates on, one per batch (the networks are static batch 1), converted to the network
+input (calibration_feeder.py, tested with pycuda on a GPU), and keeps
 TensorRT's calibration table in a file whose name carries a key of the ONNX, frame set and algorithm, so a
 changed model or image set can never pick up an old table. A table that does not parse is reported and
 ignored (TensorRT then recalibrates and writes a fresh one), never passed on.
@@ -18,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import tensorrt as trt
+
+from ..onnx_metadata import ModelContract
+from .calibration_feeder import CalibrationFeeder
 
 LOG = logging.getLogger(__name__)
 
@@ -46,35 +50,23 @@ def table_problem(blob: bytes) -> str | None:
 
 
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-    """Feeds ``frames`` (N x H x W x 3 uint8, the engine input's layout) one by one from a device buffer."""
+    """Feeds ``frames`` (N x H x W x 3 uint8 camera frames) one by one, converted to the network input the
+    ``contract`` describes (:class:`CalibrationFeeder` holds the device buffer and checks dtype and size)."""
 
-    def __init__(self, frames: np.ndarray, table_path: str | Path, input_name: str = "image") -> None:
+    def __init__(self, frames: np.ndarray, table_path: str | Path, contract: ModelContract, device: int = 0) -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
-        import pycuda.driver as cuda  # type: ignore[import-not-found, import-untyped]  # on-target only
-
-        if frames.ndim != 4 or frames.dtype != np.uint8 or len(frames) == 0:
-            raise ValueError(f"calibration frames must be a non-empty N x H x W x 3 uint8 array, got {frames.shape}")
-        self._cuda: Any = cuda
-        cuda.init()
-        self._context: Any = cuda.Device(0).retain_primary_context()  # the context TensorRT's runtime API uses
-        self._context.push()
-        self._frames = np.ascontiguousarray(frames)
-        self._next = 0
-        self._input_name = input_name
-        self._device: Any = cuda.mem_alloc(self._frames[0].nbytes)
+        self._feeder = CalibrationFeeder(frames, contract, device)
         self.table_path = Path(table_path)
 
     def get_batch_size(self) -> int:
         return 1
 
+    def check_network_input(self, tensor: dict[str, Any]) -> None:
+        self._feeder.check_network_input(tensor)
+
     def get_batch(self, names: list[str]) -> list[int]:
-        if self._next >= len(self._frames):
-            return []  # no data left: TensorRT finishes calibration
-        if self._next % 16 == 0:
-            LOG.info("implicit INT8 calibration: frame %d/%d", self._next + 1, len(self._frames))
-        self._cuda.memcpy_htod(self._device, self._frames[self._next : self._next + 1])
-        self._next += 1
-        return [int(self._device) for _ in names]
+        pointer = self._feeder.next_pointer()
+        return [] if pointer is None else [pointer for _ in names]  # [] = no data left: calibration ends
 
     def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]  # None = "no table", as TensorRT documents
         if not self.table_path.is_file():
@@ -95,6 +87,4 @@ class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         LOG.info("wrote calibration table %s", self.table_path)
 
     def close(self) -> None:
-        self._device.free()
-        self._context.pop()
-        self._context.detach()  # release the retain taken on the primary context
+        self._feeder.close()

@@ -19,7 +19,10 @@ from ..artifacts import artifact_path
 
 SCHEMA_VERSION = 1
 BUILDERS = ("tensorrt", "tensorrt-rtx")
-TYPINGS = ("strong", "implicit")
+# strong: strongly typed network, precision from the ONNX (TensorRT >= 10, TensorRT-RTX); weak: the same ONNX
+# variant (casts, Q/DQ) with FP16/INT8 builder flags (TensorRT 8.5-9.x, DLA); implicit: the FP32 ONNX with builder
+# flags and TensorRT's entropy calibrator (TensorRT 8.5-10.x)
+TYPINGS = ("strong", "weak", "implicit")
 
 
 class MetadataError(ValueError):
@@ -36,11 +39,12 @@ class EngineMetadata:
     precision: str  # the variant: fp32 | fp16 | int8 | int8-max | int8-percentile | mixed
     tensorrt_version: str
     builder: str  # 'tensorrt' | 'tensorrt-rtx'
-    typing: str  # 'strong' (precision from the ONNX) | 'implicit' (builder flags + calibrator)
+    typing: str  # one of TYPINGS
     gpu_name: str
     compute_capability: str  # e.g. '8.7'; 'none' for a CPU-only TensorRT-RTX check build
     onnx_sha256: str
     dla_core: int = -1
+    platform: str = ""  # the Jetson module (/proc/device-tree/model): Orin Nano, NX and AGX all report 8.7
     calibration_method: str | None = None
     calibration_set: str | None = None
     calibration_set_sha256: str | None = None
@@ -116,26 +120,35 @@ def check_compatible(
     meta: EngineMetadata,
     *,
     precision: str,
-    tensorrt_version: str,
-    compute_capability: str,
+    tensorrt_version: str | None = None,
+    compute_capability: str | None = None,
     onnx_sha256: str | None = None,
+    builder: str | None = None,
+    platform: str | None = None,
 ) -> list[str]:
-    """Human-readable reasons why the engine described by ``meta`` must not be used here; empty if it may."""
+    """Human-readable reasons why the engine described by ``meta`` must not be used here; empty if it may.
+    Checks given as None are skipped: the loader checks precision, builder and ONNX before TensorRT is needed."""
     reasons = []
     if meta.schema_version != SCHEMA_VERSION:
         reasons.append(f"metadata schema {meta.schema_version} != {SCHEMA_VERSION}")
     if meta.precision != precision:
         reasons.append(f"engine precision is {meta.precision}, {precision} was asked for")
-    if meta.tensorrt_version != tensorrt_version:
+    if builder is not None and meta.builder != builder:
+        reasons.append(f"engine was built by {meta.builder}, this runtime loads {builder} engines only")
+    if tensorrt_version is not None and meta.tensorrt_version != tensorrt_version:
         reasons.append(
             f"engine was built with TensorRT {meta.tensorrt_version}, this is TensorRT {tensorrt_version} "
             "(serialized engines only load in the version that built them)"
         )
-    if meta.compute_capability != compute_capability:
+    if compute_capability is not None and meta.compute_capability != compute_capability:
         reasons.append(
             f"engine was built for compute capability {meta.compute_capability} ({meta.gpu_name}), "
             f"this GPU is {compute_capability}"
         )
+    if platform and meta.platform and meta.platform != platform:
+        # Orin Nano/NX/AGX share compute capability 8.7 but differ in SMs, DLA cores and memory: tactics and DLA
+        # placement chosen on one module are not what another runs best (or at all)
+        reasons.append(f"engine was built on {meta.platform}, this is {platform}")
     if onnx_sha256 is not None and meta.onnx_sha256 != onnx_sha256:
         reasons.append(
             f"the ONNX changed since the build (sha256 {meta.onnx_sha256[:12]}... then, {onnx_sha256[:12]}... now)"

@@ -91,9 +91,9 @@ def load_tensorrt(builder: str = "auto") -> TensorRT:
     raise ValueError(f"unknown builder {builder!r}; choose tensorrt, tensorrt-rtx or auto")
 
 
-def gpu_identity() -> tuple[str, str]:
-    """(GPU name, compute capability 'major.minor') of CUDA device 0 via the driver API; ('none', 'none') if no
-    driver/GPU (ctypes only: no pycuda or cuda-python needed at build time)."""
+def gpu_identity(device: int = 0) -> tuple[str, str]:
+    """(GPU name, compute capability 'major.minor') of CUDA device ``device`` via the driver API; ('none', 'none')
+    if no driver/GPU (ctypes only: no pycuda or cuda-python needed at build time)."""
     for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
         try:
             cuda = ctypes.CDLL(name)
@@ -102,15 +102,25 @@ def gpu_identity() -> tuple[str, str]:
             continue
     else:
         return "none", "none"
-    device = ctypes.c_int()
-    if cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(device), 0) != 0:
+    handle = ctypes.c_int()
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(handle), int(device)) != 0:
         return "none", "none"
     buffer = ctypes.create_string_buffer(256)
     major, minor = ctypes.c_int(), ctypes.c_int()
-    cuda.cuDeviceGetName(buffer, 256, device)
-    cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device)  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
-    cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device)  # ..._MINOR
+    cuda.cuDeviceGetName(buffer, 256, handle)
+    cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, handle)  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+    cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, handle)  # ..._MINOR
     return buffer.value.decode(errors="replace"), f"{major.value}.{minor.value}"
+
+
+def platform_name() -> str:
+    """The Jetson module as its device tree names it (e.g. 'NVIDIA Jetson AGX Orin Developer Kit'); '' elsewhere.
+    Orin Nano, NX and AGX all report compute capability 8.7, so the sidecar records this too."""
+    model = Path("/proc/device-tree/model")
+    try:
+        return model.read_text(errors="replace").strip("\x00\n ") if model.is_file() else ""
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -125,6 +135,9 @@ class BuildOptions:
     fp16_layers: Sequence[str] = ()  # regexes: layers pinned to FP16 (implicit mixed precision)
     fp32_layers: Sequence[str] = ()  # regexes: layers pinned to FP32
     dla_core: int = -1  # >= 0: build for that DLA core, unsupported layers fall back to the GPU
+    implicit: bool = False  # the FP32 ONNX + builder flags (+ calibrator): recorded as 'implicit', not 'weak'
+    tf32: bool = False  # TF32 convolutions in FP32 layers (TensorRT's default is on; off keeps fp32 engines at
+    # FP32 accuracy, which the on-target check's 0.999 label agreement with ONNX Runtime assumes)
     progress: Callable[[str], None] | None = None
     verbose: bool = False  # TensorRT's INFO log instead of errors only
     extra: dict[str, Any] = field(default_factory=dict)
@@ -137,7 +150,7 @@ class BuildResult:
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
     layers: int
-    typing: str  # 'strong' | 'implicit'
+    typing: str  # 'strong' | 'weak' | 'implicit' (metadata.TYPINGS)
 
 
 class BuildError(RuntimeError):
@@ -176,27 +189,51 @@ def _parse(
     return network, parser
 
 
-def _pin_layer_precisions(trt: TensorRT, network: trt_api.INetworkDefinition, options: BuildOptions) -> int:
-    """Implicit path, mixed precision: force matching layers to FP16/FP32 (TensorRT names layers after ONNX nodes)."""
+_FLOAT_NAMES = ("FLOAT", "HALF")
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(getattr(dtype, "name", None) or str(dtype).split(".")[-1]).upper()
+
+
+def layer_precision_plan(trt: TensorRT, network: trt_api.INetworkDefinition, options: BuildOptions) -> list[tuple[int, str]]:
+    """Implicit mixed precision: (layer index, 'float32' | 'float16') for each layer a rule pins.
+
+    Only floating-point compute is pinned, as Polygraphy does: shape and constant layers are skipped, and so is
+    every layer with a non-float input or output (the uint8 input cast, ArgMax, the labels cast, shape
+    arithmetic). Types come from the tensors themselves: ``get_output_type()`` reports kFLOAT for an output
+    whose type was never set, whatever the tensor holds."""
     mod = trt.module
     fp16 = [re.compile(p) for p in options.fp16_layers]
     fp32 = [re.compile(p) for p in options.fp32_layers]
-    pinned = 0
+    skip_types = {getattr(mod.LayerType, n) for n in ("SHAPE", "CONSTANT") if hasattr(mod.LayerType, n)}
+    plan = []
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        target = None
-        if any(p.search(layer.name) for p in fp32):
-            target = mod.float32
-        elif any(p.search(layer.name) for p in fp16):
-            target = mod.float16
-        if target is None:
+        if layer.type in skip_types:
             continue
-        layer.precision = target
+        tensors = [layer.get_input(j) for j in range(layer.num_inputs)] + [layer.get_output(j) for j in
+                                                                             range(layer.num_outputs)]
+        if any(t is not None and _dtype_name(t.dtype) not in _FLOAT_NAMES for t in tensors):
+            continue
+        if any(p.search(layer.name) for p in fp32):
+            plan.append((i, "float32"))
+        elif any(p.search(layer.name) for p in fp16):
+            plan.append((i, "float16"))
+    return plan
+
+
+def _pin_layer_precisions(trt: TensorRT, network: trt_api.INetworkDefinition, options: BuildOptions) -> int:
+    """Implicit path, mixed precision: force the planned layers (and their float outputs) to FP16/FP32."""
+    mod = trt.module
+    plan = layer_precision_plan(trt, network, options)
+    for index, target in plan:
+        layer = network.get_layer(index)
+        dtype = mod.float32 if target == "float32" else mod.float16
+        layer.precision = dtype
         for j in range(layer.num_outputs):
-            if layer.get_output_type(j) in (mod.float32, mod.float16):
-                layer.set_output_type(j, target)
-        pinned += 1
-    return pinned
+            layer.set_output_type(j, dtype)  # every output is float: layer_precision_plan skipped the others
+    return len(plan)
 
 
 def make_logger(trt: TensorRT, verbose: bool = False) -> Any:
@@ -270,8 +307,11 @@ def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions
         if not hasattr(config, "builder_optimization_level"):
             raise BuildError(f"TensorRT {trt.version} has no builder optimisation level (needs >= 8.6)")
         config.builder_optimization_level = int(options.opt_level)
-    typing = "strong" if strongly_typed or trt.builder == "tensorrt-rtx" else "implicit"
-    if typing == "implicit":
+    if strongly_typed or trt.builder == "tensorrt-rtx":
+        typing = "strong"
+    else:
+        typing = "implicit" if options.implicit or options.int8_calibrator is not None else "weak"
+    if typing != "strong":
         if options.fp16:
             config.set_flag(mod.BuilderFlag.FP16)
         if options.int8:
@@ -282,9 +322,20 @@ def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions
             pinned = _pin_layer_precisions(trt, network, options)
             config.set_flag(mod.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
             LOG.info("pinned the precision of %d layers", pinned)
+    tf32_flag = getattr(getattr(mod, "BuilderFlag", None), "TF32", None)
+    if tf32_flag is not None and not options.tf32:
+        config.clear_flag(tf32_flag)
+    if options.int8_calibrator is not None and hasattr(options.int8_calibrator, "check_network_input"):
+        options.int8_calibrator.check_network_input(_tensors(network, True)[0])
     if options.dla_core >= 0:
         if trt.builder != "tensorrt":
             raise BuildError("DLA needs real TensorRT on a Jetson (TensorRT-RTX has no DLA)")
+        cores = int(getattr(builder, "num_DLA_cores", 0))
+        if options.dla_core >= cores:
+            raise BuildError(f"DLA core {options.dla_core} was asked for, this device has {cores} DLA core(s) (Orin "
+                             "Nano has none); drop --dla-core to build for the GPU")
+        if not (options.fp16 or options.int8):
+            raise BuildError("DLA runs FP16 and INT8 only; build fp16, int8 or mixed for DLA (fp32 runs on the GPU)")
         config.default_device_type = mod.DeviceType.DLA
         config.DLA_core = int(options.dla_core)
         config.set_flag(mod.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run go to the GPU

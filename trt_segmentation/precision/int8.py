@@ -41,6 +41,9 @@ LOG = logging.getLogger(__name__)
 
 METHODS = ("entropy", "max", "percentile")
 DEFAULT_PERCENTILE = 99.99
+# ModelOpt writes opset 19 ("Updating minimum opset ... to 19"); the TensorRT 8.5/8.6 ONNX parsers document
+# opsets up to 17, and INT8 Q/DQ over float32 means the same at 13-17 as at 19 (19 added float8 and fp16 inputs)
+QDQ_OPSET = 17
 
 
 class QuantizationError(RuntimeError):
@@ -197,6 +200,27 @@ def expand_patterns(model: Any, patterns: Sequence[str]) -> list[str]:
     return [n.name for n in model.graph.node if any(c.fullmatch(n.name) for c in compiled)]
 
 
+def lower_opset(model: Any, opset: int) -> tuple[Any, str]:
+    """``model`` converted to ``opset`` by ONNX's version converter and accepted by the full ONNX checker at that
+    opset (every node against its schema there, types included), with its IR version kept; or the model unchanged
+    and why not (e.g. float16 Q/DQ inputs, which only opset 19 allows)."""
+    import onnx
+    from onnx import version_converter
+
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if current is None or current <= opset:
+        return model, ""
+    try:
+        lowered = version_converter.convert_version(model, opset)
+        onnx.checker.check_model(lowered, full_check=True)
+    except Exception as exc:  # noqa: BLE001 - the converter and checker raise several unrelated types
+        return model, f"opset {current}: lowering to {opset} is not valid ONNX ({str(exc).splitlines()[0][:200]})"
+    for prop in model.metadata_props:  # the converter keeps them today; make sure the contract survives
+        if not any(p.key == prop.key for p in lowered.metadata_props):
+            lowered.metadata_props.add().CopyFrom(prop)
+    return lowered, ""
+
+
 # ----------------------------------------------------------------------------------------- quantizer subprocesses
 
 
@@ -328,6 +352,9 @@ def quantize_int8(
         else:
             model = _qdq_graph(fp32_onnx, calibration.frames, options.method, options)
             scales = activation_scales(model)
+    model, lowered = lower_opset(model, QDQ_OPSET)
+    if lowered:
+        LOG.info("int8: Q/DQ graph kept at its opset (%s)", lowered)
     problems = qdq_structure_problems(model)
     if problems:
         raise QuantizationError("the Q/DQ graph breaks TensorRT's INT8 rules:\n  " + "\n  ".join(problems))

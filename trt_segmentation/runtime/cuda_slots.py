@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator  # typing's, not collections.abc's: Executor below is subscripted at
+# import time, which collections.abc.Callable supports only from Python 3.9 (JetPack 5 runs 3.8)
 
 import numpy as np
 

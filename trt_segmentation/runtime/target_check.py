@@ -1,5 +1,9 @@
 """The on-target check behind tools/check_on_target.py: build/load each precision's engine, run it on the CUDA
-slots, compare its labels with ONNX Runtime on the same ONNX variant, and report a pass/fail table.
+slots, compare its labels with ONNX Runtime on the ONNX it was built from, and report one pass/fail table.
+
+Each precision is built the way the installed TensorRT needs (engine/builder.py ``build_path``): explicit from
+the variant ONNX where its parser takes it, implicit (FP32 ONNX + builder flags + entropy calibrator) where it
+does not (mixed precision on TensorRT 8.5/8.6); with DLA cores present, fp16/int8/mixed also get a DLA row.
 
 On a machine without TensorRT (CI, a laptop) it does everything up to that point (ONNX Runtime reference run, the
 TensorRT-RTX parse/build check where installed) and then says exactly what needs the target. No torch, onnx or
@@ -29,6 +33,7 @@ NEEDS_TARGET = "TensorRT needed"
 class CheckRow:
     precision: str
     status: str  # PASS | FAIL | MISSING | NEEDS-TENSORRT
+    path: str = "explicit"  # explicit | implicit | dla<N> (the way this TensorRT builds it)
     onnx: str = ""
     engine: str = ""
     agreement: float | None = None  # TensorRT vs ONNX Runtime, same ONNX, worst image
@@ -118,25 +123,45 @@ def _tensorrt_labels(engine: Path, precision: str, images: list[np.ndarray]) -> 
 
 def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str, images: list[np.ndarray],
                     reference_fp32: list[np.ndarray] | None, *, build: bool, min_agreement: float,
-                    parse_check: bool = True, log: Any = print) -> CheckRow:
+                    parse_check: bool = True, calibration: str | None = None, dla_core: int = -1,
+                    log: Any = print) -> CheckRow:
     """One row of the table (see the module docstring)."""
+    from ..engine.builder import build_path, explicit_path_problem, read_onnx_opset
+    from ..engine.metadata import MetadataError, build_hint, read_metadata, source_onnx_path
+    from ..engine.parser_support import GENERATIONS
     from ..engine.tensorrt_adapter import real_tensorrt
-    from ..engine.metadata import build_hint
 
     precision = check_variant(precision)
-    onnx = artifact_path(engine_dir, model, height, width, precision, ".onnx")
+    variant = artifact_path(engine_dir, model, height, width, precision, ".onnx")
+    fp32 = artifact_path(engine_dir, model, height, width, "fp32", ".onnx")
     engine = artifact_path(engine_dir, model, height, width, precision, ".engine")
-    row = CheckRow(precision, "MISSING", str(onnx), str(engine))
+    if dla_core >= 0:
+        engine = engine.with_name(engine.name.replace(".engine", f".dla{dla_core}.engine"))
+    trt = real_tensorrt()
+    path = build_path(trt, precision, variant) if trt is not None else "explicit"
+    onnx = fp32 if path == "implicit" else variant
+    if engine.is_file() and not build:  # an existing engine is compared on the ONNX its sidecar names
+        try:
+            meta = read_metadata(engine)
+            onnx = source_onnx_path(engine, meta)
+            path = "implicit" if meta.typing == "implicit" else path
+        except MetadataError:
+            pass
+    row = CheckRow(precision, "MISSING", f"dla{dla_core}" if dla_core >= 0 else path, str(onnx), str(engine))
     if not onnx.is_file():
         hint = build_hint(model, (height, width), precision, engine_dir)
         row.notes.append(f"{onnx.name} is missing; make it with: {hint}")
         return row
     log(f"[{precision}] ONNX Runtime reference on {len(images)} images: {onnx}")
     ort_labels, row.ort_ms = _ort_labels(onnx, images)
-    if real_tensorrt() is None:
+    if trt is None:
         row.status = "NEEDS-TENSORRT"
         row.notes.append(f"ONNX Runtime reference ran ({row.ort_ms:.0f} ms/image); building and running "
                          f"{engine.name} and comparing needs TensorRT >= 8.5 + pycuda on the target")
+        opset = read_onnx_opset(onnx)
+        row.notes.append("path per TensorRT: " + ", ".join(
+            f"{g} {'explicit' if opset <= f.max_opset else 'implicit'}" for g, f in GENERATIONS.items())
+            + f" (variant opset {opset})")
         if parse_check:
             from ..engine.tensorrt_parse_check import TensorRTUnavailable, check_onnx
 
@@ -146,15 +171,22 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
             except TensorRTUnavailable as exc:
                 row.notes.append(f"no TensorRT-RTX parse check ({exc})")
         return row
+    if path == "implicit" and onnx == fp32:
+        row.notes.append(f"implicit: {explicit_path_problem(trt, variant) or 'no variant ONNX'}".split(";")[0])
     if build or not engine.is_file():
         from ..engine.builder import build_engine
-
         from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
 
-        log(f"[{precision}] building {engine} (minutes on a Jetson)")
+        if path == "implicit" and precision in ("int8", "mixed") and calibration is None:
+            row.status = "FAIL"
+            row.notes.append(f"TensorRT {trt.version} builds {precision} the implicit way: pass --calibration")
+            return row
+        log(f"[{precision}] building {engine} ({row.path}; minutes on a Jetson)")
         try:
-            build_engine(onnx, engine, precision, progress=lambda text: log(f"[{precision}] build: {text}"))
-        except (BuildError, TensorRTUnavailable) as exc:
+            build_engine(onnx, engine, precision, calibration if path == "implicit" else None,
+                         implicit=path == "implicit", dla_core=dla_core,
+                         progress=lambda text: log(f"[{precision}] build: {text}"))
+        except (BuildError, TensorRTUnavailable, ValueError) as exc:
             row.status = "FAIL"
             row.notes.append(f"engine build failed: {exc}")
             return row
@@ -173,18 +205,33 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     return row
 
 
+def dla_cores() -> int:
+    """DLA cores the installed TensorRT reports (0 without TensorRT or on a GPU without DLA, e.g. Orin Nano)."""
+    from ..engine.tensorrt_adapter import real_tensorrt
+
+    trt = real_tensorrt()
+    if trt is None:
+        return 0
+    builder = trt.module.Builder(trt.module.Logger(trt.module.Logger.ERROR))
+    return int(getattr(builder, "num_DLA_cores", 0))
+
+
 def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions: list[str], *, images: int = 8,
                image_dir: Path | None = None, build: bool = False, min_agreement: dict[str, float] | None = None,
-               log: Any = print) -> list[CheckRow]:
+               calibration: str | None = None, dla: bool = True, log: Any = print) -> list[CheckRow]:
+    """Every precision the way this TensorRT builds it, plus DLA rows (fp16/int8/mixed) where DLA cores exist."""
     thresholds = dict(DEFAULT_MIN_AGREEMENT, **(min_agreement or {}))
     frames = sample_images(images, height, width, image_dir)
     fp32_onnx = artifact_path(engine_dir, model, height, width, "fp32", ".onnx")
     reference = _ort_labels(fp32_onnx, frames)[0] if fp32_onnx.is_file() else None
+    cores = dla_cores() if dla else 0
     rows = []
     for precision in precisions:
         base = check_variant(precision).split("-")[0]
-        rows.append(check_precision(engine_dir, model, height, width, precision, frames, reference, build=build,
-                                    min_agreement=thresholds[base], log=log))
+        for core in [-1] + ([0] if cores and base != "fp32" else []):  # DLA runs FP16/INT8 only
+            rows.append(check_precision(engine_dir, model, height, width, precision, frames, reference, build=build,
+                                        min_agreement=thresholds[base], calibration=calibration, dla_core=core,
+                                        log=log))
     return rows
 
 
@@ -197,8 +244,8 @@ def _ms(value: float | None) -> str:
 
 
 def format_table(rows: list[CheckRow]) -> str:
-    header = ("precision", "result", "TRT vs ORT (same ONNX)", "TRT vs fp32", "TRT GPU ms", "ORT ms", "engine")
-    body = [(r.precision, r.status, _pct(r.agreement), _pct(r.agreement_fp32), _ms(r.tensorrt_gpu_ms), _ms(r.ort_ms),
+    header = ("precision", "result", "path", "TRT vs ORT (same ONNX)", "TRT vs fp32", "TRT GPU ms", "ORT ms", "engine")
+    body = [(r.precision, r.status, r.path, _pct(r.agreement), _pct(r.agreement_fp32), _ms(r.tensorrt_gpu_ms), _ms(r.ort_ms),
              Path(r.engine).name) for r in rows]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     lines = [" | ".join(str(v).ljust(w) for v, w in zip(line, widths)) for line in [header, *body]]
@@ -215,5 +262,5 @@ def exit_code(rows: list[CheckRow]) -> int:
     return 0 if rows and all(r.status == "PASS" for r in rows) else 2
 
 
-__all__ = ["CheckRow", "DEFAULT_MIN_AGREEMENT", "check_precision", "environment", "exit_code", "format_table",
+__all__ = ["CheckRow", "DEFAULT_MIN_AGREEMENT", "check_precision", "dla_cores", "environment", "exit_code", "format_table",
            "run_checks", "sample_images"]

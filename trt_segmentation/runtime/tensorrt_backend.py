@@ -1,7 +1,7 @@
 """TensorRT backend: a serialized engine on CUDA slots (pycuda streams, page-locked buffers, events).
 
-Thin on purpose: the metadata sidecar is checked before deserialising (TensorRT version, compute capability,
-precision, ONNX hash, I/O), then TensorRT >= 8.5's name-based API (``set_tensor_address`` +
+Thin on purpose: the metadata sidecar is checked before deserialising, in two steps: what needs no TensorRT
+first (precision, builder, ONNX hash), then TensorRT version, compute capability and Jetson module; then TensorRT >= 8.5's name-based API (``set_tensor_address`` +
 ``execute_async_v3``) runs on :class:`SlotPipeline`, which is tested for real on a CUDA GPU with the PyTorch
 executor. One execution context per slot: a context must not run on two streams at once. Type-checked with mypy
 against ``tensorrt-stubs``; executed only on the target (tools/check_on_target.py).
@@ -25,6 +25,25 @@ from ..engine.metadata import (
 from ..hashing import sha256_file
 from ..onnx_metadata import ModelContract
 from .backend import BackendError, InferenceResult, to_labels
+
+#: TensorRT DataType name -> numpy dtype. Our own table rather than ``trt.nptype()``: TensorRT 8.5's nptype builds
+#: its table with ``np.bool``, which numpy 1.24 removed, so it raises AttributeError for every dtype there
+#: (NVIDIA/TensorRT issues 2557 and 2701). BF16/FP8/INT4 have no numpy dtype and no place in our engines' I/O.
+NUMPY_DTYPES: dict[str, type] = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
+                      "INT64": np.int64, "BOOL": np.bool_, "UINT8": np.uint8}
+
+
+def dtype_name(trt_dtype: Any) -> str:
+    """'FLOAT', 'UINT8', ... for a TensorRT DataType (its enum name), whatever the binding's str() looks like."""
+    return str(getattr(trt_dtype, "name", None) or str(trt_dtype).split(".")[-1]).upper()
+
+
+def numpy_dtype(trt_dtype: Any) -> np.dtype[Any]:
+    """The numpy dtype of a TensorRT DataType (or its name); :class:`BackendError` for one without a numpy dtype."""
+    name = trt_dtype.upper() if isinstance(trt_dtype, str) else dtype_name(trt_dtype)
+    if name not in NUMPY_DTYPES:
+        raise BackendError(f"TensorRT tensor type {name} has no numpy dtype; export uint8 input and uint8/int32 labels")
+    return np.dtype(NUMPY_DTYPES[name])
 from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda, stage_timings
 
 
@@ -55,17 +74,20 @@ def contract_from_metadata(meta: EngineMetadata) -> ModelContract:
 
 
 def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: str | None,
-                          tensorrt_version: str, compute_capability: str, onnx_path: Path | None = None) -> None:
-    """Raise :class:`EngineMismatch` naming the file, every reason and the exact rebuild command."""
+                          tensorrt_version: str | None = None, compute_capability: str | None = None,
+                          onnx_path: Path | None = None, platform: str | None = None) -> None:
+    """Raise :class:`EngineMismatch` naming the file, every reason and the exact rebuild command. Checks given as
+    None are skipped (the first call, before TensorRT is imported, passes no version or GPU)."""
     onnx_sha = sha256_file(onnx_path) if onnx_path is not None and onnx_path.is_file() else None
     reasons = check_compatible(meta, precision=precision or meta.precision, tensorrt_version=tensorrt_version,
-                               compute_capability=compute_capability, onnx_sha256=onnx_sha)
+                               compute_capability=compute_capability, onnx_sha256=onnx_sha, builder="tensorrt",
+                               platform=platform)
     if reasons:
-        raise EngineMismatch(
-            f"engine {engine_path} cannot be used here: " + "; ".join(reasons)
-            + f". Expected TensorRT {tensorrt_version}, compute capability {compute_capability}, precision "
-            f"{precision or meta.precision}. Rebuild it with: {rebuild_command(meta)}"
-        )
+        expected = ", ".join(part for part in (
+            f"TensorRT {tensorrt_version}" if tensorrt_version else "", f"compute capability {compute_capability}"
+            if compute_capability else "", f"precision {precision or meta.precision}") if part)
+        raise EngineMismatch(f"engine {engine_path} cannot be used here: " + "; ".join(reasons)
+                             + f". Expected {expected}. Rebuild it with: {rebuild_command(meta)}")
 
 
 class TensorRtBackend(SlotBackend):
@@ -82,29 +104,44 @@ class TensorRtBackend(SlotBackend):
             meta = read_metadata(engine_path)
         except MetadataError as exc:
             raise EngineMismatch(str(exc)) from exc
+        source = Path(onnx_path) if onnx_path else source_onnx_path(engine_path, meta)
+        # everything the sidecar can refuse without TensorRT first: a wrong precision or a re-exported ONNX is
+        # reported as such on any machine, not as "TensorRT is missing"
+        check_engine_metadata(engine_path, meta, precision=precision, onnx_path=source)
         require_tensorrt()
         import tensorrt as trt  # typed by tensorrt-stubs in the type check
+        from ..engine.tensorrt_adapter import platform_name
+
         try:
             cuda = load_pycuda()
         except CudaUnavailable as exc:
             raise BackendError(str(exc)) from exc
         major, minor = cuda.Device(device).compute_capability()
-        source = Path(onnx_path) if onnx_path else source_onnx_path(engine_path, meta)
         check_engine_metadata(engine_path, meta, precision=precision, tensorrt_version=str(trt.__version__),
-                              compute_capability=f"{major}.{minor}", onnx_path=source)
+                              compute_capability=f"{major}.{minor}", platform=platform_name())
         super().__init__(contract_from_metadata(meta))
         self.path = engine_path
         self.metadata = meta
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
-        if self.engine is None:
-            raise EngineMismatch(f"TensorRT could not deserialize {engine_path}; rebuild it: {rebuild_command(meta)}")
-        self.input_name, self.output_name = self._io_names()
-        in_shape, in_dtype = self._tensor_spec(self.input_name)
-        out_shape, out_dtype = self._tensor_spec(self.output_name)
-        self._check_io(meta)
-        self._contexts = [self.engine.create_execution_context() for _ in range(slots)]
+        # runtime, engine and execution contexts belong to the CUDA context they are created in: make ``device``'s
+        # primary context (the one SlotPipeline allocates and enqueues in) current for them, not device 0's
+        self._cuda_context = cuda.Device(device).retain_primary_context()
+        self._cuda_context.push()
+        try:
+            self._runtime = trt.Runtime(self._logger)
+            if meta.dla_core >= 0:
+                self._runtime.DLA_core = int(meta.dla_core)  # the core the engine was built for
+            self.engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+            if self.engine is None:
+                raise EngineMismatch(f"TensorRT could not deserialize {engine_path}; rebuild it: "
+                                     f"{rebuild_command(meta)}")
+            self.input_name, self.output_name = self._io_names()
+            in_shape, in_dtype = self._tensor_spec(self.input_name)
+            out_shape, out_dtype = self._tensor_spec(self.output_name)
+            self._check_io(meta)
+            self._contexts = [self.engine.create_execution_context() for _ in range(slots)]
+        finally:
+            cuda.Context.pop()
         self.pipeline = SlotPipeline(in_shape, in_dtype, out_shape, out_dtype, self._enqueue, slots, device)
         self.max_in_flight = slots
 
@@ -122,21 +159,18 @@ class TensorRtBackend(SlotBackend):
         return inputs[0], outputs[0]
 
     def _tensor_spec(self, name: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
-        import tensorrt as trt
-
         dims = self.engine.get_tensor_shape(name)
         shape = tuple(int(dims[i]) for i in range(len(dims)))
         if any(d < 0 for d in shape):
             raise EngineMismatch(f"{self.path}: tensor {name} has a dynamic shape {shape}; build a static engine")
-        dtype: np.dtype[Any] = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))  # type: ignore[no-untyped-call]
-        return shape, dtype
+        return shape, numpy_dtype(self.engine.get_tensor_dtype(name))
 
     def _check_io(self, meta: EngineMetadata) -> None:
         """The engine's tensors (name, shape, dtype) must be the ones its sidecar recorded at build time."""
         actual = []
         for name in (self.input_name, self.output_name):
             shape, _ = self._tensor_spec(name)
-            dtype = str(self.engine.get_tensor_dtype(name)).split(".")[-1]
+            dtype = dtype_name(self.engine.get_tensor_dtype(name))
             actual.append({"name": name, "shape": list(shape), "dtype": dtype})
         recorded = [dict(t) for t in (meta.inputs[:1] + meta.outputs[:1])]
         if recorded and recorded != actual:
@@ -180,7 +214,17 @@ class TensorRtBackend(SlotBackend):
 
     def close(self) -> None:
         super().close()
-        self._contexts = []
+        context = getattr(self, "_cuda_context", None)
+        if context is not None:  # execution contexts, engine and runtime go in the context they were made in
+            context.push()
+            try:
+                self._contexts = []
+                del self.engine, self._runtime
+            finally:
+                context.pop()
+                context.detach()
+            self._cuda_context = None
 
 
-__all__ = ["EngineMismatch", "TensorRtBackend", "check_engine_metadata", "require_tensorrt"]
+__all__ = ["EngineMismatch", "NUMPY_DTYPES", "TensorRtBackend", "check_engine_metadata", "dtype_name", "numpy_dtype",
+           "require_tensorrt"]
