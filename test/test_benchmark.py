@@ -2,34 +2,45 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.export import ExportOptions, export_onnx
+from trt_segmentation.precision import make_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_benchmark_onnx_variants(tmp_path: Path, random_model_factory) -> None:  # noqa: ANN001
-    export_onnx(random_model_factory(), artifact_path(tmp_path, "swiftnet_ss_rn18", 128, 256, "fp32", ".onnx"),
-                ExportOptions(128, 256))
+    fp32 = artifact_path(tmp_path, "swiftnet_ss_rn18", 128, 256, "fp32", ".onnx")
+    export_onnx(random_model_factory(), fp32, ExportOptions(128, 256))
+    make_variant(fp32, "fp16", artifact_path(tmp_path, "swiftnet_ss_rn18", 128, 256, "fp16", ".onnx"))
     run = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "benchmark.py"), "--onnx-dir", str(tmp_path), "--size", "128x256",
-         "--precisions", "fp32", "int8", "--repeats", "3", "--warmup", "1", "--threads", "1"],
+         "--precisions", "fp32", "int8", "fp16", "--repeats", "3", "--warmup", "1", "--threads", "1"],
         capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    assert "| fp32 |" in run.stdout and "1.00x |" in run.stdout
     assert "skipping int8" in run.stderr
+    # rows in the order asked for, the missing one left out; no speed is asserted, only the table's arithmetic:
+    # the ratio is the row's median over the first row's, fps is 1000 / median
+    rows = re.findall(r"^\| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+)x \|$", run.stdout, re.M)
+    assert [r[0] for r in rows] == ["fp32", "fp16"], run.stdout
+    (_, base, _, _, _), (_, median, p95, fps, ratio) = rows
+    assert float(ratio) == pytest.approx(float(median) / float(base), abs=0.006)
+    assert float(fps) == pytest.approx(1000 / float(median), rel=0.01) and float(p95) >= float(median)
 
 
 def test_benchmark_refuses_torch_without_cuda() -> None:
     import torch
 
     if torch.cuda.is_available():
-        return
+        pytest.skip("this PyTorch sees a CUDA GPU")
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "--torch"], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2 and "CUDA" in run.stderr

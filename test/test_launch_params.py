@@ -63,7 +63,7 @@ def test_transport_profile_is_the_64mb_shared_memory_one() -> None:
     assert set(c["PROFILE_ENV"]) == {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
 
 
-def _call(lis, client, request, timeout=10.0):
+def _call(lis, client, request, timeout=60.0):  # deadlines, not speed bounds: generous under load
     assert client.wait_for_service(timeout_sec=timeout), client.srv_name
     future = client.call_async(request)
     lis.wait_for(future.done, timeout, client.srv_name)
@@ -101,13 +101,13 @@ def test_node_started_like_the_launch_file(engine_dir, tmp_path) -> None:
         values = [v.string_value or v.bool_value or v.double_value for v in got.values]
         assert values == ["fp32", True, "reliable", 0.5]  # overrides + the params file's default
         # no frames yet -> WARN; a best-effort camera against this reliable subscription -> incompatible QoS WARN
-        lis.wait_for(lambda: (s := lis.last_status(name)) and "no frame received yet" in s[0].message, 5,
+        lis.wait_for(lambda: (s := lis.last_status(name)) and "no frame received yet" in s[0].message, 30,
                      "the no-frames WARN")
         frames = save_frames(tmp_path / "f.npz", [{"encoding": "rgb8", "height": 2, "width": 2, "step": 6,
                                                     "data": bytes(12)}])
         publisher = start_publisher(frames, "/cam/front/image_raw", 5.0, env=env, wait_subscriber=3.0)
         status, values = lis.wait_for(
-            lambda: (s := lis.last_status(name)) and s[1]["qos"] != "ok" and s, 10, "the incompatible-QoS WARN", node)
+            lambda: (s := lis.last_status(name)) and s[1]["qos"] != "ok" and s, 30, "the incompatible-QoS WARN", node)
         assert status.level == bytes([WARN]) and "incompatible QoS (RELIABILITY" in status.message
         publisher.communicate(timeout=20)
         assert publisher.returncode == 3  # it never found a compatible subscriber

@@ -78,7 +78,15 @@ def test_training_lowers_the_loss_and_writes_original_layout(tiny_root: Path, tm
     assert len(losses) == 10 and all(np.isfinite(losses))
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:2]), losses
     assert [r["iteration"] for r in records if r["event"] == "val"] == [5, 10]
-    assert result.iterations == 10 and result.final_miou is not None and 0.0 <= result.final_miou <= 1.0
+    val = {r["iteration"]: r["miou"] for r in records if r["event"] == "val"}
+    assert result.iterations == 10 and result.final_miou == val[10] and result.best_miou == max(val.values())
+    # the validation score is the evaluation module's score of the weights it wrote (computed independently)
+    from trt_segmentation.data.cityscapes import CityscapesSplit
+    from trt_segmentation.evaluation import CheckpointBackend, evaluate_backend
+
+    scored = evaluate_backend(CheckpointBackend(tmp_path / "run" / WEIGHTS_LAST), CityscapesSplit(tiny_root, "val"),
+                              progress=False)
+    assert scored.miou == pytest.approx(result.final_miou, abs=1e-6)
     state = torch.load(tmp_path / "run" / WEIGHTS_LAST, map_location="cpu", weights_only=True)
     assert "backbone.spp.spp.spp_bn.conv.weight" in state and "backbone.img_mean" in state
     assert not any(k.startswith(("module.", "model.")) for k in state)
