@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Time the segmentation node end to end over real DDS, beside the transport floor, in one run.
+
+An independent camera process publishes pre-serialized rgb8 frames at --rate; first a minimal relay (serialized
+frame in, pre-built mono8 out with the same header: no inference, no conversion) and then the node, started as
+the launch file starts it, answer it; a listener takes each label's age (arrival minus header stamp). Prints and
+writes to --out: node_benchmark.md (table with node/floor ratios), node_benchmark.json, node_benchmark.png
+(age histograms) and node.log.
+
+  # this CPU, near-free model (labels = one input channel): only the node's own cost shows
+  tools/benchmark_node.py --size 1024x2048 --rate 5 --seconds 20 --backend onnxruntime --model-kind free
+  # a real model with ONNX Runtime
+  tools/benchmark_node.py --size 512x1024 --rate 2 --backend onnxruntime --engine-dir artifacts --precision fp32
+  # on a CUDA machine: the torch executor on a checkpoint (FP16, CUDA graph)
+  tools/benchmark_node.py --size 1024x2048 --rate 30 --backend torch --precision fp16 --engine-path model.pt
+  # on the Jetson: the TensorRT engine
+  tools/benchmark_node.py --size 1024x2048 --rate 30 --backend tensorrt --precision int8 --engine-dir engines
+Keep DDS on loopback (scripts/env.sh sets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, ROS_LOCALHOST_ONLY=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trt_segmentation.cli import parse_size  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=parse_size, default=(1024, 2048), metavar="HxW", help="camera frame size (default 1024x2048)")
+    p.add_argument("--rate", type=float, default=5.0, help="camera rate in Hz (default 5)")
+    p.add_argument("--seconds", type=float, default=20.0, help="seconds of camera frames per phase (default 20)")
+    p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"),
+                   help="the node's backend (default onnxruntime)")
+    p.add_argument("--precision", default="fp32", help="the node's precision parameter (default fp32)")
+    p.add_argument("--model-kind", choices=("free", "real"), default="real",
+                   help="free: a generated near-free ONNX model (onnxruntime only) so that only the node's own cost "
+                        "shows; real: the files in --engine-dir or --engine-path (default real)")
+    p.add_argument("--model", default="swiftnet_ss_rn18", help="model name in the file names (default swiftnet_ss_rn18)")
+    p.add_argument("--engine-dir", type=Path, default=Path("artifacts"), help="folder of .onnx/.engine files")
+    p.add_argument("--engine-path", type=Path, help="explicit .engine (tensorrt) or .pt checkpoint (torch)")
+    p.add_argument("--engine-size", type=parse_size, metavar="HxW", help="the torch backend's network input size")
+    p.add_argument("--slots", type=int, default=2, help="the node's inflight_slots (GPU backends; default 2)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="another node parameter, e.g. --param ort_threads=1 (repeatable)")
+    p.add_argument("--out", type=Path, default=Path("benchmark_output"), help="output folder (default benchmark_output)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.model_kind == "free" and args.backend != "onnxruntime":
+        print("error: --model-kind free is an ONNX model: use --backend onnxruntime", file=sys.stderr)
+        return 2
+    from trt_segmentation.node_benchmark import run
+
+    try:
+        run(args)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
