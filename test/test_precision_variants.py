@@ -198,8 +198,13 @@ def test_calibration_images_of_another_aspect_ratio_are_refused(variants) -> Non
     contract = read_contract(onnx.load(str(variants["fp32"])))
     with pytest.raises(CalibrationDataError, match=r"is 300x300 .* model input is 512x256"):
         collect_frames([np.zeros((300, 300, 3), np.uint8)] * 8, contract, "squares", batch_size=8)
-    same_aspect = collect_frames([np.full((512, 1024, 3), 7, np.uint8)] * 8, contract, "2x", batch_size=8)
-    assert same_aspect.frames.shape == (8, H, W, 3)  # resized: same aspect ratio as the network input
+    from PIL import Image
+
+    big = np.random.default_rng(0).integers(0, 256, (512, 1024, 3), dtype=np.uint8)
+    same_aspect = collect_frames([big] * 8, contract, "2x", batch_size=8)
+    # resized (same aspect ratio as the network input) as Pillow's bilinear filter does it
+    expected = np.asarray(Image.fromarray(big).resize((W, H), Image.BILINEAR))
+    assert same_aspect.frames.shape == (8, H, W, 3) and np.array_equal(same_aspect.frames[0], expected)
 
 
 def test_bgr_contract_gets_reversed_channels(variants) -> None:  # noqa: ANN001
