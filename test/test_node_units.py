@@ -100,6 +100,7 @@ def test_precision_picks_the_file(tmp_path) -> None:
 
 
 def test_submit_collect_keeps_order_on_a_synchronous_backend(tmp_path, random_model_factory) -> None:
+    pytest.importorskip("torch", reason="exports a SwiftNet; the Jazzy leg has no torch")
     from trt_segmentation.export import ExportOptions, export_onnx
     from trt_segmentation.runtime import BackendError, create_backend
 
@@ -153,6 +154,7 @@ def test_tensorrt_backend_refuses_clearly_before_needing_a_gpu(tmp_path) -> None
 def test_frame_worker_keeps_the_newest_frame_in_order(tmp_path, random_model_factory) -> None:
     """The node's worker without ROS: posted much faster than processed, labels come out in order, every frame
     is processed or counted as dropped (also the one left waiting at stop)."""
+    pytest.importorskip("torch", reason="exports a SwiftNet; the Jazzy leg has no torch")
     import threading
     import time
     from types import SimpleNamespace
