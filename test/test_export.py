@@ -94,6 +94,16 @@ def test_every_io_option_runs_and_builds(input_format: str, output: str, random_
     expected_out = {"labels_uint8": "UINT8", "labels_int32": "INT32", "logits": "FLOAT"}[output]
     assert report.outputs[0][1] == expected_out
 
+    # every I/O option meets the documented parser support of each claimed TensorRT (8.5 and 8.6 cast to UINT8
+    # only from float types: the uint8 labels go ArgMax -> Cast(float32) -> Cast(uint8))
+    from trt_segmentation.engine.parser_support import GENERATIONS, check_graph
+
+    for generation in GENERATIONS:
+        assert check_graph(proto, generation) == [], (generation, output, input_format)
+    if output == "labels_uint8":
+        tail = [(n.op_type, [a.i for a in n.attribute if a.name == "to"]) for n in proto.graph.node[-3:]]
+        assert tail == [("ArgMax", []), ("Cast", [onnx.TensorProto.FLOAT]), ("Cast", [onnx.TensorProto.UINT8])]
+
 
 def test_export_is_static_with_argmax_in_graph(random_model_factory) -> None:  # noqa: ANN001
     """Static I/O shapes (one engine per size, as TensorRT likes) and the argmax inside the graph."""

@@ -87,3 +87,53 @@ def test_each_entry_point_picks_the_path_the_installed_tensorrt_parses(variants,
             explicit_path_problem(trt, variants["mixed"])
     rtx = TensorRT(module=None, builder="tensorrt-rtx", version="1.7.1")
     assert build_path(rtx, "mixed", variants["mixed"]) == "explicit"
+
+
+def test_implicit_mixed_pins_float_compute_only(variants) -> None:  # noqa: ANN001
+    """The implicit mixed rules on the real parsed FP32 network (TensorRT-RTX's parser, same layer names): the
+    uint8 input cast, ArgMax, the labels casts, shape and constant layers are never pinned; preprocessing float
+    arithmetic is FP32, the encoder is left to INT8, the rest FP16."""
+    from trt_segmentation.engine.builder import ENCODER_LAYERS, PREPROCESSING_LAYERS
+    from trt_segmentation.engine.tensorrt_adapter import (
+        BuildOptions,
+        _dtype_name,
+        layer_precision_plan,
+        make_logger,
+        tensorrt_rtx,
+    )
+
+    rtx = tensorrt_rtx()
+    if rtx is None:
+        pytest.skip("TensorRT-RTX is not installed")
+    mod = rtx.module
+    logger = make_logger(rtx)
+    builder = mod.Builder(logger)
+    network = builder.create_network(0)
+    parser = mod.OnnxParser(network, logger)
+    assert parser.parse_from_file(str(variants["fp32"]))
+    options = BuildOptions(fp16_layers=[f"^(?!{ENCODER_LAYERS})"], fp32_layers=[PREPROCESSING_LAYERS])
+    plan = dict(layer_precision_plan(rtx, network, options))
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    for index, layer in enumerate(layers):
+        io = [layer.get_input(j) for j in range(layer.num_inputs)] + [layer.get_output(j) for j in
+                                                                        range(layer.num_outputs)]
+        non_float = any(t is not None and _dtype_name(t.dtype) not in ("FLOAT", "HALF") for t in io)
+        if non_float or layer.type in (mod.LayerType.SHAPE, mod.LayerType.CONSTANT):
+            assert index not in plan, (layer.name, layer.type)
+    names = {layers[i].name: target for i, target in plan.items()}
+    assert not any(n.startswith(("/Cast", "/ArgMax")) for n in names), sorted(n for n in names if "Cast" in n)
+    assert {t for n, t in names.items() if n in ("/Sub", "/Div")} == {"float32"}, names
+    assert [t for n, t in names.items() if "/spp/" in n] and all(t == "float16" for n, t in names.items()
+                                                                  if "/spp/" in n)
+    assert not any(n.startswith(("/backbone/layer", "/backbone/conv1")) for n in names)  # encoder: INT8
+    assert sum(1 for t in names.values() if t == "float16") > 10
+
+
+def test_dla_refuses_fp32_before_building(variants, tmp_path) -> None:  # noqa: ANN001
+    from trt_segmentation.engine.builder import build_engine
+    from trt_segmentation.engine.tensorrt_adapter import BuildError
+
+    if not __import__("importlib").util.find_spec("tensorrt_rtx_libs"):
+        pytest.skip("TensorRT-RTX is not installed")
+    with pytest.raises(BuildError, match="DLA runs FP16 and INT8 only"):
+        build_engine(variants["fp32"], tmp_path / "m.engine", "fp32", builder="tensorrt-rtx", dla_core=0)
