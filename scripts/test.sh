@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 LEGS=(  # name, script: adding a leg is one line
   "main scripts/test_main.sh"
   "jazzy scripts/test_jazzy.sh"
+  "py38 scripts/test_py38.sh"
 )
 if [ $# -gt 0 ]; then
   exec bash scripts/test_main.sh "$@"

@@ -39,7 +39,8 @@ vehicle=(trt_segmentation/runtime trt_segmentation/node.py trt_segmentation/node
          trt_segmentation/engine/parser_support.py trt_segmentation/engine/calibration_feeder.py
          trt_segmentation/engine/implicit_calibrator.py)
 [ -f trt_segmentation/image_cdr.py ] && vehicle+=(trt_segmentation/image_cdr.py)
-tests=(test/test_vehicle_runtime.py test/test_node_tensorrt_startup.py test/test_image_codec.py test/test_palette.py)
+tests=(test/test_vehicle_runtime.py test/test_node_tensorrt_startup.py test/test_image_codec.py test/test_palette.py
+       test/test_node_worker.py)
 echo "==> vermin: minimum Python of the vehicle modules and their tests (target 3.8)"
 "$venv/bin/python" -c 'import sys; from vermin.main import main; sys.argv[0] = "vermin"; sys.exit(main())' \
   -t=3.8- --violations --no-tips --no-parse-comments "${vehicle[@]}" "${tests[@]}"

@@ -128,22 +128,20 @@ def installed_tensorrt() -> str:
 
 
 def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> None:
-    """build_engine_if_missing: build ``engine_path`` from the precision's ONNX variant next to it (the explicit,
-    strongly typed path; the variant holds the FP16 casts / Q/DQ), with progress in the log."""
-    from .engine.builder import build_engine  # imports TensorRT only here
+    """build_engine_if_missing: build ``engine_path`` the way the installed TensorRT needs (explicit from the
+    precision's ONNX variant next to it, or implicit from the FP32 ONNX on TensorRT 8.5/8.6), progress in the log."""
+    from .engine.builder import build_missing_engine as build  # imports TensorRT only here
 
     precision = check_variant(params.precision)
-    stem = engine_path.name[: -len(".engine")]
-    onnx = engine_path.with_name(stem + ".onnx")
-    if not onnx.is_file():
-        match = re.search(r"_(\d+)x(\d+)_", onnx.name)
-        size = (int(match.group(1)), int(match.group(2))) if match else None
-        hint = build_hint(params.model, size, precision, engine_path.parent)
-        raise StartupError(f"cannot build {engine_path}: its source {onnx} is missing; make both with: {hint}")
-    log.info(f"building {engine_path} from {onnx} ({precision}); this takes minutes on a Jetson")
+    log.info(f"building {engine_path} ({precision}); this takes minutes on a Jetson")
     t0 = time.monotonic()
     try:
-        build_engine(onnx, engine_path, precision, progress=lambda text: log.info(f"build: {text}"))
+        build(engine_path, precision, progress=lambda text: log.info(f"build: {text}"))
+    except FileNotFoundError as exc:
+        match = re.search(r"_(\d+)x(\d+)_", engine_path.name)
+        size = (int(match.group(1)), int(match.group(2))) if match else None
+        raise StartupError(f"{exc}; make it with: {build_hint(params.model, size, precision, engine_path.parent)}"
+                           ) from exc
     except Exception as exc:  # the builder reports TensorRT/calibration problems with its own exception types
         raise StartupError(f"building {engine_path} failed: {exc}") from exc
     log.info(f"built {engine_path} in {time.monotonic() - t0:.0f} s")
