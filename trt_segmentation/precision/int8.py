@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..hashing import sha256_file
-from .cache import cache_key, load_scales, save_scales
+from .cache import cache_key, fit_to_graph, load_scales, save_scales
 from .calibration_data import CalibrationSet
 
 LOG = logging.getLogger(__name__)
@@ -333,12 +333,12 @@ def quantize_int8(
     if lookup is not None and lookup.scales is not None:
         LOG.info("int8 %s: reusing cached scales from %s", options.method, cache_path)
         model = _qdq_graph(fp32_onnx, calibration.frames[:1], "max", options)
-        try:
+        lookup = fit_to_graph(lookup, activation_scales(model), cache_path)  # misfitting tensors: corrupt
+        if lookup.scales is None:
+            cache_status, model = lookup.status, None
+        else:
             apply_activation_scales(model, lookup.scales)
             scales = lookup.scales
-        except QuantizationError as exc:  # a cache that does not fit the graph is stale, whatever its key says
-            LOG.warning("calibration cache %s does not fit the quantized graph (%s); recalibrating", cache_path, exc)
-            cache_status, model = "stale", None
     if model is None:
         LOG.info(
             "int8 %s: calibrating on %d frames of %s (%s)", options.method, len(calibration), calibration.description,
