@@ -6,6 +6,7 @@ Backends, on the files the build tools wrote:
   tools/benchmark.py --engine-dir engines --model swiftnet_ss_rn18 --size 1024x2048 --precisions fp32 fp16 int8 mixed
 PyTorch on a CUDA GPU (random weights; speed does not depend on them):
   tools/benchmark.py --torch --models swiftnet_ss_rn18 swiftnet_pyr_rn18 --size 1024x2048 --dtypes fp32 fp16
+  (rows: eager channels-last, the same captured as one CUDA graph, and with --executor the node's torch executor)
 Compare rows of one run only: absolute numbers depend on the machine and what else runs on it.
 """
 
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, default=(1024, 2048), metavar="HxW", help="input size (default 1024x2048)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8", "mixed"], help="variants to time")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "fp16"], help="--torch: fp32, fp16, bf16")
+    p.add_argument("--executor", action="store_true",
+                   help="--torch: also time the node's torch executor through the CUDA slots (needs pycuda)")
     p.add_argument("--repeats", type=int, default=20, help="timed runs per row (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
@@ -39,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from trt_segmentation.benchmarking import format_table, time_backend, time_torch_model
+    from trt_segmentation.benchmarking import (
+        format_table,
+        time_backend,
+        time_torch_executor,
+        time_torch_graph,
+        time_torch_model,
+    )
 
     height, width = args.size
     timings = []
@@ -52,12 +61,22 @@ def main(argv: list[str] | None = None) -> int:
         from trt_segmentation.models import architecture_from_name
         from trt_segmentation.models.swiftnet import SwiftNet
 
+        warmup, repeats = max(args.warmup, 10), max(args.repeats, 50)
         for name in args.models:
             for dtype in args.dtypes:
                 model = SwiftNet(architecture_from_name(name))
-                timings.append(time_torch_model(f"{name} {dtype}", model, height, width, dtype, "cuda",
-                                                max(args.warmup, 10), max(args.repeats, 50)))
+                timings.append(time_torch_model(f"{name} {dtype} eager", model, height, width, dtype, "cuda",
+                                                warmup, repeats))
                 print(f"  {timings[-1]}", flush=True)
+                if dtype not in ("fp32", "fp16"):
+                    continue  # the node's executor runs fp32 or fp16
+                timings.append(time_torch_graph(f"{name} {dtype} CUDA graph", model, height, width, dtype, "cuda",
+                                                warmup, repeats))
+                print(f"  {timings[-1]}", flush=True)
+                if args.executor:
+                    timings.append(time_torch_executor(f"{name} {dtype} node executor (slots, CUDA graph)", model,
+                                                       height, width, dtype, True, 1, warmup, repeats))
+                    print(f"  {timings[-1]}", flush=True)
         title = f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}, {height}x{width}, batch 1 (GPU time, CUDA events)"
     else:
         import numpy as np

@@ -82,9 +82,6 @@ def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
     except ModelFileError as exc:
         raise StartupError(str(exc)) from exc
     precision = check_variant(params.precision)
-    if params.backend == "torch" and precision != "fp32":
-        raise StartupError(f"backend torch runs the checkpoint in FP32 only, precision {precision} was asked; use "
-                           "backend tensorrt (or onnxruntime) for the other precisions")
     size = None
     if params.engine_height and params.engine_width:
         size = (params.engine_height, params.engine_width)
@@ -104,8 +101,8 @@ def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
     elif params.backend == "tensorrt":
         # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
         options.update(slots=params.inflight_slots, precision=precision)
-    else:
-        options["slots"] = params.inflight_slots
+    else:  # torch: the checkpoint in FP32 or FP16 as one CUDA graph per slot; it refuses int8/mixed itself
+        options.update(slots=params.inflight_slots, precision=precision)
         if params.engine_height and params.engine_width:
             options.update(height=params.engine_height, width=params.engine_width)
     try:

@@ -25,7 +25,8 @@ import numpy as np
 from .backend import Backend, BackendError, InferenceResult
 
 #: ``executor(slot_index, input_device_pointer, output_device_pointer, stream_handle)`` enqueues the network
-#: on the stream; it must not synchronise.
+#: on the stream; it must not synchronise. An executor may also have a ``prepare`` method of the same signature,
+#: called once per slot when the pipeline is created (warm-up, CUDA graph capture); it may synchronise.
 Executor = Callable[[int, int, int, int], None]
 
 
@@ -98,6 +99,11 @@ class SlotPipeline:
         with self.active():
             self.slots = [self._make_slot(i, input_shape, input_dtype, output_shape, output_dtype) for i in
                           range(slots)]
+            prepare = getattr(executor, "prepare", None)
+            for slot in self.slots:  # an executor may set itself up per slot (e.g. capture a CUDA graph)
+                if prepare is not None:
+                    prepare(slot.index, int(slot.device_in), int(slot.device_out), slot.stream.handle)
+                slot.stream.synchronize()
 
     def _make_slot(self, index: int, in_shape: tuple[int, ...], in_dtype: Any, out_shape: tuple[int, ...],
                    out_dtype: Any) -> Slot:

@@ -1,14 +1,17 @@
 """PyTorch backend on the CUDA slot machinery: the TensorRT backend's streams, buffers and events, with PyTorch
 enqueuing the network on each slot's stream instead of ``execute_async_v3``.
 
-It exists to prove the slot machinery (copies, ordering, event timing) on any CUDA GPU where TensorRT is not
-available, and as a debugging aid. torch is imported only when this backend is created.
+On any CUDA GPU without TensorRT it runs a SwiftNet checkpoint fast: FP32 or FP16, channels-last, and the whole
+network (uint8 frame in, uint8 labels out) captured once per slot as a CUDA graph over the slot's own device
+buffers and replayed on the slot's stream, so a frame costs one graph launch instead of ~150 kernel launches
+from Python. It also proves the slot machinery (copies, ordering, event timing) where TensorRT is absent.
+torch is imported only when this backend is created.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -16,14 +19,14 @@ from ..onnx_metadata import ModelContract
 from .backend import BackendError, InferenceResult
 from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, stage_timings
 
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+#: what this backend can run; int8 and mixed need TensorRT (or ONNX Runtime on the Q/DQ files)
+TORCH_PRECISIONS = ("fp32", "fp16")
 
 
 class _DeviceArray:
     """Exposes a raw device pointer through ``__cuda_array_interface__`` so torch views it without a copy."""
 
-    def __init__(self, pointer: int, shape: tuple[int, ...], typestr: str) -> None:
+    def __init__(self, pointer: int, shape: Tuple[int, ...], typestr: str) -> None:
         self.__cuda_array_interface__ = {
             "shape": shape, "typestr": typestr, "data": (pointer, False), "version": 3, "strides": None,
         }
@@ -32,32 +35,71 @@ class _DeviceArray:
 class TorchExecutor:
     """``module(uint8 NHWC frame on the GPU) -> uint8 labels``, enqueued on the slot's stream.
 
-    ``module`` maps a (1, 3, H, W) float 0..255 RGB tensor to (1, C, H, W) logits (SwiftNet.forward does).
+    ``module`` maps a (1, 3, H, W) float 0..255 RGB tensor to (1, C, H, W) logits (SwiftNet.forward does). With
+    ``cuda_graph`` each slot's forward pass is captured in :meth:`prepare` (after a warm-up that lets cuDNN pick
+    its kernels) and replayed by :meth:`__call__`; each slot has its own graph and memory pool, so two slots in
+    flight never share intermediate buffers.
     """
 
-    def __init__(self, module: Any, height: int, width: int, channel_order: str = "rgb") -> None:
+    def __init__(self, module: Any, height: int, width: int, channel_order: str = "rgb", precision: str = "fp32",
+                 cuda_graph: bool = True) -> None:
         import torch
 
+        if precision not in TORCH_PRECISIONS:
+            raise BackendError(f"the torch backend runs {' or '.join(TORCH_PRECISIONS)}, not {precision}; int8 and "
+                               "mixed need the tensorrt backend (or onnxruntime on their ONNX files)")
         self.torch = torch
-        self.module = module
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.module = module.to(dtype=self.dtype, memory_format=torch.channels_last)
         self.shape_in = (1, height, width, 3)
         self.shape_out = (1, height, width)
         self.flip = channel_order == "bgr"
-        self._streams: dict[int, Any] = {}
+        self.cuda_graph = cuda_graph
+        self._streams: Dict[int, Any] = {}
+        self._graphs: Dict[int, Tuple[Any, int, int]] = {}
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN time its algorithms once
+
+    def _stream(self, handle: int) -> Any:
+        stream = self._streams.get(handle)
+        if stream is None:
+            stream = self._streams[handle] = self.torch.cuda.ExternalStream(handle)
+        return stream
+
+    def _forward(self, input_ptr: int, output_ptr: int) -> None:
+        torch = self.torch
+        frame = torch.as_tensor(_DeviceArray(input_ptr, self.shape_in, "|u1"), device="cuda")
+        labels = torch.as_tensor(_DeviceArray(output_ptr, self.shape_out, "|u1"), device="cuda")
+        rgb = frame.permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: that is the channels-last layout
+        if self.flip:
+            rgb = rgb.flip(1)
+        x = rgb.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        labels.copy_(self.module(x).argmax(1).to(torch.uint8))
+
+    def prepare(self, slot: int, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+        """Warm up on the slot's stream and, with ``cuda_graph``, capture its forward pass."""
+        torch = self.torch
+        stream = self._stream(stream_handle)
+        with torch.cuda.stream(stream), torch.inference_mode():
+            for _ in range(3):
+                self._forward(input_ptr, output_ptr)
+        stream.synchronize()
+        if not self.cuda_graph:
+            return
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph, stream=stream):
+            self._forward(input_ptr, output_ptr)
+        self._graphs[slot] = (graph, input_ptr, output_ptr)
 
     def __call__(self, slot: int, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
         torch = self.torch
-        stream = self._streams.get(stream_handle)
-        if stream is None:
-            stream = self._streams[stream_handle] = torch.cuda.ExternalStream(stream_handle)
-        with torch.cuda.stream(stream), torch.inference_mode():
-            frame = torch.as_tensor(_DeviceArray(input_ptr, self.shape_in, "|u1"), device="cuda")
-            labels = torch.as_tensor(_DeviceArray(output_ptr, self.shape_out, "|u1"), device="cuda")
-            rgb = frame.permute(0, 3, 1, 2)
-            if self.flip:
-                rgb = rgb.flip(1)
-            logits = self.module(rgb.float())
-            labels.copy_(logits.argmax(1).to(torch.uint8))
+        stream = self._stream(stream_handle)
+        entry = self._graphs.get(slot)
+        with torch.cuda.stream(stream):
+            if entry is not None and entry[1:] == (input_ptr, output_ptr):
+                entry[0].replay()
+                return
+            with torch.inference_mode():
+                self._forward(input_ptr, output_ptr)
 
 
 def _load_module(source: Any) -> Any:
@@ -71,15 +113,30 @@ def _load_module(source: Any) -> Any:
     return source
 
 
+def _normalisation(module: Any) -> Tuple[Tuple[float, float, float], Tuple[float, float, float]]:
+    """The mean/std (0-255 scale, RGB) the module applies inside its forward pass (SwiftNet keeps them as
+    ``backbone.img_mean``/``img_std`` buffers, from the checkpoint)."""
+    mean, std = getattr(module, "mean", None), getattr(module, "std", None)
+    if mean is None or std is None:
+        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    m = [float(v) for v in mean.flatten().tolist()]
+    s = [float(v) for v in std.flatten().tolist()]
+    return (m[0], m[1], m[2]), (s[0], s[1], s[2])
+
+
 class TorchBackend(SlotBackend):
     """SwiftNet (or any module with the same call signature) on CUDA, through :class:`SlotPipeline`."""
 
     name = "torch"
 
     def __init__(self, source: Any, height: int = 1024, width: int = 2048, slots: int = 2, device: int = 0,
-                 input_format: str = "uint8_rgb", num_classes: int = 19) -> None:
+                 input_format: str = "uint8_rgb", num_classes: int = 19, precision: str = "fp32",
+                 cuda_graph: bool = True) -> None:
         import torch
 
+        if precision not in TORCH_PRECISIONS:
+            raise BackendError(f"the torch backend runs {' or '.join(TORCH_PRECISIONS)}, not {precision}; int8 and "
+                               "mixed need the tensorrt backend (or onnxruntime on their ONNX files)")
         if not torch.cuda.is_available():
             raise BackendError("the torch backend needs a CUDA GPU (torch.cuda.is_available() is False)")
         module = _load_module(source)
@@ -87,13 +144,14 @@ class TorchBackend(SlotBackend):
         torch.cuda.init()  # PyTorch creates the primary context that pycuda then shares
         module = module.eval().to(f"cuda:{device}")
         name = getattr(getattr(module, "arch", None), "name", type(module).__name__)
+        mean, std = _normalisation(module)
         contract = ModelContract(
             model=name, num_classes=num_classes, height=height, width=width, input_format=input_format,
-            output="labels_uint8", input_name="image", output_name="labels", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-            precision="fp32",
+            output="labels_uint8", input_name="image", output_name="labels", mean=mean, std=std,
+            precision=precision, extra={"executor": "cuda_graph" if cuda_graph else "eager"},
         )
         super().__init__(contract)
-        self.executor = TorchExecutor(module, height, width, contract.channel_order)
+        self.executor = TorchExecutor(module, height, width, contract.channel_order, precision, cuda_graph)
         try:
             self.pipeline = SlotPipeline((1, height, width, 3), np.uint8, (1, height, width), np.uint8,
                                          self.executor, slots=slots, device=device)
@@ -102,17 +160,18 @@ class TorchBackend(SlotBackend):
         self.max_in_flight = slots
         self.device_name = str(self.pipeline.device.name())
 
-    def collect(self) -> tuple[Any, InferenceResult]:
+    def collect(self) -> Tuple[Any, InferenceResult]:
         result = self.pipeline.collect()
         timings = stage_timings(result.timings_ms)
         timings.update({f"gpu_{k}": v for k, v in result.timings_ms.items()})
         return result.tag, InferenceResult(result.output[0], timings)
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> Dict[str, str]:
         info = super().describe()
         info["device"] = self.device_name
         info["slots"] = str(self.pipeline.capacity)
+        info["executor"] = self.contract.extra["executor"]
         return info
 
 
-__all__ = ["TorchBackend", "TorchExecutor"]
+__all__ = ["TORCH_PRECISIONS", "TorchBackend", "TorchExecutor"]
