@@ -65,6 +65,8 @@ class TwoSlotBackend(Backend):
         self.events: List[str] = []
         self.most_in_flight = 0
         self.submit_gates: dict = {}
+        self.submitted: dict = {}
+        self.collect_after: dict = {}  # frame value -> the frame whose submit its collect waits for
         self._slots: List[Tuple[Any, threading.Thread, dict]] = []
 
     def submit_gate(self, value: int) -> threading.Event:
@@ -81,10 +83,15 @@ class TwoSlotBackend(Backend):
         gate = self.submit_gates.get(value)
         if gate is not None:  # hold the worker here (as a slow conversion would) so the next frame arrives
             assert gate.wait(WAIT)
+        self.submitted.setdefault(value, threading.Event()).set()
 
     def collect(self) -> Tuple[Any, InferenceResult]:
-        tag, thread, result = self._slots.pop(0)
+        tag, thread, result = self._slots[0]
         thread.join()
+        later = self.collect_after.get(int(result["labels"][0, 0]))
+        if later is not None:  # as a GPU still busy with this frame would: the next one is submitted meanwhile
+            assert self.submitted.setdefault(later, threading.Event()).wait(WAIT)
+        self._slots.pop(0)
         self.events.append(f"collect {int(result['labels'][0, 0])}")
         return tag, InferenceResult(result["labels"], {"inference": 1.0})
 
@@ -159,6 +166,7 @@ def test_two_frames_in_flight_are_published_in_order() -> None:
     backend, sink = TwoSlotBackend(), Sink()
     worker = FrameWorker(backend, sink)
     hold_first = backend.submit_gate(1)
+    backend.collect_after[1] = 2
     worker.start()
     try:
         worker.post(frame(1))

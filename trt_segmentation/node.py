@@ -2,8 +2,10 @@
 
 Threads: the rclpy executor only stores the newest message in a one-slot mailbox (the one it replaces is
 counted as dropped) and runs the diagnostics timer, so the node stays responsive however slow inference is. A
-worker thread converts the newest frame, submits it to the backend (TensorRT/torch: while the GPU runs frame
-N, the worker already converts frame N+1 into the next CUDA slot), collects results in order and publishes.
+converter thread takes the newest frame whenever a backend slot is free, converts it and submits it (TensorRT/
+torch: uploads it and enqueues the network on that slot's CUDA stream); a collector thread waits for the oldest
+submitted frame, resizes its labels and publishes them. So while the GPU runs frame N and its labels go out,
+frame N+1 is already being converted into the next slot.
 ``FrameWorker`` holds that logic without ROS (tested on a GPU); ``SegmentationNode`` wraps it in rclpy.
 Imports only numpy, Pillow, rclpy, message packages and, lazily through the backend, onnxruntime or
 tensorrt/pycuda.
@@ -14,6 +16,7 @@ Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 
 from __future__ import annotations
 
+import queue
 import re
 import sys
 import threading
@@ -174,22 +177,30 @@ class FrameWorker:
         self._mailbox: Frame | None = None
         self._cv = threading.Condition()
         self._stop = False
-        self._thread = threading.Thread(target=self._work, name="segmentation-worker", daemon=True)
+        # a permit per frame the backend may hold; the converter takes one per submit, the collector gives it back
+        self._free_slots = threading.Semaphore(max(1, backend.max_in_flight))
+        self._submitted: queue.Queue[bool] = queue.Queue()  # True per submitted frame; False: stop() has begun
+        self._thread = threading.Thread(target=self._convert_loop, name="segmentation-convert", daemon=True)
+        self._collector = threading.Thread(target=self._collect_loop, name="segmentation-collect", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._collector.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() or self._collector.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Finish what is in flight, then end the thread."""
+        """Finish what is in flight, then end both threads."""
         with self._cv:
             self._stop = True
             self._cv.notify()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout)
+        self._submitted.put(False)  # after the converter's last token: the collector drains, then ends
+        if self._collector.is_alive():
+            self._collector.join(timeout=timeout)
         with self._cv:  # a frame still waiting will never be processed
             if self._mailbox is not None:
                 self._mailbox = None
@@ -212,31 +223,37 @@ class FrameWorker:
             self._mailbox = Frame(msg, compressed)
             self._cv.notify()
 
-    # ---------------------------------------------------------------- worker thread
-    def _take(self, block: bool) -> Frame | None:
+    # ---------------------------------------------------------------- converter thread
+    def _take(self) -> Frame | None:
         with self._cv:
-            if block:
-                while self._mailbox is None and not self._stop:
-                    self._cv.wait(0.2)
+            while self._mailbox is None and not self._stop:
+                self._cv.wait(0.2)
             frame, self._mailbox = self._mailbox, None
             return frame
 
-    def _work(self) -> None:
-        backend = self.backend
+    def _convert_loop(self) -> None:
+        """Newest frame -> array -> a free slot of the backend. While the GPU runs frame N (and the collector
+        waits for it), this thread already converts and uploads frame N+1; it takes the frame from the mailbox
+        only once a slot is free, so the frame it works on is the newest the camera sent."""
         while not self._stop:
-            # block for a new frame only when nothing is in flight; otherwise finish the oldest first, so a lone
-            # frame is published at once and a frame that arrives meanwhile is converted while the GPU works
-            frame = self._take(block=backend.in_flight == 0)
-            if frame is not None:
-                if backend.in_flight >= backend.max_in_flight:
-                    self._finish_oldest()
-                self._start(frame)
-            elif backend.in_flight:
-                self._finish_oldest()
-        while backend.in_flight:
-            self._finish_oldest()
+            while not self._free_slots.acquire(timeout=0.2):
+                if self._stop:
+                    return
+            frame = self._take()
+            if frame is not None and self._start(frame):
+                self._submitted.put(True)
+            else:
+                self._free_slots.release()
 
-    def _start(self, frame: Frame) -> None:
+    # ---------------------------------------------------------------- collector thread
+    def _collect_loop(self) -> None:
+        """Oldest submitted frame -> labels -> publish, in submission order, until ``stop`` has drained them."""
+        while self._submitted.get():
+            self._finish_oldest()
+            self._free_slots.release()
+
+    def _start(self, frame: Frame) -> bool:
+        """Convert and submit one frame; False (counted, logged) when it was refused or failed before submitting."""
         t0 = time.perf_counter()
         msg = frame.msg
         order = self.backend.contract.channel_order
@@ -260,10 +277,12 @@ class FrameWorker:
             pending = Pending(header, height, width, rgb if self.keep_rgb else None,
                               (time.perf_counter() - t0) * 1e3)
             self.backend.submit(network_image, pending)
+            return True
         except (ImageDecodeError, InputMismatch) as exc:
             self._fail("input", f"bad image dropped: {exc}")
         except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
+        return False
 
     def _finish_oldest(self) -> None:
         try:
