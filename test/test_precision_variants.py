@@ -163,7 +163,7 @@ def test_variants_track_fp32_logits_on_a_random_weight_net(variants) -> None:  #
     a saturating INT8 kernel 13.6 dB on the net that used to fail. The trained model's targets are in
     test_precision_accuracy.py."""
     from trt_segmentation.data.image_folder import iter_image_folder
-    from trt_segmentation.precision import label_agreement
+    from trt_segmentation.evaluation import label_agreement
 
     frames = np.stack([rgb for _, rgb in iter_image_folder(variants["street"] / "leftImg8bit" / "val", recursive=True)])
     reference = run_logits(variants["fp32"], frames)

@@ -10,9 +10,15 @@ Examples:
       --calibration bag:recordings/drive1@/camera/image_raw --workspace-mib 2048
   # Jetson with TensorRT 8.5-10.x: classic implicit INT8 (builder flags + entropy calibrator), on DLA core 0
   tools/build_engine.py --onnx ... --precision int8 --implicit --dla-core 0 --calibration cityscapes:/data/cityscapes@train
+  # a machine without a GPU: the ONNX Runtime CPU variant (an ONNX file only; TensorRT never gets it)
+  tools/build_engine.py --onnx artifacts/swiftnet_ss_rn18_512x1024_fp32.onnx --precision int8-cpu \
+      --calibration data/street/leftImg8bit/train --builder none
 
 Files land in --out-dir as <model>_<H>x<W>_<precision>.onnx / .engine / .json (the names the node looks for).
-Calibration sources: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]; INT8 and mixed need one.
+Calibration sources: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]; INT8, mixed and int8-cpu need one.
+int8-cpu (ONNX Runtime's own INT8 recipe for CPUs, made for the CPU class of this machine: 7-bit weights on x86
+without VNNI) is written as ONNX only: no TensorRT check, no engine. It is not part of 'all' (all = the TensorRT
+precisions of the launch switch); ask for it by name.
 Without real TensorRT (e.g. a laptop or CI) every ONNX variant is still made and checked with the TensorRT-RTX
 parser and builder, and the output says which step needs TensorRT and the command to run there.
 """
@@ -26,9 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trt_segmentation.artifacts import ENGINE_SET, Precision, names  # noqa: E402
 from trt_segmentation.cli import parse_size  # noqa: E402
 
-PRECISION_CHOICES = ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "mixed", "all")
+PRECISION_CHOICES = names() + ("int8-entropy", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-format", default="uint8_rgb", choices=["uint8_rgb", "uint8_bgr"],
                    help="camera byte order the graph takes when exporting a checkpoint (default uint8_rgb)")
     p.add_argument("--precision", nargs="+", default=["fp16"], choices=PRECISION_CHOICES, metavar="P",
-                   help="one or more of fp32 fp16 int8 (entropy-calibrated) int8-max int8-percentile mixed, "
-                        "or 'all' (= fp32 fp16 int8 mixed); default fp16")
+                   help="one or more of fp32 fp16 int8 (entropy-calibrated) int8-max int8-percentile mixed int8-cpu "
+                        f"(ONNX Runtime CPU only, no engine), or 'all' (= {' '.join(names(ENGINE_SET))}); default fp16")
     p.add_argument("--calibration", metavar="SOURCE",
-                   help="calibration images for int8/mixed: DIR, cityscapes:ROOT[@split], bag:PATH[@/topic]")
+                   help="calibration images for int8*/mixed: DIR, cityscapes:ROOT[@split], bag:PATH[@/topic]")
     p.add_argument("--calibration-count", type=int, default=64, metavar="N",
                    help="use at most N calibration frames (default 64)")
     p.add_argument("--calibration-batch", type=int, default=8, metavar="B",
@@ -77,14 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     from trt_segmentation.engine.builder import PipelineRequest, run_pipeline
     from trt_segmentation.engine.tensorrt_adapter import BuildError, TensorRTUnavailable
     from trt_segmentation.precision.calibration_data import CalibrationDataError
-    from trt_segmentation.precision.variants import ENGINE_PRECISIONS, VariantError, needs_calibration
+    from trt_segmentation.precision.int8 import QuantizationError
+    from trt_segmentation.precision.variants import VariantError, needs_calibration
 
-    precisions = list(dict.fromkeys(p for item in args.precision for p in (ENGINE_PRECISIONS if item == "all" else [item])))
+    precisions = list(dict.fromkeys(p for item in args.precision
+                                    for p in (ENGINE_SET if item == "all" else [Precision.parse(item)])))
     if args.checkpoint and not args.size:
         print("error: --checkpoint needs --size HxW (the static network input size)", file=sys.stderr)
         return 2
+    if args.implicit and not all(p.tensorrt for p in precisions):
+        print("error: --implicit builds TensorRT engines from the FP32 ONNX; int8-cpu is an ONNX Runtime CPU variant "
+              "(make it in a call without --implicit)", file=sys.stderr)
+        return 2
     if any(needs_calibration(p) for p in precisions) and not args.calibration:
-        need = ", ".join(p for p in precisions if needs_calibration(p))
+        need = ", ".join(p.value for p in precisions if needs_calibration(p))
         print(f"error: {need} need calibration images: --calibration DIR | cityscapes:ROOT[@split] | "
               "bag:PATH[@/topic]", file=sys.stderr)
         return 2
@@ -98,13 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         steps = run_pipeline(request)
-    except (CalibrationDataError, VariantError, BuildError, TensorRTUnavailable, ValueError, FileNotFoundError) as exc:
+    except (CalibrationDataError, VariantError, QuantizationError, BuildError, TensorRTUnavailable, ValueError,
+            FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("\nsummary:")
     for step in steps:
-        print(f"  {step.precision:16s} onnx {step.onnx}  engine {step.engine or 'NOT BUILT'}  ({step.seconds:.0f} s)")
-    missing = [s for s in steps if s.engine is None]
+        engine = step.engine or ("none (ONNX Runtime CPU variant)" if not step.precision.tensorrt else "NOT BUILT")
+        print(f"  {step.precision.value:16s} onnx {step.onnx}  engine {engine}  ({step.seconds:.0f} s)")
+    missing = [s for s in steps if s.engine is None and s.precision.tensorrt]
     if missing and args.builder != "none":
         from trt_segmentation.engine.metadata import rebuild_command
 
@@ -112,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Where TensorRT is installed, run:\n  " + rebuild_command(
             {"onnx": str(args.onnx) if args.onnx else None, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
              "size": f"{args.size[0]}x{args.size[1]}" if args.size else None,
-             "precision": " ".join(s.precision for s in steps), "calibration": args.calibration,
+             "precision": " ".join(s.precision.value for s in missing), "calibration": args.calibration,
              "out_dir": str(args.out_dir)}))
         if args.builder == "tensorrt":
             return 1  # engines were asked for explicitly and could not be made here

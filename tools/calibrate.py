@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make precision variants of an exported FP32 ONNX: fp16, INT8 (entropy / max / percentile), mixed.
+"""Make precision variants of an exported FP32 ONNX: fp16, INT8 (entropy / max / percentile), mixed, int8-cpu.
 
 Examples:
   tools/calibrate.py --onnx artifacts/swiftnet_ss_rn18_512x1024_fp32.onnx --precision int8 int8-max int8-percentile \\
@@ -9,6 +9,8 @@ Examples:
 
 INT8 is explicit quantization (Q/DQ): symmetric, per-channel weights, no bias quantization, activation scales
 calibrated on the given frames with NVIDIA ModelOpt (entropy, max) or ONNX Runtime's histogram (percentile).
+int8-cpu is for ONNX Runtime on CPUs only (never TensorRT): ONNX Runtime's quantize_static with uint8 asymmetric
+activations, per-channel int8 weights, Conv only, MinMax ranges; 7-bit weights on x86 CPUs without VNNI.
 Scales are cached next to the output as <name>.calib.json and reused while model, frames and method match.
 Outputs are named <model>_<H>x<W>_<precision>.onnx in --out-dir (int8 = entropy, the default method).
 """
@@ -22,16 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANT_CHOICES = ("fp32", "fp16", "int8", "int8-entropy", "int8-max", "int8-percentile", "mixed")
+from trt_segmentation.artifacts import names  # noqa: E402
+
+VARIANT_CHOICES = names() + ("int8-entropy",)  # int8-entropy: another name of int8
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--onnx", type=Path, required=True, help="FP32 ONNX exported by tools/export_onnx.py")
     p.add_argument("--precision", nargs="+", required=True, choices=VARIANT_CHOICES, metavar="P",
-                   help="variants to make: fp16 int8 int8-max int8-percentile mixed (int8 = int8-entropy)")
+                   help="variants to make: fp16 int8 int8-max int8-percentile mixed int8-cpu (int8 = int8-entropy)")
     p.add_argument("--calibration", metavar="SOURCE",
-                   help="calibration images: DIR, cityscapes:ROOT[@split] or bag:PATH[@/topic] (needed for int8/mixed)")
+                   help="calibration images: DIR, cityscapes:ROOT[@split] or bag:PATH[@/topic] (needed for "
+                        "int8*/mixed)")
     p.add_argument("--count", type=int, default=64, metavar="N", help="use at most N frames (default 64)")
     p.add_argument("--batch", type=int, default=8, metavar="B",
                    help="use frames in whole batches of B; fewer than B frames is an error (default 8)")
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("trt_segmentation.engine").setLevel(logging.WARNING)
     from trt_segmentation.artifacts import artifact_path
-    from trt_segmentation.precision import CalibrationDataError, VariantError, label_agreement, make_variant
+    from trt_segmentation.evaluation import label_agreement
+    from trt_segmentation.precision import CalibrationDataError, VariantError, make_variant
     from trt_segmentation.precision.calibration_data import load_calibration_set
     from trt_segmentation.precision.int8 import QuantizationError
     from trt_segmentation.precision.mixed import MixedConfigError
@@ -66,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             calibration = load_calibration_set(args.calibration, contract, args.count, args.batch)
             print(f"calibration: {len(calibration)} frames from {calibration.description}")
         elif any(needs_calibration(v) for v in args.precision):
-            raise CalibrationDataError("int8 and mixed need --calibration DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]")
+            raise CalibrationDataError("int8, int8-*, mixed and int8-cpu need --calibration DIR | "
+                                       "cityscapes:ROOT[@split] | bag:PATH[@/topic]")
         out_dir = args.out_dir or args.onnx.parent
         reports = []
         for variant in args.precision:
@@ -85,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         frames = calibration.frames[: args.check] if calibration is not None else synthetic_frames(contract, args.check)
         failed = False
         for report in reports:
+            if not report.variant.tensorrt:  # an ONNX Runtime CPU variant: TensorRT never gets it
+                agree = label_agreement(args.onnx, report.path, frames)
+                print(f"  {report.variant.value:16s} TensorRT check not applicable (ONNX Runtime CPU variant); label "
+                      f"agreement with fp32 on {len(frames)} frames: {agree:.4%}")
+                continue
             try:
                 check = check_onnx(report.path)
                 trt_line = "TensorRT-RTX build OK" if check.ok else "TensorRT-RTX FAILED: " + "; ".join(check.errors)
@@ -92,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             except TensorRTUnavailable as exc:
                 trt_line = f"TensorRT check skipped ({exc})"
             agree = label_agreement(args.onnx, report.path, frames)
-            print(f"  {report.variant:16s} {trt_line}; label agreement with fp32 on {len(frames)} frames: {agree:.4%}")
+            print(f"  {report.variant.value:16s} {trt_line}; label agreement with fp32 on {len(frames)} frames: {agree:.4%}")
         return 1 if failed else 0
     return 0
 

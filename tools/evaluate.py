@@ -8,7 +8,7 @@ One model (PyTorch checkpoint, any ONNX variant through ONNX Runtime, or a Tenso
 Agreement of one variant with another (on a labelled split, or on unlabelled --images):
     python tools/evaluate.py --data data/street --reference m_fp32.onnx --candidate m_int8.onnx
 All precision variants of a model, as a markdown table:
-    python tools/evaluate.py --data data/street --precisions fp32 fp16 int8 int8-max int8-percentile mixed \\
+    python tools/evaluate.py --data data/street --precisions fp32 fp16 int8 int8-max int8-percentile mixed int8-cpu \\
         --onnx-dir models --model swiftnet_ss_rn18 --size 512x1024 --report reports/precisions.md
 Frames of another size than the model input are resized to it, and predictions back to the label size.
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trt_segmentation.artifacts import Precision, names  # noqa: E402
 from trt_segmentation.cli import parse_size  # noqa: E402
 
 from trt_segmentation.evaluation import (  # noqa: E402
@@ -30,7 +31,7 @@ from trt_segmentation.evaluation import (  # noqa: E402
 from trt_segmentation.data.cityscapes import DatasetError  # noqa: E402
 from trt_segmentation.runtime.backend import BackendError  # noqa: E402
 
-VARIANTS = ("fp32", "fp16", "int8", "int8-entropy", "int8-max", "int8-percentile", "mixed")
+VARIANTS = names() + ("int8-entropy",)  # int8-entropy: another name of int8
 
 
 
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("--precisions needs --data")
             split = _split(args)
             h, w = args.size
-            variants = [("int8" if v == "int8-entropy" else v) for v in args.precisions]
+            variants = list(dict.fromkeys(Precision.parse(v) for v in args.precisions))
+            if args.engine_dir and not all(v.tensorrt for v in variants):
+                parser.error("int8-cpu is an ONNX Runtime CPU variant with no engine: evaluate it with --onnx-dir")
             if args.engine_dir:
                 rows = evaluate_variants(args.engine_dir, args.model, h, w, variants, split, args.limit,
                                          backend="tensorrt", suffix=".engine", progress=progress)

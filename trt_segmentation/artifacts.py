@@ -1,4 +1,8 @@
-"""File names of build artifacts, shared by the build tools and the node (pure Python, no dependencies).
+"""Precision variants as one closed type, and the file names of build artifacts (pure Python, no dependencies).
+
+:class:`Precision` is the only list of variants: tools (argparse choices), node parameters, file names, the launch
+file and the engine sidecar all use its values, and every property a caller needs (calibration method, whether
+TensorRT builds it, which builder flags) is a field of the member instead of a re-parsed string.
 
 One name encodes every setting that changes the result, so switching precision can never pick up another
 precision's file: ``<model>_<H>x<W>_<precision>.onnx`` / ``.engine`` / ``.json`` (engine metadata sidecar).
@@ -6,27 +10,126 @@ precision's file: ``<model>_<H>x<W>_<precision>.onnx`` / ``.engine`` / ``.json``
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-
-PRECISIONS = ("fp32", "fp16", "int8", "mixed")
-CALIBRATION_METHODS = ("entropy", "max", "percentile")
-DEFAULT_CALIBRATION_METHOD = "entropy"
+from typing import Optional, Tuple, Union
 
 
-def check_variant(variant: str) -> str:
-    """A variant is a precision, or ``int8-<method>`` for an INT8 file calibrated by another method than the
-    default (``int8`` itself is entropy-calibrated, the method of the seed theses)."""
-    base, _, method = variant.partition("-")
-    if base not in PRECISIONS or (method and (base != "int8" or method not in CALIBRATION_METHODS)):
-        choices = ", ".join(PRECISIONS + tuple(f"int8-{m}" for m in CALIBRATION_METHODS))
-        raise ValueError(f"unknown precision variant {variant!r}; choose one of {choices}")
-    return "int8" if variant == f"int8-{DEFAULT_CALIBRATION_METHOD}" else variant
+class CalibrationMethod(str, Enum):
+    """How INT8 activation ranges are found. entropy/max/percentile: symmetric, for TensorRT (ModelOpt Q/DQ);
+    minmax: asymmetric min..max ranges found by ONNX Runtime's own quantizer (the CPU variant)."""
+
+    ENTROPY = "entropy"
+    MAX = "max"
+    PERCENTILE = "percentile"
+    MINMAX = "minmax"
+
+    def __str__(self) -> str:  # the value, also in f-strings on every Python (3.12 changed Enum.__format__)
+        return str(self.value)
 
 
-def artifact_stem(model: str, height: int, width: int, precision: str) -> str:
-    return f"{model}_{height}x{width}_{check_variant(precision)}"
+class Target(str, Enum):
+    """What runs a variant: TensorRT engines (Jetson/GPU; ONNX Runtime runs these files too), or ONNX Runtime's
+    CPU kernels only (never fed to TensorRT)."""
+
+    TENSORRT = "tensorrt"
+    ONNXRUNTIME_CPU = "onnxruntime-cpu"
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
-def artifact_path(directory: str | Path, model: str, height: int, width: int, precision: str, suffix: str) -> Path:
+class Precision(str, Enum):
+    """A precision variant; the value is the name used in files, parameters and command lines.
+
+    ``int8`` is entropy-calibrated (the seed theses' method); ``int8-max`` / ``int8-percentile`` are the same Q/DQ
+    placement with other scales; ``mixed`` is an INT8 encoder with the rest FP16; ``int8-cpu`` is ONNX Runtime's
+    CPU recipe (uint8 asymmetric activations, per-channel int8 weights, Conv only) and is never given to TensorRT.
+    """
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+    INT8_MAX = "int8-max"
+    INT8_PERCENTILE = "int8-percentile"
+    MIXED = "mixed"
+    INT8_CPU = "int8-cpu"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def calibration(self) -> Optional[CalibrationMethod]:
+        """The calibration method, or None for the variants made without calibration images (fp32, fp16)."""
+        return _CALIBRATION[self]
+
+    @property
+    def target(self) -> Target:
+        return Target.ONNXRUNTIME_CPU if self is Precision.INT8_CPU else Target.TENSORRT
+
+    @property
+    def tensorrt(self) -> bool:
+        """True when TensorRT builds engines of this variant (False: ONNX Runtime CPU only)."""
+        return self.target is Target.TENSORRT
+
+    @property
+    def uses_fp16(self) -> bool:
+        """TensorRT's FP16 builder flag (weak typing, implicit path)."""
+        return self in (Precision.FP16, Precision.MIXED)
+
+    @property
+    def uses_int8(self) -> bool:
+        """INT8 arithmetic (TensorRT's INT8 builder flag for the TensorRT variants)."""
+        return self.calibration is not None
+
+    @property
+    def implicit_ok(self) -> bool:
+        """TensorRT's implicit path (FP32 ONNX + builder flags + its entropy calibrator) can build it."""
+        return self in (Precision.FP32, Precision.FP16, Precision.INT8, Precision.MIXED)
+
+    @classmethod
+    def parse(cls, text: Union[str, "Precision"]) -> Precision:
+        """The member named ``text``; ``int8-entropy`` is accepted for ``int8``. ValueError lists the choices."""
+        if isinstance(text, Precision):
+            return text
+        name = str(text).strip().lower()
+        if name == "int8-" + CalibrationMethod.ENTROPY.value:
+            return cls.INT8
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValueError(f"unknown precision variant {text!r}; choose one of {', '.join(names())}") from None
+
+
+_CALIBRATION = {
+    Precision.FP32: None,
+    Precision.FP16: None,
+    Precision.INT8: CalibrationMethod.ENTROPY,
+    Precision.INT8_MAX: CalibrationMethod.MAX,
+    Precision.INT8_PERCENTILE: CalibrationMethod.PERCENTILE,
+    Precision.MIXED: CalibrationMethod.ENTROPY,
+    Precision.INT8_CPU: CalibrationMethod.MINMAX,
+}
+
+#: what ``--precision all`` builds and the launch file's switch: one variant per TensorRT precision
+ENGINE_SET: Tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.INT8, Precision.MIXED)
+
+
+def names(precisions: Optional[Tuple[Precision, ...]] = None) -> Tuple[str, ...]:
+    """The values of ``precisions`` (default: every member), e.g. for argparse ``choices``."""
+    return tuple(p.value for p in (precisions if precisions is not None else tuple(Precision)))
+
+
+def check_variant(variant: Union[str, Precision]) -> Precision:
+    """``Precision.parse``: kept for callers that validate a name (the member is also a ``str``)."""
+    return Precision.parse(variant)
+
+
+def artifact_stem(model: str, height: int, width: int, precision: Union[str, Precision]) -> str:
+    return f"{model}_{height}x{width}_{Precision.parse(precision).value}"
+
+
+def artifact_path(directory: Union[str, Path], model: str, height: int, width: int, precision: Union[str, Precision],
+                  suffix: str) -> Path:
     """e.g. artifact_path('engines', 'swiftnet_ss_rn18', 512, 1024, 'int8', '.engine')."""
     return Path(directory) / (artifact_stem(model, height, width, precision) + suffix)

@@ -173,6 +173,25 @@ def agreement(backend_a: Backend, backend_b: Backend, images: Iterable[Any], pro
             "frames": frames, "ms_per_frame_a": 1e3 * time_a / frames, "ms_per_frame_b": 1e3 * time_b / frames}
 
 
+def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, frames: np.ndarray) -> float:
+    """Fraction of pixels where ``candidate`` predicts the same label as ``reference`` on ``frames`` (network-size
+    camera frames, e.g. calibration frames), both run by ONNX Runtime on the CPU."""
+    from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    ref = OnnxRuntimeBackend(reference_onnx, providers=["CPUExecutionProvider"])
+    cand = OnnxRuntimeBackend(candidate_onnx, providers=["CPUExecutionProvider"])
+    same = total = 0
+    try:
+        for frame in frames:
+            a, b = ref.infer(frame).labels, cand.infer(frame).labels
+            same += int(np.count_nonzero(a == b))
+            total += a.size
+    finally:
+        ref.close()
+        cand.close()
+    return same / max(total, 1)
+
+
 class CheckpointBackend(Backend):
     """A SwiftNet checkpoint run with plain PyTorch (CPU or CUDA) at the frame's own size, or at ``height`` x
     ``width`` when given. For evaluation only; the node's GPU path is the TensorRT / torch-slot backends."""

@@ -80,11 +80,20 @@ class Pending:
 
 def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
     """Resolve the model file for backend+precision, check it and create the backend, or raise StartupError."""
+    from .artifacts import Precision
+
+    try:
+        precision = Precision.parse(params.precision)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    if params.backend == "tensorrt" and not precision.tensorrt:
+        raise StartupError(f"precision {precision} is an ONNX Runtime CPU variant and never runs in TensorRT (there is "
+                           f"no {precision} engine); use backend onnxruntime with it, or a TensorRT precision "
+                           "(int8 or mixed on a Jetson)")
     try:
         path = resolve_model_file(params)
     except ModelFileError as exc:
         raise StartupError(str(exc)) from exc
-    precision = check_variant(params.precision)
     size = None
     if params.engine_height and params.engine_width:
         size = (params.engine_height, params.engine_width)
@@ -103,9 +112,9 @@ def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
         options["threads"] = params.ort_threads
     elif params.backend == "tensorrt":
         # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
-        options.update(slots=params.inflight_slots, precision=precision)
+        options.update(slots=params.inflight_slots, precision=precision.value)
     else:  # torch: the checkpoint in FP32 or FP16 as one CUDA graph per slot; it refuses int8/mixed itself
-        options.update(slots=params.inflight_slots, precision=precision)
+        options.update(slots=params.inflight_slots, precision=precision.value)
         if params.engine_height and params.engine_width:
             options.update(height=params.engine_height, width=params.engine_width)
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .artifacts import PRECISIONS, artifact_path, check_variant
+from .artifacts import Precision, artifact_path, names
 from .engine.metadata import build_hint
 from .image_codec import DEFAULT_MAX_PIXELS
 
@@ -36,9 +36,10 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "tensorrt", "Inference backend: tensorrt (Jetson/GPU), onnxruntime (any machine, "
               "CUDA provider if present), torch (CUDA, PyTorch checkpoint; for tests)", BACKEND_CHOICES),
-    ParamSpec("precision", "fp32", "Engine precision; picks <model>_<H>x<W>_<precision>.engine (or .onnx for "
-              "onnxruntime) in engine_dir. int8 = entropy-calibrated; int8-max/int8-percentile name the other "
-              "calibration methods", PRECISIONS + ("int8-max", "int8-percentile")),
+    ParamSpec("precision", Precision.FP32.value, "Precision variant; picks <model>_<H>x<W>_<precision>.engine (or "
+              ".onnx for onnxruntime) in engine_dir. int8 = entropy-calibrated; int8-max/int8-percentile name the "
+              "other calibration methods; int8-cpu = ONNX Runtime's CPU INT8 (backend onnxruntime only, the fastest "
+              "on x86 CPUs)", names()),
     ParamSpec("model", "swiftnet_ss_rn18", "Model name, the first part of the engine/ONNX file name"),
     ParamSpec("engine_dir", "artifacts", "Folder holding the .engine/.json/.onnx files"),
     ParamSpec("engine_height", 0, "Engine input height; 0 = find the single <model>_<H>x<W>_<precision> file "
@@ -180,7 +181,7 @@ def _find_size(directory: Path, model: str, precision: str, suffix: str) -> tupl
 
 def resolve_model_file(params: NodeParams) -> Path:
     """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name."""
-    precision = check_variant(params.precision)
+    precision = Precision.parse(params.precision)
     if params.backend == "onnxruntime" and params.onnx_path:
         return Path(params.onnx_path)
     if params.backend in ("tensorrt", "torch") and params.engine_path:

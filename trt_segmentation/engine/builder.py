@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import Precision
 from ..hashing import sha256_file
 from .metadata import EngineMetadata, tool_version, write_metadata
 from .tensorrt_adapter import (
@@ -117,7 +118,7 @@ def read_contract_dict(path: str | Path) -> dict[str, Any]:
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
-    precision: str,
+    precision: str | Precision,
     calibration: Any = None,
     *,
     builder: str = "tensorrt",
@@ -137,14 +138,15 @@ def build_engine(
     ``onnx_path`` is the precision variant made by ``trt_segmentation.precision.make_variant`` (explicit path), or,
     with ``implicit=True``, the FP32 ONNX plus ``calibration`` (a CalibrationSet or a source string) for INT8.
     ``builder``: ``tensorrt`` (the default: an engine the node can load), ``tensorrt-rtx`` or ``auto``.
-    Raises :class:`TensorRTUnavailable` naming what to install when no suitable TensorRT is present.
+    Raises :class:`TensorRTUnavailable` naming what to install when no suitable TensorRT is present, and
+    ValueError for a precision TensorRT never builds (int8-cpu, an ONNX Runtime CPU variant).
     """
+    precision = tensorrt_precision(precision)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX file not found: {onnx_path}")
     trt = load_tensorrt(builder)
     contract = read_contract_dict(onnx_path)
-    base = precision.split("-")[0]
     if implicit:
         if trt.builder != "tensorrt" or trt.major >= 11:
             raise TensorRTUnavailable(
@@ -153,13 +155,13 @@ def build_engine(
             )
         if contract.get("precision", "fp32") != "fp32":
             raise ValueError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
-        if precision not in ("fp32", "fp16", "int8", "mixed"):
+        if not precision.implicit_ok:
             raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path")
     else:
         problem = explicit_path_problem(trt, onnx_path)
         if problem:
             raise BuildError(problem)
-    if dla_core >= 0 and base == "fp32":
+    if dla_core >= 0 and precision is Precision.FP32:
         raise BuildError("DLA runs FP16 and INT8 only; build fp16, int8 or mixed for DLA (fp32 runs on the GPU)")
     if not implicit and contract.get("precision", "fp32") != precision:
         raise ValueError(
@@ -174,8 +176,8 @@ def build_engine(
         # still has weak typing (< 11): the variant's Q/DQ still fixes the INT8 layers and its casts the FP16 ones
         strongly_typed=not implicit and (dla_core < 0 or (trt.builder == "tensorrt" and trt.major >= 11)),
         implicit=implicit,
-        fp16=base in ("fp16", "mixed"),
-        int8=base in ("int8", "mixed"),
+        fp16=precision.uses_fp16,
+        int8=precision.uses_int8,
         dla_core=dla_core,
         progress=progress,
         verbose=verbose,
@@ -189,7 +191,7 @@ def build_engine(
     if implicit and options.int8:
         calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration, device)
         options = replace(options, int8_calibrator=calibrator)
-        if base == "mixed":  # encoder INT8, everything after it FP16, preprocessing FP32
+        if precision is Precision.MIXED:  # encoder INT8, everything after it FP16, preprocessing FP32
             options = replace(options, fp16_layers=[f"^(?!{ENCODER_LAYERS})"], fp32_layers=[PREPROCESSING_LAYERS])
     LOG.info("building %s with %s %s (%s typing)", engine_path.name, trt.builder, trt.version,
              "strong" if not implicit else "implicit")
@@ -215,7 +217,7 @@ def build_engine(
         model=str(contract["model"]),
         height=int(contract["height"]),
         width=int(contract["width"]),
-        precision=precision,
+        precision=precision.value,
         tensorrt_version=trt.version,
         builder=trt.builder,
         typing=result.typing,
@@ -282,7 +284,14 @@ class _device_context:  # noqa: N801 - used as a context manager
             self._context.detach()
 
 
-IMPLICIT_PRECISIONS = ("fp32", "fp16", "int8", "mixed")
+def tensorrt_precision(precision: str | Precision) -> Precision:
+    """``precision`` as a member TensorRT builds; ValueError for the ONNX Runtime CPU variant (int8-cpu), whose
+    uint8 asymmetric Q/DQ is made for ONNX Runtime's CPU kernels and never given to TensorRT."""
+    member = Precision.parse(precision)
+    if not member.tensorrt:
+        raise ValueError(f"{member.value} is an ONNX Runtime CPU variant and is never built into a TensorRT engine; "
+                         "run it with backend onnxruntime, or build int8 or mixed for TensorRT")
+    return member
 
 
 def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
@@ -302,24 +311,24 @@ def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
     return ""
 
 
-def build_path(trt: TensorRT, precision: str, variant_onnx: str | Path | None) -> str:
+def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Path | None) -> str:
     """'explicit' or 'implicit': the way the installed TensorRT can build ``precision``. Explicit (the variant
     ONNX) wherever its parser takes the variant; implicit (FP32 ONNX + flags + calibrator) on TensorRT 8.5-10.x
     when it does not (mixed precision is opset 19 there: its FP16 Q/DQ inputs need opset 19)."""
     if variant_onnx is not None and Path(variant_onnx).is_file() and not explicit_path_problem(trt, variant_onnx):
         return "explicit"
-    if trt.builder == "tensorrt" and trt.major < 11 and precision.split("-")[0] == precision and \
-            precision in IMPLICIT_PRECISIONS:
+    if trt.builder == "tensorrt" and trt.major < 11 and tensorrt_precision(precision).implicit_ok:
         return "implicit"
     return "explicit"
 
 
-def build_missing_engine(engine_path: str | Path, precision: str, *, calibration: Any = None,
+def build_missing_engine(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
                          progress: Callable[[str], None] | None = None) -> EngineMetadata:
     """What the node's ``build_engine_if_missing`` calls: build ``engine_path`` the way the installed TensorRT
     needs, from the files next to it (``<stem>.onnx``, the variant; ``<model>_<H>x<W>_fp32.onnx`` for the implicit
     path). INT8/mixed on the implicit path need ``calibration`` (or fail naming the command that has it)."""
     engine_path = Path(engine_path)
+    precision = tensorrt_precision(precision)
     trt = load_tensorrt("tensorrt")
     variant = engine_path.with_suffix(".onnx")
     path = build_path(trt, precision, variant)
@@ -327,11 +336,11 @@ def build_missing_engine(engine_path: str | Path, precision: str, *, calibration
         if not variant.is_file():
             raise FileNotFoundError(f"cannot build {engine_path}: its source {variant} is missing")
         return build_engine(variant, engine_path, precision, progress=progress)
-    fp32 = engine_path.with_name(engine_path.name.replace(f"_{precision}.engine", "_fp32.onnx"))
+    fp32 = engine_path.with_name(engine_path.name.replace(f"_{precision.value}.engine", "_fp32.onnx"))
     if not fp32.is_file():
         raise FileNotFoundError(f"cannot build {engine_path} the implicit way (TensorRT {trt.version}): its source "
                                 f"{fp32} is missing")
-    if precision in ("int8", "mixed") and calibration is None:
+    if precision.uses_int8 and calibration is None:
         raise BuildError(f"TensorRT {trt.version} builds {precision} the implicit way, which calibrates on images: "
                          f"run tools/build_engine.py --onnx {fp32} --precision {precision} --implicit --calibration "
                          "<images> on this machine")
@@ -345,7 +354,7 @@ def build_missing_engine(engine_path: str | Path, precision: str, *, calibration
 class PipelineRequest:
     """What tools/build_engine.py asks for: a checkpoint or FP32 ONNX, precisions, calibration, build options."""
 
-    precisions: list[str]
+    precisions: list[Precision]
     checkpoint: Path | None = None
     onnx: Path | None = None
     size: tuple[int, int] | None = None  # required with a checkpoint; checked against an ONNX
@@ -367,7 +376,7 @@ class PipelineRequest:
 
 @dataclass
 class PipelineStep:
-    precision: str
+    precision: Precision
     onnx: Path | None = None
     engine: Path | None = None
     check: str = ""
@@ -444,11 +453,15 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         if trt is not None and req.builder == "auto" and trt.builder == "tensorrt-rtx":
             trt, no_engine_reason = None, NO_ENGINE_HELP
     steps = []
-    for index, precision in enumerate(req.precisions, 1):
+    for index, name in enumerate(req.precisions, 1):
+        precision = Precision.parse(name)
         start = time.perf_counter()
         log(f"[{index}/{len(req.precisions)}] {precision}")
         step = PipelineStep(precision)
         variant_path = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".onnx")
+        if not precision.tensorrt and req.implicit:
+            raise ValueError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
+                             "--implicit, or build it in a separate call)")
         if req.implicit:
             step.onnx = fp32
         else:
@@ -457,18 +470,24 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                                   mixed_config=req.mixed_config)
             step.onnx = report.path
             log(f"  ONNX variant: {report.path} ({report.seconds:.1f} s{'; ' + '; '.join(report.notes) if report.notes else ''})")
+        if not precision.tensorrt:  # int8-cpu: never given to TensorRT (no parse/build check, no engine)
+            step.check = step.skipped = CPU_ONLY_NOTE
+            log(f"  TensorRT-RTX check and engine: {CPU_ONLY_NOTE}")
+        elif not req.implicit:
             try:
-                check = check_onnx(report.path, build=True)
+                check = check_onnx(step.onnx, build=True)
                 step.check = check.summary()
                 log(f"  TensorRT-RTX {'parse + build OK' if check.ok else 'FAILED'}: "
                     + (f"{check.layers} layers, {check.engine_bytes / 1e6:.1f} MB, {check.build_seconds:.1f} s" if check.ok
                        else "; ".join(check.errors)))
                 if not check.ok:
-                    raise BuildError(f"TensorRT-RTX cannot build {report.path}: {'; '.join(check.errors)}")
+                    raise BuildError(f"TensorRT-RTX cannot build {step.onnx}: {'; '.join(check.errors)}")
             except TensorRTUnavailable as exc:
                 step.check = f"not checked: {exc}"
                 log(f"  TensorRT-RTX check skipped: {exc}")
-        if trt is None:
+        if not precision.tensorrt:
+            pass  # no engine: CPU_ONLY_NOTE above
+        elif trt is None:
             step.skipped = no_engine_reason or "variants only (--builder none)"
             log("  engine: not built (needs TensorRT, see the end)" if trt is None and req.builder != "none"
                 else "  engine: not built (--builder none)")
@@ -493,6 +512,8 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
     return steps
 
 
+CPU_ONLY_NOTE = ("not applicable: an ONNX Runtime CPU variant, never given to TensorRT (run it with backend "
+                 "onnxruntime)")
 NO_ENGINE_HELP = (
     "only TensorRT-RTX is installed here; it proved the variant parses and builds, but its engines do not load "
     "in TensorRT on a Jetson/CUDA GPU. Run the same command where TensorRT is installed for .engine files "

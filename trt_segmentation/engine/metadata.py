@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import artifact_path
+from ..artifacts import Precision, artifact_path
 
 SCHEMA_VERSION = 1
 BUILDERS = ("tensorrt", "tensorrt-rtx")
@@ -36,7 +36,7 @@ class EngineMetadata:
     model: str
     height: int
     width: int
-    precision: str  # the variant: fp32 | fp16 | int8 | int8-max | int8-percentile | mixed
+    precision: str  # a TensorRT Precision value: fp32 | fp16 | int8 | int8-max | int8-percentile | mixed
     tensorrt_version: str
     builder: str  # 'tensorrt' | 'tensorrt-rtx'
     typing: str  # one of TYPINGS
@@ -186,6 +186,13 @@ def build_hint(model: str, size: tuple[int, int] | None, precision: str, directo
     return rebuild_command(options)
 
 
+def _calibrated(name: str) -> bool:
+    try:
+        return Precision.parse(name).calibration is not None
+    except ValueError:  # a placeholder such as '<precision>'
+        return False
+
+
 def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
     """The exact ``tools/build_engine.py`` command that rebuilds this engine (from metadata or build options)."""
     if isinstance(meta_or_args, EngineMetadata):
@@ -210,7 +217,7 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
     argv += _arg("--size", opts.get("size"))
     argv += ["--precision", *precisions]
     calibration = opts.get("calibration")
-    if calibration is None and any(p.startswith("int8") or p == "mixed" for p in precisions):
+    if calibration is None and any(_calibrated(p) for p in precisions):
         calibration = "<images: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]>"
     argv += _arg("--calibration", calibration)
     argv += _arg("--calibration-count", opts.get("calibration_count"))

@@ -1,6 +1,7 @@
 """Calibration cache: INT8 activation scales per tensor, so that a rebuild skips the calibration pass.
 
-The file is JSON: ``{"key": {...}, "key_sha256": ..., "scales": {tensor: scale}, "scales_sha256": ...}``. The key
+The file is JSON: ``{"key": {...}, "key_sha256": ..., "scales": {tensor: scale}, "scales_sha256": ...}`` (for the
+asymmetric CPU variant, int8-cpu, each entry is the tensor's calibrated ``[lowest, highest]`` range instead). The key
 holds everything that changes the scales: the FP32 model's sha256, the calibration frames' sha256 (pixels as fed,
 so a different image list, resize or channel order shows; their description is not part of it), the method and
 its parameters, and the quantizer versions (the libraries that compute the scales and this package's quantizer
@@ -31,7 +32,8 @@ CACHE_FORMAT = 1
 # max calibration), ONNX Runtime (runs the calibration passes; percentile histograms), onnx and onnx-graphsurgeon
 # (graph rewriting inside ModelOpt), numpy (histograms and amax reductions)
 QUANTIZER_PACKAGES = ("nvidia-modelopt", "onnxruntime", "onnx", "onnx-graphsurgeon", "numpy")
-# this package's own quantizer code (calibrator options, percentile bins, scale equalisation) changes scales too
+# this package's own quantizer code (calibrator options, percentile bins, scale equalisation) changes scales too;
+# the CPU variant's quantizer module (precision/int8_cpu.py) stands in for it in that variant's key
 QUANTIZER_MODULE = "trt_segmentation.precision.int8"
 
 
@@ -43,9 +45,9 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(_canonical(obj).encode()).hexdigest()
 
 
-def quantizer_versions() -> dict[str, str]:
+def quantizer_versions(module: str = QUANTIZER_MODULE) -> dict[str, str]:
     """Versions of the libraries whose algorithms produce the scales, and the sha256 of this package's quantizer
-    source (a change of either invalidates the cache)."""
+    source ``module`` (a change of either invalidates the cache)."""
     from importlib.metadata import PackageNotFoundError, version
     from importlib.util import find_spec
 
@@ -55,8 +57,8 @@ def quantizer_versions() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = "absent"
-    spec = find_spec(QUANTIZER_MODULE)
-    out[QUANTIZER_MODULE] = sha256_file(spec.origin) if spec and spec.origin else "absent"
+    spec = find_spec(module)
+    out[module] = sha256_file(spec.origin) if spec and spec.origin else "absent"
     return out
 
 
@@ -77,9 +79,11 @@ def cache_key(
     method: str,
     params: dict[str, Any] | None = None,
     calibration_frames: np.ndarray | None = None,
+    quantizer_module: str = QUANTIZER_MODULE,
 ) -> dict[str, Any]:
     """The key a cache must carry to be used. The calibration part is the pixels' hash: pass the frames (hashed
-    here) or their ``frames_sha256``; given both, they must agree."""
+    here) or their ``frames_sha256``; given both, they must agree. ``quantizer_module``: the package module
+    whose source computes these scales (its sha256 is one of the versions)."""
     if calibration_frames is not None:
         pixels = frames_sha256(calibration_frames)
         if calibration_sha256 is not None and calibration_sha256 != pixels:
@@ -93,7 +97,7 @@ def cache_key(
         "calibration_sha256": calibration_sha256,
         "method": method,
         "params": params or {},
-        "versions": quantizer_versions(),
+        "versions": quantizer_versions(quantizer_module),
     }
 
 
@@ -104,13 +108,26 @@ def _as_stored(key: dict[str, Any]) -> Any:
 
 @dataclass
 class CacheLookup:
-    scales: dict[str, float] | None
+    scales: dict[str, Any] | None  # {tensor: scale}, or {tensor: [lowest, highest]} for ranges
     status: str  # hit | missing | stale | corrupt
     reason: str = ""
 
 
-def load_scales(path: str | Path, key: dict[str, Any]) -> CacheLookup:
-    """Scales from ``path`` if it is intact and was made for ``key``; otherwise why not (logged as a warning)."""
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_value(name: str, value: Any, ranges: bool) -> None:
+    if ranges:
+        if not (isinstance(value, list) and len(value) == 2 and all(_finite(v) for v in value) and value[0] <= value[1]):
+            raise ValueError(f"range of {name!r} is {value!r}, not [lowest, highest] finite numbers")
+    elif not _finite(value) or value <= 0:
+        raise ValueError(f"scale of {name!r} is {value!r}, not a positive finite number")
+
+
+def load_scales(path: str | Path, key: dict[str, Any], *, ranges: bool = False) -> CacheLookup:
+    """Scales from ``path`` if it is intact and was made for ``key``; otherwise why not (logged as a warning).
+    ``ranges``: the entries are ``[lowest, highest]`` ranges (asymmetric int8-cpu) instead of positive scales."""
     path = Path(path)
     if not path.is_file():
         return CacheLookup(None, "missing", f"no calibration cache at {path}")
@@ -122,8 +139,7 @@ def load_scales(path: str | Path, key: dict[str, Any]) -> CacheLookup:
         if not isinstance(scales, dict) or not scales:
             raise ValueError("no scales in the file")
         for name, value in scales.items():
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"scale of {name!r} is {value!r}, not a positive finite number")
+            _check_value(name, value, ranges)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         lookup = CacheLookup(None, "corrupt", f"calibration cache {path} is corrupt ({exc}); recalibrating")
         LOG.warning(lookup.reason)
@@ -134,7 +150,8 @@ def load_scales(path: str | Path, key: dict[str, Any]) -> CacheLookup:
         lookup = CacheLookup(None, "stale", f"calibration cache {path} is stale ({', '.join(changed)} changed); recalibrating")
         LOG.warning(lookup.reason)
         return lookup
-    return CacheLookup({k: float(v) for k, v in scales.items()}, "hit", f"calibration cache hit: {path}")
+    values = {k: ([float(v[0]), float(v[1])] if ranges else float(v)) for k, v in scales.items()}
+    return CacheLookup(values, "hit", f"calibration cache hit: {path}")
 
 
 def fit_to_graph(lookup: CacheLookup, graph_tensors: Any, path: str | Path) -> CacheLookup:
@@ -153,11 +170,12 @@ def fit_to_graph(lookup: CacheLookup, graph_tensors: Any, path: str | Path) -> C
     return fitted
 
 
-def save_scales(path: str | Path, key: dict[str, Any], scales: dict[str, float], info: dict[str, Any] | None = None) -> Path:
-    """Write atomically (temp file + rename): an interrupted run leaves the previous cache or none."""
+def save_scales(path: str | Path, key: dict[str, Any], scales: dict[str, Any], info: dict[str, Any] | None = None) -> Path:
+    """Write atomically (temp file + rename): an interrupted run leaves the previous cache or none. ``scales``
+    values are positive scales or ``[lowest, highest]`` ranges (see :func:`load_scales`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    scales = {k: float(v) for k, v in sorted(scales.items())}
+    scales = {k: ([float(v[0]), float(v[1])] if isinstance(v, list | tuple) else float(v)) for k, v in sorted(scales.items())}
     body = {
         "key": key,
         "key_sha256": _sha(key),

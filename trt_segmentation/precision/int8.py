@@ -76,7 +76,7 @@ class Int8Options:
 @dataclass
 class Int8Result:
     path: Path
-    scales: dict[str, float]
+    scales: dict[str, Any]  # int8: {tensor: scale}; int8-cpu: {tensor: [lowest, highest]}
     cache_status: str  # hit | missing | stale | corrupt | disabled
     seconds: float
     quantized_nodes: int

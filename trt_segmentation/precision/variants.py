@@ -1,9 +1,11 @@
-"""One call per precision variant: FP32 export -> fp32 | fp16 | int8 | int8-max | int8-percentile | mixed ONNX.
+"""One call per precision variant: FP32 export -> any :class:`~trt_segmentation.artifacts.Precision` ONNX.
 
 Every variant keeps the exported contract (uint8 NHWC in, labels out, same names) and carries it with
 ``precision`` set, plus how it was calibrated, so an engine built from it (or ONNX Runtime running it) knows
 what it is. FP16+Q/DQ graphs are marked ``ort_graph_optimization=disable``: ONNX Runtime's CPU optimiser
-mis-fuses them (toolchain notes §2) and our ONNX Runtime backend honours the mark.
+mis-fuses them (ONNX Runtime 1.31 CPU: 2-30 points of label agreement lost) and our ONNX Runtime backend honours
+the mark. ``int8-cpu`` comes from ONNX Runtime's own quantizer (precision/int8_cpu.py) and records the CPU class
+it was made for.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..artifacts import check_variant
+from ..artifacts import ENGINE_SET, CalibrationMethod, Precision, names
 from ..onnx_metadata import ModelContract
 from ..hashing import sha256_file
 from .calibration_data import (
@@ -32,8 +35,8 @@ from .mixed import MixedConfig, check_patterns_match, load_mixed_config
 
 LOG = logging.getLogger(__name__)
 
-VARIANTS = ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "mixed")
-ENGINE_PRECISIONS = ("fp32", "fp16", "int8", "mixed")  # what `--precision all` builds (the launch switch)
+VARIANTS = names()
+ENGINE_PRECISIONS = names(ENGINE_SET)  # what `--precision all` builds (the launch switch)
 
 
 class VariantError(ValueError):
@@ -42,7 +45,7 @@ class VariantError(ValueError):
 
 @dataclass
 class VariantReport:
-    variant: str
+    variant: Precision
     path: Path
     seconds: float
     contract: ModelContract
@@ -50,15 +53,8 @@ class VariantReport:
     notes: list[str] = field(default_factory=list)
 
 
-def needs_calibration(variant: str) -> bool:
-    return check_variant(variant).startswith("int8") or check_variant(variant) == "mixed"
-
-
-def calibration_method(variant: str) -> str | None:
-    variant = check_variant(variant)
-    if variant in ("int8", "mixed"):
-        return "entropy"
-    return variant.split("-", 1)[1] if variant.startswith("int8-") else None
+def needs_calibration(variant: str | Precision) -> bool:
+    return Precision.parse(variant).calibration is not None
 
 
 def read_fp32_contract(fp32_onnx: str | Path) -> ModelContract:
@@ -88,7 +84,7 @@ def synthetic_frames(contract: ModelContract, count: int = 1, seed: int = 0) -> 
 
 def make_variant(
     fp32_onnx: str | Path,
-    variant: str,
+    variant: str | Precision,
     out_path: str | Path,
     calibration: CalibrationSet | CalibrationSource | str | Path | None = None,
     *,
@@ -98,10 +94,12 @@ def make_variant(
     use_cache: bool = True,
     mixed_config: MixedConfig | str | Path | None = None,
     percentile: float | None = None,
+    cpu_recipe: Any = None,
 ) -> VariantReport:
     """Write ``variant`` of ``fp32_onnx`` to ``out_path``. INT8 and mixed need ``calibration`` (a loaded
     CalibrationSet, or a source: ``DIR`` | ``cityscapes:ROOT[@split]`` | ``bag:PATH[@/topic]``). Calibration
-    scales are cached in ``cache_dir`` (default: next to ``out_path``) as ``<out stem>.calib.json``."""
+    scales are cached in ``cache_dir`` (default: next to ``out_path``) as ``<out stem>.calib.json``.
+    ``cpu_recipe``: int8-cpu only, an :class:`.int8_cpu.CpuRecipe` (default: the one for this machine's CPU)."""
     import onnx
 
     from ..export import set_contract
@@ -109,14 +107,14 @@ def make_variant(
     from .int8 import DEFAULT_PERCENTILE, Int8Options, quantize_int8
 
     start = time.perf_counter()
-    variant = check_variant(variant)
+    variant = Precision.parse(variant)
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     contract = read_fp32_contract(fp32_onnx)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if variant == "fp32":  # the export itself, byte for byte (its hash keys the calibration caches)
         if out_path.resolve() != fp32_onnx.resolve():
             shutil.copyfile(fp32_onnx, out_path)
-        return VariantReport("fp32", out_path, time.perf_counter() - start, contract)
+        return VariantReport(Precision.FP32, out_path, time.perf_counter() - start, contract)
     if out_path.resolve() == fp32_onnx.resolve():
         raise VariantError(f"refusing to overwrite the FP32 input {fp32_onnx} with the {variant} variant")
     calib: CalibrationSet | None = None
@@ -137,13 +135,25 @@ def make_variant(
     cache_path = (Path(cache_dir) if cache_dir else out_path.parent) / f"{out_path.stem}.calib.json"
     with tempfile.TemporaryDirectory(prefix="trtseg-variant-") as tmp:
         produced = Path(tmp) / "variant.onnx"
-        if variant == "fp16":
+        if variant is Precision.FP16:
             frames = calib.frames[:1] if calib is not None else synthetic_frames(contract)
             convert_fp16(fp32_onnx, produced, frames)
-        else:
+        elif variant is Precision.INT8_CPU:
+            from .int8_cpu import quantize_int8_cpu, recipe_for
+
             assert calib is not None
-            method = calibration_method(variant) or "entropy"
-            if variant == "mixed":
+            recipe = cpu_recipe or recipe_for()
+            result = quantize_int8_cpu(fp32_onnx, produced, calib, recipe, cache_path if use_cache else None)
+            cache_status = result.cache_status
+            notes.append(f"{result.quantized_nodes} Convs in INT8 for ONNX Runtime on {recipe.cpu_class} "
+                         f"({recipe.activation} activations, reduce_range {recipe.reduce_range}), "
+                         f"{len(result.scales)} activation ranges, cache {cache_status}")
+            extra.update(recipe.contract_extra())
+            extra.update(_calibration_extra(CalibrationMethod.MINMAX.value, calib))
+        else:
+            assert calib is not None and variant.calibration is not None
+            method = variant.calibration.value
+            if variant is Precision.MIXED:
                 config = mixed_config if isinstance(mixed_config, MixedConfig) else load_mixed_config(mixed_config)
                 names = [n.name for n in onnx.load(str(fp32_onnx), load_external_data=False).graph.node]
                 for pattern in check_patterns_match(config, names):
@@ -154,23 +164,19 @@ def make_variant(
             else:
                 config = None
                 options = Int8Options(method=method, percentile=percentile or DEFAULT_PERCENTILE)
-            qdq = Path(tmp) / "qdq.onnx" if variant == "mixed" else produced
+            qdq = Path(tmp) / "qdq.onnx" if variant is Precision.MIXED else produced
             result = quantize_int8(fp32_onnx, qdq, calib, options, cache_path if use_cache else None)
             cache_status = result.cache_status
             notes.append(f"{result.quantized_nodes} Convs in INT8, {len(result.scales)} activation scales, "
                          f"cache {cache_status}")
-            if variant == "mixed" and config is not None:
+            if variant is Precision.MIXED and config is not None:
                 convert_fp16(qdq, produced, calib.frames[:1], keep_fp32=config.fp32)
                 extra["ort_graph_optimization"] = "disable"  # fp16 + Q/DQ: ORT CPU mis-fuses it
-            extra.update({
-                "calibration_method": method + (f" (p{options.percentile})" if method == "percentile" else ""),
-                "calibration_set": calib.description,
-                "calibration_set_sha256": calib.sha256,
-                "calibration_frames": str(len(calib)),
-            })
+            extra.update(_calibration_extra(method + (f" (p{options.percentile})" if method == "percentile" else ""),
+                                            calib))
         model = onnx.load(str(produced))
     extra["source_onnx_sha256"] = sha256_file(fp32_onnx)
-    new_contract = replace(contract, precision=variant, extra=extra)
+    new_contract = replace(contract, precision=variant.value, extra=extra)
     set_contract(model, new_contract)
     onnx.checker.check_model(model)
     tmp_out = out_path.with_name(out_path.name + ".tmp")
@@ -181,20 +187,6 @@ def make_variant(
     return VariantReport(variant, out_path, seconds, new_contract, cache_status, notes)
 
 
-def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, frames: np.ndarray) -> float:
-    """Fraction of pixels where ``candidate`` predicts the same label as ``reference`` (ONNX Runtime, CPU)."""
-    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-    ref = OnnxRuntimeBackend(reference_onnx, providers=["CPUExecutionProvider"])
-    cand = OnnxRuntimeBackend(candidate_onnx, providers=["CPUExecutionProvider"])
-    same = total = 0
-    try:
-        for frame in frames:
-            a, b = ref.infer(frame).labels, cand.infer(frame).labels
-            same += int(np.count_nonzero(a == b))
-            total += a.size
-    finally:
-        ref.close()
-        cand.close()
-    return same / max(total, 1)
-
+def _calibration_extra(method: str, calib: CalibrationSet) -> dict[str, str]:
+    return {"calibration_method": method, "calibration_set": calib.description,
+            "calibration_set_sha256": calib.sha256, "calibration_frames": str(len(calib))}
