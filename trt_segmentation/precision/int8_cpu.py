@@ -45,9 +45,11 @@ class CpuRecipe:
     cpu_class: str
     activation: str  # "uint8" (asymmetric) | "int8" (symmetric)
     reduce_range: bool  # 7-bit weights
+    exclude: tuple[str, ...] = ()  # ONNX node names left in float
 
     def key_params(self) -> dict[str, Any]:
-        return dict(asdict(self), weights="int8-per-channel", op_types=list(OP_TYPES), quant_pre_process=True)
+        return dict(asdict(self), exclude=list(self.exclude), weights="int8-per-channel", op_types=list(OP_TYPES),
+                    quant_pre_process=True)
 
     def contract_extra(self) -> dict[str, str]:
         """What the contract records (strings: ModelContract.extra is str -> str)."""
@@ -159,8 +161,9 @@ def cpu_qdq_problems(model: Any, recipe: CpuRecipe) -> list[str]:
         if node.op_type == "QuantizeLinear" and node.input[0] not in inits and node.input[0] not in conv_tensors:
             problems.append(f"{node.name}: quantizes {node.input[0]!r}, which is no Conv's input or output")
     quantized, total = quantized_convs(model)
-    if quantized != total:
-        problems.append(f"{total - quantized} of {total} Convs are not quantized")
+    excluded = sum(1 for n in model.graph.node if n.op_type == "Conv" and n.name in recipe.exclude)
+    if quantized != total - excluded:
+        problems.append(f"{total - excluded - quantized} of {total - excluded} Convs are not quantized")
     for node in model.graph.node:
         if node.op_type != "Conv":
             continue
@@ -230,7 +233,7 @@ def _quantize_worker(job: dict[str, Any]) -> None:  # separate process, never wi
         symmetric = recipe["activation"] == "int8"
         quantize_static(
             str(pre), job["out"], reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(OP_TYPES),
-            per_channel=True, reduce_range=recipe["reduce_range"],
+            per_channel=True, reduce_range=recipe["reduce_range"], nodes_to_exclude=list(recipe["exclude"]) or None,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=OrtMethod.MinMax, calibration_cache_path=str(ort_cache),
             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True, "CalibStridedMinMax": 1},
