@@ -26,7 +26,7 @@ def test_benchmark_node_reports_both_phases(tmp_path: Path) -> None:
     assert relay["delivered"] >= 10 and node["delivered"] >= 10, proc.stdout
     assert data["ratios"]["age_p50"] == node["age_p50_ms"] / relay["age_p50_ms"]
     assert relay["age_p50_ms"] > 0 and node["age_p50_ms"] > 0
-    assert set(node["stages_p50_ms"]) == {"preprocess", "inference", "postprocess"}
+    assert set(node["stages_p50_ms"]) == {"transport", "wait", "preprocess", "inference", "postprocess"}
     assert node["dropped"] is not None and node["rss_end_mb"] > 0
     table = (out / "node_benchmark.md").read_text()
     assert f"| age p50 ms | {relay['age_p50_ms']:.1f} | {node['age_p50_ms']:.1f} |" in table

@@ -15,6 +15,9 @@ LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
 
 # stage -> what it covers; every stage gets p50/p95/p99/max keys in milliseconds
 STAGES: dict[str, str] = {
+    "transport": "camera to node: the subscription callback's time minus the input header stamp (includes any "
+                 "clock offset between the camera's and this machine's clock)",
+    "wait": "callback to the start of conversion: time in the mailbox, waiting for a free backend slot",
     "preprocess": "message -> array conversion, resize to the engine size, copy into the input (host-to-device)",
     "inference": "the network (GPU time from CUDA events on tensorrt/torch, wall time on onnxruntime)",
     "postprocess": "device-to-host copy, label resize back to the image size, publishing",

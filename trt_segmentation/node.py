@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .artifacts import check_variant
-from .diagnostics import Counters, Thresholds, build_report
+from .diagnostics import STAGES, Counters, Thresholds, build_report
 from .engine.metadata import build_hint
 from .image_cdr import (
     Header,
@@ -53,6 +53,7 @@ from .palette import colorize, overlay
 from .runtime import Backend, BackendError, InputMismatch, create_backend
 
 NODE_NAME = "segmentation"
+SWITCH_INTERVAL_S = 0.0005
 
 
 class StartupError(RuntimeError):
@@ -65,6 +66,7 @@ class Frame:
 
     msg: Any
     compressed: bool
+    received_ns: int = 0  # wall-clock time (ns) the subscription callback handed it over
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Pending:
     width: int
     rgb: np.ndarray | None  # kept only when an overlay is published
     preprocess_ms: float
+    transport_ms: float = float("nan")
+    wait_ms: float = float("nan")
 
 
 def load_backend(params: NodeParams, log: Any) -> tuple[Backend, Path]:
@@ -175,7 +179,7 @@ class FrameWorker:
         self.log = log
         self.now_ns = now_ns
         self.counters = Counters()
-        self.latency = StageLatency(("preprocess", "inference", "postprocess", "age"), latency_window)
+        self.latency = StageLatency(tuple(STAGES), latency_window)
         self.fps = RateMeter()
         self.last_frame: float | None = None
         self.last_input_size = ""
@@ -229,7 +233,7 @@ class FrameWorker:
                 if self._mailbox is not None:
                     self.counters.dropped += 1
             self.last_frame = time.monotonic()
-            self._mailbox = Frame(msg, compressed)
+            self._mailbox = Frame(msg, compressed, self.now_ns())
             self._cv.notify()
 
     # ---------------------------------------------------------------- converter thread
@@ -263,6 +267,7 @@ class FrameWorker:
 
     def _start(self, frame: Frame) -> bool:
         """Convert and submit one frame; False (counted, logged) when it was refused or failed before submitting."""
+        wait_end_ns = self.now_ns()
         t0 = time.perf_counter()
         msg = frame.msg
         order = self.backend.contract.channel_order
@@ -283,8 +288,11 @@ class FrameWorker:
             self.last_input_size = f"{height}x{width}"
             eh, ew = self.backend.input_size
             network_image = resize_image(image, eh, ew)
+            stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
             pending = Pending(header, height, width, rgb if self.keep_rgb else None,
-                              (time.perf_counter() - t0) * 1e3)
+                              (time.perf_counter() - t0) * 1e3,
+                              (frame.received_ns - stamp_ns) * 1e-6 if stamp_ns > 0 else float("nan"),
+                              (wait_end_ns - frame.received_ns) * 1e-6)
             self.backend.submit(network_image, pending)
             return True
         except (ImageDecodeError, InputMismatch) as exc:
@@ -307,6 +315,9 @@ class FrameWorker:
             self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
             return
         t = result.timings_ms
+        if pending.transport_ms == pending.transport_ms:  # not NaN: the header had a stamp
+            self.latency.add("transport", pending.transport_ms)
+        self.latency.add("wait", pending.wait_ms)
         self.latency.add("preprocess", pending.preprocess_ms + t.get("preprocess", 0.0))
         self.latency.add("inference", t.get("inference", 0.0))
         self.latency.add("postprocess", t.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3)
@@ -496,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    # three threads hand each frame on (executor -> converter -> collector); CPython lets a thread that wants the
+    # GIL wait up to the switch interval (5 ms by default) for one that holds it: 0.5 ms cut the node's age at
+    # 1024x2048 from 2.1x to 1.5-1.7x the raw-CDR relay's on 2 cores (tools/benchmark_node.py, docs/benchmarks.md)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     rclpy.init(args=sys.argv if argv is None else argv)
     node = rclpy.create_node(NODE_NAME)
     app: SegmentationNode | None = None

@@ -33,6 +33,7 @@ NODE_NAMESPACE = "bench"
 NODE_LABELS = "/bench/segmentation/labels"
 NODE_STATUS = "/bench/segmentation"
 FREE_MODEL = "probe_free"
+NODE_STAGES = ("preprocess", "inference", "postprocess")  # the node's own work; transport and wait come before
 
 
 # ------------------------------------------------------------------------------------------------ camera, relay
@@ -197,7 +198,7 @@ def summarise_phase(name: str, sent: int, ages_ms: List[float], seconds: float, 
     stages: Dict[str, float] = {}
     dropped = None
     if status:
-        for stage in ("preprocess", "inference", "postprocess"):
+        for stage in ("transport", "wait", "preprocess", "inference", "postprocess"):
             stages[stage] = float(status.get(f"latency_{stage}_p50_ms", "nan"))
         dropped = int(status.get("frames_dropped", "0"))
     return PhaseResult(
@@ -224,8 +225,12 @@ def report_markdown(floor: PhaseResult, node: PhaseResult, setup: Dict[str, str]
                  f"{ratio(node.throughput_fps, floor.throughput_fps)} |")
     lines.append(f"| dropped by the node (newest-frame policy) | | {node.dropped} | |")
     lines.append(f"| node RSS MB (measured phase start -> end) | | {node.rss_start_mb:.0f} -> {node.rss_end_mb:.0f} | |")
-    stages = " + ".join(f"{k} {v:.2f}" for k, v in node.stages_p50_ms.items())
+    stages = " + ".join(f"{k} {v:.2f}" for k, v in node.stages_p50_ms.items() if k in NODE_STAGES)
     lines.append(f"| node stages p50 ms | | {stages} | |")
+    before = ", ".join(f"{k} {v:.2f}" for k, v in node.stages_p50_ms.items() if k not in NODE_STAGES)
+    lines.append(f"| before the node's stages, p50 ms | | {before} | |")
+    budget = floor.age_p50_ms + sum(v for k, v in node.stages_p50_ms.items() if k in NODE_STAGES)
+    lines.append(f"| floor + node stages (p50 ms) | | {budget:.1f} | age p50 - that: {node.age_p50_ms - budget:+.1f} ms |")
     return "\n".join(lines)
 
 
