@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, default=(1024, 2048), metavar="HxW", help="camera frame size (default 1024x2048)")
     p.add_argument("--rate", type=float, default=5.0, help="camera rate in Hz (default 5)")
     p.add_argument("--seconds", type=float, default=20.0, help="seconds of camera frames per phase (default 20)")
+    p.add_argument("--floor-seconds", type=float, default=0.0,
+                   help="seconds of the relay phase (default: --seconds; a long soak needs only a short floor)")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"),
                    help="the node's backend (default onnxruntime)")
     p.add_argument("--precision", default="fp32", help="the node's precision parameter (default fp32)")

@@ -128,6 +128,7 @@ class AgeListener:
         rclpy.init(args=["--ros-args"], context=self.context)
         self.node = rclpy.create_node("bench_listener", context=self.context)
         self.ages: Dict[str, List[float]] = {t: [] for t in topics}
+        self.arrivals: Dict[str, List[float]] = {t: [] for t in topics}  # time.monotonic() of each message
         self.statuses: Dict[str, Dict[str, str]] = {}
         self._lock = threading.Lock()
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -146,10 +147,11 @@ class AgeListener:
             pass
 
     def _on_labels(self, topic: str, raw: bytes) -> None:
-        now = time.time_ns()
+        now, arrival = time.time_ns(), time.monotonic()
         stamp = parse_image(raw).header.stamp
         with self._lock:
             self.ages[topic].append((now - (stamp.sec * 1_000_000_000 + stamp.nanosec)) * 1e-6)
+            self.arrivals[topic].append(arrival)
 
     def _on_status(self, array: Any) -> None:
         with self._lock:
@@ -163,6 +165,10 @@ class AgeListener:
     def take(self, topic: str) -> List[float]:
         with self._lock:
             return list(self.ages[topic])
+
+    def arrival_times(self, topic: str) -> List[float]:
+        with self._lock:
+            return list(self.arrivals[topic])
 
     def status(self, name: str) -> Dict[str, str]:
         with self._lock:
@@ -183,31 +189,38 @@ class PhaseResult:
     age_p50_ms: float
     age_p95_ms: float
     age_max_ms: float
-    throughput_fps: float
+    throughput_fps: float  # labels per second between the first and the last after warm-up
+    received: Optional[int] = None  # frames the node's subscription got (its diagnostics)
     dropped: Optional[int] = None
     rss_start_mb: Optional[float] = None
     rss_end_mb: Optional[float] = None
     stages_p50_ms: Dict[str, float] = field(default_factory=dict)
+    rss_samples_mb: List[float] = field(default_factory=list)  # every few seconds of the measured phase
 
 
-def summarise_phase(name: str, sent: int, ages_ms: List[float], seconds: float, warmup: int,
-                    status: Optional[Dict[str, str]] = None, rss: tuple = (None, None)) -> PhaseResult:
-    """Age percentiles over the messages after the first ``warmup`` (start-up, first-call allocations)."""
+def summarise_phase(name: str, sent: int, ages_ms: List[float], arrivals: List[float], warmup: int,
+                    status: Optional[Dict[str, str]] = None, rss: Optional[List[float]] = None) -> PhaseResult:
+    """Age percentiles and throughput over the messages after the first ``warmup`` (start-up, first-call
+    allocations)."""
     steady = ages_ms[warmup:] if len(ages_ms) > warmup else ages_ms
+    times = arrivals[warmup:] if len(arrivals) > warmup else arrivals
     nan = float("nan")
     stages: Dict[str, float] = {}
-    dropped = None
+    received = dropped = None
     if status:
         for stage in ("transport", "wait", "preprocess", "inference", "postprocess"):
             stages[stage] = float(status.get(f"latency_{stage}_p50_ms", "nan"))
+        received = int(status.get("frames_received", "0"))
         dropped = int(status.get("frames_dropped", "0"))
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    rss = rss or []
     return PhaseResult(
         name, sent, len(ages_ms),
         float(np.percentile(steady, 50)) if steady else nan,
         float(np.percentile(steady, 95)) if steady else nan,
         float(max(steady)) if steady else nan,
-        len(ages_ms) / seconds if seconds > 0 else nan,
-        dropped, rss[0], rss[1], stages)
+        (len(times) - 1) / span if span > 0 else nan,
+        received, dropped, rss[0] if rss else None, rss[-1] if rss else None, stages, rss)
 
 
 def report_markdown(floor: PhaseResult, node: PhaseResult, setup: Dict[str, str]) -> str:
@@ -223,7 +236,7 @@ def report_markdown(floor: PhaseResult, node: PhaseResult, setup: Dict[str, str]
     lines.append(f"| delivered / sent | {floor.delivered}/{floor.sent} | {node.delivered}/{node.sent} | |")
     lines.append(f"| throughput fps | {floor.throughput_fps:.1f} | {node.throughput_fps:.1f} | "
                  f"{ratio(node.throughput_fps, floor.throughput_fps)} |")
-    lines.append(f"| dropped by the node (newest-frame policy) | | {node.dropped} | |")
+    lines.append(f"| received by the node / dropped by it (newest-frame policy) | | {node.received} / {node.dropped} | |")
     lines.append(f"| node RSS MB (measured phase start -> end) | | {node.rss_start_mb:.0f} -> {node.rss_end_mb:.0f} | |")
     stages = " + ".join(f"{k} {v:.2f}" for k, v in node.stages_p50_ms.items() if k in NODE_STAGES)
     lines.append(f"| node stages p50 ms | | {stages} | |")
@@ -305,10 +318,17 @@ def _wait_for_publisher(listener: AgeListener, topic: str, proc: subprocess.Pope
     time.sleep(0.5)
 
 
-def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Popen, count: int) -> float:
-    """Wait for the camera to finish and the last labels to come in; returns the measured seconds."""
-    start = time.monotonic()
-    if camera.wait(timeout=max(120.0, count)) != 0:
+def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Popen, count: int,
+                       pid: Optional[int] = None) -> List[float]:
+    """Wait for the camera to finish and the last labels to come in; the node's RSS (``pid``) every 5 s."""
+    rss: List[float] = []
+    next_sample = time.monotonic()
+    while camera.poll() is None:
+        if pid is not None and time.monotonic() >= next_sample:
+            rss.append(_rss_mb(pid))
+            next_sample += 5.0
+        time.sleep(0.1)
+    if camera.returncode != 0:
         raise RuntimeError(f"the camera process failed ({camera.returncode})")
     settle = time.monotonic() + 5.0
     last = -1
@@ -316,7 +336,7 @@ def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Pop
         if listener.count(topic) != last:
             last, settle = listener.count(topic), time.monotonic() + 3.0
         time.sleep(0.1)
-    return time.monotonic() - start
+    return rss
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -332,20 +352,23 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     count = int(args.rate * args.seconds)
+    floor_count = int(args.rate * (args.floor_seconds or args.seconds))
     warmup = max(3, int(args.rate))  # the first second: start-up and first-call allocations
     listener = AgeListener([RELAY_TOPIC, NODE_LABELS])
     results: Dict[str, Any] = {}
     try:
-        print(f"==> phase 1/2: raw-CDR relay, {count} frames of {height}x{width} rgb8 at {args.rate:g} Hz", flush=True)
+        print(f"==> phase 1/2: raw-CDR relay, {floor_count} frames of {height}x{width} rgb8 at {args.rate:g} Hz",
+              flush=True)
         relay = subprocess.Popen([sys.executable, "-m", "trt_segmentation.node_benchmark", "relay", "--input",
                                   CAMERA_TOPIC, "--output", RELAY_TOPIC], env=env)
         try:
             _wait_for_publisher(listener, RELAY_TOPIC, relay)
-            seconds = _wait_for_arrivals(listener, RELAY_TOPIC, _camera(env, height, width, args.rate, count), count)
+            _wait_for_arrivals(listener, RELAY_TOPIC, _camera(env, height, width, args.rate, floor_count), floor_count)
         finally:
             relay.terminate()
             relay.wait(timeout=10)
-        floor = summarise_phase("relay", count, listener.take(RELAY_TOPIC), seconds, warmup)
+        floor = summarise_phase("relay", floor_count, listener.take(RELAY_TOPIC), listener.arrival_times(RELAY_TOPIC),
+                                warmup)
         print(f"    relay: {floor.delivered}/{count} delivered, age p50 {floor.age_p50_ms:.1f} ms", flush=True)
 
         print(f"==> phase 2/2: segmentation node ({args.backend} {args.precision}), same camera", flush=True)
@@ -376,15 +399,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     raise RuntimeError(f"no diagnostics from the node in 120 s:\n{node.log()[-3000:]}")
                 _wait_for_publisher(listener, NODE_LABELS, node.proc)
                 camera = _camera(env, height, width, args.rate, count)
-                rss_start = _rss_mb(node.pid)
-                seconds = _wait_for_arrivals(listener, NODE_LABELS, camera, count)
+                rss = _wait_for_arrivals(listener, NODE_LABELS, camera, count, node.pid)
                 time.sleep(1.2)  # one more diagnostics period
-                rss_end = _rss_mb(node.pid)
+                rss.append(_rss_mb(node.pid))
                 status = listener.status(NODE_STATUS)
             finally:
                 node.stop()
-        result = summarise_phase("node", count, listener.take(NODE_LABELS), seconds, warmup, status,
-                                 (rss_start, rss_end))
+        result = summarise_phase("node", count, listener.take(NODE_LABELS), listener.arrival_times(NODE_LABELS),
+                                 warmup, status, rss)
         print(f"    node: {result.delivered}/{count} delivered, age p50 {result.age_p50_ms:.1f} ms", flush=True)
     finally:
         listener.close()

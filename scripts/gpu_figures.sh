@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md and docs/node.md, on a CUDA machine WITHOUT internet (the lent device):
+# installs the carried wheels (.whl/ros/*.whl: ROS 2 Kilted cp312; .whl/*: pycuda sdist + its pure deps), then
+#   1. the GPU tests (CUDA slots, CUDA-graph executor)            -> $OUT/gpu_slots.json, gpu_tests.log
+#   2. tools/benchmark.py --torch --executor (eager, CUDA graph, the node's executor; one run)   -> bench_torch.md
+#   3. tools/benchmark_node.py with the torch backend (FP16 CUDA graph) at several rates and slot counts
+# Usage: OUT=/some/dir bash scripts/gpu_figures.sh [quick|node|soak]: quick = 1-3 (about 6 minutes), node = only 3,
+# soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and 5 minutes at 30 Hz (RSS after warm-up). At most 8
+# files land in $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:?set OUT to a folder for the results}
+MODE=${1:-quick}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1 ROS_DISTRO=kilted
+export RMW_IMPLEMENTATION=rmw_fastrtps_cpp ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-37}
+# the image's python3 is itself a venv holding torch: a venv of our own (the ROS wheels need one: .pth set-up)
+# that also sees torch's site-packages through a .pth line
+python3 -m venv /tmp/rv
+site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
+echo "$site" > /tmp/rv/lib/python3.12/site-packages/torch_venv.pth
+/tmp/rv/bin/pip install -q --no-index --no-deps --no-compile .whl/ros/*.whl || exit 1
+( CUDA_ROOT=/usr/local/cuda /tmp/rv/bin/pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
+    .whl/pycuda-*.tar.gz .whl/*.whl > "$OUT/pycuda_build.log" 2>&1; echo "pycuda build exit $?" >> "$OUT/pycuda_build.log" ) &
+build=$!
+export PYTHONPATH=/tmp/site:$PWD
+PY=/tmp/rv/bin/python
+LOG=$OUT/run.log
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  $PY -c 'import torch, rclpy, sys; print("python", sys.version.split()[0], "torch", torch.__version__)'; } | tee "$LOG"
+wait $build; tail -1 "$OUT/pycuda_build.log" | tee -a "$LOG"; mv "$OUT/pycuda_build.log" /tmp/
+ckpt=trt_segmentation/assets/swiftnet_ss_rn18_streets.pt
+node_bench() {  # name rate seconds slots [extra args]
+  local name=$1 rate=$2 seconds=$3 slots=$4; shift 4
+  echo "==> node benchmark $name: ${rate} Hz, ${seconds} s, ${slots} slot(s)" | tee -a "$LOG"
+  $PY tools/benchmark_node.py --size 1024x2048 --rate "$rate" --seconds "$seconds" --backend torch --precision fp16 \
+      --engine-path "$ckpt" --engine-size 1024x2048 --slots "$slots" --out "/tmp/bench/$name" "$@" 2>&1 \
+      | grep -v "camera: [0-9]" | tail -16 | tee -a "$LOG"
+  cat "/tmp/bench/$name/node_benchmark.md" >> "$OUT/node_bench.md"; echo >> "$OUT/node_bench.md"
+  $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({sys.argv[2]: d}))' \
+      "/tmp/bench/$name/node_benchmark.json" "$name" >> "$OUT/node_bench.jsonl"
+  grep -E "cannot|Traceback|error" "/tmp/bench/$name/node.log" | head -5 | tee -a "$LOG"
+}
+if [ "$MODE" = soak ]; then  # the most the node sustains (camera at 200 Hz), then 5 minutes at 30 Hz
+  node_bench n200_s1 200 10 1 --floor-seconds 5
+  node_bench n200_s2 200 10 2 --floor-seconds 5
+  node_bench n30_s2_5min 30 300 2 --floor-seconds 5
+  cp /tmp/bench/n30_s2_5min/node_benchmark.png "$OUT/node_benchmark_soak.png"
+  exit 0
+fi
+if [ "$MODE" = quick ]; then
+echo "==> GPU tests"
+GPU_SLOTS_REPORT=$OUT/gpu_slots.json $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 | tail -5 | tee -a "$LOG"
+echo "==> benchmark: eager, CUDA graph, node executor"
+$PY tools/benchmark.py --torch --executor --models swiftnet_ss_rn18 --size 1024x2048 --dtypes fp32 fp16 2>&1 | tee "$OUT/bench_torch.md" | tail -8
+fi
+node_bench n10_s2 10 15 2
+node_bench n100_s2 100 10 2
+node_bench n100_s1 100 10 1
+[ "$MODE" = node ] && node_bench n100_s3 100 10 3
+cp /tmp/bench/n10_s2/node_benchmark.png "$OUT/node_benchmark_gpu_10hz.png"
+ls "$OUT"
