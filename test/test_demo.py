@@ -27,6 +27,7 @@ def test_demo_writes_pictures_and_summary(tmp_path: Path) -> None:
     processed, dropped = int(values["frames_processed"]), int(values["frames_dropped"])
     assert int(values["frames_received"]) == 3 and processed >= 1 and processed + dropped == 3, values
     assert int(values["frames_failed"]) == 0 and values["last_error"].strip() == "", values
+    assert values["precision"] == "int8-cpu" and values["engine_file"].endswith("_256x512_int8-cpu.onnx"), values
     assert float(values["latency_inference_p50_ms"]) > 0, values
     # the pictures are images of the frames the node labelled (Pillow reads them back)
     with Image.open(out / "contact_sheet.png") as sheet:
