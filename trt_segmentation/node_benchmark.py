@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -262,7 +263,7 @@ def plot(floor_ages: List[float], node_ages: List[float], path: Path, title: str
             if node_ages else "node")
     ax.set_xlabel("age at the listener: arrival time - header stamp (ms)")
     ax.set_ylabel("messages")
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
