@@ -27,3 +27,54 @@ def test_imports_stay_light(layer: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]", f"{layer} imports {out.stdout.strip()}"
+
+
+# ------------------------------------------------------------------------------------------------ import direction
+LAYERS = {"models": 0, "export": 1, "precision": 2, "engine": 3, "runtime": 4,
+          "node": 5, "node_params": 5, "diagnostics": 5, "latency": 5, "image_cdr": 5}
+"""The pipeline's order. Modules not listed are either shared foundations (onnx_metadata, artifacts, hashing,
+cuda_driver, image_codec, palette, cli, cpu_features, metrics: they import no layer) or stand above every layer
+(evaluation, benchmarking, node_benchmark, data, training, launch_emulation, topic_probe)."""
+FOUNDATIONS = ("onnx_metadata", "artifacts", "hashing", "cuda_driver", "image_codec", "palette", "cli",
+               "cpu_features", "metrics")
+
+
+def _imports(path) -> list:  # noqa: ANN001
+    """(line, absolute module) of every trt_segmentation import in ``path``, at module level or inside functions."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    package = parts[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            name = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
+            found += [(node.lineno, name)] + [(node.lineno, f"{name}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+    return [(line, name) for line, name in found if name.startswith("trt_segmentation.")]
+
+
+def _layer(module: str):  # noqa: ANN202
+    head = module.split(".")[1]
+    return LAYERS.get(head, -1 if head in FOUNDATIONS else None)
+
+
+def test_no_layer_imports_a_later_one_not_even_lazily() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    problems = []
+    for path in sorted((root / "trt_segmentation").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts)
+        own = _layer(module if not module.endswith("__init__") else module.rsplit(".", 1)[0] + ".x")
+        if own is None:
+            continue  # above every layer
+        for line, name in _imports(path):
+            target = _layer(name)
+            if target is not None and target > own:
+                problems.append(f"{path.relative_to(root)}:{line} (layer {own}) imports {name} (layer {target})")
+    assert not problems, "\n".join(problems)

@@ -1,13 +1,16 @@
 """The contract between an exported ONNX file and the runtimes: input format, output kind, normalisation.
 
 Stored as JSON under one ``metadata_props`` key of the ONNX model, so a runtime without torch knows how to
-feed the graph. Needs only the ``onnx`` package (or the raw protobuf through ONNX Runtime's metadata).
+feed the graph, and ``to_network_input``: how a uint8 camera frame becomes that input. Needs numpy, and the
+``onnx`` package (or the raw protobuf through ONNX Runtime's metadata) to read it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 METADATA_KEY = "trt_segmentation"
 
@@ -46,3 +49,15 @@ class ModelContract:
         data["mean"] = tuple(data["mean"])
         data["std"] = tuple(data["std"])
         return cls(**data)
+
+
+def to_network_input(image: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """(H, W, 3) uint8 frame -> the array the graph's input takes (a view where possible, no copies for uint8)."""
+    if contract.input_format == "float_normalised":
+        x = image.astype(np.float32)
+        if contract.channel_order == "bgr":
+            x = x[..., ::-1]
+        mean = np.asarray(contract.mean, dtype=np.float32)
+        std = np.asarray(contract.std, dtype=np.float32)
+        return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1)[None])
+    return np.ascontiguousarray(image)[None]

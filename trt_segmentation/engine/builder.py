@@ -269,7 +269,7 @@ class _device_context:  # noqa: N801 - used as a context manager
 
     def __enter__(self) -> None:
         if self.device != 0:
-            from ..runtime.cuda_slots import CudaUnavailable, load_pycuda
+            from ..cuda_driver import CudaUnavailable, load_pycuda
 
             try:
                 cuda = load_pycuda()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..onnx_metadata import ModelContract
-from ..runtime.backend import to_network_input
+from ..onnx_metadata import to_network_input
 
 LOG = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class CalibrationFeeder:
     """``frames`` (N x H x W x 3 uint8 camera frames in the contract's channel order) -> device buffer, one by one."""
 
     def __init__(self, frames: np.ndarray, contract: ModelContract, device: int = 0) -> None:
-        from ..runtime.cuda_slots import load_pycuda
+        from ..cuda_driver import load_pycuda
 
         expected = (contract.height, contract.width, 3)
         if frames.ndim != 4 or frames.dtype != np.uint8 or len(frames) == 0 or frames.shape[1:] != expected:

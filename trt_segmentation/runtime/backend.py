@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..onnx_metadata import ModelContract
+from ..onnx_metadata import ModelContract, to_network_input  # noqa: F401 (to_network_input: re-exported)
 
 
 class BackendError(RuntimeError):
@@ -98,18 +98,6 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def to_network_input(image: np.ndarray, contract: ModelContract) -> np.ndarray:
-    """(H, W, 3) uint8 frame -> the array the graph's input takes (a view where possible, no copies for uint8)."""
-    if contract.input_format == "float_normalised":
-        x = image.astype(np.float32)
-        if contract.channel_order == "bgr":
-            x = x[..., ::-1]
-        mean = np.asarray(contract.mean, dtype=np.float32)
-        std = np.asarray(contract.std, dtype=np.float32)
-        return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1)[None])
-    return np.ascontiguousarray(image)[None]
 
 
 def to_labels(output: np.ndarray, contract: ModelContract) -> np.ndarray:

@@ -22,33 +22,13 @@ from typing import Any, Callable, Iterator  # typing's, not collections.abc's: E
 
 import numpy as np
 
+from ..cuda_driver import CudaUnavailable, load_pycuda
 from .backend import Backend, BackendError, InferenceResult
 
 #: ``executor(slot_index, input_device_pointer, output_device_pointer, stream_handle)`` enqueues the network
 #: on the stream; it must not synchronise. An executor may also have a ``prepare`` method of the same signature,
 #: called once per slot when the pipeline is created (warm-up, CUDA graph capture); it may synchronise.
 Executor = Callable[[int, int, int, int], None]
-
-
-class CudaUnavailable(RuntimeError):
-    """pycuda or a CUDA device is missing."""
-
-
-def load_pycuda() -> Any:
-    """``pycuda.driver``, initialised; :class:`CudaUnavailable` with the reason if it cannot be used."""
-    try:
-        import pycuda.driver as cuda  # type: ignore[import-not-found, unused-ignore]  # no stubs exist
-    except ImportError as exc:
-        raise CudaUnavailable(
-            f"pycuda is not installed ({exc}); on a Jetson: pip install pycuda (needs the CUDA toolkit)"
-        ) from exc
-    try:
-        cuda.init()
-        if cuda.Device.count() < 1:
-            raise CudaUnavailable("no CUDA device found")
-    except cuda.Error as exc:
-        raise CudaUnavailable(f"CUDA driver cannot start: {exc}") from exc
-    return cuda
 
 
 @dataclass
