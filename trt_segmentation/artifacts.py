@@ -10,6 +10,7 @@ precision's file: ``<model>_<H>x<W>_<precision>.onnx`` / ``.engine`` / ``.json``
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Optional, Tuple, Union
@@ -133,3 +134,12 @@ def artifact_path(directory: Union[str, Path], model: str, height: int, width: i
                   suffix: str) -> Path:
     """e.g. artifact_path('engines', 'swiftnet_ss_rn18', 512, 1024, 'int8', '.engine')."""
     return Path(directory) / (artifact_stem(model, height, width, precision) + suffix)
+
+
+_SIZE_IN_NAME = re.compile(r"_(\d+)x(\d+)_")
+
+
+def size_from_name(name: str) -> Optional[Tuple[int, int]]:
+    """(height, width) from an artifact name such as ``swiftnet_ss_rn18_512x1024_int8.engine``, or None."""
+    match = _SIZE_IN_NAME.search(name)
+    return (int(match.group(1)), int(match.group(2))) if match else None

@@ -145,12 +145,13 @@ __all__ = [
     "compressed_format",
     "decode_compressed",
     "image_to_array",
+    "pil_filter",
     "resize_image",
     "resize_nearest",
 ]
 
 
-def _pil_filter(name: str) -> int:
+def pil_filter(name: str) -> int:
     """A Pillow resampling filter by name (``Image.Resampling`` since Pillow 9.1; Humble and JetPack 6 ship 9.0)."""
     from PIL import Image
 
@@ -164,7 +165,7 @@ def resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image
     from PIL import Image
 
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), _pil_filter("NEAREST")))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), pil_filter("NEAREST")))
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -173,4 +174,4 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image
     from PIL import Image
 
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), _pil_filter("BILINEAR")))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), pil_filter("BILINEAR")))

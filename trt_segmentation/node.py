@@ -17,7 +17,6 @@ Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 from __future__ import annotations
 
 import queue
-import re
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import check_variant
+from .artifacts import check_variant, size_from_name
 from .diagnostics import STAGES, Counters, Thresholds, build_report
 from .engine.metadata import build_hint
 from .image_cdr import (
@@ -151,8 +150,7 @@ def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> Non
     try:
         build(engine_path, precision, progress=lambda text: log.info(f"build: {text}"))
     except FileNotFoundError as exc:
-        match = re.search(r"_(\d+)x(\d+)_", engine_path.name)
-        size = (int(match.group(1)), int(match.group(2))) if match else None
+        size = size_from_name(engine_path.name)
         raise StartupError(f"{exc}; make it with: {build_hint(params.model, size, precision, engine_path.parent)}"
                            ) from exc
     except Exception as exc:  # the builder reports TensorRT/calibration problems with its own exception types

@@ -8,12 +8,11 @@ up another precision's file. Imports rclpy only inside ``declare_parameters``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .artifacts import Precision, artifact_path, names
+from .artifacts import Precision, artifact_path, names, size_from_name
 from .engine.metadata import build_hint
 from .image_codec import DEFAULT_MAX_PIXELS
 
@@ -155,7 +154,6 @@ def declare_parameters(node: Any) -> NodeParams:
     return NodeParams(**values).validated()
 
 
-_SIZE_RE = re.compile(r"_(\d+)x(\d+)_")
 
 
 class ModelFileError(FileNotFoundError):
@@ -165,7 +163,7 @@ class ModelFileError(FileNotFoundError):
 def _find_size(directory: Path, model: str, precision: str, suffix: str) -> tuple[int, int]:
     pattern = f"{model}_*x*_{precision}{suffix}"
     sizes = sorted(
-        {(int(m.group(1)), int(m.group(2))) for p in directory.glob(pattern) if (m := _SIZE_RE.search(p.name))}
+        {size for size in (size_from_name(p.name) for p in directory.glob(pattern)) if size is not None}
     )
     if len(sizes) == 1:
         return sizes[0]

@@ -588,7 +588,9 @@ def _value_noise(rng: np.random.Generator, height: int, width: int, cells: int) 
     gw = max(2, cells)
     gh = max(2, int(round(cells * height / width)))
     grid = rng.random((gh, gw), dtype=np.float32)
-    return np.asarray(Image.fromarray(grid, mode="F").resize((width, height), getattr(Image, "Resampling", Image).BILINEAR))  # Resampling: Pillow >= 9.1
+    from ..image_codec import pil_filter
+
+    return np.asarray(Image.fromarray(grid, mode="F").resize((width, height), pil_filter("BILINEAR")))
 
 
 # per-class texture amplitudes: fine (per pixel), medium, coarse noise

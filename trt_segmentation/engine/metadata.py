@@ -8,14 +8,13 @@ command printed) instead of a crash or a silently stale engine. Pure Python + js
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Precision, artifact_path
+from ..artifacts import Precision, artifact_path, size_from_name
 
 SCHEMA_VERSION = 1
 BUILDERS = ("tensorrt", "tensorrt-rtx")
@@ -168,7 +167,6 @@ def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
     return engine_path.parent / name if name else engine_path.with_suffix(".onnx")
 
 
-_SIZE_RE = re.compile(r"_(\d+)x(\d+)_")
 
 
 def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str) -> str:
@@ -179,9 +177,8 @@ def build_hint(model: str, size: tuple[int, int] | None, precision: str, directo
         sources = [p for p in sources if p.name == artifact_path(directory, model, *size, "fp32", ".onnx").name]
     if len(sources) == 1:
         options["onnx"] = str(sources[0])
-        match = _SIZE_RE.search(sources[0].name)
-        if match and size is None:
-            size = (int(match.group(1)), int(match.group(2)))
+        if size is None:
+            size = size_from_name(sources[0].name)
     options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
     return rebuild_command(options)
 

@@ -75,7 +75,9 @@ def sample_images(count: int, height: int, width: int, folder: Path | None = Non
     """``count`` RGB images: from ``folder`` (png/jpg, any size) or smooth synthetic street-like colour fields."""
     from PIL import Image
 
-    bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Image.Resampling since Pillow 9.1
+    from ..image_codec import pil_filter
+
+    bilinear = pil_filter("BILINEAR")
     if folder is not None:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
         if not files:
