@@ -8,9 +8,11 @@ Also a command line for the publisher process:
 from __future__ import annotations
 
 import argparse
+import io
 import importlib.util
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -142,6 +144,26 @@ def smooth_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndar
         noise = rng.integers(-12, 13, (height, width, 3), dtype=np.int16)
         frames.append(np.clip(big + noise, 0, 255).astype(np.uint8))
     return np.stack(frames)
+
+
+def png_claiming(height: int, width: int) -> bytes:
+    """A real PNG of ``height`` x ``width`` in one colour: a few KB, however large it claims to be."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_claiming(height: int, width: int) -> bytes:
+    """A 16x16 JPEG whose SOF0 header is patched to claim ``height`` x ``width`` (a decompression bomb)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, height, width)
+    return bytes(data)
 
 
 def save_frames(path: Path, frames: list[dict[str, Any]]) -> Path:

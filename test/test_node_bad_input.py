@@ -6,14 +6,14 @@ missing or mismatched model file is one clear error and exit code 1."""
 from __future__ import annotations
 
 import io
-import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from node_fixtures import H, MODEL, W, engine_dir  # noqa: F401 (engine_dir is a pytest fixture)
-from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
+from node_harness import encode_frame, finish, jpeg_claiming, launch_command, listener, node_process, png_claiming
+from node_harness import save_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 
 
@@ -61,21 +61,6 @@ def test_malformed_messages_are_counted_and_the_node_goes_on(engine_dir, tmp_pat
     statuses = [s for _, s in lis.statuses("/segmentation")]
     assert any(s.level == b"\x01" and "bad frame" in s.message for s in statuses)
     assert not any(s.level == b"\x02" or "inference failing" in s.message for s in statuses)
-
-
-def png_claiming(height: int, width: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def jpeg_claiming(height: int, width: int) -> bytes:
-    """A 16x16 JPEG whose SOF0 header is patched to claim ``height`` x ``width``."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16)).save(buffer, format="JPEG")
-    data = bytearray(buffer.getvalue())
-    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, height, width)
-    return bytes(data)
 
 
 def test_oversized_frames_are_refused_before_decoding_and_memory_stays_flat(engine_dir, tmp_path) -> None:

@@ -83,19 +83,19 @@ class _Reader:
         if size < 0 or self.pos + size > len(self.buffer):
             raise ImageDecodeError(f"serialized message truncated in {what} ({len(self.buffer)} bytes)")
 
-    def uint32(self, what: str) -> int:
+    def _word(self, code: str, what: str) -> int:
+        """One 4-byte integer (``code`` 'I' unsigned, 'i' signed), aligned to 4."""
         self._align(4)
         self._need(4, what)
-        (value,) = struct.unpack_from(self.order + "I", self.buffer, self.pos)
+        (value,) = struct.unpack_from(self.order + code, self.buffer, self.pos)
         self.pos += 4
         return int(value)
 
+    def uint32(self, what: str) -> int:
+        return self._word("I", what)
+
     def int32(self, what: str) -> int:
-        self._align(4)
-        self._need(4, what)
-        (value,) = struct.unpack_from(self.order + "i", self.buffer, self.pos)
-        self.pos += 4
-        return int(value)
+        return self._word("i", what)
 
     def uint8(self, what: str) -> int:
         self._need(1, what)
