@@ -31,7 +31,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -c 'import numpy, onnxruntime, onnx, PIL, pytest, vermin'  # fail here if an install broke
   echo "$want" > "$stamp"
 fi
-vehicle=(trt_segmentation/runtime trt_segmentation/node.py trt_segmentation/node_params.py
+vehicle=(trt_segmentation/runtime trt_segmentation/node.py trt_segmentation/node_params.py trt_segmentation/node_startup.py
          trt_segmentation/image_codec.py trt_segmentation/diagnostics.py trt_segmentation/latency.py
          trt_segmentation/palette.py trt_segmentation/onnx_metadata.py trt_segmentation/artifacts.py
          trt_segmentation/hashing.py trt_segmentation/cli.py trt_segmentation/engine/metadata.py

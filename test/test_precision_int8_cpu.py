@@ -246,7 +246,7 @@ def _params(directory: Path, backend: str, precision: str):  # noqa: ANN202
 
 
 def test_the_node_refuses_int8_cpu_with_tensorrt_and_runs_it_with_onnxruntime(made) -> None:  # noqa: ANN001
-    from trt_segmentation.node import StartupError, load_backend
+    from trt_segmentation.node_startup import StartupError, load_backend
 
     folder = made["vnni"].path.parent
     with pytest.raises(StartupError) as info:

@@ -1,0 +1,99 @@
+"""What the segmentation node does before it subscribes: pick the model file for backend + precision, check it
+against what was asked (precision, sidecar), build a missing TensorRT engine when asked to, create the backend.
+
+Every problem becomes one :class:`StartupError` whose message says which file and how to make it, so that
+``node.main`` can log it as one FATAL line and exit 1. Imports no rclpy; TensorRT only when an engine is built.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Tuple
+
+from .artifacts import Precision, size_from_name
+from .engine.metadata import build_hint
+from .node_params import ModelFileError, NodeParams, resolve_model_file
+from .runtime import Backend, BackendError, create_backend
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (missing/mismatched model file, bad parameter); the message says how to fix it."""
+
+
+def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
+    """Resolve the model file for backend+precision, check it and create the backend, or raise StartupError."""
+    try:
+        precision = Precision.parse(params.precision)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+    if params.backend == "tensorrt" and not precision.tensorrt:
+        raise StartupError(f"precision {precision} is an ONNX Runtime CPU variant and never runs in TensorRT (there is "
+                           f"no {precision} engine); use backend onnxruntime with it, or a TensorRT precision "
+                           "(int8 or mixed on a Jetson)")
+    try:
+        path = resolve_model_file(params)
+    except ModelFileError as exc:
+        raise StartupError(str(exc)) from exc
+    size = None
+    if params.engine_height and params.engine_width:
+        size = (params.engine_height, params.engine_width)
+    hint = build_hint(params.model, size, precision, params.engine_dir)
+    if params.backend == "tensorrt" and params.build_engine_if_missing and not path.is_file():
+        build_missing_engine(params, path, log)
+    if not path.is_file():
+        kind = {"onnxruntime": "ONNX file", "tensorrt": "TensorRT engine", "torch": "checkpoint"}[params.backend]
+        expect = ""
+        if params.backend == "tensorrt":
+            expect = (f" (expected: a {precision} engine built by {installed_tensorrt()} for this GPU, with its "
+                      f".json sidecar next to it)")
+        raise StartupError(f"{kind} not found: {path}{expect}. Build it with: {hint}")
+    options: dict[str, Any] = {}
+    if params.backend == "onnxruntime":
+        options["threads"] = params.ort_threads
+    elif params.backend == "tensorrt":
+        # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
+        options.update(slots=params.inflight_slots, precision=precision.value)
+    else:  # torch: the checkpoint in FP32 or FP16 as one CUDA graph per slot; it refuses int8/mixed itself
+        options.update(slots=params.inflight_slots, precision=precision.value)
+        if params.engine_height and params.engine_width:
+            options.update(height=params.engine_height, width=params.engine_width)
+    try:
+        backend = create_backend(params.backend, path, **options)
+    except BackendError as exc:
+        raise StartupError(str(exc)) from exc
+    if params.backend == "onnxruntime" and backend.contract.precision != precision:
+        backend.close()
+        raise StartupError(f"{path} holds a {backend.contract.precision} model, precision {precision} was asked "
+                           f"for; rebuild it: {hint}")
+    return backend, path
+
+
+def installed_tensorrt() -> str:
+    """'TensorRT 10.3.0' or 'TensorRT (not installed here)' for messages."""
+    from .engine.tensorrt_adapter import real_tensorrt
+
+    found = real_tensorrt()
+    return f"TensorRT {found.version}" if found else "TensorRT (not installed here)"
+
+
+def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> None:
+    """build_engine_if_missing: build ``engine_path`` the way the installed TensorRT needs (explicit from the
+    precision's ONNX variant next to it, or implicit from the FP32 ONNX on TensorRT 8.5/8.6), progress in the log."""
+    from .engine.builder import build_missing_engine as build  # imports TensorRT only here
+
+    precision = Precision.parse(params.precision).value
+    log.info(f"building {engine_path} ({precision}); this takes minutes on a Jetson")
+    t0 = time.monotonic()
+    try:
+        build(engine_path, precision, progress=lambda text: log.info(f"build: {text}"))
+    except FileNotFoundError as exc:
+        size = size_from_name(engine_path.name)
+        raise StartupError(f"{exc}; make it with: {build_hint(params.model, size, precision, engine_path.parent)}"
+                           ) from exc
+    except Exception as exc:  # the builder reports TensorRT/calibration problems with its own exception types
+        raise StartupError(f"building {engine_path} failed: {exc}") from exc
+    log.info(f"built {engine_path} in {time.monotonic() - t0:.0f} s")
+
+
+__all__ = ["StartupError", "build_missing_engine", "installed_tensorrt", "load_backend"]
