@@ -12,7 +12,8 @@ import onnx
 import pytest
 
 from test_precision_variants import H, MODEL, REPO, W, ensure_variants
-from trt_segmentation.engine.builder import build_engine, read_onnx_metadata
+from trt_segmentation.engine.builder import build_engine
+from trt_segmentation.onnx_metadata import read_onnx_metadata
 from trt_segmentation.engine.metadata import (
     EngineMetadata,
     MetadataError,

@@ -11,7 +11,8 @@ import pytest
 from onnx import TensorProto, helper
 from test_precision_variants import ensure_variants
 
-from trt_segmentation.engine.builder import build_path, explicit_path_problem, read_onnx_opset
+from trt_segmentation.engine.builder import build_path, explicit_path_problem
+from trt_segmentation.onnx_metadata import read_onnx_opset
 from trt_segmentation.engine.parser_support import GENERATIONS, check_graph, generation_of, max_opset, support_table
 from trt_segmentation.engine.tensorrt_adapter import TensorRT
 

@@ -219,7 +219,7 @@ def _tiny_labels_graph(path: Path) -> np.ndarray:
 def test_onnxruntime_backend_runs_a_real_graph_with_the_float_hop_labels_cast(tmp_path: Path) -> None:
     path = tmp_path / "m_4x6_fp32.onnx"
     weight = _tiny_labels_graph(path)
-    from trt_segmentation.engine.builder import read_onnx_metadata, read_onnx_opset
+    from trt_segmentation.onnx_metadata import read_onnx_metadata, read_onnx_opset
     from trt_segmentation.runtime import create_backend
 
     assert read_onnx_opset(path) == 17 and "trt_segmentation" in read_onnx_metadata(path)

@@ -2,13 +2,15 @@
 
 Stored as JSON under one ``metadata_props`` key of the ONNX model, so a runtime without torch knows how to
 feed the graph, and ``to_network_input``: how a uint8 camera frame becomes that input. Needs numpy, and the
-``onnx`` package (or the raw protobuf through ONNX Runtime's metadata) to read it.
+``onnx`` package, ONNX Runtime's metadata, or ``read_onnx_metadata`` (the raw protobuf, no package) to read it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,3 +63,85 @@ def to_network_input(image: np.ndarray, contract: ModelContract) -> np.ndarray:
         std = np.asarray(contract.std, dtype=np.float32)
         return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1)[None])
     return np.ascontiguousarray(image)[None]
+
+
+# ------------------------------------------------------------------------------------------ reading an ONNX file
+# The Jetson runtime image has no onnx package, so the few fields the engine builder and the on-target check need
+# are read from the protobuf directly: ModelProto is a flat list of tagged fields, a few lines walk it.
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """``metadata_props`` of an ONNX file without the onnx package (absent on a Jetson runtime image)."""
+    return _read_onnx_header(path)[0]
+
+
+def read_onnx_opset(path: str | Path) -> int:
+    """The default-domain opset of an ONNX file, without the onnx package (0 if it names none)."""
+    opsets = _read_onnx_header(path)[1]
+    return opsets.get("", opsets.get("ai.onnx", 0))
+
+
+def _read_onnx_header(path: str | Path) -> tuple[dict[str, str], dict[str, int]]:
+    """(metadata_props, {opset domain: version}) by a walk over the top-level protobuf fields of ModelProto
+    (field 14 = StringStringEntryProto{1: key, 2: value}; field 8 = OperatorSetIdProto{1: domain, 2: version})."""
+    data = Path(path).read_bytes()
+    props: dict[str, str] = {}
+    opsets: dict[str, int] = {}
+    pos = 0
+    try:
+        while pos < len(data):
+            tag, pos = _varint(data, pos)
+            field, wire = tag >> 3, tag & 7
+            if wire == 0:
+                _, pos = _varint(data, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            elif wire == 2:
+                size, pos = _varint(data, pos)
+                if field == 14:
+                    entry, key, value, end = pos, "", "", pos + size
+                    while entry < end:
+                        etag, entry = _varint(data, entry)
+                        esize, entry = _varint(data, entry)
+                        text = data[entry : entry + esize].decode("utf-8")
+                        key, value = (text, value) if etag >> 3 == 1 else (key, text)
+                        entry += esize
+                    props[key] = value
+                elif field == 8:
+                    entry, domain, version, end = pos, "", 0, pos + size
+                    while entry < end:
+                        etag, entry = _varint(data, entry)
+                        if etag & 7 == 0:
+                            version, entry = _varint(data, entry)
+                        else:
+                            esize, entry = _varint(data, entry)
+                            domain = data[entry : entry + esize].decode("utf-8")
+                            entry += esize
+                    opsets[domain] = version
+                pos += size
+            else:
+                raise ValueError(f"unsupported wire type {wire}")
+    except (IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable ONNX file ({exc})") from exc
+    return props, opsets
+
+
+def read_contract_dict(path: str | Path) -> dict[str, Any]:
+    """The contract JSON of an exported ONNX file as a dict, without the onnx package."""
+    props = read_onnx_metadata(path)
+    if METADATA_KEY not in props:
+        raise ValueError(f"{path} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
+    return dict(json.loads(props[METADATA_KEY]))

@@ -1,0 +1,187 @@
+"""The one-command build pipeline of tools/build_engine.py: checkpoint -> FP32 ONNX -> precision variants ->
+TensorRT engines with sidecars, each step reported. It sits above the layers it drives (models, export, precision,
+engine); none of them imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .artifacts import Precision, artifact_path
+from .engine.builder import build_engine, build_path, explicit_path_problem
+from .engine.tensorrt_adapter import BuildError, TensorRTUnavailable, load_tensorrt
+from .hashing import sha256_file
+from .onnx_metadata import read_contract_dict
+
+
+
+@dataclass
+class PipelineRequest:
+    """What tools/build_engine.py asks for: a checkpoint or FP32 ONNX, precisions, calibration, build options."""
+
+    precisions: list[Precision]
+    checkpoint: Path | None = None
+    onnx: Path | None = None
+    size: tuple[int, int] | None = None  # required with a checkpoint; checked against an ONNX
+    input_format: str = "uint8_rgb"
+    calibration: str | None = None
+    calibration_count: int = 64
+    calibration_batch: int = 8
+    mixed_config: Path | None = None
+    out_dir: Path = Path("artifacts")
+    builder: str = "auto"  # auto | tensorrt | tensorrt-rtx | none (variants only)
+    implicit: bool = False
+    workspace_mib: int | None = None
+    timing_cache: Path | None = None
+    opt_level: int | None = None
+    dla_core: int = -1
+    use_cache: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class PipelineStep:
+    precision: Precision
+    onnx: Path | None = None
+    engine: Path | None = None
+    check: str = ""
+    skipped: str = ""  # why no engine was written
+    seconds: float = 0.0
+
+
+def _rebuild_options(req: PipelineRequest) -> dict[str, Any]:
+    return {
+        "checkpoint": str(req.checkpoint) if req.checkpoint else None,
+        "onnx": str(req.onnx) if req.onnx and not req.checkpoint else None,
+        "size": f"{req.size[0]}x{req.size[1]}" if req.size else None,
+        "calibration": req.calibration,
+        "calibration_count": req.calibration_count if req.calibration else None,
+        "mixed_config": str(req.mixed_config) if req.mixed_config else None,
+        "out_dir": str(req.out_dir),
+        "workspace_mib": req.workspace_mib,
+        "timing_cache": str(req.timing_cache) if req.timing_cache else None,
+        "opt_level": req.opt_level,
+        "dla_core": req.dla_core,
+        "implicit": req.implicit,
+    }
+
+
+def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path, str | None]:
+    """The FP32 ONNX to start from: ``req.onnx`` as given (size checked), or exported from ``req.checkpoint``."""
+
+    if req.onnx is not None:
+        contract = read_contract_dict(req.onnx)
+        if req.size and (contract["height"], contract["width"]) != tuple(req.size):
+            raise ValueError(
+                f"{req.onnx} was exported at {contract['height']}x{contract['width']}, not "
+                f"{req.size[0]}x{req.size[1]}; re-export it (tools/export_onnx.py --size) or drop --size"
+            )
+        return req.onnx, None
+    if req.checkpoint is None or req.size is None:
+        raise ValueError("give --onnx FP32_ONNX, or --checkpoint PT together with --size HxW")
+    from .export import ExportOptions, export_onnx
+    from .models import load_checkpoint
+
+    source_sha = sha256_file(req.checkpoint)
+    model = load_checkpoint(req.checkpoint)
+    out = artifact_path(req.out_dir, model.arch.name, req.size[0], req.size[1], "fp32", ".onnx")
+    log(f"exporting {req.checkpoint} -> {out}")
+    export_onnx(model, out, ExportOptions(req.size[0], req.size[1], req.input_format))
+    return out, source_sha
+
+
+def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> list[PipelineStep]:
+    """Checkpoint/ONNX -> every requested ONNX variant (checked with the TensorRT(-RTX) parser and builder) ->
+    engines + metadata where a TensorRT that can make them is installed; each step says what it did or why not."""
+    import time
+
+    from .precision.calibration_data import load_calibration_set
+    from .precision.variants import make_variant, needs_calibration, read_fp32_contract
+    from .engine.tensorrt_parse_check import check_onnx
+
+    fp32, source_sha = export_fp32(req, log)
+    contract = read_fp32_contract(fp32)
+    calibration = None
+    if req.calibration and any(needs_calibration(p) for p in req.precisions):
+        log(f"reading up to {req.calibration_count} calibration frames from {req.calibration}")
+        calibration = load_calibration_set(req.calibration, contract, req.calibration_count, req.calibration_batch)
+        log(f"  {len(calibration)} frames, sha256 {calibration.sha256[:12]}...")
+    trt = None
+    no_engine_reason = ""
+    if req.builder != "none":
+        try:
+            trt = load_tensorrt(req.builder)
+        except TensorRTUnavailable as exc:
+            no_engine_reason = str(exc)
+        if trt is not None and req.builder == "auto" and trt.builder == "tensorrt-rtx":
+            trt, no_engine_reason = None, NO_ENGINE_HELP
+    steps = []
+    for index, name in enumerate(req.precisions, 1):
+        precision = Precision.parse(name)
+        start = time.perf_counter()
+        log(f"[{index}/{len(req.precisions)}] {precision}")
+        step = PipelineStep(precision)
+        variant_path = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".onnx")
+        if not precision.tensorrt and req.implicit:
+            raise ValueError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
+                             "--implicit, or build it in a separate call)")
+        if req.implicit:
+            step.onnx = fp32
+        else:
+            report = make_variant(fp32, precision, variant_path, calibration, calibration_count=req.calibration_count,
+                                  calibration_batch=req.calibration_batch, use_cache=req.use_cache,
+                                  mixed_config=req.mixed_config)
+            step.onnx = report.path
+            log(f"  ONNX variant: {report.path} ({report.seconds:.1f} s{'; ' + '; '.join(report.notes) if report.notes else ''})")
+        if not precision.tensorrt:  # int8-cpu: never given to TensorRT (no parse/build check, no engine)
+            step.check = step.skipped = CPU_ONLY_NOTE
+            log(f"  TensorRT-RTX check and engine: {CPU_ONLY_NOTE}")
+        elif not req.implicit:
+            try:
+                check = check_onnx(step.onnx, build=True)
+                step.check = check.summary()
+                log(f"  TensorRT-RTX {'parse + build OK' if check.ok else 'FAILED'}: "
+                    + (f"{check.layers} layers, {check.engine_bytes / 1e6:.1f} MB, {check.build_seconds:.1f} s" if check.ok
+                       else "; ".join(check.errors)))
+                if not check.ok:
+                    raise BuildError(f"TensorRT-RTX cannot build {step.onnx}: {'; '.join(check.errors)}")
+            except TensorRTUnavailable as exc:
+                step.check = f"not checked: {exc}"
+                log(f"  TensorRT-RTX check skipped: {exc}")
+        if not precision.tensorrt:
+            pass  # no engine: CPU_ONLY_NOTE above
+        elif trt is None:
+            step.skipped = no_engine_reason or "variants only (--builder none)"
+            log("  engine: not built (needs TensorRT, see the end)" if trt is None and req.builder != "none"
+                else "  engine: not built (--builder none)")
+        else:
+            engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine")
+            implicit = req.implicit or build_path(trt, precision, step.onnx) == "implicit"
+            if implicit and not req.implicit:
+                log(f"  TensorRT {trt.version} cannot parse {Path(step.onnx).name} "
+                    f"({explicit_path_problem(trt, step.onnx).split(';')[0]}): building {precision} the implicit way")
+                step.onnx = fp32
+                if calibration is None and needs_calibration(precision):
+                    raise ValueError(f"{precision} on the implicit path needs --calibration")
+            build_engine(step.onnx, engine, precision, calibration if implicit else None, builder=trt.builder,
+                         implicit=implicit, workspace_mib=req.workspace_mib, timing_cache=req.timing_cache,
+                         opt_level=req.opt_level, dla_core=req.dla_core, source_sha256=source_sha,
+                         build_options=dict(_rebuild_options(req), precision=precision),
+                         progress=lambda line: log(f"    {line}"), verbose=req.verbose)
+            step.engine = engine
+            log(f"  engine: {engine} (+ {engine.with_suffix('.json').name})")
+        step.seconds = time.perf_counter() - start
+        steps.append(step)
+    return steps
+
+
+CPU_ONLY_NOTE = ("not applicable: an ONNX Runtime CPU variant, never given to TensorRT (run it with backend "
+                 "onnxruntime)")
+NO_ENGINE_HELP = (
+    "only TensorRT-RTX is installed here; it proved the variant parses and builds, but its engines do not load "
+    "in TensorRT on a Jetson/CUDA GPU. Run the same command where TensorRT is installed for .engine files "
+    "(or pass --builder tensorrt-rtx for TensorRT-RTX engines for an RTX GPU)"
+)
