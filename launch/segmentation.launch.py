@@ -8,7 +8,7 @@ Arguments left empty keep the value of params_file (config/segmentation.yaml by 
 the Fast DDS profile variable of its distribution pointing at config/fastdds_shm.xml (64 MB shared memory
 segment): without it Fast DDS loses almost every 1024x2048 frame. Start the camera driver or bag player with the
 same variable (docs/node.md). The constants and profile_variables() below are read by
-trt_segmentation/launch_emulation.py and the tests (parsed, never executed there).
+harness/launch_emulation.py and the tests (parsed, never executed there).
 """
 
 import os

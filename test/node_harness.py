@@ -23,10 +23,13 @@ from typing import Any
 
 import numpy as np
 
+if __name__ == "__main__":  # the publisher process: the harness package sits beside test/, in the checkout's root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 # the node is started exactly as launch/segmentation.launch.py would start it (parsed, never executed: launch_ros
-# is not installable here): trt_segmentation.launch_emulation builds that command line
-from trt_segmentation.launch_emulation import NodeProcess, launch_command, launch_constants  # noqa: F401 (re-exported)
-from trt_segmentation.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
+# is not installable here): harness.launch_emulation builds that command line
+from harness.launch_emulation import NodeProcess, launch_command, launch_constants  # noqa: F401 (re-exported)
+from harness.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"

@@ -18,7 +18,7 @@ import pytest
 
 from node_harness import listener
 from tiny_model import write_tiny_model
-from trt_segmentation.launch_emulation import launch_constants
+from harness.launch_emulation import launch_constants
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

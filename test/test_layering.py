@@ -14,7 +14,7 @@ CASES = {
                 "trt_segmentation.runtime.tensorrt_backend", "trt_segmentation.runtime.cuda_slots",
                 "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette"],
     "node": ["trt_segmentation.node", "trt_segmentation.node_params", "trt_segmentation.node_startup", "trt_segmentation.diagnostics",
-             "trt_segmentation.latency", "trt_segmentation.launch_emulation"],
+             "trt_segmentation.latency"],
 }
 
 
@@ -34,7 +34,7 @@ LAYERS = {"models": 0, "export": 1, "precision": 2, "engine": 3, "runtime": 4,
           "node": 5, "node_params": 5, "node_startup": 5, "diagnostics": 5, "latency": 5, "image_cdr": 5}
 """The pipeline's order. Modules not listed are either shared foundations (onnx_metadata, artifacts, hashing,
 cuda_driver, image_codec, palette, cli, cpu_features, metrics: they import no layer) or stand above every layer
-(evaluation, benchmarking, node_benchmark, data, training, launch_emulation, topic_probe)."""
+(evaluation, benchmarking, data, training; the test/demo harness lives outside the package: harness/)."""
 FOUNDATIONS = ("onnx_metadata", "artifacts", "hashing", "cuda_driver", "image_codec", "palette", "cli",
                "cpu_features", "metrics")
 

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 
-from trt_segmentation.launch_emulation import CONFIG_DIR, launch_constants, profile_env_names
+from harness.launch_emulation import CONFIG_DIR, launch_constants, profile_env_names
 
 NEW, OLD = "FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"
 SEGMENT = 64 * 1024 * 1024

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_kind == "free" and args.backend != "onnxruntime":
         print("error: --model-kind free is an ONNX model: use --backend onnxruntime", file=sys.stderr)
         return 2
-    from trt_segmentation.node_benchmark import run
+    from harness.node_benchmark import run
 
     try:
         run(args)

@@ -26,8 +26,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .image_cdr import Header, ImageSerializer, Stamp, parse_image
+from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
 
+SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the camera and relay run as `python -m harness.node_benchmark`
 CAMERA_TOPIC = "/bench/camera/image_raw"
 RELAY_TOPIC = "/bench/relay/labels"
 NODE_NAMESPACE = "bench"
@@ -276,8 +277,8 @@ def free_model(directory: Path, height: int, width: int) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from .artifacts import artifact_path
-    from .onnx_metadata import METADATA_KEY, ModelContract
+    from trt_segmentation.artifacts import artifact_path
+    from trt_segmentation.onnx_metadata import METADATA_KEY, ModelContract
 
     x = helper.make_tensor_value_info("image", TensorProto.UINT8, [1, height, width, 3])
     y = helper.make_tensor_value_info("labels", TensorProto.UINT8, [1, height, width])
@@ -303,7 +304,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def _camera(env: Dict[str, str], height: int, width: int, rate: float, count: int) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "trt_segmentation.node_benchmark", "camera", "--topic", CAMERA_TOPIC,
+    argv = [sys.executable, "-m", "harness.node_benchmark", "camera", "--topic", CAMERA_TOPIC,
             "--height", str(height), "--width", str(width), "--rate", str(rate), "--count", str(count), "--progress"]
     return subprocess.Popen(argv, env=env)
 
@@ -342,7 +343,7 @@ def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Pop
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Both phases; writes node_benchmark.{md,json,png} into ``args.out`` and returns the JSON data."""
-    from .launch_emulation import NodeProcess, launch_command, transport_profile_env
+    from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
 
     height, width = args.size
     out = Path(args.out)
@@ -352,6 +353,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
     count = int(args.rate * args.seconds)
     floor_count = int(args.rate * (args.floor_seconds or args.seconds))
     warmup = max(3, int(args.rate))  # the first second: start-up and first-call allocations
@@ -360,7 +362,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     try:
         print(f"==> phase 1/2: raw-CDR relay, {floor_count} frames of {height}x{width} rgb8 at {args.rate:g} Hz",
               flush=True)
-        relay = subprocess.Popen([sys.executable, "-m", "trt_segmentation.node_benchmark", "relay", "--input",
+        relay = subprocess.Popen([sys.executable, "-m", "harness.node_benchmark", "relay", "--input",
                                   CAMERA_TOPIC, "--output", RELAY_TOPIC], env=env)
         try:
             _wait_for_publisher(listener, RELAY_TOPIC, relay)
