@@ -108,9 +108,13 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        """Resident memory of the node process in MB; NaN once it has ended."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
         return float("nan")
 
     def wait(self, timeout: float) -> int:

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -293,16 +293,6 @@ def free_model(directory: Path, height: int, width: int) -> Path:
     return path
 
 
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def _camera(env: Dict[str, str], height: int, width: int, rate: float, count: int) -> subprocess.Popen:
     argv = [sys.executable, "-m", "harness.node_benchmark", "camera", "--topic", CAMERA_TOPIC,
             "--height", str(height), "--width", str(width), "--rate", str(rate), "--count", str(count), "--progress"]
@@ -321,13 +311,13 @@ def _wait_for_publisher(listener: AgeListener, topic: str, proc: subprocess.Pope
 
 
 def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Popen, count: int,
-                       pid: Optional[int] = None) -> List[float]:
-    """Wait for the camera to finish and the last labels to come in; the node's RSS (``pid``) every 5 s."""
+                       rss_mb: Optional[Callable[[], float]] = None) -> List[float]:
+    """Wait for the camera to finish and the last labels to come in; the node's RSS (``rss_mb()``) every 5 s."""
     rss: List[float] = []
     next_sample = time.monotonic()
     while camera.poll() is None:
-        if pid is not None and time.monotonic() >= next_sample:
-            rss.append(_rss_mb(pid))
+        if rss_mb is not None and time.monotonic() >= next_sample:
+            rss.append(rss_mb())
             next_sample += 5.0
         time.sleep(0.1)
     if camera.returncode != 0:
@@ -402,9 +392,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     raise RuntimeError(f"no diagnostics from the node in 120 s:\n{node.log()[-3000:]}")
                 _wait_for_publisher(listener, NODE_LABELS, node.proc)
                 camera = _camera(env, height, width, args.rate, count)
-                rss = _wait_for_arrivals(listener, NODE_LABELS, camera, count, node.pid)
+                rss = _wait_for_arrivals(listener, NODE_LABELS, camera, count, node.rss_mb)
                 time.sleep(1.2)  # one more diagnostics period
-                rss.append(_rss_mb(node.pid))
+                rss.append(node.rss_mb())
                 status = listener.status(NODE_STATUS)
             finally:
                 node.stop()

@@ -44,69 +44,70 @@ def time_backend(name: str, backend: Backend, frames: list[np.ndarray], warmup: 
     return summarise(name, samples)
 
 
-def time_torch_model(name: str, model, height: int, width: int, dtype: str = "fp32", device: str = "cuda",  # noqa: ANN001
-                     warmup: int = 10, repeats: int = 50) -> Timing:
-    """GPU time of one forward pass (batch 1, uint8-range input, argmax included) from CUDA events; rotates
-    between 4 random inputs so repeated runs do not measure a cache."""
+def _torch_inputs(model, height: int, width: int, dtype: str, device: str, count: int):  # noqa: ANN001, ANN202
+    """The model in ``dtype``, channels-last, eval, and ``count`` random 0-255 inputs of its layout; cuDNN
+    autotuning on (fixed size)."""
     import torch
 
     torch.backends.cudnn.benchmark = True
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     model = model.to(device=device, dtype=torch_dtype, memory_format=torch.channels_last).eval()
     inputs = [(torch.rand(1, 3, height, width, device=device) * 255).to(torch_dtype).contiguous(
-        memory_format=torch.channels_last) for _ in range(4)]
-    run: Callable[[int], torch.Tensor] = lambda i: model(inputs[i % 4]).argmax(1)  # noqa: E731
+        memory_format=torch.channels_last) for _ in range(count)]
+    return model, inputs
+
+
+def _event_times_ms(run: Callable[[int], object], warmup: int, repeats: int,
+                    before: Callable[[int], object] = lambda i: None) -> list[float]:
+    """CUDA-event time of ``run(i)`` for ``repeats`` runs after ``warmup`` untimed ones; ``before(i)`` runs
+    untimed ahead of each (e.g. refilling a static input)."""
+    import torch
+
     with torch.inference_mode():
         for i in range(warmup):
+            before(i)
             run(i)
         torch.cuda.synchronize()
         samples = []
         for i in range(repeats):
+            before(i)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             run(i)
             end.record()
             end.synchronize()
             samples.append(start.elapsed_time(end))
-    return summarise(name, samples)
+    return samples
+
+
+def time_torch_model(name: str, model, height: int, width: int, dtype: str = "fp32", device: str = "cuda",  # noqa: ANN001
+                     warmup: int = 10, repeats: int = 50) -> Timing:
+    """GPU time of one forward pass (batch 1, uint8-range input, argmax included) from CUDA events; rotates
+    between 4 random inputs so repeated runs do not measure a cache."""
+    model, inputs = _torch_inputs(model, height, width, dtype, device, 4)
+    return summarise(name, _event_times_ms(lambda i: model(inputs[i % 4]).argmax(1), warmup, repeats))
 
 
 def time_torch_graph(name: str, model, height: int, width: int, dtype: str = "fp32", device: str = "cuda",  # noqa: ANN001
                      warmup: int = 10, repeats: int = 50) -> Timing:
     """Like :func:`time_torch_model`, with the forward pass and argmax captured once as a CUDA graph and replayed
-    (the launch overhead of the ~150 kernels disappears); GPU time from CUDA events around each replay."""
+    (the launch overhead of the ~150 kernels disappears); GPU time from CUDA events around each replay, the copy
+    of the next input into the graph's static input untimed."""
     import torch
 
-    torch.backends.cudnn.benchmark = True
-    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-    model = model.to(device=device, dtype=torch_dtype, memory_format=torch.channels_last).eval()
-    static = (torch.rand(1, 3, height, width, device=device) * 255).to(torch_dtype).contiguous(
-        memory_format=torch.channels_last)
-    sources = [(torch.rand(1, 3, height, width, device=device) * 255).to(torch_dtype).contiguous(
-        memory_format=torch.channels_last) for _ in range(4)]
+    model, inputs = _torch_inputs(model, height, width, dtype, device, 5)
+    static, sources = inputs[0], inputs[1:]
     side = torch.cuda.Stream()
     with torch.inference_mode():
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        with torch.cuda.stream(side):  # warm-up off the capture stream, as CUDA graph capture wants
             for _ in range(3):
                 model(static).argmax(1)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             model(static).argmax(1)
-        for i in range(warmup):
-            static.copy_(sources[i % 4])
-            graph.replay()
-        torch.cuda.synchronize()
-        samples = []
-        for i in range(repeats):
-            static.copy_(sources[i % 4])
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            graph.replay()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end))
+    samples = _event_times_ms(lambda i: graph.replay(), warmup, repeats, before=lambda i: static.copy_(sources[i % 4]))
     return summarise(name, samples)
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from .image_codec import ImageDecodeError
+from .image_codec import ImageDecodeError, payload_view
 
 _ENCAPSULATION = {b"\x00\x00": ">", b"\x00\x01": "<"}  # CDR_BE, CDR_LE
 _LE_HEADER = b"\x00\x01\x00\x00"
@@ -143,22 +143,20 @@ def parse_compressed(buffer: bytes) -> CompressedFields:
     return CompressedFields(header, fmt, r.octets("data"))
 
 
-def fields_from_message(msg: object) -> ImageFields:
+def _header_of(msg: Any) -> Header:
+    h = msg.header
+    return Header(Stamp(int(h.stamp.sec), int(h.stamp.nanosec)), h.frame_id.encode("utf-8"))
+
+
+def fields_from_message(msg: Any) -> ImageFields:
     """The same fields from an rclpy Image object (the fallback where a subscription cannot take raw bytes)."""
-    h = msg.header  # type: ignore[attr-defined]
-    header = Header(Stamp(int(h.stamp.sec), int(h.stamp.nanosec)), h.frame_id.encode("utf-8"))
-    data = msg.data  # type: ignore[attr-defined]
-    view = data if isinstance(data, np.ndarray) else np.frombuffer(memoryview(data), dtype=np.uint8)
-    return ImageFields(header, int(msg.height), int(msg.width), str(msg.encoding),  # type: ignore[attr-defined]
-                       int(getattr(msg, "is_bigendian", 0)), int(msg.step), view)  # type: ignore[attr-defined]
+    return ImageFields(_header_of(msg), int(msg.height), int(msg.width), str(msg.encoding),
+                       int(getattr(msg, "is_bigendian", 0)), int(msg.step), payload_view(msg.data))
 
 
-def compressed_from_message(msg: object) -> CompressedFields:
-    h = msg.header  # type: ignore[attr-defined]
-    header = Header(Stamp(int(h.stamp.sec), int(h.stamp.nanosec)), h.frame_id.encode("utf-8"))
-    data = msg.data  # type: ignore[attr-defined]
-    view = data if isinstance(data, np.ndarray) else np.frombuffer(memoryview(data), dtype=np.uint8)
-    return CompressedFields(header, str(msg.format), view)  # type: ignore[attr-defined]
+def compressed_from_message(msg: Any) -> CompressedFields:
+    """The same fields from an rclpy CompressedImage object."""
+    return CompressedFields(_header_of(msg), str(msg.format), payload_view(msg.data))
 
 
 def _pad(length: int) -> bytes:

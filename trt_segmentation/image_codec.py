@@ -43,7 +43,7 @@ def check_pixel_budget(height: int, width: int, max_pixels: int, what: str = "im
         )
 
 
-def _buffer(data: object) -> np.ndarray:
+def payload_view(data: object) -> np.ndarray:
     """The message payload as a flat uint8 array, without copying when the object exposes a buffer."""
     if isinstance(data, np.ndarray):
         return data.reshape(-1).view(np.uint8)
@@ -79,7 +79,7 @@ def image_to_array(
         raise ImageDecodeError(
             f"step {step} is smaller than width*channels = {width}*{channels} = {row_bytes} for {encoding}"
         )
-    flat = _buffer(data)
+    flat = payload_view(data)
     if flat.size < step * height:
         raise ImageDecodeError(
             f"data has {flat.size} bytes, {encoding} {height}x{width} with step {step} needs {step * height}"
@@ -115,7 +115,7 @@ def decode_compressed(format: str, data: object, max_pixels: int = DEFAULT_MAX_P
     kind = compressed_format(format)
     if not kind:
         raise ImageDecodeError(f"unsupported compressed format {format!r}; supported: jpeg, png")
-    flat = _buffer(data)
+    flat = payload_view(data)
     if flat.size == 0:
         raise ImageDecodeError("compressed image has no data")
     from PIL import Image, UnidentifiedImageError
@@ -145,6 +145,7 @@ __all__ = [
     "compressed_format",
     "decode_compressed",
     "image_to_array",
+    "payload_view",
     "pil_filter",
     "resize_image",
     "resize_nearest",

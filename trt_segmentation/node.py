@@ -78,8 +78,9 @@ class Pending:
 
 
 class FrameWorker:
-    """The newest-frame mailbox, the worker thread and the statistics; no ROS in here (tested on a GPU with the
-    torch backend). ``post`` is called from the subscription; ``publish(pending, labels)`` from the worker.
+    """The newest-frame mailbox, the converter and collector threads and the statistics; no ROS in here (tested on
+    a GPU with the torch backend). ``post`` is called from the subscription; ``publish(pending, labels)`` from the
+    collector thread.
 
     Messages are duck-typed: ``encoding/height/width/step/data/header`` (Image) or ``format/data/header``
     (CompressedImage)."""
