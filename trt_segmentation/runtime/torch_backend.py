@@ -23,6 +23,13 @@ from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, stage_timing
 TORCH_PRECISIONS = ("fp32", "fp16")
 
 
+def check_precision(precision: str) -> None:
+    """Refuse, clearly, a precision this backend cannot run."""
+    if precision not in TORCH_PRECISIONS:
+        raise BackendError(f"the torch backend runs {' or '.join(TORCH_PRECISIONS)}, not {precision}; int8 and "
+                           "mixed need the tensorrt backend (or onnxruntime on their ONNX files)")
+
+
 class _DeviceArray:
     """Exposes a raw device pointer through ``__cuda_array_interface__`` so torch views it without a copy."""
 
@@ -45,9 +52,7 @@ class TorchExecutor:
                  cuda_graph: bool = True) -> None:
         import torch
 
-        if precision not in TORCH_PRECISIONS:
-            raise BackendError(f"the torch backend runs {' or '.join(TORCH_PRECISIONS)}, not {precision}; int8 and "
-                               "mixed need the tensorrt backend (or onnxruntime on their ONNX files)")
+        check_precision(precision)
         self.torch = torch
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.module = module.to(dtype=self.dtype, memory_format=torch.channels_last)
@@ -134,9 +139,7 @@ class TorchBackend(SlotBackend):
                  cuda_graph: bool = True) -> None:
         import torch
 
-        if precision not in TORCH_PRECISIONS:
-            raise BackendError(f"the torch backend runs {' or '.join(TORCH_PRECISIONS)}, not {precision}; int8 and "
-                               "mixed need the tensorrt backend (or onnxruntime on their ONNX files)")
+        check_precision(precision)
         if not torch.cuda.is_available():
             raise BackendError("the torch backend needs a CUDA GPU (torch.cuda.is_available() is False)")
         module = _load_module(source)
