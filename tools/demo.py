@@ -100,7 +100,10 @@ def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: in
 
     arguments = {"backend": "onnxruntime", "precision": DEMO_PRECISION, "model": model, "engine_dir": str(out / "models"),
                  "publish_overlay": "true", "image_topic": IMAGE_TOPIC}
-    argv, env = launch_command(arguments, extra={"engine_height": str(size[0]), "engine_width": str(size[1])})
+    # a replay, not a live camera: reliable on both ends, so that no frame is lost while the node's side of
+    # discovery still matches the player (a best-effort subscriber drops such a frame silently)
+    argv, env = launch_command(arguments, extra={"engine_height": str(size[0]), "engine_width": str(size[1]),
+                                                 "qos_reliability": "reliable"})
     print("  " + " ".join(argv[1:]))
     import os
 

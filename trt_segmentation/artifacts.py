@@ -5,7 +5,8 @@ file and the engine sidecar all use its values, and every property a caller need
 TensorRT builds it, which builder flags) is a field of the member instead of a re-parsed string.
 
 One name encodes every setting that changes the result, so switching precision can never pick up another
-precision's file: ``<model>_<H>x<W>_<precision>.onnx`` / ``.engine`` / ``.json`` (engine metadata sidecar).
+precision's file: ``<model>_<H>x<W>_<precision>.onnx`` / ``.engine`` / ``.json`` (engine metadata sidecar), and
+``<model>_<H>x<W>_b<N>_<precision>.*`` for a static batch of N > 1 frames (multi-camera mode).
 """
 
 from __future__ import annotations
@@ -126,14 +127,18 @@ def check_variant(variant: Union[str, Precision]) -> Precision:
     return Precision.parse(variant)
 
 
-def artifact_stem(model: str, height: int, width: int, precision: Union[str, Precision]) -> str:
-    return f"{model}_{height}x{width}_{Precision.parse(precision).value}"
+def artifact_stem(model: str, height: int, width: int, precision: Union[str, Precision], batch: int = 1) -> str:
+    """``<model>_<H>x<W>_<precision>``; a batch of N > 1 adds ``_b<N>`` before the precision."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    batch_part = f"_b{batch}" if batch > 1 else ""
+    return f"{model}_{height}x{width}{batch_part}_{Precision.parse(precision).value}"
 
 
 def artifact_path(directory: Union[str, Path], model: str, height: int, width: int, precision: Union[str, Precision],
-                  suffix: str) -> Path:
-    """e.g. artifact_path('engines', 'swiftnet_ss_rn18', 512, 1024, 'int8', '.engine')."""
-    return Path(directory) / (artifact_stem(model, height, width, precision) + suffix)
+                  suffix: str, batch: int = 1) -> Path:
+    """e.g. artifact_path('engines', 'swiftnet_ss_rn18', 512, 1024, 'int8', '.engine', batch=4)."""
+    return Path(directory) / (artifact_stem(model, height, width, precision, batch) + suffix)
 
 
 _SIZE_IN_NAME = re.compile(r"_(\d+)x(\d+)_")
@@ -143,3 +148,12 @@ def size_from_name(name: str) -> Optional[Tuple[int, int]]:
     """(height, width) from an artifact name such as ``swiftnet_ss_rn18_512x1024_int8.engine``, or None."""
     match = _SIZE_IN_NAME.search(name)
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+_BATCH_IN_NAME = re.compile(r"_\d+x\d+_b(\d+)_")
+
+
+def batch_from_name(name: str) -> int:
+    """The static batch an artifact name carries (``..._512x1024_b4_fp16.onnx`` -> 4); 1 when it names none."""
+    match = _BATCH_IN_NAME.search(name)
+    return int(match.group(1)) if match else 1

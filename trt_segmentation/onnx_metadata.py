@@ -22,7 +22,8 @@ OUTPUT_KINDS = ("labels_uint8", "labels_int32", "logits")
 
 @dataclass(frozen=True)
 class ModelContract:
-    """What the graph expects and returns. ``height``/``width`` are the static input size."""
+    """What the graph expects and returns. ``height``/``width`` are the static input size; ``batch`` the static
+    number of frames per run (1: one camera; N > 1: multi-camera engines, input (N, ...) and output (N, ...))."""
 
     model: str
     num_classes: int
@@ -36,6 +37,7 @@ class ModelContract:
     std: tuple[float, float, float]
     precision: str = "fp32"
     extra: dict[str, str] = field(default_factory=dict)
+    batch: int = 1  # contracts written before batching existed have no "batch" key: they are batch 1
 
     @property
     def channel_order(self) -> str:
@@ -54,15 +56,17 @@ class ModelContract:
 
 
 def to_network_input(image: np.ndarray, contract: ModelContract) -> np.ndarray:
-    """(H, W, 3) uint8 frame -> the array the graph's input takes (a view where possible, no copies for uint8)."""
+    """(H, W, 3) frame or (N, H, W, 3) batch of uint8 -> the array the graph's input takes, always with the
+    batch axis first ((1, ...) for a single frame); no copy for a contiguous uint8 input."""
+    batch = image if image.ndim == 4 else image[None]
     if contract.input_format == "float_normalised":
-        x = image.astype(np.float32)
+        x = batch.astype(np.float32)
         if contract.channel_order == "bgr":
             x = x[..., ::-1]
         mean = np.asarray(contract.mean, dtype=np.float32)
         std = np.asarray(contract.std, dtype=np.float32)
-        return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1)[None])
-    return np.ascontiguousarray(image)[None]
+        return np.ascontiguousarray(((x - mean) / std).transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(batch)
 
 
 # ------------------------------------------------------------------------------------------ reading an ONNX file
