@@ -162,3 +162,26 @@ def test_tensorrt_parse_failure_names_the_node(tmp_path: Path) -> None:
     report = check_onnx(path)
     assert not report.ok
     assert "parse FAILED" in report.summary() and "my_fancy_node, FancyOp" in report.summary()
+
+
+def test_batch_export_equals_frames_one_at_a_time(random_model_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    """A static batch of 3 (multi-camera mode): the contract records it, each row equals that frame exported at
+    batch 1, and TensorRT parses and builds it."""
+    model = random_model_factory("single_scale", "resnet18", seed=5)
+    height, width = 128, 256
+    single = export_model(model, ExportOptions(height, width))
+    batched_path = tmp_path / "m_b3.onnx"
+    contract = export_onnx(model, batched_path, ExportOptions(height, width, batch=3))
+    assert contract.batch == 3 and read_contract(single).batch == 1
+    batched = onnx.load(str(batched_path))
+    dims = [d.dim_value for d in batched.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [3, height, width, 3]
+
+    frames = np.random.default_rng(2).integers(0, 256, (3, height, width, 3), dtype=np.uint8)
+    (rows,) = session(batched).run(None, {"image": frames})
+    assert rows.shape == (3, height, width)
+    one = session(single)
+    for i in range(3):
+        (labels,) = one.run(None, {"image": frames[i : i + 1]})
+        assert (rows[i] == labels[0]).mean() >= 0.9999
+    assert_tensorrt_accepts(batched, tmp_path / "built_b3.onnx")

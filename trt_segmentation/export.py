@@ -1,6 +1,7 @@
 """PyTorch SwiftNet -> static-shape ONNX, with camera-byte preprocessing and argmax optionally in the graph.
 
-``uint8_rgb``/``uint8_bgr`` inputs take the camera buffer as it arrives (1, H, W, 3) uint8: the graph casts,
+``uint8_rgb``/``uint8_bgr`` inputs take the camera buffers as they arrive (N, H, W, 3) uint8 (N = the static
+batch, 1 for one camera, one frame per camera in multi-camera mode): the graph casts,
 reorders channels, normalises and transposes, so no per-pixel work is left to Python. ``labels_*`` outputs put
 ArgMax in the graph so only H*W bytes leave the GPU. ``labels_uint8`` is ArgMax -> Cast(float32) -> Cast(uint8):
 one graph that every claimed TensorRT parses (8.5's Cast importer casts to UINT8 only from FP32/FP16, 8.6's
@@ -35,8 +36,11 @@ class ExportOptions:
     input_format: str = "uint8_rgb"
     output: str = "labels_uint8"
     opset: int = 17
+    batch: int = 1  # static: frames per run (one per camera in multi-camera mode)
 
     def validate(self) -> None:
+        if self.batch < 1:
+            raise ExportError(f"batch must be at least 1, got {self.batch}")
         if self.input_format not in INPUT_FORMATS:
             raise ExportError(f"unknown input format {self.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
         if self.output not in OUTPUT_KINDS:
@@ -76,8 +80,8 @@ class ExportWrapper(nn.Module):
 
 def example_input(options: ExportOptions) -> torch.Tensor:
     if options.input_format == "float_normalised":
-        return torch.zeros(1, 3, options.height, options.width, dtype=torch.float32)
-    return torch.zeros(1, options.height, options.width, 3, dtype=torch.uint8)
+        return torch.zeros(options.batch, 3, options.height, options.width, dtype=torch.float32)
+    return torch.zeros(options.batch, options.height, options.width, 3, dtype=torch.uint8)
 
 
 def contract_for(model: SwiftNet, options: ExportOptions) -> ModelContract:
@@ -94,6 +98,7 @@ def contract_for(model: SwiftNet, options: ExportOptions) -> ModelContract:
         output_name="logits" if options.output == "logits" else "labels",
         mean=mean,  # type: ignore[arg-type]
         std=std,  # type: ignore[arg-type]
+        batch=options.batch,
     )
 
 
