@@ -14,10 +14,11 @@ harness/launch_emulation.py and the tests (parsed, never executed there).
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "trt_segmentation"
 EXECUTABLE = "segmentation_node"

@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh
 source scripts/env.sh
+echo "==> ruff $(.venv/bin/ruff --version | cut -d' ' -f2): the rules in ruff.toml"
+.venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest -q "$@"

@@ -86,3 +86,12 @@ def random_model_factory():
         return randomise_batchnorm(model, seed)
 
     return factory
+
+
+@pytest.fixture(scope="module")
+def engine_dir(request, tmp_path_factory, random_model_factory):  # noqa: ANN001, ANN201
+    """A folder of the requesting test module holding a random-weight ``swiftnet_ss_rn18_256x512_fp32.onnx``: the
+    ``engine_dir`` the node tests start the node with (node_fixtures.module_models)."""
+    from node_fixtures import module_models
+
+    return module_models(request, tmp_path_factory, random_model_factory)

@@ -1,15 +1,10 @@
-"""What the node tests share besides the harness: the model size and name, and the ``engine_dir`` fixture.
-
-A test module takes the fixture by importing it (``from node_fixtures import engine_dir``): pytest finds fixtures
-among a module's names.
-"""
+"""What the node tests share besides the harness: the model size and name, and the folder behind the
+``engine_dir`` fixture (declared in conftest.py, so every test module gets it without importing it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from node_harness import small_model_dir
 
@@ -22,9 +17,3 @@ def module_models(request: Any, tmp_path_factory: Any, random_model_factory: Any
     seed 0; exported once per session)."""
     module = request.module.__name__.rpartition(".")[2]
     return small_model_dir(tmp_path_factory, random_model_factory, f"{module.removeprefix('test_')}_models", (H, W))
-
-
-@pytest.fixture(scope="module")
-def engine_dir(request, tmp_path_factory, random_model_factory) -> Path:
-    """:func:`module_models` as a fixture: the ``engine_dir`` the node is started with."""
-    return module_models(request, tmp_path_factory, random_model_factory)

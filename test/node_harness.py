@@ -8,8 +8,8 @@ Also a command line for the publisher process:
 from __future__ import annotations
 
 import argparse
-import io
 import importlib.util
+import io
 import json
 import os
 import struct
@@ -212,7 +212,7 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate(timeout=10)
-        raise AssertionError(f"publisher did not finish in {timeout} s:\n{out}")
+        raise AssertionError(f"publisher did not finish in {timeout} s:\n{out}") from None
     assert proc.returncode == 0, f"publisher failed ({proc.returncode}):\n{out}"
     return out
 

@@ -12,7 +12,12 @@ import pytest
 import yaml
 
 from trt_segmentation.data.bags import (
-    BagError, encode_pixels, image_topics, iter_bag_images, rewrite_metadata_v5, write_image_bag,
+    BagError,
+    encode_pixels,
+    image_topics,
+    iter_bag_images,
+    rewrite_metadata_v5,
+    write_image_bag,
 )
 from trt_segmentation.data.image_folder import iter_image_folder
 

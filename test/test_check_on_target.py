@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from node_harness import REPO, small_model_dir
 
 

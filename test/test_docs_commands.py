@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-
 from node_harness import listener
 from tiny_model import write_tiny_model
+
 from harness.launch_emulation import launch_constants
 
 REPO = Path(__file__).resolve().parents[1]

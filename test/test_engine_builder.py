@@ -10,10 +10,9 @@ from pathlib import Path
 
 import onnx
 import pytest
+from test_precision_variants import MODEL, REPO, H, W, ensure_variants
 
-from test_precision_variants import H, MODEL, REPO, W, ensure_variants
 from trt_segmentation.engine.builder import build_engine
-from trt_segmentation.onnx_metadata import read_onnx_metadata
 from trt_segmentation.engine.metadata import (
     EngineMetadata,
     MetadataError,
@@ -23,7 +22,7 @@ from trt_segmentation.engine.metadata import (
     write_metadata,
 )
 from trt_segmentation.engine.tensorrt_adapter import TensorRTUnavailable, real_tensorrt
-from trt_segmentation.onnx_metadata import METADATA_KEY
+from trt_segmentation.onnx_metadata import METADATA_KEY, read_onnx_metadata
 
 
 @pytest.fixture(scope="module")

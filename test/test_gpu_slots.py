@@ -218,7 +218,7 @@ def test_node_worker_pipelines_frames_in_order_on_the_gpu(random_model_factory) 
         published: list[tuple[str, np.ndarray]] = []
         lock = threading.Lock()
 
-        def publish(pending, labels, sink=published) -> None:
+        def publish(pending, labels, sink=published, lock=lock) -> None:
             with lock:
                 sink.append((pending.header.frame_id, labels))
 

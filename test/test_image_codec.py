@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 import pytest
+from node_harness import encode_frame, expected_rgb
 from PIL import Image
 
-from node_harness import encode_frame, expected_rgb
 from trt_segmentation.image_codec import (
     SUPPORTED_ENCODINGS,
     ImageDecodeError,

@@ -10,10 +10,17 @@ import ast
 import xml.etree.ElementTree as ET
 
 import yaml
+from node_harness import (
+    LAUNCH_FILE,
+    REPO,
+    launch_command,
+    launch_constants,
+    listener,
+    node_process,
+    save_frames,
+    start_publisher,
+)
 
-from node_fixtures import engine_dir  # noqa: F401 (a pytest fixture)
-from node_harness import LAUNCH_FILE, REPO, launch_constants
-from node_harness import launch_command, listener, node_process, save_frames, start_publisher
 from trt_segmentation.diagnostics import WARN
 from trt_segmentation.node_params import PARAMETER_NAMES, PARAMETERS, params_from_dict
 

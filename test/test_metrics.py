@@ -10,7 +10,12 @@ import pytest
 from PIL import Image
 
 from trt_segmentation.metrics import (
-    ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy, scores_from_confusion,
+    ConfusionMatrix,
+    confusion_matrix,
+    mean_iou,
+    per_class_iou,
+    pixel_accuracy,
+    scores_from_confusion,
 )
 
 

@@ -9,11 +9,20 @@ import io
 
 import numpy as np
 import pytest
+from node_fixtures import MODEL, H, W
+from node_harness import (
+    encode_frame,
+    finish,
+    jpeg_claiming,
+    launch_command,
+    listener,
+    node_process,
+    png_claiming,
+    save_frames,
+    start_publisher,
+)
 from PIL import Image
 
-from node_fixtures import H, MODEL, W, engine_dir  # noqa: F401 (engine_dir is a pytest fixture)
-from node_harness import encode_frame, finish, jpeg_claiming, launch_command, listener, node_process, png_claiming
-from node_harness import save_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 
 

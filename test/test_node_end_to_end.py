@@ -13,11 +13,20 @@ import json
 import time
 
 import numpy as np
+from node_fixtures import MODEL, H, W
+from node_harness import (
+    encode_frame,
+    expected_rgb,
+    finish,
+    launch_command,
+    listener,
+    node_process,
+    save_frames,
+    smooth_frames,
+    start_publisher,
+)
 from PIL import Image
 
-from node_fixtures import H, MODEL, W, engine_dir  # noqa: F401 (engine_dir is a pytest fixture)
-from node_harness import encode_frame, expected_rgb, finish, launch_command, listener, node_process, save_frames
-from node_harness import smooth_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.diagnostics import report_keys
 from trt_segmentation.palette import colorize

@@ -14,8 +14,6 @@ import time
 
 import numpy as np
 import pytest
-
-from node_fixtures import engine_dir  # noqa: F401 (a pytest fixture)
 from node_harness import finish, launch_command, listener, node_process, save_frames, start_publisher
 
 FRAMES, RATE = 30, 5.0

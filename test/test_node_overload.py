@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from node_fixtures import engine_dir  # noqa: F401 (a pytest fixture)
 from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
 
 RATE, SECONDS, PERIOD = 40.0, 8, 0.25

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from node_fixtures import MODEL, H, W
+from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
 from onnx import TensorProto
 
-from node_fixtures import H, MODEL, W
-from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -22,7 +22,9 @@ def engine_dir(tmp_path_factory, random_model_factory):
     """The precision tests' variants (random-weight net at 256x512, calibrated on generated street scenes; made
     once per session and shared with test_precision_variants.py)."""
     pytest.importorskip("modelopt", reason="the precision variants are made with NVIDIA ModelOpt")
-    from test_precision_variants import H as VH, W as VW, ensure_variants
+    from test_precision_variants import H as VH
+    from test_precision_variants import W as VW
+    from test_precision_variants import ensure_variants
 
     assert (VH, VW) == (H, W)
     paths = ensure_variants(tmp_path_factory.getbasetemp() / "precision_shared", random_model_factory)

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from trt_segmentation.diagnostics import ERROR, OK, WARN, Counters, Thresholds, build_report, report_keys
-from trt_segmentation.latency import RateMeter, RollingWindow, StageLatency
 from trt_segmentation.image_codec import resize_image, resize_nearest
+from trt_segmentation.latency import RateMeter, RollingWindow, StageLatency
 from trt_segmentation.node_params import ModelFileError, params_from_dict, resolve_model_file
 
 

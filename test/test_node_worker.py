@@ -11,8 +11,8 @@ from typing import Any, List, Tuple
 
 import numpy as np
 import pytest
-
 from node_harness import jpeg_claiming, png_claiming
+
 from trt_segmentation.node import FrameWorker, Pending
 from trt_segmentation.onnx_metadata import ModelContract
 from trt_segmentation.runtime.backend import Backend, InferenceResult

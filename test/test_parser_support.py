@@ -12,9 +12,9 @@ from onnx import TensorProto, helper
 from test_precision_variants import ensure_variants
 
 from trt_segmentation.engine.builder import build_path, explicit_path_problem
-from trt_segmentation.onnx_metadata import read_onnx_opset
 from trt_segmentation.engine.parser_support import GENERATIONS, check_graph, generation_of, max_opset, support_table
 from trt_segmentation.engine.tensorrt_adapter import TensorRT
+from trt_segmentation.onnx_metadata import read_onnx_opset
 
 # what each generation takes explicitly; mixed precision's FP16 Q/DQ inputs need opset 19 (ONNX: QuantizeLinear
 # takes float16 only from opset 19), so TensorRT 8.5/8.6 build mixed the implicit way

@@ -11,7 +11,11 @@ import pytest
 from PIL import Image
 
 from trt_segmentation.data.street_scenes import (
-    VOID_LABEL_ID, render_scene, scene_seed, train_to_label_ids, write_street_split,
+    VOID_LABEL_ID,
+    render_scene,
+    scene_seed,
+    train_to_label_ids,
+    write_street_split,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

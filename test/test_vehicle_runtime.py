@@ -233,9 +233,9 @@ def test_onnxruntime_backend_runs_a_real_graph_with_the_float_hop_labels_cast(tm
 def test_the_tiny_graph_meets_every_claimed_parser() -> None:
     """The same facts the exported variants are checked against (test_parser_support.py), on the vehicle leg."""
     onnx = pytest.importorskip("onnx")
-    from trt_segmentation.engine.parser_support import GENERATIONS, check_graph
-
     import tempfile
+
+    from trt_segmentation.engine.parser_support import GENERATIONS, check_graph
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tiny.onnx"

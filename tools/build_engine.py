@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
               "and the rest in FP16 with fixed layer rules (docs/precision.md)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from trt_segmentation.pipeline import PipelineRequest, run_pipeline
     from trt_segmentation.engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+    from trt_segmentation.pipeline import PipelineRequest, run_pipeline
     from trt_segmentation.precision.calibration_data import CalibrationDataError
     from trt_segmentation.precision.int8 import QuantizationError
     from trt_segmentation.precision.variants import VariantError, needs_calibration

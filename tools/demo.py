@@ -94,9 +94,9 @@ def make_cpu_variant(out: Path, fp32: Path, size: tuple[int, int], seed: int) ->
 
 
 def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: int, fps: float) -> tuple:
-    from trt_segmentation.data.bags import play_bag
     from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
     from harness.topic_probe import TopicProbe
+    from trt_segmentation.data.bags import play_bag
 
     arguments = {"backend": "onnxruntime", "precision": DEMO_PRECISION, "model": model, "engine_dir": str(out / "models"),
                  "publish_overlay": "true", "image_topic": IMAGE_TOPIC}

@@ -24,11 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trt_segmentation.artifacts import Precision, names  # noqa: E402
 from trt_segmentation.cli import parse_size  # noqa: E402
-
-from trt_segmentation.evaluation import (  # noqa: E402
-    agreement, evaluate_backend, evaluate_variants, open_model, variants_markdown,
-)
 from trt_segmentation.data.cityscapes import DatasetError  # noqa: E402
+from trt_segmentation.evaluation import (  # noqa: E402
+    agreement,
+    evaluate_backend,
+    evaluate_variants,
+    open_model,
+    variants_markdown,
+)
 from trt_segmentation.runtime.backend import BackendError  # noqa: E402
 
 VARIANTS = names() + ("int8-entropy",)  # int8-entropy: another name of int8

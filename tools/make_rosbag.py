@@ -22,12 +22,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trt_segmentation.cli import parse_size  # noqa: E402
-from trt_segmentation.image_codec import resize_image  # noqa: E402
-
 from trt_segmentation.data.bags import (  # noqa: E402
-    DEFAULT_TOPIC, METADATA_VERSIONS, STORAGES, WRITE_ENCODINGS, BagError, write_image_bag,
+    DEFAULT_TOPIC,
+    METADATA_VERSIONS,
+    STORAGES,
+    WRITE_ENCODINGS,
+    BagError,
+    write_image_bag,
 )
-
+from trt_segmentation.image_codec import resize_image  # noqa: E402
 
 
 def _resize(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

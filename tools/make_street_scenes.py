@@ -16,9 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trt_segmentation.cli import parse_size  # noqa: E402
-
 from trt_segmentation.data.street_scenes import write_street_split  # noqa: E402
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,9 @@ class Thresholds:
     warn_no_frames_s: float = 5.0
 
 
+DEFAULT_THRESHOLDS = Thresholds()  # frozen: one shared default is safe
+
+
 @dataclass
 class DiagnosticReport:
     level: int
@@ -79,7 +82,7 @@ def build_report(
     failed_since_last_report: int = 0,
     runtime_error: str = "",
     last_error: str = "",
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> DiagnosticReport:
     """Decide the level and message and list every key (see ``report_keys``)."""
     problems: list[str] = []

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from .image_codec import resize_image, resize_nearest
 from .metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
 from .onnx_metadata import ModelContract
 from .runtime.backend import Backend, BackendError, InferenceResult
+
 
 @dataclass
 class EvalResult:

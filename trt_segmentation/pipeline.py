@@ -17,7 +17,6 @@ from .hashing import sha256_file
 from .onnx_metadata import read_contract_dict
 
 
-
 @dataclass
 class PipelineRequest:
     """What tools/build_engine.py asks for: a checkpoint or FP32 ONNX, precisions, calibration, build options."""
@@ -98,9 +97,9 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
     engines + metadata where a TensorRT that can make them is installed; each step says what it did or why not."""
     import time
 
+    from .engine.tensorrt_parse_check import check_onnx
     from .precision.calibration_data import load_calibration_set
     from .precision.variants import make_variant, needs_calibration, read_fp32_contract
-    from .engine.tensorrt_parse_check import check_onnx
 
     fp32, source_sha = export_fp32(req, log)
     contract = read_fp32_contract(fp32)

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..onnx_metadata import ModelContract
-from ..onnx_metadata import to_network_input
+from ..onnx_metadata import ModelContract, to_network_input
 
 LOG = logging.getLogger(__name__)
 

@@ -65,8 +65,10 @@ def real_tensorrt() -> TensorRT | None:
 
 def tensorrt_rtx() -> TensorRT | None:
     try:
+        # isort: off
         import tensorrt_rtx_libs  # noqa: F401  (loads the shared libraries the bindings need)
         import tensorrt_rtx_bindings as trt
+        # isort: on
     except (ImportError, OSError):
         return None
     return TensorRT(trt, "tensorrt-rtx", str(trt.__version__))

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from .tensorrt_adapter import TensorRTUnavailable  # one exception for "no TensorRT here", wherever it is raised
 
 
@@ -42,8 +41,10 @@ class ParseReport:
 
 def load_tensorrt_rtx():  # noqa: ANN201 - the module has no stubs
     try:
+        # isort: off
         import tensorrt_rtx_libs  # noqa: F401  (loads the shared libraries the bindings need)
         import tensorrt_rtx_bindings as trt
+        # isort: on
     except ImportError as exc:
         raise TensorRTUnavailable(
             "TensorRT-RTX is not installed; pip install tensorrt-rtx-cu13-libs==1.7.1.116 "

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import ENGINE_SET, CalibrationMethod, Precision, names
-from ..onnx_metadata import ModelContract
 from ..hashing import sha256_file
+from ..onnx_metadata import ModelContract
 from .calibration_data import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_COUNT,

@@ -90,7 +90,7 @@ class Backend(abc.ABC):
             "output": f"{c.output_name} {c.output}",
         }
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: backends without resources need not override it
         """Release resources (sessions, GPU memory). Safe to call twice."""
 
     def __enter__(self) -> Backend:

@@ -18,8 +18,8 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator  # typing's, not collections.abc's: Executor below is subscripted at
-# import time, which collections.abc.Callable supports only from Python 3.9 (JetPack 5 runs 3.8)
 
+# import time, which collections.abc.Callable supports only from Python 3.9 (JetPack 5 runs 3.8)
 import numpy as np
 
 from ..cuda_driver import CudaUnavailable, load_pycuda

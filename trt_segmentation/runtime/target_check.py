@@ -129,10 +129,10 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
                     log: Any = print) -> CheckRow:
     """One row of the table (see the module docstring)."""
     from ..engine.builder import build_path, explicit_path_problem
-    from ..onnx_metadata import read_onnx_opset
     from ..engine.metadata import MetadataError, build_hint, read_metadata, source_onnx_path
     from ..engine.parser_support import GENERATIONS
     from ..engine.tensorrt_adapter import real_tensorrt
+    from ..onnx_metadata import read_onnx_opset
 
     precision = check_variant(precision)
     variant = artifact_path(engine_dir, model, height, width, precision, ".onnx")

@@ -110,6 +110,7 @@ class TensorRtBackend(SlotBackend):
         check_engine_metadata(engine_path, meta, precision=precision, onnx_path=source)
         require_tensorrt()
         import tensorrt as trt  # typed by tensorrt-stubs in the type check
+
         from ..engine.tensorrt_adapter import platform_name
 
         try:

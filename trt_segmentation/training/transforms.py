@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from ..palette import IGNORE_LABEL
 
 
-
 class RandomFlip:
     """Mirror each sample left-right with probability ``p`` (images NCHW, labels NHW, same flips)."""
 
