@@ -25,8 +25,10 @@ except CudaUnavailable as exc:  # pragma: no cover - depends on the machine
     pytest.skip(f"no pycuda/CUDA: {exc}", allow_module_level=True)
 
 from trt_segmentation.engine.calibration_feeder import CalibrationFeeder  # noqa: E402
-from trt_segmentation.onnx_metadata import ModelContract  # noqa: E402
-from trt_segmentation.runtime.backend import to_network_input  # noqa: E402
+from trt_segmentation.onnx_metadata import (
+    ModelContract,  # noqa: E402
+    to_network_input,  # noqa: E402
+)
 from trt_segmentation.runtime.tensorrt_backend import NUMPY_DTYPES, numpy_dtype  # noqa: E402
 
 H, W = 96, 160

@@ -1,4 +1,4 @@
-"""mypy --strict of the TensorRT adapter (tensorrt_backend.py, cuda_slots.py) against the tensorrt-stubs package.
+"""mypy --strict of the runtime (the TensorRT adapter against the tensorrt-stubs package) and of the node.
 
 TensorRT cannot run here, so the type check is what keeps the thin adapter honest about the TensorRT API
 (name-based I/O, execute_async_v3, Dims, DataType). The stubs live in .venv/typecheck-stubs (scripts/setup_venv.sh),
@@ -14,14 +14,20 @@ from pathlib import Path
 
 from tensorrt_stubs import repaired_stubs, run_mypy
 
-FILES = ["trt_segmentation/runtime/tensorrt_backend.py", "trt_segmentation/runtime/cuda_slots.py",
-         "trt_segmentation/cuda_driver.py"]
+ROOT = Path(__file__).resolve().parents[1]
+# the vehicle side: every runtime module, the node and the modules it is wired from
+FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "trt_segmentation" / "runtime").glob("*.py")) + [
+    f"trt_segmentation/{name}.py" for name in ("cuda_driver", "node", "node_startup", "node_params", "diagnostics",
+                                               "image_codec", "image_cdr", "onnx_metadata", "artifacts", "latency")]
 CONFIG = """[mypy]
 strict = True
 follow_imports = silent
 cache_dir = {cache}
 [mypy-tensorrt.*,tensorrt_bindings.*,tensorrt_libs]
 ignore_errors = True
+# no type information published: rclpy's message packages and ONNX Runtime
+[mypy-sensor_msgs.*,diagnostic_msgs.*,std_msgs.*,rcl_interfaces.*,builtin_interfaces.*,onnxruntime.*]
+ignore_missing_imports = True
 """
 
 

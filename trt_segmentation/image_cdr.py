@@ -205,7 +205,7 @@ class ImageSerializer:
                                    f"pixels, got {pixels.dtype} {pixels.shape}")
         height, width = int(pixels.shape[0]), int(pixels.shape[1])
         head = _LE_HEADER + struct.pack("<iI", header.stamp.sec, header.stamp.nanosec)
-        return head + self._tail(header.frame_id_raw, height, width) + memoryview(np.ascontiguousarray(pixels)).cast("B")
+        return head + self._tail(header.frame_id_raw, height, width) + np.ascontiguousarray(pixels).data.cast("B")
 
 
 __all__ = [

@@ -349,7 +349,7 @@ class SegmentationNode:
         try:
             from rclpy.event_handler import SubscriptionEventCallbacks
         except ImportError:  # Humble
-            from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
+            from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]
         return SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
 
     def _on_incompatible_qos(self, event: Any) -> None:

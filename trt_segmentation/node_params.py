@@ -115,7 +115,7 @@ class NodeParams:
             value = getattr(self, spec.name)
             if spec.choices and value not in spec.choices:
                 raise ValueError(f"parameter {spec.name}={value!r}: choose one of {', '.join(spec.choices)}")
-            if spec.low is not None and not spec.low <= value <= spec.high:  # type: ignore[operator]
+            if spec.low is not None and not spec.low <= value <= spec.high:
                 raise ValueError(f"parameter {spec.name}={value!r} is outside [{spec.low}, {spec.high}]")
         return self
 

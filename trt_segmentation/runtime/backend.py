@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..onnx_metadata import ModelContract, to_network_input  # noqa: F401 (to_network_input: re-exported)
+from ..onnx_metadata import ModelContract
 
 
 class BackendError(RuntimeError):
@@ -102,6 +102,9 @@ class Backend(abc.ABC):
 
 def to_labels(output: np.ndarray, contract: ModelContract) -> np.ndarray:
     """Graph output -> (H, W) uint8 labels (argmax here only when the graph returns logits)."""
+    labels: np.ndarray
     if contract.output == "logits":
-        return np.argmax(output[0], axis=0).astype(np.uint8)
-    return output[0].astype(np.uint8, copy=False)
+        labels = np.argmax(output[0], axis=0).astype(np.uint8)
+    else:
+        labels = output[0].astype(np.uint8, copy=False)
+    return labels

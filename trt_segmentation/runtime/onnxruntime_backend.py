@@ -8,8 +8,8 @@ from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..onnx_metadata import METADATA_KEY, ModelContract
-from .backend import Backend, BackendError, InferenceResult, to_labels, to_network_input
+from ..onnx_metadata import METADATA_KEY, ModelContract, to_network_input
+from .backend import Backend, BackendError, InferenceResult, to_labels
 
 #: ONNX Runtime session option (onnxruntime_session_options_config_keys.h): exact INT8 GEMM/conv on x86 without VNNI
 X64_EXACT_INT8_KEY = "session.x64quantprecision"

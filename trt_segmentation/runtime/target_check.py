@@ -166,7 +166,8 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
             f"{g} {'explicit' if opset <= f.max_opset else 'implicit'}" for g, f in GENERATIONS.items())
             + f" (variant opset {opset})")
         if parse_check:
-            from ..engine.tensorrt_parse_check import TensorRTUnavailable, check_onnx
+            from ..engine.tensorrt_adapter import TensorRTUnavailable
+            from ..engine.tensorrt_parse_check import check_onnx
 
             try:
                 report = check_onnx(onnx, build=True)

@@ -67,7 +67,7 @@ class TorchExecutor:
     def _stream(self, handle: int) -> Any:
         stream = self._streams.get(handle)
         if stream is None:
-            stream = self._streams[handle] = self.torch.cuda.ExternalStream(handle)
+            stream = self._streams[handle] = self.torch.cuda.ExternalStream(handle)  # type: ignore[no-untyped-call]
         return stream
 
     def _forward(self, input_ptr: int, output_ptr: int) -> None:
@@ -144,7 +144,7 @@ class TorchBackend(SlotBackend):
             raise BackendError("the torch backend needs a CUDA GPU (torch.cuda.is_available() is False)")
         module = _load_module(source)
         torch.cuda.set_device(device)
-        torch.cuda.init()  # PyTorch creates the primary context that pycuda then shares
+        torch.cuda.init()  # type: ignore[no-untyped-call]  # PyTorch creates the primary context that pycuda then shares
         module = module.eval().to(f"cuda:{device}")
         name = getattr(getattr(module, "arch", None), "name", type(module).__name__)
         mean, std = _normalisation(module)
