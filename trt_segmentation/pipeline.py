@@ -1,6 +1,7 @@
 """The one-command build pipeline of tools/build_engine.py: checkpoint -> FP32 ONNX -> precision variants ->
 TensorRT engines with sidecars, each step reported. It sits above the layers it drives (models, export, precision,
-engine); none of them imports it.
+engine); none of them imports it. ``PipelineRequest.batch`` is the static batch (frames per run, one per camera in
+multi-camera mode): every artifact of a batch N > 1 is named ``<model>_<H>x<W>_b<N>_<precision>.*``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class PipelineRequest:
     checkpoint: Path | None = None
     onnx: Path | None = None
     size: tuple[int, int] | None = None  # required with a checkpoint; checked against an ONNX
+    batch: int = 1  # static frames per run: exported with a checkpoint; checked against an ONNX
     input_format: str = "uint8_rgb"
     calibration: str | None = None
     calibration_count: int = 64
@@ -56,6 +58,7 @@ def _rebuild_options(req: PipelineRequest) -> dict[str, Any]:
         "checkpoint": str(req.checkpoint) if req.checkpoint else None,
         "onnx": str(req.onnx) if req.onnx and not req.checkpoint else None,
         "size": f"{req.size[0]}x{req.size[1]}" if req.size else None,
+        "batch": req.batch,
         "calibration": req.calibration,
         "calibration_count": req.calibration_count if req.calibration else None,
         "mixed_config": str(req.mixed_config) if req.mixed_config else None,
@@ -69,14 +72,23 @@ def _rebuild_options(req: PipelineRequest) -> dict[str, Any]:
 
 
 def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path, str | None]:
-    """The FP32 ONNX to start from: ``req.onnx`` as given (size checked), or exported from ``req.checkpoint``."""
+    """The FP32 ONNX to start from: ``req.onnx`` as given (size and batch checked), or exported from
+    ``req.checkpoint`` at ``req.size`` with ``req.batch`` frames per run."""
 
+    if req.batch < 1:
+        raise ValueError(f"batch must be at least 1, got {req.batch}")
     if req.onnx is not None:
         contract = read_contract_dict(req.onnx)
         if req.size and (contract["height"], contract["width"]) != tuple(req.size):
             raise ValueError(
                 f"{req.onnx} was exported at {contract['height']}x{contract['width']}, not "
                 f"{req.size[0]}x{req.size[1]}; re-export it (tools/export_onnx.py --size) or drop --size"
+            )
+        onnx_batch = int(contract.get("batch", 1))
+        if onnx_batch != req.batch:
+            raise ValueError(
+                f"{req.onnx} was exported with batch {onnx_batch}, not {req.batch}; re-export it "
+                f"(tools/export_onnx.py --batch {req.batch}) or pass --batch {onnx_batch}"
             )
         return req.onnx, None
     if req.checkpoint is None or req.size is None:
@@ -86,9 +98,9 @@ def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path,
 
     source_sha = sha256_file(req.checkpoint)
     model = load_checkpoint(req.checkpoint)
-    out = artifact_path(req.out_dir, model.arch.name, req.size[0], req.size[1], "fp32", ".onnx")
+    out = artifact_path(req.out_dir, model.arch.name, req.size[0], req.size[1], "fp32", ".onnx", batch=req.batch)
     log(f"exporting {req.checkpoint} -> {out}")
-    export_onnx(model, out, ExportOptions(req.size[0], req.size[1], req.input_format))
+    export_onnx(model, out, ExportOptions(req.size[0], req.size[1], req.input_format, batch=req.batch))
     return out, source_sha
 
 
@@ -123,7 +135,8 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         start = time.perf_counter()
         log(f"[{index}/{len(req.precisions)}] {precision}")
         step = PipelineStep(precision)
-        variant_path = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".onnx")
+        variant_path = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".onnx",
+                                     batch=contract.batch)
         if not precision.tensorrt and req.implicit:
             raise ValueError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
                              "--implicit, or build it in a separate call)")
@@ -157,7 +170,8 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
             log("  engine: not built (needs TensorRT, see the end)" if trt is None and req.builder != "none"
                 else "  engine: not built (--builder none)")
         else:
-            engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine")
+            engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
+                                   batch=contract.batch)
             implicit = req.implicit or build_path(trt, precision, step.onnx) == "implicit"
             if implicit and not req.implicit:
                 log(f"  TensorRT {trt.version} cannot parse {Path(step.onnx).name} "
