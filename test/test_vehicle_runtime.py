@@ -189,6 +189,48 @@ def test_labels_of_any_integer_output_become_uint8() -> None:
         assert out.dtype == np.uint8 and np.array_equal(out, labels[0])
 
 
+def test_labels_of_a_batch_keep_the_batch_axis() -> None:
+    """(N, H, W) labels, or (N, C, H, W) logits, of a batch-N graph -> (N, H, W) uint8; without ``keep_batch`` the
+    first frame's (H, W), as for a batch-1 graph."""
+    from dataclasses import replace
+
+    from trt_segmentation.runtime.backend import to_labels
+
+    logits = np.random.default_rng(4).standard_normal((3, 5, 4, 6)).astype(np.float32)
+    contract = replace(_contract(), output="logits", batch=3)
+    labels = to_labels(logits, contract, keep_batch=True)
+    assert labels.dtype == np.uint8 and np.array_equal(labels, np.argmax(logits, axis=1))
+    assert np.array_equal(to_labels(logits, contract), labels[0])
+    ids = labels.astype(np.int32)
+    assert np.array_equal(to_labels(ids, replace(contract, output="labels_int32"), keep_batch=True), labels)
+
+
+def test_onnxruntime_batch_rows_equal_frames_one_at_a_time_on_the_tiny_model(tmp_path: Path) -> None:
+    """The batch API on this Python (the 3.8 leg too): a batch-3 file's rows are the batch-1 file's frames; a None
+    row is padding; a wrong count is refused naming the batch (test_runtime_batch.py has the full set)."""
+    pytest.importorskip("onnx")
+    from tiny_model import write_tiny_model
+
+    from trt_segmentation.runtime import InputMismatch, create_backend
+
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (8, 16, 3), dtype=np.uint8) for _ in range(3)]
+    with create_backend("onnxruntime", write_tiny_model(tmp_path / "b1.onnx", 8, 16, seed=1), threads=1) as one, \
+            create_backend("onnxruntime", write_tiny_model(tmp_path / "b3.onnx", 8, 16, seed=1, batch=3),
+                           threads=1) as three:
+        expected = np.stack([one.infer(f).labels for f in frames])
+        assert three.batch == 3 and three.infer_batch(frames).labels.shape == (3, 8, 16)
+        np.testing.assert_array_equal(three.infer_batch(frames).labels, expected)
+        three.submit_batch([frames[0], None, frames[2]], tag="t")
+        tag, result = three.collect()
+        assert tag == "t"
+        np.testing.assert_array_equal(result.labels[[0, 2]], expected[[0, 2]])
+        with pytest.raises(InputMismatch, match="got 2"):
+            three.submit_batch(frames[:2])
+        with pytest.raises(InputMismatch, match="submit_batch"):
+            three.submit(frames[0])
+
+
 def _tiny_labels_graph(path: Path) -> np.ndarray:
     """uint8 NHWC -> Cast -> Transpose -> 1x1 Conv (3 -> 5 classes) -> ArgMax -> Cast(float) -> Cast(uint8)."""
     onnx = pytest.importorskip("onnx")

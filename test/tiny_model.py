@@ -23,8 +23,10 @@ NUM_CLASSES = 19
 WIDTH, DEPTH = 64, 4
 
 
-def tiny_model(height: int, width: int, seed: int = 0, model: str = "swiftnet_ss_rn18") -> onnx.ModelProto:
-    """The graph for a static ``height`` x ``width`` input; every weight a function of ``seed``."""
+def tiny_model(height: int, width: int, seed: int = 0, model: str = "swiftnet_ss_rn18",
+               batch: int = 1) -> onnx.ModelProto:
+    """The graph for a static ``batch`` x ``height`` x ``width`` input; every weight a function of ``seed`` (the
+    same weights for every ``batch``, so a batch-N file's rows equal the batch-1 file's frames)."""
     rng = np.random.default_rng(seed)
     initializers = [
         numpy_helper.from_array(np.array(MEAN, np.float32).reshape(1, 3, 1, 1), "mean"),
@@ -56,23 +58,23 @@ def tiny_model(height: int, width: int, seed: int = 0, model: str = "swiftnet_ss
     ]
     graph = helper.make_graph(
         nodes, "tiny_segmentation",
-        [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, height, width, 3])],
-        [helper.make_tensor_value_info("labels", TensorProto.UINT8, [1, height, width])],
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, [batch, height, width, 3])],
+        [helper.make_tensor_value_info("labels", TensorProto.UINT8, [batch, height, width])],
         initializers)
     # IR 8 / opset 17: what the real export writes, readable by every ONNX Runtime the legs install
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8,
                               producer_name="trt_segmentation-tests")
     contract = ModelContract(model=model, num_classes=NUM_CLASSES, height=height, width=width,
                              input_format="uint8_rgb", output="labels_uint8", input_name="image",
-                             output_name="labels", mean=MEAN, std=STD, extra={"test_model": "tiny"})
+                             output_name="labels", mean=MEAN, std=STD, extra={"test_model": "tiny"}, batch=batch)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, contract.to_json()
     onnx.checker.check_model(proto)
     return proto
 
 
-def write_tiny_model(path: Path, height: int, width: int, seed: int = 0) -> Path:
+def write_tiny_model(path: Path, height: int, width: int, seed: int = 0, batch: int = 1) -> Path:
     """:func:`tiny_model` saved to ``path`` (parent folders created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(tiny_model(height, width, seed), str(path))
+    onnx.save(tiny_model(height, width, seed, batch=batch), str(path))
     return path

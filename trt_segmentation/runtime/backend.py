@@ -1,8 +1,9 @@
 """The small interface every inference backend implements, and the input checks they share.
 
 A backend takes one camera frame as (H, W, 3) uint8 in the channel order its model expects and returns an
-(H, W) uint8 trainId image plus per-stage timings. It never imports rclpy (the node wraps it) or torch
-(except the optional torch backend).
+(H, W) uint8 trainId image plus per-stage timings; a backend on a batch-N model (``contract.batch``, one frame
+per camera) takes N such frames per run (``None`` = a padded row) and returns (N, H, W) labels. It never imports
+rclpy (the node wraps it) or torch (except the optional torch backend).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional, Sequence  # typing's: subscripted at run time on Python 3.8
 
 import numpy as np
 
@@ -27,7 +28,8 @@ class InputMismatch(ValueError):
 
 @dataclass
 class InferenceResult:
-    """Labels of one frame and how long each stage took, in milliseconds."""
+    """Labels of one frame, (H, W), or of a batch, (N, H, W), and how long each stage took, in milliseconds
+    (for a batch: the whole batch's stages)."""
 
     labels: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -44,13 +46,27 @@ class Backend(abc.ABC):
         self.contract = contract
         self._completed: deque[tuple[Any, InferenceResult]] = deque()
 
-    # Asynchronous API: submit() up to ``max_in_flight`` frames, collect() returns them in submission order.
-    # Synchronous backends run the frame inside submit(); GPU backends enqueue it on a CUDA stream and return.
+    # Asynchronous API: submit() up to ``max_in_flight`` frames (or submit_batch() batches), collect() returns them
+    # in submission order. Synchronous backends run the frame inside submit(); GPU backends enqueue it on a CUDA
+    # stream and return.
     def submit(self, image: np.ndarray, tag: Any = None) -> None:
         """Start inference of one frame; ``tag`` comes back with its result from :meth:`collect`."""
-        if self.in_flight >= self.max_in_flight:
-            raise BackendError(f"{self.in_flight} frames in flight already; collect() before submitting more")
+        self.require_single_frame("submit")
+        self._check_capacity()
         self._completed.append((tag, self.infer(image)))
+
+    def submit_batch(self, frames: Sequence[Optional[np.ndarray]], tag: Any = None) -> None:
+        """Start inference of ``batch`` frames (row i = ``frames[i]``; ``None`` = a padded row whose labels are
+        meaningless); :meth:`collect` returns (tag, result) with (N, H, W) labels."""
+        self.check_batch(frames)
+        self._check_capacity()
+        self._completed.append((tag, self.infer_batch(frames)))
+
+    def _check_capacity(self) -> None:
+        if self.in_flight >= self.max_in_flight:
+            unit = "batches" if self.batch != 1 else "frames"
+            raise BackendError(f"{self.in_flight} {unit} in flight already (max_in_flight {self.max_in_flight}); "
+                               "collect() before submitting more")
 
     def collect(self) -> tuple[Any, InferenceResult]:
         """Wait for the oldest submitted frame and return (tag, result)."""
@@ -64,6 +80,11 @@ class Backend(abc.ABC):
         return len(self._completed)
 
     @property
+    def batch(self) -> int:
+        """Frames per run: 1, or N for a multi-camera model (use :meth:`submit_batch` / :meth:`infer_batch`)."""
+        return self.contract.batch
+
+    @property
     def input_size(self) -> tuple[int, int]:
         """(height, width) the model was exported/built for."""
         return self.contract.height, self.contract.width
@@ -75,9 +96,48 @@ class Backend(abc.ABC):
         if image.shape != expected:
             raise InputMismatch(f"frame shape {image.shape} does not match the model input {expected} (H, W, C)")
 
+    def check_batch(self, frames: Sequence[Optional[np.ndarray]]) -> None:
+        """:class:`InputMismatch` unless ``frames`` holds ``batch`` entries, each a fitting frame or ``None`` (a
+        stacked (N, H, W, 3) array is a sequence of frames too)."""
+        if len(frames) != self.batch:
+            raise InputMismatch(f"this model runs {self.batch} frame(s) per batch (one per camera, None for a "
+                                f"camera without a new frame), got {len(frames)}")
+        for row, image in enumerate(frames):
+            if image is None:
+                continue
+            if not isinstance(image, np.ndarray):
+                raise InputMismatch(f"batch row {row}: expected an (H, W, 3) uint8 array or None, got "
+                                    f"{type(image).__name__}")
+            try:
+                self.check_frame(image)
+            except InputMismatch as exc:
+                raise InputMismatch(f"batch row {row}: {exc}") from None
+
+    def require_single_frame(self, call: str) -> None:
+        """:class:`InputMismatch` for ``submit``/``infer`` on a batch-N model (they take one frame)."""
+        if self.batch != 1:
+            batch_call = "submit_batch" if call == "submit" else "infer_batch"
+            raise InputMismatch(f"{call}() takes one frame, but this model runs batches of {self.batch} frames "
+                                f"(one per camera); use {batch_call}() with {self.batch} frames (None for a padded "
+                                "row)")
+
     @abc.abstractmethod
     def infer(self, image: np.ndarray) -> InferenceResult:
-        """(H, W, 3) uint8 in ``contract.channel_order`` -> (H, W) uint8 labels."""
+        """(H, W, 3) uint8 in ``contract.channel_order`` -> (H, W) uint8 labels (batch-1 models only)."""
+
+    def infer_batch(self, frames: Sequence[Optional[np.ndarray]]) -> InferenceResult:
+        """``batch`` frames (``None`` = padded row) -> (N, H, W) uint8 labels, synchronously.
+
+        This default serves batch-1 backends (one :meth:`infer`; a padded row gives zero labels); backends of
+        batch-N models override it."""
+        self.check_batch(frames)
+        if self.batch != 1:
+            raise BackendError(f"the {self.name} backend does not run batches of {self.batch}")
+        image = frames[0]
+        if image is None:
+            return InferenceResult(np.zeros((1, self.contract.height, self.contract.width), np.uint8))
+        result = self.infer(image)
+        return InferenceResult(result.labels[None], result.timings_ms)
 
     def describe(self) -> dict[str, str]:
         """Key facts for logs and diagnostics."""
@@ -87,6 +147,7 @@ class Backend(abc.ABC):
             "model": c.model,
             "precision": c.precision,
             "input": f"{c.input_name} {c.input_format} {c.height}x{c.width}",
+            "batch": str(c.batch),
             "output": f"{c.output_name} {c.output}",
         }
 
@@ -100,11 +161,12 @@ class Backend(abc.ABC):
         self.close()
 
 
-def to_labels(output: np.ndarray, contract: ModelContract) -> np.ndarray:
-    """Graph output -> (H, W) uint8 labels (argmax here only when the graph returns logits)."""
+def to_labels(output: np.ndarray, contract: ModelContract, keep_batch: bool = False) -> np.ndarray:
+    """Graph output (batch axis first) -> uint8 labels: (H, W) of the first frame, or with ``keep_batch`` (N, H, W)
+    of every frame. Argmax here only when the graph returns logits (N, C, H, W)."""
     labels: np.ndarray
     if contract.output == "logits":
-        labels = np.argmax(output[0], axis=0).astype(np.uint8)
+        labels = np.argmax(output, axis=1).astype(np.uint8)
     else:
-        labels = output[0].astype(np.uint8, copy=False)
-    return labels
+        labels = output.astype(np.uint8, copy=False)
+    return labels if keep_batch else labels[0]
