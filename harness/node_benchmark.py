@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from trt_segmentation.diagnostics import status_name
 from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the camera and relay run as `python -m harness.node_benchmark`
@@ -33,7 +34,7 @@ CAMERA_TOPIC = "/bench/camera/image_raw"
 RELAY_TOPIC = "/bench/relay/labels"
 NODE_NAMESPACE = "bench"
 NODE_LABELS = "/bench/segmentation/labels"
-NODE_STATUS = "/bench/segmentation"
+NODE_STATUS = status_name("segmentation")  # "segmentation: inference" (the name has no namespace)
 FREE_MODEL = "probe_free"
 NODE_STAGES = ("preprocess", "inference", "postprocess")  # the node's own work; transport and wait come before
 

@@ -30,11 +30,20 @@ if __name__ == "__main__":  # the publisher process: the harness package sits be
 # is not installable here): harness.launch_emulation builds that command line
 from harness.launch_emulation import NodeProcess, launch_command, launch_constants  # noqa: F401 (re-exported)
 from harness.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
+from trt_segmentation.diagnostics import camera_task, status_name
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"
 PARAMS_FILE = REPO / "config" / "segmentation.yaml"
 PROFILE = REPO / "config" / "fastdds_shm.xml"
+#: the node's main /diagnostics status as diagnostic_updater names it ("segmentation: inference"); the name has no
+#: namespace, so a test in a namespace looks it up by the same name
+STATUS = status_name(launch_constants()["NODE_NAME"])
+
+
+def camera_status(camera: str) -> str:
+    """The status of one camera of a multi-camera node ("segmentation: camera front")."""
+    return status_name(launch_constants()["NODE_NAME"], camera_task(camera))
 
 
 # ------------------------------------------------------------------------------------------------ launch file
@@ -184,7 +193,7 @@ def start_publisher(frames_path: Path, topic: str, rate: float, *, env: dict | N
                     stamp_offset: float = 0.0) -> subprocess.Popen:
     """The publisher process. ``lockstep``: a labels topic; each frame is sent only once the labels of the
     previous one arrived (or 10 s passed), so a slow shared CI machine cannot turn a correctness test into a
-    drop test. ``settle``: a node name; each frame is sent only once that node's diagnostics account for the
+    drop test. ``settle``: a status name (``STATUS``); each frame is sent only once that status accounts for the
     previous one (processed, failed or dropped), for frames that produce no labels. ``record``: a JSON file the
     publisher writes with the header of every frame it sent (frame_id, sec, nanosec) and the wall-clock time of
     each publish call. ``stamp_offset``: seconds subtracted from the current time in every header stamp."""
@@ -301,7 +310,7 @@ if __name__ == "__main__":
     p.add_argument("--reliable", action="store_true")
     p.add_argument("--compressed", action="store_true")
     p.add_argument("--lockstep", default="", help="labels topic to wait on after each frame")
-    p.add_argument("--settle", default="", help="node whose diagnostics must account for each frame")
+    p.add_argument("--settle", default="", help="diagnostic status that must account for each frame")
     p.add_argument("--record", default="", help="JSON file to write the sent headers to")
     p.add_argument("--stamp-offset", type=float, default=0.0, help="seconds subtracted from every header stamp")
     args = parser.parse_args()

@@ -3,7 +3,9 @@
 Skipped without torch+CUDA+pycuda (CI, the CPU dev machine); run on the device GPU (docs/node.md has the
 recorded result). Proves: bytes survive host->device->executor->host exactly, results come back in submission
 order with several frames in flight (also when a later frame finishes first), event timings are real, and the
-torch backend's labels equal plain PyTorch inference of the same model on the same GPU.
+torch backend's labels equal plain PyTorch inference of the same model on the same GPU. Batches (issue #12): a
+slot carries N frames written row by row (a None row left as it is), and a batch-N torch backend's rows equal the
+batch-1 backend's frames.
 Set GPU_SLOTS_REPORT=path.json to save the measured figures.
 """
 
@@ -51,8 +53,9 @@ def reference_labels(frame: np.ndarray) -> np.ndarray:
 class MixingExecutor:
     """Per-pixel mix of the channels; ``slow_slots`` burn extra GPU time first so later frames overtake them."""
 
-    def __init__(self, height: int, width: int, slow_slots: tuple[int, ...] = ()) -> None:
-        self.shape_in, self.shape_out = (height, width, 3), (height, width)
+    def __init__(self, height: int, width: int, slow_slots: tuple[int, ...] = (), batch: int = 0) -> None:
+        lead = (batch,) if batch else ()  # batch > 0: a slot holds that many frames
+        self.shape_in, self.shape_out = lead + (height, width, 3), lead + (height, width)
         self.slow_slots = slow_slots
         self.streams: dict[int, object] = {}
         self.burn = torch.randn(2048, 2048, device="cuda")
@@ -117,6 +120,81 @@ def test_event_timing_measures_gpu_work() -> None:
         pipeline.close()
     assert timings["slow"]["inference"] > 5 * timings["fast"]["inference"]
     REPORT["event_timing_ms"] = {k: round(v["inference"], 3) for k, v in timings.items()}
+
+
+def test_slot_rows_are_written_in_place_and_padding_is_left_as_it_is() -> None:
+    """submit_rows copies each frame (strided views too) straight into its row of the page-locked input; a None row
+    keeps what the slot held: zeros at first, then the frame of the slot's previous batch."""
+    height, width, batch = 256, 512, 3
+    rng = np.random.default_rng(7)
+    first = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(batch)]
+    second = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(batch)]
+    executor = MixingExecutor(height, width, batch=batch)
+    pipeline = SlotPipeline((batch, height, width, 3), np.uint8, (batch, height, width), np.uint8, executor,
+                            slots=1)
+    try:
+        pipeline.slots[0].host_out[:] = 255  # poison: every output byte must be written by the GPU
+        pipeline.submit_rows([first[0], None, np.ascontiguousarray(first[2][..., ::-1])[..., ::-1]], tag="a")
+        out = pipeline.collect()
+        assert out.tag == "a" and out.output.shape == (batch, height, width)
+        assert np.array_equal(out.output[0], reference_labels(first[0]))
+        assert np.array_equal(out.output[1], np.zeros((height, width), np.uint8))  # never written: zeros
+        assert np.array_equal(out.output[2], reference_labels(first[2]))
+        pipeline.submit_rows(first)
+        pipeline.collect()
+        pipeline.submit_rows([None, second[1], None], tag="b")
+        out = pipeline.collect()
+        assert np.array_equal(out.output[0], reference_labels(first[0]))  # padding: the slot's previous row
+        assert np.array_equal(out.output[1], reference_labels(second[1]))
+        assert np.array_equal(out.output[2], reference_labels(first[2]))
+        with pytest.raises(ValueError, match="2 rows for a slot input of 3"):
+            pipeline.submit_rows(second[:2])
+        assert pipeline.in_flight == 0
+    finally:
+        pipeline.close()
+
+
+def test_torch_backend_batch_rows_equal_single_frames(random_model_factory) -> None:
+    """A batch-3 torch backend (one CUDA graph per slot over 3 frames) against the batch-1 one on the same model:
+    rows equal frames run one at a time (except at near-ties: cuDNN may choose other kernels for batch 3), padded
+    rows, two batches in flight in order, the contract records the batch, single-frame calls are refused."""
+    from trt_segmentation.runtime import InputMismatch
+
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    height, width, batch = 512, 1024, 3
+    model = random_model_factory("single_scale", "resnet18", seed=8)
+    rng = np.random.default_rng(8)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2 * batch)]
+    single = TorchBackend(copy.deepcopy(model), height, width, slots=2)
+    try:
+        expected = [single.infer(frame).labels for frame in frames]
+    finally:
+        single.close()
+    backend = TorchBackend(copy.deepcopy(model), height, width, slots=2, batch=batch)
+    try:
+        assert backend.batch == batch and backend.contract.batch == batch and backend.describe()["batch"] == "3"
+        with pytest.raises(InputMismatch, match="submit_batch"):
+            backend.submit(frames[0])
+        with pytest.raises(InputMismatch, match="got 2"):
+            backend.submit_batch(frames[:2])
+        backend.submit_batch(frames[:batch], tag=0)
+        backend.submit_batch(frames[batch:], tag=1)  # two batches in flight, one per slot
+        got = [backend.collect(), backend.collect()]
+        assert [tag for tag, _ in got] == [0, 1]
+        rows = [row for _, result in got for row in result.labels]
+        assert all(result.labels.shape == (batch, height, width) for _, result in got)
+        agreement = [float((row == want).mean()) for row, want in zip(rows, expected)]
+        assert min(agreement) > 0.999, agreement
+        padded = backend.infer_batch([None, frames[1], None]).labels
+        assert padded.shape == (batch, height, width)
+        assert float((padded[1] == expected[1]).mean()) > 0.999
+        timings = got[0][1].timings_ms
+        assert timings["inference"] > 0 and "gpu_h2d" in timings
+        REPORT["torch_backend_batch3_512x1024"] = {"min_row_agreement_with_batch1": round(min(agreement), 6),
+                                                   "batch_inference_ms": round(timings["inference"], 3)}
+    finally:
+        backend.close()
 
 
 def test_torch_backend_matches_pytorch_and_overlaps(random_model_factory) -> None:

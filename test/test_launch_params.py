@@ -13,6 +13,7 @@ import yaml
 from node_harness import (
     LAUNCH_FILE,
     REPO,
+    STATUS,
     launch_command,
     launch_constants,
     listener,
@@ -87,7 +88,7 @@ def test_node_started_like_the_launch_file(engine_dir, tmp_path) -> None:
     )
     with node_process(argv, env, tmp_path / "node.log") as node, listener() as lis:
         name = "/cam_front/segmentation"
-        lis.wait_for(lambda: lis.last_status(name), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         subs = dict(lis.node.get_subscriber_names_and_types_by_node("segmentation", "/cam_front"))
         pubs = dict(lis.node.get_publisher_names_and_types_by_node("segmentation", "/cam_front"))
         assert "/cam/front/image_raw" in subs
@@ -108,13 +109,13 @@ def test_node_started_like_the_launch_file(engine_dir, tmp_path) -> None:
         values = [v.string_value or v.bool_value or v.double_value for v in got.values]
         assert values == ["fp32", True, "reliable", 0.5]  # overrides + the params file's default
         # no frames yet -> WARN; a best-effort camera against this reliable subscription -> incompatible QoS WARN
-        lis.wait_for(lambda: (s := lis.last_status(name)) and "no frame received yet" in s[0].message, 30,
+        lis.wait_for(lambda: (s := lis.last_status(STATUS)) and "no frame received yet" in s[0].message, 30,
                      "the no-frames WARN")
         frames = save_frames(tmp_path / "f.npz", [{"encoding": "rgb8", "height": 2, "width": 2, "step": 6,
                                                     "data": bytes(12)}])
         publisher = start_publisher(frames, "/cam/front/image_raw", 5.0, env=env, wait_subscriber=3.0)
         status, values = lis.wait_for(
-            lambda: (s := lis.last_status(name)) and s[1]["qos"] != "ok" and s, 30, "the incompatible-QoS WARN", node)
+            lambda: (s := lis.last_status(STATUS)) and s[1]["qos"] != "ok" and s, 30, "the incompatible-QoS WARN", node)
         assert status.level == bytes([WARN]) and "incompatible QoS (RELIABILITY" in status.message
         publisher.communicate(timeout=20)
         assert publisher.returncode == 3  # it never found a compatible subscriber

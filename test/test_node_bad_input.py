@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from node_fixtures import MODEL, H, W
 from node_harness import (
+    STATUS,
     encode_frame,
     finish,
     jpeg_claiming,
@@ -49,11 +50,11 @@ def test_malformed_messages_are_counted_and_the_node_goes_on(engine_dir, tmp_pat
                                extra={"diagnostics_period": "0.3", "log_throttle_s": "60.0",
                                       "qos_reliability": "reliable"})
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
-        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
-        finish(start_publisher(path, "/bad/image", rate=4.0, env=env, settle="/segmentation", reliable=True), 60)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
+        finish(start_publisher(path, "/bad/image", rate=4.0, env=env, settle=STATUS, reliable=True), 60)
         lis.wait_for(lambda: len(lis.labels) >= 4, 10, "labels for the 4 good frames", node)
         status, values = lis.wait_for(
-            lambda: (s := lis.last_status("/segmentation")) and int(s[1]["frames_processed"]) >= 4 and s, 5,
+            lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_processed"]) >= 4 and s, 5,
             "diagnostics of the processed frames", node)
         assert node.proc.poll() is None, "the node died"
         log = node.log()
@@ -67,7 +68,7 @@ def test_malformed_messages_are_counted_and_the_node_goes_on(engine_dir, tmp_pat
     assert "data has" in log
     assert values["last_error"].startswith("bad image dropped: ")
     # a WARN while bad frames arrive, never the ERROR of a failing inference
-    statuses = [s for _, s in lis.statuses("/segmentation")]
+    statuses = [s for _, s in lis.statuses(STATUS)]
     assert any(s.level == b"\x01" and "bad frame" in s.message for s in statuses)
     assert not any(s.level == b"\x02" or "inference failing" in s.message for s in statuses)
 
@@ -87,15 +88,15 @@ def test_oversized_frames_are_refused_before_decoding_and_memory_stays_flat(engi
                                extra={"input_type": "compressed", "diagnostics_period": "0.3",
                                       "qos_reliability": "reliable"})
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
-        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         finish(start_publisher(warm, "/big/image/compressed", rate=4.0, env=env, compressed=True, reliable=True,
-                               settle="/segmentation"), 60)
+                               settle=STATUS), 60)
         lis.wait_for(lambda: len(lis.labels) >= 3, 10, "labels of the warm-up frames", node)
         rss_before = node.rss_mb()
         finish(start_publisher(attack, "/big/image/compressed", rate=8.0, env=env, compressed=True, reliable=True,
-                               settle="/segmentation"), 90)
+                               settle=STATUS), 90)
         _, values = lis.wait_for(
-            lambda: (s := lis.last_status("/segmentation")) and int(s[1]["frames_failed"]) >= 20
+            lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_failed"]) >= 20
             and int(s[1]["frames_processed"]) >= 4 and s, 15, "diagnostics of the attack", node)
         rss_after = node.rss_mb()
         assert node.proc.poll() is None, "the node died"

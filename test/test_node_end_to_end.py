@@ -15,6 +15,7 @@ import time
 import numpy as np
 from node_fixtures import MODEL, H, W
 from node_harness import (
+    STATUS,
     encode_frame,
     expected_rgb,
     finish,
@@ -28,7 +29,7 @@ from node_harness import (
 from PIL import Image
 
 from trt_segmentation.artifacts import artifact_path
-from trt_segmentation.diagnostics import report_keys
+from trt_segmentation.diagnostics import cpu_model, report_keys
 from trt_segmentation.palette import colorize
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -83,13 +84,13 @@ def test_labels_match_offline_inference_for_four_encodings(engine_dir, tmp_path)
     )
     with node_process(argv, env, tmp_path / "node.log") as node, \
             listener("/e2e/segmentation/labels", extra_topics=("/e2e/segmentation/color",)) as lis:
-        lis.wait_for(lambda: lis.last_status("/e2e/segmentation"), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         pub = start_publisher(path, "/e2e/camera/image_raw", rate=6.0, env=env, lockstep="/e2e/segmentation/labels",
                               reliable=True, record=tmp_path / "sent.json")
         out = finish(pub, 60)
         assert "sent 24" in out
         lis.wait_for(lambda: len(lis.labels) >= 24 or (
-            (s := lis.last_status("/e2e/segmentation")) and int(s[1]["frames_processed"]) == len(lis.labels)
+            (s := lis.last_status(STATUS)) and int(s[1]["frames_processed"]) == len(lis.labels)
             and int(s[1]["frames_received"]) > 0 and len(lis.labels) >= 20), 10, ">= 20 labels", node)
         lis.wait_for(lambda: len(lis.images["/e2e/segmentation/color"]) >= len(lis.labels) - 1, 5, "colour masks")
         n = check_labels(lis, node, references, sent_headers(tmp_path / "sent.json"))
@@ -103,11 +104,12 @@ def test_labels_match_offline_inference_for_four_encodings(engine_dir, tmp_path)
         assert np.array_equal(np.frombuffer(bytes(color.data), np.uint8).reshape(want.shape), want)
         # diagnostics: every documented key, counts consistent with what was received
         status, values = lis.wait_for(
-            lambda: (s := lis.last_status("/e2e/segmentation")) and int(s[1]["frames_processed"]) >= n and s, 5,
+            lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_processed"]) >= n and s, 5,
             "diagnostics counting the processed frames", node)
         missing = [k for k in report_keys() if k not in values]
         assert not missing, missing
         assert values["backend"] == "onnxruntime" and values["precision"] == "fp32"
+        assert status.name == "segmentation: inference" and status.hardware_id == cpu_model()  # ORT on this CPU
         assert values["engine_file"].endswith(f"{MODEL}_{H}x{W}_fp32.onnx")
         assert values["engine_input_size"] == f"{H}x{W}"
         assert int(values["frames_received"]) >= n and values["frames_failed"] == "0"
@@ -136,7 +138,7 @@ def test_compressed_input_jpeg_and_png(engine_dir, tmp_path) -> None:
         extra={"input_type": "compressed", "diagnostics_period": "0.5", "qos_reliability": "reliable"},
     )
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
-        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         finish(start_publisher(path, "/zip/image/compressed", rate=6.0, env=env, compressed=True,
                                lockstep="/segmentation/labels", reliable=True, record=tmp_path / "sent.json"), 60)
         lis.wait_for(lambda: len(lis.labels) >= 8, 15, "labels of compressed frames", node)
@@ -154,12 +156,12 @@ def test_age_is_publish_time_minus_the_header_stamp(engine_dir, tmp_path) -> Non
     argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/age/image"},
                                extra={"diagnostics_period": "0.3", "qos_reliability": "reliable"})
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
-        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         started = time.time()
         finish(start_publisher(path, "/age/image", rate=5.0, env=env, lockstep="/segmentation/labels",
                                reliable=True, stamp_offset=offset_s, record=tmp_path / "sent.json"), 60)
         _, values = lis.wait_for(
-            lambda: (s := lis.last_status("/segmentation")) and int(s[1]["frames_processed"]) == 4 and s, 15,
+            lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_processed"]) == 4 and s, 15,
             "diagnostics of the 4 frames", node)
         window_ms = (time.time() - started) * 1e3
     for sent in json.loads((tmp_path / "sent.json").read_text()):  # the stamps went out 3 s old

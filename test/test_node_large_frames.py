@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from node_harness import finish, launch_command, listener, node_process, save_frames, start_publisher
+from node_harness import STATUS, finish, launch_command, listener, node_process, save_frames, start_publisher
 
 FRAMES, RATE = 30, 5.0
 
@@ -29,17 +29,17 @@ def run_large_frames(engine_dir, tmp_path, profile: bool) -> dict[str, str]:
     argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/big/image"},
                                profile=profile, extra={"diagnostics_period": "0.5"})
     with node_process(argv, env, tmp_path / "node.log") as node, listener() as lis:
-        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         out = finish(start_publisher(path, "/big/image", RATE, env=env, repeat=FRAMES // 2), 60)
         assert f"sent {FRAMES}" in out
         # reports come every 0.5 s: wait for one that counts every frame, or 3 s at most
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
-            status = lis.last_status("/segmentation")
+            status = lis.last_status(STATUS)
             if status and int(status[1]["frames_received"]) >= FRAMES:
                 break
             time.sleep(0.1)
-        status = lis.last_status("/segmentation")
+        status = lis.last_status(STATUS)
         assert status is not None
         values = status[1]
     assert node.proc.returncode == 0, node.log()

@@ -7,7 +7,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
+from node_harness import (
+    STATUS,
+    encode_frame,
+    finish,
+    launch_command,
+    listener,
+    node_process,
+    save_frames,
+    start_publisher,
+)
 
 RATE, SECONDS, PERIOD = 40.0, 8, 0.25
 
@@ -25,7 +34,7 @@ def test_overload_drops_old_frames_stays_responsive_and_flat(engine_dir, tmp_pat
         extra={"diagnostics_period": str(PERIOD), "ort_threads": "1", "warn_drop_ratio": "0.3"},
     )
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
-        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         pub = start_publisher(path, "/fast/image", RATE, env=env, repeat=total // len(frames))
         lis.wait_for(lambda: len(lis.labels) >= 2, 20, "the first labels", node)
         t_overload = time.monotonic()
@@ -37,10 +46,10 @@ def test_overload_drops_old_frames_stays_responsive_and_flat(engine_dir, tmp_pat
         t_end = time.monotonic()
         # once the camera stops, every received frame is accounted for: processed, dropped or failed
         status, values = lis.wait_for(
-            lambda: (s := lis.last_status("/segmentation")) and int(s[1]["frames_received"]) == (
+            lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_received"]) == (
                 int(s[1]["frames_processed"]) + int(s[1]["frames_dropped"]) + int(s[1]["frames_failed"])) and s,
             5, "the books to balance", node)
-        stamps = [t for t, _ in lis.statuses("/segmentation") if t_overload <= t <= t_end]
+        stamps = [t for t, _ in lis.statuses(STATUS) if t_overload <= t <= t_end]
         assert node.proc.poll() is None
     received, processed, dropped = (int(values[k]) for k in ("frames_received", "frames_processed",
                                                               "frames_dropped"))

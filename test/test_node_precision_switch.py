@@ -8,7 +8,16 @@ import numpy as np
 import onnx
 import pytest
 from node_fixtures import MODEL, H, W
-from node_harness import encode_frame, finish, launch_command, listener, node_process, save_frames, start_publisher
+from node_harness import (
+    STATUS,
+    encode_frame,
+    finish,
+    launch_command,
+    listener,
+    node_process,
+    save_frames,
+    start_publisher,
+)
 from onnx import TensorProto
 
 from trt_segmentation.artifacts import artifact_path
@@ -45,12 +54,12 @@ def run_with_precision(engine_dir, tmp_path, precision: str, frames_path) -> tup
     )
     with node_process(argv, env, tmp_path / f"node_{precision}.log") as node, \
             listener("/segmentation/labels") as lis:
-        lis.wait_for(lambda: lis.last_status("/segmentation"), 30, "the node's first diagnostics", node)
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         finish(start_publisher(frames_path, "/p/image", 5.0, env=env, reliable=True,
                                lockstep="/segmentation/labels"), 30)
         lis.wait_for(lambda: lis.labels, 10, "labels", node)
         _, values = lis.wait_for(
-            lambda: (s := lis.last_status("/segmentation")) and s[1]["frames_processed"] != "0" and s, 5,
+            lambda: (s := lis.last_status(STATUS)) and s[1]["frames_processed"] != "0" and s, 5,
             "diagnostics", node)
         msg = lis.labels[0]
         labels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)

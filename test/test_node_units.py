@@ -7,7 +7,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trt_segmentation.diagnostics import ERROR, OK, WARN, Counters, Thresholds, build_report, report_keys
+from trt_segmentation.diagnostics import (
+    ERROR,
+    LEVEL_NAMES,
+    OK,
+    WARN,
+    Counters,
+    Thresholds,
+    build_report,
+    cpu_model,
+    hardware_id,
+    nvidia_gpu_model,
+    report_keys,
+    status_name,
+)
 from trt_segmentation.image_codec import resize_image, resize_nearest
 from trt_segmentation.latency import RateMeter, RollingWindow, StageLatency
 from trt_segmentation.node_params import ModelFileError, params_from_dict, resolve_model_file
@@ -63,6 +76,30 @@ def test_diagnostics_levels() -> None:
     assert bad.level == WARN and "2 bad frame(s)" in bad.message
     broken = _report(runtime_error="CUDA error", qos_problems=["x"])
     assert broken.level == ERROR and broken.message.startswith("inference failing")
+
+
+def test_level_names_are_the_message_constants() -> None:
+    msg = pytest.importorskip("diagnostic_msgs.msg")  # the node publishes getattr(DiagnosticStatus, LEVEL_NAMES[x])
+    for level, name in LEVEL_NAMES.items():
+        assert getattr(msg.DiagnosticStatus, name) == bytes([level])
+
+
+def test_status_name_and_hardware_id(tmp_path) -> None:
+    assert status_name("segmentation") == "segmentation: inference"  # diagnostic_updater: "<node name>: <task>"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold 6338\n")
+    assert cpu_model(str(cpuinfo)) == "Intel(R) Xeon(R) Gold 6338"
+    arm = tmp_path / "arm_cpuinfo"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd\n")
+    board = tmp_path / "model"
+    board.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\0")
+    assert cpu_model(str(arm), str(board)) == "NVIDIA Jetson AGX Orin Developer Kit"
+    gpu = tmp_path / "gpus" / "0000:01:00.0"
+    gpu.mkdir(parents=True)
+    (gpu / "information").write_text("Model: \t\t NVIDIA H200\nIRQ:   \t\t 42\n")
+    assert nvidia_gpu_model(str(tmp_path / "gpus" / "*" / "information")) == "NVIDIA H200"
+    assert hardware_id({"device": "NVIDIA H200", "backend": "tensorrt"}) == "NVIDIA H200"  # GPU backends name it
+    assert hardware_id({"providers": "CPUExecutionProvider"}) == cpu_model()
 
 
 def test_resize_nearest_matches_pillow_and_round_trips() -> None:

@@ -143,6 +143,30 @@ def test_tensorrt_backend_refuses_a_mismatching_engine_before_tensorrt_is_needed
         TensorRtBackend(engine, precision="int8")
 
 
+def test_engine_binding_shapes_must_match_the_sidecar_batch() -> None:
+    """The TensorRT backend takes its slot shapes from the engine and refuses an engine whose batch (or size) is
+    not the one its sidecar's contract records, naming both and the rebuild command."""
+    from dataclasses import replace
+
+    from trt_segmentation.runtime.tensorrt_backend import EngineMismatch, check_engine_shapes, expected_shapes
+
+    three = replace(_contract(), batch=3)
+    assert expected_shapes(_contract()) == ((1, 4, 6, 3), (1, 4, 6))
+    assert expected_shapes(three) == ((3, 4, 6, 3), (3, 4, 6))
+    assert expected_shapes(replace(three, input_format="float_normalised", output="logits")) == ((3, 3, 4, 6),
+                                                                                                (3, 19, 4, 6))
+    engine = Path("m_4x6_b3_fp16.engine")
+    check_engine_shapes(engine, three, (3, 4, 6, 3), (3, 4, 6), "rebuild-cmd")
+    with pytest.raises(EngineMismatch, match=r"runs batches of 1 \(input \(1, 4, 6, 3\), output \(1, 4, 6\)\), its "
+                                             r"sidecar's contract says batch 3; rebuild it: rebuild-cmd"):
+        check_engine_shapes(engine, three, (1, 4, 6, 3), (1, 4, 6), "rebuild-cmd")
+    with pytest.raises(EngineMismatch, match="says batch 1"):
+        check_engine_shapes(engine, _contract(), (3, 4, 6, 3), (3, 4, 6), "rebuild-cmd")
+    with pytest.raises(EngineMismatch, match=r"input \(3, 4, 8, 3\) and output \(3, 4, 8\), its sidecar's contract "
+                                             r"describes \(3, 4, 6, 3\) -> \(3, 4, 6\)"):
+        check_engine_shapes(engine, three, (3, 4, 8, 3), (3, 4, 8), "rebuild-cmd")
+
+
 def test_sidecar_checks_builder_and_jetson_module() -> None:
     from trt_segmentation.engine.metadata import EngineMetadata, check_compatible
 

@@ -24,11 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trt_segmentation.cli import parse_size  # noqa: E402
+from trt_segmentation.diagnostics import status_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = ROOT / "trt_segmentation" / "assets" / "swiftnet_ss_rn18_streets.pt"
 IMAGE_TOPIC = "/camera/image_raw"
 NODE = "/segmentation"
+STATUS = status_name(NODE.strip("/"))  # "segmentation: inference", as diagnostic_updater names it
 
 
 def step(text: str) -> None:
@@ -111,7 +113,7 @@ def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: in
     with NodeProcess(argv, env, out / "node.log") as node, TopicProbe((f"{NODE}/labels", f"{NODE}/overlay")) as probe:
         alive = lambda: node.proc.poll() is None  # noqa: E731
         try:
-            probe.wait_for(lambda: probe.last_status(NODE), 120, "the node's first diagnostics", alive)
+            probe.wait_for(lambda: probe.last_status(STATUS), 120, "the node's first diagnostics", alive)
         except (TimeoutError, RuntimeError) as exc:
             raise SystemExit(f"error: {exc}; node log:\n{node.log()}") from None
         step(f"replaying {frames} frames at {fps:g} Hz into the node")
@@ -123,7 +125,7 @@ def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: in
             print(f"  note: the node published labels for {probe.count(f'{NODE}/labels')} of {sent} frames "
                   "(it skips frames it cannot keep up with and counts them as dropped)")
         time.sleep(1.5)  # one more diagnostics period, so the summary includes the last frame
-        status = probe.last_status(NODE)
+        status = probe.last_status(STATUS)
         labels = list(probe.images[f"{NODE}/labels"])
         overlays = list(probe.images[f"{NODE}/overlay"])
     return sent, status, labels, overlays

@@ -1,17 +1,87 @@
 """The node's diagnostic status as plain data: level, message and key-values, decided by pure functions.
 
-The node turns a :class:`DiagnosticReport` into a ``diagnostic_msgs/DiagnosticStatus``; everything that decides
-OK/WARN/ERROR lives here so it can be tested without ROS. Keys are listed in ``STAGES``/``report_keys`` and
-documented in docs/node.md.
+The node turns a :class:`DiagnosticReport` into a ``diagnostic_msgs/DiagnosticStatus`` named the way
+diagnostic_updater names its statuses (``<node name>: <task>``, :func:`status_name`), with the device as
+``hardware_id`` (:func:`hardware_id`); everything that decides OK/WARN/ERROR lives here so it can be tested without
+ROS (and on the vehicle's Python 3.8 without the message packages). Keys are listed in ``STAGES``/``report_keys``
+and documented in docs/node.md.
 """
 
 from __future__ import annotations
 
+import glob
 import math
+import platform
 from dataclasses import dataclass, field
+from typing import Mapping
 
-OK, WARN, ERROR = 0, 1, 2  # the byte values of diagnostic_msgs/DiagnosticStatus
-LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
+# The levels are diagnostic_msgs/DiagnosticStatus's OK/WARN/ERROR/STALE byte values; the node publishes the
+# message's own constant of the same name (LEVEL_NAMES), and test_node_units checks the two agree.
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
+
+#: the task of the node's main status ("segmentation: inference"): the whole pipeline, camera to labels
+INFERENCE_TASK = "inference"
+
+
+def status_name(node_name: str, task: str = INFERENCE_TASK) -> str:
+    """``<node name>: <task>``, as diagnostic_updater names a task's status (the node's name without namespace)."""
+    return f"{node_name}: {task}"
+
+
+def camera_task(camera: str) -> str:
+    """The task of one camera's status in multi-camera mode: ``camera <name>``."""
+    return f"camera {camera}"
+
+
+def _first_value(path: str, keys: tuple[str, ...]) -> str:
+    """The value of the first ``key: value`` line of ``path`` whose key is one of ``keys``; "" if none/unreadable."""
+    try:
+        with open(path, errors="replace") as handle:
+            for line in handle:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() in keys and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo", device_tree_model: str = "/proc/device-tree/model") -> str:
+    """The CPU's model name: ``model name`` in /proc/cpuinfo (x86; ``Model``/``Hardware`` on some ARM kernels);
+    where cpuinfo has none, the board's device-tree model (e.g. a Jetson's); else ``platform.machine()``."""
+    found = _first_value(cpuinfo, ("model name", "Model", "Hardware"))
+    if found:
+        return found
+    try:
+        with open(device_tree_model, "rb") as handle:
+            board = handle.read().rstrip(b"\0").decode(errors="replace").strip()
+        if board:
+            return board
+    except OSError:
+        pass
+    return platform.machine() or "cpu"
+
+
+def nvidia_gpu_model(pattern: str = "/proc/driver/nvidia/gpus/*/information") -> str:
+    """The first NVIDIA GPU's model from the driver's /proc files (no CUDA library loaded); "" without them."""
+    for path in sorted(glob.glob(pattern)):
+        found = _first_value(path, ("Model",))
+        if found:
+            return found
+    return ""
+
+
+def hardware_id(describe: Mapping[str, str]) -> str:
+    """The device a backend runs on, from its ``describe()``: the GPU name GPU backends report as ``device``;
+    for ONNX Runtime the GPU of its CUDA provider when that one runs first, else the CPU model."""
+    device = describe.get("device", "")
+    if device:
+        return device
+    providers = [p for p in describe.get("providers", "").split(",") if p]
+    if providers and providers[0] == "CUDAExecutionProvider":
+        return nvidia_gpu_model() or "CUDA GPU"
+    return cpu_model()
 
 # stage -> what it covers; every stage gets p50/p95/p99/max keys in milliseconds
 STAGES: dict[str, str] = {
@@ -147,13 +217,20 @@ __all__ = [
     "Counters",
     "DiagnosticReport",
     "ERROR",
+    "INFERENCE_TASK",
     "INFO_KEYS",
     "LEVEL_NAMES",
     "OK",
     "STAGES",
+    "STALE",
     "STATS",
     "Thresholds",
     "WARN",
     "build_report",
+    "camera_task",
+    "cpu_model",
+    "hardware_id",
+    "nvidia_gpu_model",
     "report_keys",
+    "status_name",
 ]

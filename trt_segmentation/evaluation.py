@@ -196,7 +196,8 @@ def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, fram
 
 class CheckpointBackend(Backend):
     """A SwiftNet checkpoint run with plain PyTorch (CPU or CUDA) at the frame's own size, or at ``height`` x
-    ``width`` when given. For evaluation only; the node's GPU path is the TensorRT / torch-slot backends."""
+    ``width`` when given. For evaluation only; the node's GPU path is the TensorRT / torch-slot backends. Loading
+    and inference are the torch backend's (runtime/torch_model.py), without its CUDA slots."""
 
     name = "torch-checkpoint"
 
@@ -204,22 +205,16 @@ class CheckpointBackend(Backend):
                  threads: int = 0) -> None:
         import torch
 
-        from .models import load_checkpoint
+        from .runtime.torch_model import load_module, model_name
 
-        if isinstance(checkpoint, (str, Path)):
-            if not Path(checkpoint).is_file():
-                raise BackendError(f"PyTorch checkpoint not found: {checkpoint}")
-            model = load_checkpoint(checkpoint)
-        else:
-            model = checkpoint
+        model = load_module(checkpoint)
         if threads > 0:
             torch.set_num_threads(threads)
         self._torch = torch
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
-        arch = getattr(model, "arch", None)
         contract = ModelContract(
-            model=getattr(arch, "name", type(model).__name__), num_classes=getattr(arch, "num_classes", 19),
+            model=model_name(model), num_classes=getattr(getattr(model, "arch", None), "num_classes", 19),
             height=height, width=width, input_format="uint8_rgb", output="labels_uint8", input_name="image",
             output_name="labels", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), precision="fp32",
             extra={"source": str(checkpoint) if isinstance(checkpoint, (str, Path)) else "module"})
@@ -232,12 +227,14 @@ class CheckpointBackend(Backend):
             raise ValueError(f"frames must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
 
     def infer(self, image: np.ndarray) -> InferenceResult:
+        from .runtime.torch_model import frames_to_labels
+
         self.check_frame(image)
         torch = self._torch
         t0 = time.perf_counter()
         with torch.inference_mode():
-            x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(self.device).permute(2, 0, 1)[None].float()
-            labels = self.model(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
+            frames = torch.from_numpy(np.array(image, dtype=np.uint8)).to(self.device)[None]
+            labels = frames_to_labels(self.model, frames, torch.float32)[0].cpu().numpy()
         return InferenceResult(labels, {"inference": (time.perf_counter() - t0) * 1e3})
 
 

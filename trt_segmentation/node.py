@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .diagnostics import STAGES, Counters, Thresholds, build_report
+from .diagnostics import LEVEL_NAMES, STAGES, Counters, Thresholds, build_report, hardware_id, status_name
 from .image_cdr import (
     Header,
     ImageSerializer,
@@ -314,6 +314,8 @@ class SegmentationNode:
             "engine_input_size": f"{h}x{w}",
             "device": info.get("device", info.get("providers", "cpu")),
         }
+        self.hardware_id = hardware_id(info)  # the GPU's name, or the CPU model for ONNX Runtime on the CPU
+        self.status_name = status_name(node.get_name())
         self.log.info(
             f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}); subscribed to "
             f"{self.sub.topic_name} ({params.qos_reliability}, depth {params.qos_depth}); publishing "
@@ -403,8 +405,8 @@ class SegmentationNode:
             last_error=worker.last_error,
             thresholds=self.thresholds,
         )
-        status = DiagnosticStatus(level=bytes([report.level]), name=self.node.get_fully_qualified_name(),
-                                  message=report.message, hardware_id=self.info["device"])
+        status = DiagnosticStatus(level=getattr(DiagnosticStatus, LEVEL_NAMES[report.level]), name=self.status_name,
+                                  message=report.message, hardware_id=self.hardware_id)
         status.values = [KeyValue(key=k, value=v) for k, v in report.values]
         array = self._diag_type()
         array.header.stamp = self.node.get_clock().now().to_msg()

@@ -1,6 +1,7 @@
 """In-flight CUDA slots with pycuda: page-locked host buffers, device buffers, a stream and timing events each.
 
-A frame goes through one slot as: host copy into the page-locked input (CPU) -> async host-to-device copy ->
+A frame (or a batch: N frames, one per camera, row i of the slot's input) goes through one slot as: host copy
+into the page-locked input (CPU; a batch row by row, no stacking copy) -> async host-to-device copy ->
 the executor's kernels (TensorRT ``execute_async_v3`` or PyTorch on the same stream) -> async device-to-host
 copy, with CUDA events between the steps. With two or more slots the CPU prepares frame N+1 while the GPU
 runs frame N; results are collected strictly in submission order. The executor is a small callable so the
@@ -17,13 +18,14 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator  # typing's, not collections.abc's: Executor below is subscripted at
+from typing import Any, Callable, Iterator, Optional, Sequence  # typing's, not collections.abc's: Executor below
 
-# import time, which collections.abc.Callable supports only from Python 3.9 (JetPack 5 runs 3.8)
+# is subscripted at import time, which collections.abc.Callable supports only from Python 3.9 (JetPack 5 runs 3.8)
 import numpy as np
 
 from ..cuda_driver import CudaUnavailable, load_pycuda
-from .backend import Backend, BackendError, InferenceResult
+from ..onnx_metadata import ModelContract, to_network_input
+from .backend import Backend, BackendError, InferenceResult, to_labels
 
 #: ``executor(slot_index, input_device_pointer, output_device_pointer, stream_handle)`` enqueues the network
 #: on the stream; it must not synchronise. An executor may also have a ``prepare`` method of the same signature,
@@ -89,6 +91,7 @@ class SlotPipeline:
                    out_dtype: Any) -> Slot:
         cuda = self._cuda
         host_in = cuda.pagelocked_empty(in_shape, in_dtype)
+        host_in.fill(0)  # a padded batch row (never written) holds zeros, not stale page contents such as NaNs
         host_out = cuda.pagelocked_empty(out_shape, out_dtype)
         events = (cuda.Event(), cuda.Event(), cuda.Event(), cuda.Event())
         return Slot(index, cuda.Stream(), host_in, cuda.mem_alloc(host_in.nbytes), host_out,
@@ -113,12 +116,32 @@ class SlotPipeline:
 
     def submit(self, array: np.ndarray, tag: Any = None) -> None:
         """Copy ``array`` (network input layout; any strides) into the next slot and enqueue its work."""
-        if self.in_flight >= self.capacity:
-            raise RuntimeError(f"all {self.capacity} slots are in flight; collect() first")
-        slot = self.slots[self._submitted % self.capacity]
+        slot = self._next_slot()
         t0 = time.perf_counter()
         np.copyto(slot.host_in, array.reshape(slot.host_in.shape), casting="same_kind")
-        slot.host_ms = (time.perf_counter() - t0) * 1e3
+        self._enqueue(slot, tag, (time.perf_counter() - t0) * 1e3)
+
+    def submit_rows(self, rows: Sequence[Optional[np.ndarray]], tag: Any = None) -> None:
+        """Copy ``rows[i]`` (one frame in network input layout without the batch axis; any strides) straight into
+        row i of the next slot's page-locked input and enqueue its work. A ``None`` row is left as it is (padding:
+        it holds whatever that slot ran last, or zeros)."""
+        slot = self._next_slot()
+        if len(rows) != slot.host_in.shape[0]:
+            raise ValueError(f"{len(rows)} rows for a slot input of {slot.host_in.shape[0]} (shape {slot.host_in.shape})")
+        t0 = time.perf_counter()
+        for index, row in enumerate(rows):
+            if row is not None:
+                target = slot.host_in[index]
+                np.copyto(target, row.reshape(target.shape), casting="same_kind")
+        self._enqueue(slot, tag, (time.perf_counter() - t0) * 1e3)
+
+    def _next_slot(self) -> Slot:
+        if self.in_flight >= self.capacity:
+            raise RuntimeError(f"all {self.capacity} slots are in flight; collect() first")
+        return self.slots[self._submitted % self.capacity]
+
+    def _enqueue(self, slot: Slot, tag: Any, host_ms: float) -> None:
+        slot.host_ms = host_ms
         start, uploaded, computed, downloaded = slot.events
         cuda = self._cuda
         with self.active():
@@ -174,28 +197,58 @@ def stage_timings(gpu_ms: dict[str, float]) -> dict[str, float]:
 
 
 class SlotBackend(Backend):
-    """A backend whose frames run on ``self.pipeline`` (a :class:`SlotPipeline` the subclass creates): submit,
-    in-flight count, synchronous infer and close are the pipeline's; the subclass adds :meth:`collect`."""
+    """A backend whose frames run on ``self.pipeline`` (a :class:`SlotPipeline` the subclass creates, its input
+    the network input of ``contract.batch`` frames): submit, submit_batch, collect, in-flight count, synchronous
+    infer and close are the pipeline's. ``max_in_flight`` is the pipeline's slot count (the subclass sets it)."""
 
     pipeline: SlotPipeline
+    #: also report the slot's raw stage timings as ``gpu_<stage>`` (the torch backend does)
+    gpu_timings: bool = False
 
-    def _network_input(self, image: np.ndarray) -> np.ndarray:
-        """The checked frame -> what the pipeline copies into its page-locked input (here: the frame itself)."""
-        return image
+    def __init__(self, contract: ModelContract) -> None:
+        super().__init__(contract)
+        self._batched: deque[bool] = deque()  # per submission in flight: came through submit_batch (N, H, W labels)
 
     def submit(self, image: np.ndarray, tag: Any = None) -> None:
+        self.require_single_frame("submit")
         self.check_frame(image)
-        self.pipeline.submit(self._network_input(image), tag)
+        self._check_capacity()
+        self.pipeline.submit(to_network_input(image, self.contract), tag)
+        self._batched.append(False)
+
+    def submit_batch(self, frames: Sequence[Optional[np.ndarray]], tag: Any = None) -> None:
+        self.check_batch(frames)
+        self._check_capacity()
+        rows = [None if image is None else to_network_input(image, self.contract)[0] for image in frames]
+        self.pipeline.submit_rows(rows, tag)
+        self._batched.append(True)
+
+    def collect(self) -> tuple[Any, InferenceResult]:
+        result = self.pipeline.collect()
+        keep_batch = self._batched.popleft() if self._batched else False
+        timings = stage_timings(result.timings_ms)
+        if self.gpu_timings:
+            timings.update({f"gpu_{k}": v for k, v in result.timings_ms.items()})
+        return result.tag, InferenceResult(to_labels(result.output, self.contract, keep_batch), timings)
 
     @property
     def in_flight(self) -> int:
         return self.pipeline.in_flight
 
     def infer(self, image: np.ndarray) -> InferenceResult:
-        if self.in_flight:
-            raise BackendError("infer() while frames are in flight; collect() them first")
+        self.require_single_frame("infer")
+        self._require_idle("infer")
         self.submit(image)
         return self.collect()[1]
+
+    def infer_batch(self, frames: Sequence[Optional[np.ndarray]]) -> InferenceResult:
+        self._require_idle("infer_batch")
+        self.submit_batch(frames)
+        return self.collect()[1]
+
+    def _require_idle(self, call: str) -> None:
+        if self.in_flight:
+            raise BackendError(f"{call}() while frames are in flight; collect() them first")
 
     def close(self) -> None:
         pipeline = getattr(self, "pipeline", None)

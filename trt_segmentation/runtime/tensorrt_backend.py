@@ -3,7 +3,7 @@
 Thin on purpose: the metadata sidecar is checked before deserialising, in two steps: what needs no TensorRT
 first (precision, builder, ONNX hash), then TensorRT version, compute capability and Jetson module; then TensorRT >= 8.5's name-based API (``set_tensor_address`` +
 ``execute_async_v3``) runs on :class:`SlotPipeline`, which is tested for real on a CUDA GPU with the PyTorch
-executor. One execution context per slot: a context must not run on two streams at once. Type-checked with mypy
+executor. Binding shapes come from the engine (a batch-N engine: N frames per slot) and must match the sidecar. One execution context per slot: a context must not run on two streams at once. Type-checked with mypy
 against ``tensorrt-stubs``; executed only on the target (tools/check_on_target.py).
 """
 
@@ -24,7 +24,7 @@ from ..engine.metadata import (
 )
 from ..hashing import sha256_file
 from ..onnx_metadata import ModelContract
-from .backend import BackendError, InferenceResult, to_labels
+from .backend import BackendError
 
 #: TensorRT DataType name -> numpy dtype. Our own table rather than ``trt.nptype()``: TensorRT 8.5's nptype builds
 #: its table with ``np.bool``, which numpy 1.24 removed, so it raises AttributeError for every dtype there
@@ -44,7 +44,7 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype[Any]:
     if name not in NUMPY_DTYPES:
         raise BackendError(f"TensorRT tensor type {name} has no numpy dtype; export uint8 input and uint8/int32 labels")
     return np.dtype(NUMPY_DTYPES[name])
-from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda, stage_timings
+from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda
 
 
 class EngineMismatch(BackendError):
@@ -90,8 +90,31 @@ def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision:
                              + f". Expected {expected}. Rebuild it with: {rebuild_command(meta)}")
 
 
+def expected_shapes(contract: ModelContract) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(input, output) shapes of an engine built from the ONNX of ``contract`` (batch axis first, static)."""
+    n, h, w = contract.batch, contract.height, contract.width
+    shape_in = (n, 3, h, w) if contract.input_format == "float_normalised" else (n, h, w, 3)
+    shape_out = (n, contract.num_classes, h, w) if contract.output == "logits" else (n, h, w)
+    return shape_in, shape_out
+
+
+def check_engine_shapes(engine_path: Path, contract: ModelContract, input_shape: tuple[int, ...],
+                        output_shape: tuple[int, ...], rebuild: str) -> None:
+    """:class:`EngineMismatch` unless the engine's binding shapes are the ones its sidecar's contract describes: the
+    batch above all (a batch-3 engine with a batch-1 sidecar, or the other way round, would feed the wrong rows)."""
+    want_in, want_out = expected_shapes(contract)
+    if input_shape[:1] != (contract.batch,) or output_shape[:1] != (contract.batch,):
+        raise EngineMismatch(f"engine {engine_path} runs batches of {input_shape[0] if input_shape else '?'} (input "
+                             f"{input_shape}, output {output_shape}), its sidecar's contract says batch "
+                             f"{contract.batch}; rebuild it: {rebuild}")
+    if (input_shape, output_shape) != (want_in, want_out):
+        raise EngineMismatch(f"engine {engine_path} has input {input_shape} and output {output_shape}, its sidecar's "
+                             f"contract describes {want_in} -> {want_out}; rebuild it: {rebuild}")
+
+
 class TensorRtBackend(SlotBackend):
-    """Loads ``<model>_<H>x<W>_<precision>.engine`` after checking its ``.json`` sidecar."""
+    """Loads ``<model>_<H>x<W>[_b<N>]_<precision>.engine`` after checking its ``.json`` sidecar; the batch (frames
+    per run) is the sidecar contract's, checked against the engine's binding shapes."""
 
     name = "tensorrt"
 
@@ -140,6 +163,7 @@ class TensorRtBackend(SlotBackend):
             in_shape, in_dtype = self._tensor_spec(self.input_name)
             out_shape, out_dtype = self._tensor_spec(self.output_name)
             self._check_io(meta)
+            check_engine_shapes(engine_path, self.contract, in_shape, out_shape, rebuild_command(meta))
             self._contexts = [self.engine.create_execution_context() for _ in range(slots)]
         finally:
             cuda.Context.pop()
@@ -185,21 +209,6 @@ class TensorRtBackend(SlotBackend):
         if not context.execute_async_v3(stream_handle):
             raise BackendError(f"TensorRT execute_async_v3 failed for {self.path}")
 
-    def _network_input(self, image: np.ndarray) -> np.ndarray:
-        c = self.contract
-        if c.input_format == "float_normalised":
-            x = image.astype(np.float32)
-            if c.channel_order == "bgr":
-                x = x[..., ::-1]
-            normalised = (x - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
-            return normalised.transpose(2, 0, 1)[None]  # strided view; SlotPipeline copies it into pinned memory once
-        return image[None]
-
-    def collect(self) -> tuple[Any, InferenceResult]:
-        result = self.pipeline.collect()
-        labels = to_labels(result.output, self.contract)
-        return result.tag, InferenceResult(labels, stage_timings(result.timings_ms))
-
     def describe(self) -> dict[str, str]:
         info = super().describe()
         info["file"] = str(self.path)
@@ -227,5 +236,5 @@ class TensorRtBackend(SlotBackend):
             self._cuda_context = None
 
 
-__all__ = ["EngineMismatch", "NUMPY_DTYPES", "TensorRtBackend", "check_engine_metadata", "dtype_name", "numpy_dtype",
-           "require_tensorrt"]
+__all__ = ["EngineMismatch", "NUMPY_DTYPES", "TensorRtBackend", "check_engine_metadata", "check_engine_shapes",
+           "dtype_name", "expected_shapes", "numpy_dtype", "require_tensorrt"]

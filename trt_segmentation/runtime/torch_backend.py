@@ -10,14 +10,14 @@ torch is imported only when this backend is created.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict, Tuple
 
 import numpy as np
 
 from ..onnx_metadata import ModelContract
-from .backend import BackendError, InferenceResult
-from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, stage_timings
+from .backend import BackendError
+from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline
+from .torch_model import frames_to_labels, load_module, model_name, normalisation
 
 #: what this backend can run; int8 and mixed need TensorRT (or ONNX Runtime on the Q/DQ files)
 TORCH_PRECISIONS = ("fp32", "fp16")
@@ -40,24 +40,27 @@ class _DeviceArray:
 
 
 class TorchExecutor:
-    """``module(uint8 NHWC frame on the GPU) -> uint8 labels``, enqueued on the slot's stream.
+    """``module(uint8 NHWC frames on the GPU) -> uint8 labels``, enqueued on the slot's stream.
 
-    ``module`` maps a (1, 3, H, W) float 0..255 RGB tensor to (1, C, H, W) logits (SwiftNet.forward does). With
+    ``module`` maps a (N, 3, H, W) float 0..255 RGB tensor to (N, C, H, W) logits (SwiftNet.forward does); a slot
+    holds ``batch`` frames (N). With
     ``cuda_graph`` each slot's forward pass is captured in :meth:`prepare` (after a warm-up that lets cuDNN pick
     its kernels) and replayed by :meth:`__call__`; each slot has its own graph and memory pool, so two slots in
     flight never share intermediate buffers.
     """
 
     def __init__(self, module: Any, height: int, width: int, channel_order: str = "rgb", precision: str = "fp32",
-                 cuda_graph: bool = True) -> None:
+                 cuda_graph: bool = True, batch: int = 1) -> None:
         import torch
 
         check_precision(precision)
         self.torch = torch
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.module = module.to(dtype=self.dtype, memory_format=torch.channels_last)
-        self.shape_in = (1, height, width, 3)
-        self.shape_out = (1, height, width)
+        if batch < 1:
+            raise BackendError(f"batch must be at least 1, got {batch}")
+        self.shape_in = (batch, height, width, 3)
+        self.shape_out = (batch, height, width)
         self.flip = channel_order == "bgr"
         self.cuda_graph = cuda_graph
         self._streams: Dict[int, Any] = {}
@@ -74,11 +77,7 @@ class TorchExecutor:
         torch = self.torch
         frame = torch.as_tensor(_DeviceArray(input_ptr, self.shape_in, "|u1"), device="cuda")
         labels = torch.as_tensor(_DeviceArray(output_ptr, self.shape_out, "|u1"), device="cuda")
-        rgb = frame.permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: that is the channels-last layout
-        if self.flip:
-            rgb = rgb.flip(1)
-        x = rgb.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        labels.copy_(self.module(x).argmax(1).to(torch.uint8))
+        labels.copy_(frames_to_labels(self.module, frame, self.dtype, self.flip, channels_last=True))
 
     def prepare(self, slot: int, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
         """Warm up on the slot's stream and, with ``cuda_graph``, capture its forward pass."""
@@ -107,67 +106,45 @@ class TorchExecutor:
                 self._forward(input_ptr, output_ptr)
 
 
-def _load_module(source: Any) -> Any:
-    if isinstance(source, (str, Path)):
-        from ..models import load_checkpoint
-
-        path = Path(source)
-        if not path.is_file():
-            raise BackendError(f"PyTorch checkpoint not found: {path}")
-        return load_checkpoint(path)
-    return source
-
-
-def _normalisation(module: Any) -> Tuple[Tuple[float, float, float], Tuple[float, float, float]]:
-    """The mean/std (0-255 scale, RGB) the module applies inside its forward pass (SwiftNet keeps them as
-    ``backbone.img_mean``/``img_std`` buffers, from the checkpoint)."""
-    mean, std = getattr(module, "mean", None), getattr(module, "std", None)
-    if mean is None or std is None:
-        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    m = [float(v) for v in mean.flatten().tolist()]
-    s = [float(v) for v in std.flatten().tolist()]
-    return (m[0], m[1], m[2]), (s[0], s[1], s[2])
-
-
 class TorchBackend(SlotBackend):
-    """SwiftNet (or any module with the same call signature) on CUDA, through :class:`SlotPipeline`."""
+    """SwiftNet (or any module with the same call signature) on CUDA, through :class:`SlotPipeline`; ``batch``
+    frames per run (the contract records it: :meth:`submit_batch` for N > 1)."""
 
     name = "torch"
+    gpu_timings = True
 
     def __init__(self, source: Any, height: int = 1024, width: int = 2048, slots: int = 2, device: int = 0,
                  input_format: str = "uint8_rgb", num_classes: int = 19, precision: str = "fp32",
-                 cuda_graph: bool = True) -> None:
+                 cuda_graph: bool = True, batch: int = 1) -> None:
         import torch
 
         check_precision(precision)
+        if input_format not in ("uint8_rgb", "uint8_bgr"):  # the executor reads uint8 frames from the slot
+            raise BackendError(f"the torch backend takes uint8_rgb or uint8_bgr frames, not {input_format}")
+        if batch < 1:
+            raise BackendError(f"batch must be at least 1, got {batch}")
         if not torch.cuda.is_available():
             raise BackendError("the torch backend needs a CUDA GPU (torch.cuda.is_available() is False)")
-        module = _load_module(source)
+        module = load_module(source)
         torch.cuda.set_device(device)
         torch.cuda.init()  # type: ignore[no-untyped-call]  # PyTorch creates the primary context that pycuda then shares
         module = module.eval().to(f"cuda:{device}")
-        name = getattr(getattr(module, "arch", None), "name", type(module).__name__)
-        mean, std = _normalisation(module)
+        name = model_name(module)
+        mean, std = normalisation(module)
         contract = ModelContract(
             model=name, num_classes=num_classes, height=height, width=width, input_format=input_format,
             output="labels_uint8", input_name="image", output_name="labels", mean=mean, std=std,
-            precision=precision, extra={"executor": "cuda_graph" if cuda_graph else "eager"},
+            precision=precision, extra={"executor": "cuda_graph" if cuda_graph else "eager"}, batch=batch,
         )
         super().__init__(contract)
-        self.executor = TorchExecutor(module, height, width, contract.channel_order, precision, cuda_graph)
+        self.executor = TorchExecutor(module, height, width, contract.channel_order, precision, cuda_graph, batch)
         try:
-            self.pipeline = SlotPipeline((1, height, width, 3), np.uint8, (1, height, width), np.uint8,
+            self.pipeline = SlotPipeline(self.executor.shape_in, np.uint8, self.executor.shape_out, np.uint8,
                                          self.executor, slots=slots, device=device)
         except CudaUnavailable as exc:
             raise BackendError(str(exc)) from exc
         self.max_in_flight = slots
         self.device_name = str(self.pipeline.device.name())
-
-    def collect(self) -> Tuple[Any, InferenceResult]:
-        result = self.pipeline.collect()
-        timings = stage_timings(result.timings_ms)
-        timings.update({f"gpu_{k}": v for k, v in result.timings_ms.items()})
-        return result.tag, InferenceResult(result.output[0], timings)
 
     def describe(self) -> Dict[str, str]:
         info = super().describe()
