@@ -44,3 +44,42 @@ def test_help_explains_the_tool() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "pass/fail table" in result.stdout and "--precisions" in result.stdout
+
+
+def test_a_small_batch_variant_gets_its_own_row(tmp_path, random_model_factory) -> None:
+    """A batch-3 variant beside the batch-1 file: found by name, ONNX Runtime's batch rows compared with the batch-1
+    frames (equal: the same network), then the row stops where TensorRT is needed (it builds and compares the
+    batch-3 engine on the target)."""
+    from trt_segmentation.artifacts import artifact_path
+    from trt_segmentation.engine.tensorrt_adapter import real_tensorrt
+    from trt_segmentation.export import ExportOptions, export_onnx
+    from trt_segmentation.runtime.target_check import (
+        batch_variants,
+        batches,
+        check_batch,
+        format_table,
+        sample_images,
+    )
+
+    if real_tensorrt() is not None:
+        pytest.skip("TensorRT is installed: the target runs this row for real (tools/check_on_target.py)")
+    model = random_model_factory(seed=9)
+    for batch in (1, 3):
+        export_onnx(model, artifact_path(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp32", ".onnx", batch),
+                    ExportOptions(64, 128, batch=batch))
+    (tmp_path / "swiftnet_ss_rn18_64x128_b2_fp16.onnx").write_bytes(b"another precision")
+    assert batch_variants(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp32") == [3]
+    assert batch_variants(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp16") == [2]
+    assert batch_variants(tmp_path, "swiftnet_ss_rn18", 32, 64, "fp32") == []
+    images = sample_images(4, 64, 128)
+    assert [len(g) for g in batches(images, 3)] == [3, 3] and batches(images, 3)[1][2] is images[1]
+    row = check_batch(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp32", 3, images, build=False, min_agreement=0.999,
+                      log=lambda text: None)
+    assert row.status == "NEEDS-TENSORRT" and row.path == "b3" and row.batch == 3
+    assert row.engine.endswith("swiftnet_ss_rn18_64x128_b3_fp32.engine")
+    assert any("frame by frame: 100.0000% equal" in note for note in row.notes), row.notes
+    table = format_table([row])
+    assert "fp32      | NEEDS-TENSORRT | b3" in table and "fp32 b3: ONNX Runtime batch reference ran" in table
+    missing = check_batch(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp32", 4, images, build=False, min_agreement=0.999,
+                          log=lambda text: None)
+    assert missing.status == "MISSING" and "b4_fp32.onnx is missing" in missing.notes[0]

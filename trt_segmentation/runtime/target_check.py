@@ -3,7 +3,10 @@ slots, compare its labels with ONNX Runtime on the ONNX it was built from, and r
 
 Each precision is built the way the installed TensorRT needs (engine/builder.py ``build_path``): explicit from
 the variant ONNX where its parser takes it, implicit (FP32 ONNX + builder flags + entropy calibrator) where it
-does not (mixed precision on TensorRT 8.5/8.6); with DLA cores present, fp16/int8/mixed also get a DLA row.
+does not (mixed precision on TensorRT 8.5/8.6); with DLA cores present, fp16/int8/mixed also get a DLA row. A
+multi-camera batch-N variant in the folder (``<model>_<H>x<W>_b<N>_<precision>.onnx``) gets a row of its own when
+it is small (N x H x W <= MAX_BATCH_PIXELS): its engine's rows against ONNX Runtime's on the same batch ONNX, and
+ONNX Runtime's batch rows against the batch-1 file's frames.
 
 On a machine without TensorRT (CI, a laptop) it does everything up to that point (ONNX Runtime reference run, the
 TensorRT-RTX parse/build check where installed) and then says exactly what needs the target. No torch, onnx or
@@ -21,12 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import artifact_path, check_variant
+from ..artifacts import artifact_path, batch_from_name, check_variant
 from .backend import BackendError
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
 DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.98, "mixed": 0.98}
 NEEDS_TARGET = "TensorRT needed"
+#: a batch-N variant is checked on the target when N frames of H x W are at most this many pixels (4 frames of
+#: 512x1024): its engine builds in minutes on a Jetson, a larger one is left to tools/build_engine.py
+MAX_BATCH_PIXELS = 4 * 512 * 1024
 
 
 @dataclass
@@ -41,6 +47,7 @@ class CheckRow:
     tensorrt_gpu_ms: float | None = None  # median of the CUDA-event inference time
     ort_ms: float | None = None  # median ONNX Runtime time per image on this machine
     notes: list[str] = field(default_factory=list)
+    batch: int = 1  # frames per run of the checked variant
 
 
 def environment() -> dict[str, str]:
@@ -121,6 +128,116 @@ def _tensorrt_labels(engine: Path, precision: str, images: list[np.ndarray]) -> 
             results.append(backend.collect())
     results.sort(key=lambda item: item[0])
     return [r.labels for _, r in results], float(np.median([r.timings_ms["inference"] for _, r in results]))
+
+
+def batches(images: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
+    """``images`` in groups of ``batch`` (at least one group; the last filled up from the start)."""
+    count = max(1, -(-len(images) // batch))
+    return [[images[(g * batch + i) % len(images)] for i in range(batch)] for g in range(count)]
+
+
+def _in_order(rgb: list[np.ndarray], order: str) -> list[np.ndarray]:
+    return [rgb_frame if order == "rgb" else np.ascontiguousarray(rgb_frame[..., ::-1]) for rgb_frame in rgb]
+
+
+def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
+    """ONNX Runtime's labels of every row of ``groups`` on a batch-N ONNX, and its median ms per batch."""
+    from .onnxruntime_backend import OnnxRuntimeBackend
+
+    with OnnxRuntimeBackend(onnx) as backend:
+        labels: list[np.ndarray] = []
+        times: list[float] = []
+        for group in groups:
+            t0 = time.perf_counter()
+            labels.extend(backend.infer_batch(_in_order(group, backend.contract.channel_order)).labels)
+            times.append((time.perf_counter() - t0) * 1e3)
+    return labels, float(np.median(times))
+
+
+def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.ndarray]]
+                           ) -> tuple[list[np.ndarray], float]:
+    from .tensorrt_backend import TensorRtBackend
+
+    with TensorRtBackend(engine, slots=2, precision=precision) as backend:
+        ordered = [_in_order(group, backend.contract.channel_order) for group in groups]
+        backend.infer_batch(ordered[0])  # warm-up
+        results = []
+        for i, group in enumerate(ordered):  # two batches in flight, as the multi-camera node runs them
+            if backend.in_flight == backend.max_in_flight:
+                results.append(backend.collect())
+            backend.submit_batch(group, i)
+        while backend.in_flight:
+            results.append(backend.collect())
+    results.sort(key=lambda item: item[0])
+    labels = [row for _, result in results for row in result.labels]
+    return labels, float(np.median([r.timings_ms["inference"] for _, r in results]))
+
+
+def batch_variants(engine_dir: Path, model: str, height: int, width: int, precision: str) -> list[int]:
+    """The batches N > 1 of the ``<model>_<H>x<W>_b<N>_<precision>.onnx`` files in ``engine_dir``."""
+    found = set()
+    for path in Path(engine_dir).glob(f"{model}_{height}x{width}_b*_{precision}.onnx"):
+        batch = batch_from_name(path.name)
+        if batch > 1 and path.name == artifact_path(engine_dir, model, height, width, precision, ".onnx", batch).name:
+            found.add(batch)
+    return sorted(found)
+
+
+def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: str, batch: int,
+                images: list[np.ndarray], *, build: bool, min_agreement: float, log: Any = print) -> CheckRow:
+    """The row of a batch-N variant: ONNX Runtime's rows on the batch ONNX equal the batch-1 file's frames (noted),
+    and, with TensorRT, the batch-N engine (built from that ONNX, explicit path) agrees with them."""
+    from ..engine.builder import build_path
+    from ..engine.tensorrt_adapter import real_tensorrt
+
+    precision = check_variant(precision)
+    onnx = artifact_path(engine_dir, model, height, width, precision, ".onnx", batch=batch)
+    engine = artifact_path(engine_dir, model, height, width, precision, ".engine", batch=batch)
+    row = CheckRow(precision, "MISSING", f"b{batch}", str(onnx), str(engine), batch=batch)
+    if not onnx.is_file():
+        row.notes.append(f"{onnx.name} is missing")
+        return row
+    groups = batches(images, batch)
+    frames = [frame for group in groups for frame in group]
+    log(f"[{precision} b{batch}] ONNX Runtime reference on {len(groups)} batches of {batch}: {onnx}")
+    ort_labels, row.ort_ms = _ort_batch_labels(onnx, groups)
+    single = artifact_path(engine_dir, model, height, width, precision, ".onnx")
+    if single.is_file():
+        single_labels = _ort_labels(single, frames)[0]
+        same = min(float(np.mean(a == b)) for a, b in zip(ort_labels, single_labels))
+        row.notes.append(f"ONNX Runtime batch rows vs {single.name} frame by frame: {same:.4%} equal (worst row)")
+    trt = real_tensorrt()
+    if trt is None:
+        row.status = "NEEDS-TENSORRT"
+        row.notes.append(f"ONNX Runtime batch reference ran ({row.ort_ms:.0f} ms/batch); building and running "
+                         f"{engine.name} needs TensorRT >= 8.5 + pycuda on the target")
+        return row
+    if build_path(trt, precision, onnx) == "implicit":
+        row.notes.append(f"TensorRT {trt.version} builds {precision} the implicit way; batch engines are checked on "
+                         "the explicit path only")
+        return row
+    if build or not engine.is_file():
+        from ..engine.builder import build_engine
+        from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+
+        log(f"[{precision} b{batch}] building {engine}")
+        try:
+            build_engine(onnx, engine, precision, progress=lambda text: log(f"[{precision} b{batch}] build: {text}"))
+        except (BuildError, TensorRTUnavailable, ValueError) as exc:
+            row.status = "FAIL"
+            row.notes.append(f"engine build failed: {exc}")
+            return row
+    try:
+        trt_labels, row.tensorrt_gpu_ms = _tensorrt_batch_labels(engine, precision, groups)
+    except BackendError as exc:
+        row.status = "FAIL"
+        row.notes.append(str(exc))
+        return row
+    row.agreement = min(float(np.mean(a == b)) for a, b in zip(trt_labels, ort_labels))
+    row.status = "PASS" if row.agreement >= min_agreement else "FAIL"
+    if row.status == "FAIL":
+        row.notes.append(f"agreement {row.agreement:.4%} < {min_agreement:.2%} (worst row)")
+    return row
 
 
 def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str, images: list[np.ndarray],
@@ -236,6 +353,13 @@ def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions
             rows.append(check_precision(engine_dir, model, height, width, precision, frames, reference, build=build,
                                         min_agreement=thresholds[base], calibration=calibration, dla_core=core,
                                         log=log))
+        for batch in batch_variants(engine_dir, model, height, width, check_variant(precision)):
+            if batch * height * width > MAX_BATCH_PIXELS:
+                log(f"[{precision} b{batch}] not checked: {batch} x {height}x{width} is more than "
+                    f"{MAX_BATCH_PIXELS} pixels per run")
+                continue
+            rows.append(check_batch(engine_dir, model, height, width, precision, batch, frames, build=build,
+                                    min_agreement=thresholds[base], log=log))
     return rows
 
 
@@ -255,7 +379,8 @@ def format_table(rows: list[CheckRow]) -> str:
     lines = [" | ".join(str(v).ljust(w) for v, w in zip(line, widths)) for line in [header, *body]]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     for r in rows:
-        lines.extend(f"  {r.precision}: {note}" for note in r.notes)
+        label = r.precision if r.batch == 1 else f"{r.precision} b{r.batch}"
+        lines.extend(f"  {label}: {note}" for note in r.notes)
     return "\n".join(lines)
 
 
@@ -266,5 +391,5 @@ def exit_code(rows: list[CheckRow]) -> int:
     return 0 if rows and all(r.status == "PASS" for r in rows) else 2
 
 
-__all__ = ["CheckRow", "DEFAULT_MIN_AGREEMENT", "check_precision", "dla_cores", "environment", "exit_code", "format_table",
-           "run_checks", "sample_images"]
+__all__ = ["CheckRow", "DEFAULT_MIN_AGREEMENT", "MAX_BATCH_PIXELS", "batch_variants", "batches", "check_batch",
+           "check_precision", "dla_cores", "environment", "exit_code", "format_table", "run_checks", "sample_images"]
