@@ -10,7 +10,9 @@ BACKENDS = ("onnxruntime", "tensorrt", "torch")
 
 
 def create_backend(kind: str, path: str | Path, **options: object) -> Backend:
-    """Create the backend ``kind`` for the model file ``path`` (an .onnx, or an .engine for tensorrt)."""
+    """Create the backend ``kind`` for the model file ``path`` (an .onnx, an .engine for tensorrt, a checkpoint for
+    torch). Its batch (frames per run, ``Backend.batch``) is the file's: the ONNX contract or the engine's sidecar;
+    the torch backend takes it as ``batch=N``."""
     if kind == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
