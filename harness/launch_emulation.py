@@ -2,8 +2,9 @@
 
 `launch`/`launch_ros` are not pip-installable, so tests and the demo read the launch file's constants (parsed
 with ``ast``, never executed) and build the same command line: node name, namespace, parameters file, the
-non-empty launch arguments as parameter overrides, the image remappings and the Fast DDS transport profile
-variable of the distribution ($ROS_DISTRO). Works from a source checkout (launch/ and config/ beside the package).
+non-empty launch arguments as parameter overrides (the cameras list as a string list), the image remappings (each
+camera's too) and the Fast DDS transport profile variable of the distribution ($ROS_DISTRO). Works from a source
+checkout (launch/ and config/ beside the package).
 """
 
 from __future__ import annotations
@@ -67,14 +68,18 @@ def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = T
     if values["namespace"]:
         argv += ["-r", f"__ns:=/{values['namespace'].strip('/')}"]
     argv += ["--params-file", str(params_file or values["params_file"] or CONFIG_DIR / c["PARAMS_FILE"])]
+    cameras = launch_function("camera_list")(arguments.get("cameras", ""))
     for name in c["PARAMETER_ARGUMENTS"]:
         if arguments.get(name, "") != "":
-            argv += ["-p", f"{name}:={arguments[name]}"]
+            value = f"[{','.join(cameras)}]" if name == "cameras" else arguments[name]  # a string list for rcl
+            argv += ["-p", f"{name}:={value}"]
     for name, value in (extra or {}).items():
         argv += ["-p", f"{name}:={value}"]
     topic = values["image_topic"]
     remap = c["IMAGE_REMAP_FROM"]
     argv += ["-r", f"{remap}:={topic}", "-r", f"{remap}/compressed:={topic}/compressed"]
+    for source, target in launch_function("camera_remappings")(cameras, values["camera_topic"]):
+        argv += ["-r", f"{source}:={target}"]
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     for name in c["PROFILE_ENV"]:

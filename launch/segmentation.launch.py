@@ -3,6 +3,8 @@
   ros2 launch trt_segmentation segmentation.launch.py precision:=int8
   ros2 launch trt_segmentation segmentation.launch.py backend:=onnxruntime image_topic:=/camera/image_raw \
       publish_overlay:=true namespace:=front
+  # several cameras, one batched engine (<model>_<H>x<W>_b3_<precision>): ~/front/image from /front/image_raw, ...
+  ros2 launch trt_segmentation segmentation.launch.py cameras:=[front,left,right] camera_topic:=/{camera}/image_raw
 
 Arguments left empty keep the value of params_file (config/segmentation.yaml by default). The node process gets
 the Fast DDS profile variable of its distribution pointing at config/fastdds_shm.xml (64 MB shared memory
@@ -41,13 +43,33 @@ PARAMETER_ARGUMENTS = {
     "engine_dir": "folder with the .engine/.json/.onnx files",
     "publish_color": "true | false: publish ~/color (rgb8 colour mask)",
     "publish_overlay": "true | false: publish ~/overlay (image blended with the colour mask)",
+    "cameras": "multi-camera mode: camera names, e.g. [front,left,right] (one batch of N through a _b<N>_ model; "
+               "topics ~/<name>/image in, ~/<name>/labels out); empty = one camera on ~/image",
 }
 # launch-level arguments: (default, description)
 OTHER_ARGUMENTS = {
     "image_topic": ("/camera/image_raw", "camera topic remapped onto the node's ~/image (and ~/image/compressed)"),
     "namespace": ("", "namespace of the node, e.g. one per camera"),
     "params_file": ("", "parameters file; empty = the package's config/segmentation.yaml"),
+    "camera_topic": ("", "multi-camera mode: the topic of each camera, {camera} replaced by its name (e.g. "
+                         "/{camera}/image_raw), remapped onto ~/<name>/image; empty = no remapping"),
 }
+
+
+def camera_list(text):
+    """The cameras argument as a list: '[front, left]' or 'front,left' -> ['front', 'left']; '' -> []."""
+    return [name.strip().strip("'\"") for name in text.strip().strip("[]").split(",") if name.strip()]
+
+
+def camera_remappings(cameras, camera_topic):
+    """(from, to) remappings of each camera's image topics onto ``camera_topic`` with {camera} filled in."""
+    if not camera_topic:
+        return []
+    pairs = []
+    for name in cameras:
+        topic = camera_topic.replace("{camera}", name)
+        pairs += [(f"~/{name}/image", topic), (f"~/{name}/image/compressed", topic + "/compressed")]
+    return pairs
 
 
 def profile_variables(distro):
@@ -65,8 +87,13 @@ def _setup(context, *args, **kwargs):
     for name in PARAMETER_ARGUMENTS:
         value = LaunchConfiguration(name).perform(context)
         if value != "":
-            overrides[name] = value.lower() == "true" if name.startswith("publish_") else value
+            if name == "cameras":
+                overrides[name] = camera_list(value)
+            else:
+                overrides[name] = value.lower() == "true" if name.startswith("publish_") else value
     image_topic = LaunchConfiguration("image_topic").perform(context)
+    cameras = camera_list(LaunchConfiguration("cameras").perform(context))
+    extra_remaps = camera_remappings(cameras, LaunchConfiguration("camera_topic").perform(context))
     read = profile_variables(os.environ.get("ROS_DISTRO", ""))
     node = Node(
         package=PACKAGE,
@@ -74,7 +101,8 @@ def _setup(context, *args, **kwargs):
         name=NODE_NAME,
         namespace=LaunchConfiguration("namespace").perform(context),
         parameters=[params_file, overrides],
-        remappings=[(IMAGE_REMAP_FROM, image_topic), (IMAGE_REMAP_FROM + "/compressed", image_topic + "/compressed")],
+        remappings=[(IMAGE_REMAP_FROM, image_topic), (IMAGE_REMAP_FROM + "/compressed", image_topic + "/compressed")]
+        + extra_remaps,
         additional_env={name: profile for name in PROFILE_ENV if name in read},
         output="screen",
         emulate_tty=True,

@@ -28,7 +28,12 @@ if __name__ == "__main__":  # the publisher process: the harness package sits be
 
 # the node is started exactly as launch/segmentation.launch.py would start it (parsed, never executed: launch_ros
 # is not installable here): harness.launch_emulation builds that command line
-from harness.launch_emulation import NodeProcess, launch_command, launch_constants  # noqa: F401 (re-exported)
+from harness.launch_emulation import (  # noqa: F401 (re-exported)
+    NodeProcess,
+    launch_command,
+    launch_constants,
+    launch_function,
+)
 from harness.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
 from trt_segmentation.diagnostics import camera_task, status_name
 

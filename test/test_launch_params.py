@@ -16,6 +16,7 @@ from node_harness import (
     STATUS,
     launch_command,
     launch_constants,
+    launch_function,
     listener,
     node_process,
     save_frames,
@@ -30,8 +31,8 @@ def test_every_launch_argument_maps_to_a_node_parameter_or_launch_setting() -> N
     c = launch_constants()
     for name in c["PARAMETER_ARGUMENTS"]:
         assert name in PARAMETER_NAMES, f"launch argument {name} is no node parameter"
-    assert set(c["OTHER_ARGUMENTS"]) == {"image_topic", "namespace", "params_file"}
-    assert {"precision", "backend", "model", "engine_dir", "publish_color", "publish_overlay"} <= set(
+    assert set(c["OTHER_ARGUMENTS"]) == {"image_topic", "namespace", "params_file", "camera_topic"}
+    assert {"precision", "backend", "model", "engine_dir", "publish_color", "publish_overlay", "cameras"} <= set(
         c["PARAMETER_ARGUMENTS"])
     tree = ast.parse(LAUNCH_FILE.read_text())
     functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
@@ -46,6 +47,17 @@ def test_every_launch_argument_maps_to_a_node_parameter_or_launch_setting() -> N
     declared = {n.id for n in ast.walk(functions["generate_launch_description"]) if isinstance(n, ast.Name)}
     assert {"PARAMETER_ARGUMENTS", "OTHER_ARGUMENTS", "DeclareLaunchArgument"} <= declared
     assert c["EXECUTABLE"] in (REPO / "setup.py").read_text()
+
+
+def test_cameras_argument_becomes_a_string_list_and_remappings() -> None:
+    camera_list = launch_function("camera_list")
+    assert camera_list("[front, left,right]") == camera_list("front,left,right") == ["front", "left", "right"]
+    assert camera_list("") == camera_list("[]") == []
+    argv, _ = launch_command({"cameras": "[front, rear]", "camera_topic": "/{camera}/image_raw"})
+    assert "cameras:=[front,rear]" in argv
+    remaps = [argv[i + 1] for i, a in enumerate(argv) if a == "-r"]
+    assert {"~/front/image:=/front/image_raw", "~/rear/image/compressed:=/rear/image_raw/compressed"} <= set(remaps)
+    assert not [r for r in launch_command({"cameras": "front"})[0] if r.startswith("~/front")]  # no camera_topic
 
 
 def test_params_file_holds_every_parameter_with_its_default() -> None:

@@ -138,6 +138,48 @@ def _fmt(value: float) -> str:
     return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
 
+def _idle_problem(seconds_since_last_frame: float | None, seconds_since_start: float, publishers: int | None,
+                  qos_problems: list[str] | None, thresholds: Thresholds) -> str:
+    """The no-frames WARN text with a hint at the likely cause, or "" while frames arrive."""
+    idle = seconds_since_last_frame if seconds_since_last_frame is not None else seconds_since_start
+    if idle <= thresholds.warn_no_frames_s:
+        return ""
+    what = "no frame received yet" if seconds_since_last_frame is None else "no frames"
+    if publishers and qos_problems:
+        hint = "the publisher's QoS is incompatible (see qos)"
+    elif publishers:
+        # matched but silent: typically large frames lost by the default DDS transport
+        hint = (f"{publishers} publisher(s) matched but nothing arrives: large frames need the shared-memory "
+                "transport profile (config/fastdds_shm.xml) in the camera's process too")
+    elif publishers == 0:
+        hint = "no publisher on the topic (check the remapping and the publisher's QoS)"
+    else:
+        hint = "check the topic, the publisher's QoS and the DDS transport"
+    return f"{what} for {idle:.1f} s; {hint}"
+
+
+def input_problems(counters: Counters, latency: dict[str, dict[str, float]], seconds_since_last_frame: float | None,
+                   seconds_since_start: float, publishers: int | None, qos_problems: list[str] | None,
+                   failed_since_last_report: int, last_error: str, thresholds: Thresholds) -> list[str]:
+    """The WARN reasons of one camera input: no frames, incompatible QoS, age p95, drops, bad frames."""
+    problems: list[str] = []
+    idle = _idle_problem(seconds_since_last_frame, seconds_since_start, publishers, qos_problems, thresholds)
+    if idle:
+        problems.append(idle)
+    problems += list(qos_problems or [])
+    age_p95 = latency.get("age", {}).get("p95", float("nan"))
+    if not math.isnan(age_p95) and age_p95 > thresholds.warn_latency_ms:
+        problems.append(f"end-to-end p95 {age_p95:.0f} ms > {thresholds.warn_latency_ms:.0f} ms")
+    if counters.received and counters.dropped / counters.received > thresholds.warn_drop_ratio:
+        problems.append(
+            f"dropped {counters.dropped}/{counters.received} frames "
+            f"(> {thresholds.warn_drop_ratio:.0%}; the node cannot keep up with the camera rate)"
+        )
+    if failed_since_last_report:
+        problems.append(f"{failed_since_last_report} bad frame(s) since the last report: {last_error}")
+    return problems
+
+
 def build_report(
     *,
     info: dict[str, str],
@@ -153,39 +195,19 @@ def build_report(
     runtime_error: str = "",
     last_error: str = "",
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    extra_problems: list[str] | None = None,
+    extra_values: list[tuple[str, str]] | None = None,
 ) -> DiagnosticReport:
-    """Decide the level and message and list every key (see ``report_keys``)."""
+    """Decide the level and message and list every key (see ``report_keys``; multi-camera mode appends
+    ``extra_values``, the batch keys, and ``extra_problems``, e.g. the stale cameras)."""
     problems: list[str] = []
     level = OK
     if runtime_error:
         level = ERROR
         problems.append(f"inference failing: {runtime_error}")
-    idle = seconds_since_last_frame if seconds_since_last_frame is not None else seconds_since_start
-    if idle > thresholds.warn_no_frames_s:
-        what = "no frame received yet" if seconds_since_last_frame is None else "no frames"
-        if publishers and qos_problems:
-            hint = "the publisher's QoS is incompatible (see qos)"
-        elif publishers:
-            # matched but silent: typically large frames lost by the default DDS transport
-            hint = (f"{publishers} publisher(s) matched but nothing arrives: large frames need the shared-memory "
-                    "transport profile (config/fastdds_shm.xml) in the camera's process too")
-        elif publishers == 0:
-            hint = "no publisher on the topic (check the remapping and the publisher's QoS)"
-        else:
-            hint = "check the topic, the publisher's QoS and the DDS transport"
-        problems.append(f"{what} for {idle:.1f} s; {hint}")
-    for problem in qos_problems or []:
-        problems.append(problem)
-    age_p95 = latency.get("age", {}).get("p95", float("nan"))
-    if not math.isnan(age_p95) and age_p95 > thresholds.warn_latency_ms:
-        problems.append(f"end-to-end p95 {age_p95:.0f} ms > {thresholds.warn_latency_ms:.0f} ms")
-    if counters.received and counters.dropped / counters.received > thresholds.warn_drop_ratio:
-        problems.append(
-            f"dropped {counters.dropped}/{counters.received} frames "
-            f"(> {thresholds.warn_drop_ratio:.0%}; the node cannot keep up with the camera rate)"
-        )
-    if failed_since_last_report:
-        problems.append(f"{failed_since_last_report} bad frame(s) since the last report: {last_error}")
+    problems += input_problems(counters, latency, seconds_since_last_frame, seconds_since_start, publishers,
+                               qos_problems, failed_since_last_report, last_error, thresholds)
+    problems += list(extra_problems or [])
     if problems and level == OK:
         level = WARN
     message = "; ".join(problems) if problems else f"ok, {fps:.1f} fps"
@@ -209,10 +231,78 @@ def build_report(
         ("qos", "; ".join(qos_problems) if qos_problems else "ok"),
         ("last_error", last_error),
     ]
+    values += list(extra_values or [])
+    return DiagnosticReport(level, message, values)
+
+
+# ------------------------------------------------------------------------------------------------ multi-camera mode
+CAMERA_STAGES = ("transport", "wait", "age")  # per camera; preprocess/inference/postprocess are the batch's
+BATCH_KEYS = ("cameras", "batch", "batch_timeout_ms", "batches", "batch_fill_ratio")
+
+
+def camera_report_keys() -> list[str]:
+    """Every key of a camera's status (``segmentation: camera <name>``), in order."""
+    keys = ["camera", "topic"] + list(COUNTER_KEYS) + ["fps"]
+    keys += [f"latency_{stage}_{stat}_ms" for stage in CAMERA_STAGES for stat in STATS]
+    keys += ["seconds_since_last_frame", "publishers", "input_size", "qos", "last_error"]
+    return keys
+
+
+def batch_values(cameras: list[str], batch: int, timeout_ms: float, batches: int, fill_ratio: float
+                 ) -> list[tuple[str, str]]:
+    """The batch keys of the main status: camera names, rows per batch, batches run and their mean fill ratio
+    (real rows / batch over the latency window)."""
+    return [("cameras", ",".join(cameras)), ("batch", str(batch)), ("batch_timeout_ms", f"{timeout_ms:g}"),
+            ("batches", str(batches)), ("batch_fill_ratio", _fmt(fill_ratio))]
+
+
+def build_camera_report(
+    *,
+    camera: str,
+    topic: str,
+    counters: Counters,
+    fps: float,
+    latency: dict[str, dict[str, float]],
+    seconds_since_last_frame: float | None,
+    seconds_since_start: float,
+    publishers: int | None = None,
+    last_input_size: str = "",
+    qos_problems: list[str] | None = None,
+    failed_since_last_report: int = 0,
+    last_error: str = "",
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> DiagnosticReport:
+    """One camera's status in multi-camera mode: WARN when it is stale (no frame for ``warn_no_frames_s``), its
+    frames are late, dropped or bad; never ERROR (a failing inference is the main status's)."""
+    problems = input_problems(counters, latency, seconds_since_last_frame, seconds_since_start, publishers,
+                              qos_problems, failed_since_last_report, last_error, thresholds)
+    level = WARN if problems else OK
+    message = "; ".join(problems) if problems else f"ok, {fps:.1f} fps"
+    values: list[tuple[str, str]] = [("camera", camera), ("topic", topic)]
+    values += [
+        ("frames_received", str(counters.received)),
+        ("frames_processed", str(counters.processed)),
+        ("frames_dropped", str(counters.dropped)),
+        ("frames_failed", str(counters.failed)),
+        ("fps", f"{fps:.2f}"),
+    ]
+    for stage in CAMERA_STAGES:
+        summary = latency.get(stage, {})
+        values += [(f"latency_{stage}_{stat}_ms", _fmt(summary.get(stat, float("nan")))) for stat in STATS]
+    values += [
+        ("seconds_since_last_frame",
+         "never" if seconds_since_last_frame is None else f"{seconds_since_last_frame:.2f}"),
+        ("publishers", "" if publishers is None else str(publishers)),
+        ("input_size", last_input_size),
+        ("qos", "; ".join(qos_problems) if qos_problems else "ok"),
+        ("last_error", last_error),
+    ]
     return DiagnosticReport(level, message, values)
 
 
 __all__ = [
+    "BATCH_KEYS",
+    "CAMERA_STAGES",
     "COUNTER_KEYS",
     "Counters",
     "DiagnosticReport",
@@ -226,10 +316,14 @@ __all__ = [
     "STATS",
     "Thresholds",
     "WARN",
+    "batch_values",
+    "build_camera_report",
     "build_report",
+    "camera_report_keys",
     "camera_task",
     "cpu_model",
     "hardware_id",
+    "input_problems",
     "nvidia_gpu_model",
     "report_keys",
     "status_name",

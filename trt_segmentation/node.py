@@ -22,30 +22,30 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .diagnostics import LEVEL_NAMES, STAGES, Counters, Thresholds, build_report, hardware_id, status_name
-from .image_cdr import (
-    Header,
-    ImageSerializer,
-    compressed_from_message,
-    fields_from_message,
-    parse_compressed,
-    parse_image,
+from .diagnostics import (
+    INFERENCE_TASK,
+    LEVEL_NAMES,
+    STAGES,
+    Counters,
+    DiagnosticReport,
+    Thresholds,
+    batch_values,
+    build_camera_report,
+    build_report,
+    camera_task,
+    hardware_id,
+    status_name,
 )
-from .image_codec import (
-    DEFAULT_MAX_PIXELS,
-    ImageDecodeError,
-    decode_compressed,
-    image_to_array,
-    resize_image,
-    resize_nearest,
-)
+from .image_cdr import ImageSerializer
+from .image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
 from .latency import RateMeter, StageLatency
+from .node_batch import BatchWorker
+from .node_frames import Frame, Pending, age_ms, convert_frame
 from .node_params import NodeParams, declare_parameters
 from .node_startup import StartupError, load_backend
 from .palette import colorize, overlay
@@ -53,28 +53,6 @@ from .runtime import Backend, InputMismatch
 
 NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
-
-
-@dataclass
-class Frame:
-    """A message taken from the mailbox: its serialized bytes (raw subscriptions) or an rclpy message object."""
-
-    msg: Any
-    compressed: bool
-    received_ns: int = 0  # wall-clock time (ns) the subscription callback handed it over
-
-
-@dataclass
-class Pending:
-    """What the worker remembers about a submitted frame until its labels come back."""
-
-    header: Header
-    height: int
-    width: int
-    rgb: np.ndarray | None  # kept only when an overlay is published
-    preprocess_ms: float
-    transport_ms: float = float("nan")
-    wait_ms: float = float("nan")
 
 
 class FrameWorker:
@@ -185,32 +163,11 @@ class FrameWorker:
 
     def _start(self, frame: Frame) -> bool:
         """Convert and submit one frame; False (counted, logged) when it was refused or failed before submitting."""
-        wait_end_ns = self.now_ns()
-        t0 = time.perf_counter()
-        msg = frame.msg
-        order = self.backend.contract.channel_order
         try:
-            serialized = isinstance(msg, (bytes, bytearray, memoryview))
-            if frame.compressed:
-                packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
-                header = packed.header
-                rgb = decode_compressed(packed.format, packed.data, self.max_pixels)
-                image = rgb if order == "rgb" else rgb[..., ::-1]
-            else:
-                fields = parse_image(msg) if serialized else fields_from_message(msg)
-                header = fields.header
-                image = image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
-                                       self.max_pixels)
-                rgb = image if order == "rgb" else image[..., ::-1]
-            height, width = image.shape[:2]
-            self.last_input_size = f"{height}x{width}"
-            eh, ew = self.backend.input_size
-            network_image = resize_image(image, eh, ew)
-            stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-            pending = Pending(header, height, width, rgb if self.keep_rgb else None,
-                              (time.perf_counter() - t0) * 1e3,
-                              (frame.received_ns - stamp_ns) * 1e-6 if stamp_ns > 0 else float("nan"),
-                              (wait_end_ns - frame.received_ns) * 1e-6)
+            pending, network_image = convert_frame(frame, self.backend.contract.channel_order,
+                                                   self.backend.input_size, self.max_pixels, self.keep_rgb,
+                                                   self.now_ns())
+            self.last_input_size = f"{pending.height}x{pending.width}"
             self.backend.submit(network_image, pending)
             return True
         except (ImageDecodeError, InputMismatch) as exc:
@@ -239,10 +196,9 @@ class FrameWorker:
         self.latency.add("preprocess", pending.preprocess_ms + t.get("preprocess", 0.0))
         self.latency.add("inference", t.get("inference", 0.0))
         self.latency.add("postprocess", t.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3)
-        stamp = pending.header.stamp
-        stamp_s = stamp.sec + stamp.nanosec * 1e-9
-        if stamp_s > 0:
-            self.latency.add("age", (self.now_ns() * 1e-9 - stamp_s) * 1e3)
+        age = age_ms(pending.header, self.now_ns())
+        if age == age:  # not NaN: the header had a stamp
+            self.latency.add("age", age)
         self.fps.tick()
         with self.lock:
             self.counters.processed += 1
@@ -264,13 +220,31 @@ class FrameWorker:
             self.log(text, warn)
 
 
+class CameraIO:
+    """One camera's topics: the image subscription, the label (colour, overlay) publishers and its QoS finding.
+    Single-camera mode has one with the prefix ``~/``; multi-camera mode one per camera with ``~/<name>/``."""
+
+    def __init__(self, name: str, prefix: str) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.sub: Any = None
+        self.pub_labels: Any = None
+        self.pub_color: Any = None
+        self.pub_overlay: Any = None
+        self.qos_problem = ""
+        self.failed_reported = 0
+
+    @property
+    def topic(self) -> str:
+        return str(getattr(self.sub, "topic_name", self.prefix + "image"))
+
+
 class SegmentationNode:
-    """The rclpy side: parameters, publishers, the subscription (+ QoS events) and the diagnostics timer around a
-    :class:`FrameWorker`."""
+    """The rclpy side: parameters, publishers, the subscriptions (+ QoS events) and the diagnostics timer around a
+    :class:`FrameWorker` (one camera) or a :class:`~trt_segmentation.node_batch.BatchWorker` (``cameras``)."""
 
     def __init__(self, node: Any, params: NodeParams, backend: Backend, model_file: Path) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import CompressedImage, Image
 
         self.node = node
         self.params = params
@@ -284,26 +258,28 @@ class SegmentationNode:
         self.started = time.monotonic()
         self._failed_reported = 0
         self._qos_problems: dict[str, str] = {}
-        self.worker = FrameWorker(
-            backend, self._publish, keep_rgb=params.publish_overlay, latency_window=params.latency_window,
+        common: dict[str, Any] = dict(
+            keep_rgb=params.publish_overlay, latency_window=params.latency_window,
             log_throttle_s=params.log_throttle_s, max_pixels=params.max_input_pixels,
             log=lambda text, warn: (self.log.warning if warn else self.log.error)(text),
             now_ns=lambda: int(node.get_clock().now().nanoseconds),
         )
-
-        qos = self._image_qos()
-        out_qos = 10
-        self.pub_labels = node.create_publisher(Image, "~/labels", out_qos)
-        self.pub_color = node.create_publisher(Image, "~/color", out_qos) if params.publish_color else None
-        self.pub_overlay = node.create_publisher(Image, "~/overlay", out_qos) if params.publish_overlay else None
-        self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        callbacks = self._event_callbacks()
-        if params.input_type == "compressed":
-            self.sub, self.serialized_input = self._subscribe(CompressedImage, "~/image/compressed",
-                                                              lambda msg: self.worker.post(msg, compressed=True),
-                                                              qos, callbacks)
+        self.batch_worker: BatchWorker | None = None
+        self.frame_worker: FrameWorker | None = None
+        self.worker: FrameWorker | BatchWorker
+        if params.cameras:
+            self.cameras = [CameraIO(name, f"~/{name}/") for name in params.cameras]
+            self.worker = self.batch_worker = BatchWorker(
+                backend, params.cameras, self._publish_camera, batch_timeout_s=params.batch_timeout_ms / 1e3,
+                **common)
         else:
-            self.sub, self.serialized_input = self._subscribe(Image, "~/image", self.worker.post, qos, callbacks)
+            self.cameras = [CameraIO("", "~/")]
+            self.worker = self.frame_worker = FrameWorker(backend, self._publish, **common)
+        self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.serialized_input = all([self._wire(index, camera) for index, camera in enumerate(self.cameras)])
+        single = self.cameras[0]
+        self.sub, self.pub_labels = single.sub, single.pub_labels  # single-camera mode's topics
+        self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
         info = backend.describe()
         h, w = backend.input_size
         self.info = {
@@ -316,16 +292,41 @@ class SegmentationNode:
         }
         self.hardware_id = hardware_id(info)  # the GPU's name, or the CPU model for ONNX Runtime on the CPU
         self.status_name = status_name(node.get_name())
+        subscribed = ", ".join(c.sub.topic_name for c in self.cameras)
+        publishing = ", ".join(c.pub_labels.topic_name for c in self.cameras)
+        batch = f", batches of {backend.batch} (timeout {params.batch_timeout_ms:g} ms)" if params.cameras else ""
         self.log.info(
-            f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}); subscribed to "
-            f"{self.sub.topic_name} ({params.qos_reliability}, depth {params.qos_depth}); publishing "
-            f"{self.pub_labels.topic_name}"
+            f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}{batch}); subscribed to "
+            f"{subscribed} ({params.qos_reliability}, depth {params.qos_depth}); publishing {publishing}"
         )
         self.log.info("backend: " + ", ".join(f"{k}={v}" for k, v in info.items()))
         if self.serialized_input:
             self.log.info("transport: serialized images in and out (no per-frame message objects)")
         self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
         self.worker.start()
+
+    def _wire(self, index: int, camera: CameraIO) -> bool:
+        """Publishers and the subscription of one camera; True when it subscribes to serialized messages."""
+        from sensor_msgs.msg import CompressedImage, Image
+
+        node, params, out_qos = self.node, self.params, 10
+        camera.pub_labels = node.create_publisher(Image, camera.prefix + "labels", out_qos)
+        if params.publish_color:
+            camera.pub_color = node.create_publisher(Image, camera.prefix + "color", out_qos)
+        if params.publish_overlay:
+            camera.pub_overlay = node.create_publisher(Image, camera.prefix + "overlay", out_qos)
+        compressed = params.input_type == "compressed"
+        batch, single = self.batch_worker, self.frame_worker
+
+        def callback(msg: Any) -> None:  # the executor thread: only a mailbox update
+            if batch is not None:
+                batch.post(index, msg, compressed)
+            elif single is not None:
+                single.post(msg, compressed)
+        msg_type, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
+        camera.sub, serialized = self._subscribe(msg_type, camera.prefix + topic, callback, self._image_qos(),
+                                                 self._event_callbacks(camera))
+        return serialized
 
     def _subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], None], qos: Any,
                    callbacks: Any) -> tuple[Any, bool]:
@@ -347,71 +348,111 @@ class SegmentationNode:
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params.qos_depth, reliability=reliability,
                           durability=qos_profile_sensor_data.durability)
 
-    def _event_callbacks(self) -> Any:
+    def _event_callbacks(self, camera: CameraIO) -> Any:
         try:
             from rclpy.event_handler import SubscriptionEventCallbacks
         except ImportError:  # Humble
             from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]
-        return SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        return SubscriptionEventCallbacks(incompatible_qos=lambda event: self._on_incompatible_qos(camera, event))
 
-    def _on_incompatible_qos(self, event: Any) -> None:
+    def _on_incompatible_qos(self, camera: CameraIO, event: Any) -> None:
         from rclpy.qos import QoSPolicyKind
 
         try:
             policy = QoSPolicyKind(event.last_policy_kind).name
         except ValueError:
             policy = str(event.last_policy_kind)
-        topic = getattr(getattr(self, "sub", None), "topic_name", "the image topic")
-        text = (f"a publisher of {topic} has incompatible QoS ({policy}; {event.total_count} so far): "
+        text = (f"a publisher of {camera.topic} has incompatible QoS ({policy}; {event.total_count} so far): "
                 f"this node subscribes {self.params.qos_reliability}; set qos_reliability to match the camera")
-        self._qos_problems["incompatible"] = text
-        self.worker.throttled("qos", text, warn=True)
+        camera.qos_problem = text
+        self._qos_problems[camera.topic] = text
+        self.worker.throttled("qos " + camera.topic, text, warn=True)
 
-    # ---------------------------------------------------------------- publishing (worker thread)
+    # ---------------------------------------------------------------- publishing (collector thread)
     def _publish(self, pending: Pending, labels: np.ndarray) -> None:
+        self._publish_camera(0, pending, labels)
+
+    def _publish_camera(self, index: int, pending: Pending, labels: np.ndarray) -> None:
         """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are)."""
-        self.pub_labels.publish(self._mono8.serialize(pending.header, labels))
-        if self.pub_color is not None:
-            self.pub_color.publish(self._rgb8.serialize(pending.header, colorize(labels)))
-        if self.pub_overlay is not None and pending.rgb is not None:
+        camera = self.cameras[index]
+        camera.pub_labels.publish(self._mono8.serialize(pending.header, labels))
+        if camera.pub_color is not None:
+            camera.pub_color.publish(self._rgb8.serialize(pending.header, colorize(labels)))
+        if camera.pub_overlay is not None and pending.rgb is not None:
             blended = overlay(pending.rgb, labels, self.params.overlay_alpha)
-            self.pub_overlay.publish(self._rgb8.serialize(pending.header, blended))
+            camera.pub_overlay.publish(self._rgb8.serialize(pending.header, blended))
 
     # ---------------------------------------------------------------- diagnostics (executor thread)
+    def _publishers(self, camera: CameraIO) -> int | None:
+        try:
+            return int(self.node.count_publishers(camera.topic))
+        except Exception:  # graph queries can fail while shutting down
+            return None
+
     def publish_diagnostics(self) -> None:
         from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+        reports = self.reports()
+        array = self._diag_type()
+        array.header.stamp = self.node.get_clock().now().to_msg()
+        for task, report in reports:
+            status = DiagnosticStatus(level=getattr(DiagnosticStatus, LEVEL_NAMES[report.level]),
+                                      name=status_name(self.node.get_name(), task), message=report.message,
+                                      hardware_id=self.hardware_id)
+            status.values = [KeyValue(key=k, value=v) for k, v in report.values]
+            array.status.append(status)
+        self.pub_diag.publish(array)
+
+    def reports(self) -> list[tuple[str, DiagnosticReport]]:
+        """(task, report): the node's main status, then one per camera in multi-camera mode."""
         worker = self.worker
         counters = worker.snapshot()
         new_failures = counters.failed - self._failed_reported
         self._failed_reported = counters.failed
         now = time.monotonic()
-        try:
-            publishers: int | None = self.node.count_publishers(self.sub.topic_name)
-        except Exception:  # graph queries can fail while shutting down
-            publishers = None
-        report = build_report(
-            info=self.info,
-            counters=counters,
-            fps=worker.fps.rate(),
-            latency=worker.latency.summaries(),
-            seconds_since_last_frame=None if worker.last_frame is None else now - worker.last_frame,
+        publishers = [self._publishers(camera) for camera in self.cameras]
+        cameras, stale, batch_keys = self._camera_reports(now, publishers)
+        last_frame = worker.last_frame
+        main = build_report(
+            info=self.info, counters=counters, fps=worker.fps.rate(), latency=worker.latency.summaries(),
+            seconds_since_last_frame=None if last_frame is None else now - last_frame,
             seconds_since_start=now - self.started,
-            publishers=publishers,
-            last_input_size=worker.last_input_size,
-            qos_problems=list(self._qos_problems.values()),
-            failed_since_last_report=new_failures,
-            runtime_error=worker.runtime_error,
-            last_error=worker.last_error,
-            thresholds=self.thresholds,
+            publishers=None if None in publishers else sum(p or 0 for p in publishers),
+            last_input_size=worker.last_input_size, qos_problems=list(self._qos_problems.values()),
+            failed_since_last_report=new_failures, runtime_error=worker.runtime_error, last_error=worker.last_error,
+            thresholds=self.thresholds, extra_problems=stale, extra_values=batch_keys,
         )
-        status = DiagnosticStatus(level=getattr(DiagnosticStatus, LEVEL_NAMES[report.level]), name=self.status_name,
-                                  message=report.message, hardware_id=self.hardware_id)
-        status.values = [KeyValue(key=k, value=v) for k, v in report.values]
-        array = self._diag_type()
-        array.header.stamp = self.node.get_clock().now().to_msg()
-        array.status = [status]
-        self.pub_diag.publish(array)
+        return [(INFERENCE_TASK, main)] + cameras
+
+    def _camera_reports(self, now: float, publishers: list[int | None]
+                        ) -> tuple[list[tuple[str, DiagnosticReport]], list[str], list[tuple[str, str]]]:
+        """Multi-camera mode: each camera's (task, report), the stale cameras for the main status and its batch
+        keys; nothing in single-camera mode."""
+        batch = self.batch_worker
+        if batch is None:
+            return [], [], []
+        cameras: list[tuple[str, DiagnosticReport]] = []
+        stale: list[str] = []
+        for index, (io, state) in enumerate(zip(self.cameras, batch.cameras)):
+            own = batch.snapshot(index)
+            failed = own.failed - io.failed_reported
+            io.failed_reported = own.failed
+            report = build_camera_report(
+                camera=io.name, topic=io.topic, counters=own, fps=state.fps.rate(),
+                latency=state.latency.summaries(),
+                seconds_since_last_frame=None if state.last_frame is None else now - state.last_frame,
+                seconds_since_start=now - self.started, publishers=publishers[index],
+                last_input_size=state.last_input_size, qos_problems=[io.qos_problem] if io.qos_problem else [],
+                failed_since_last_report=failed, last_error=state.last_error, thresholds=self.thresholds)
+            idle = now - (state.last_frame if state.last_frame is not None else self.started)
+            if idle > self.thresholds.warn_no_frames_s:
+                stale.append(f"camera {io.name} stale: no frame for {idle:.1f} s")
+            cameras.append((camera_task(io.name), report))
+        windowed = batch.fill.values()
+        mean_fill = float(windowed.mean()) if windowed.size else float("nan")
+        keys = batch_values(list(self.params.cameras), self.backend.batch, self.params.batch_timeout_ms,
+                            batch.batches, mean_fill)
+        return cameras, stale, keys
 
     def shutdown(self) -> None:
         self.worker.stop()

@@ -8,15 +8,17 @@ up another precision's file. Imports rclpy only inside ``declare_parameters``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .artifacts import Precision, artifact_path, names, size_from_name
+from .artifacts import Precision, artifact_path, batch_from_name, names, size_from_name
 from .engine.metadata import build_hint
 from .image_codec import DEFAULT_MAX_PIXELS
 
 BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # one token of a ROS topic name
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 INPUT_TYPES = ("raw", "compressed")
 
@@ -56,6 +58,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("ort_threads", 0, "onnxruntime: intra-op threads (0 = ONNX Runtime's default)", low=0, high=64, step=1),
     ParamSpec("input_type", "raw", "raw: subscribe to sensor_msgs/Image on ~/image; compressed: "
               "sensor_msgs/CompressedImage (jpeg/png) on ~/image/compressed", INPUT_TYPES),
+    ParamSpec("cameras", [], "Multi-camera mode: camera names, e.g. [front, left, right]; each gets ~/<name>/image "
+              "(or ~/<name>/image/compressed) in and ~/<name>/labels (color, overlay) out, and all run as one batch "
+              "through a batch-N model (<model>_<H>x<W>_b<N>_<precision>, N = number of cameras). Empty = one "
+              "camera on ~/image"),
+    ParamSpec("batch_timeout_ms", 30.0, "Multi-camera mode: run a batch once every camera has a new frame or this "
+              "many milliseconds after the oldest waiting frame arrived; cameras without a new frame are left out "
+              "of that batch", low=0.0, high=10000.0, step=0.0),
     ParamSpec("max_input_pixels", DEFAULT_MAX_PIXELS, "Largest frame accepted, in pixels (height x width), checked "
               "on the size a message claims before it is converted or decoded; larger frames are refused as bad "
               "input", low=1, high=1 << 31, step=1),
@@ -96,6 +105,8 @@ class NodeParams:
     inflight_slots: int
     ort_threads: int
     input_type: str
+    cameras: tuple[str, ...]
+    batch_timeout_ms: float
     max_input_pixels: int
     qos_reliability: str
     qos_depth: int
@@ -109,8 +120,22 @@ class NodeParams:
     warn_no_frames_s: float
     log_throttle_s: float
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", tuple(str(name) for name in self.cameras))  # a list from ROS or YAML
+
+    @property
+    def batch(self) -> int:
+        """Frames per run of the model: one per camera (1 in single-camera mode)."""
+        return max(1, len(self.cameras))
+
     def validated(self) -> NodeParams:
         """Check the choices and ranges of ``PARAMETERS`` (also when read from a dict, not through ROS)."""
+        for name in self.cameras:
+            if not CAMERA_NAME.fullmatch(name):
+                raise ValueError(f"parameter cameras: {name!r} is no valid camera name (a ROS name token: a letter, "
+                                 "then letters, digits or underscores), since it becomes the topic ~/<name>/image")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"parameter cameras names a camera twice: {list(self.cameras)}")
         for spec in PARAMETERS:
             value = getattr(self, spec.name)
             if spec.choices and value not in spec.choices:
@@ -132,6 +157,7 @@ def params_from_dict(values: dict[str, Any]) -> NodeParams:
 def declare_parameters(node: Any) -> NodeParams:
     """Declare every parameter on an rclpy node (descriptions and ranges) and return the values it got."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.parameter import Parameter
 
     for spec in PARAMETERS:
         text = spec.description + (f" ({' | '.join(spec.choices)})" if spec.choices else "")
@@ -146,12 +172,24 @@ def declare_parameters(node: Any) -> NodeParams:
                 descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
                                                                       to_value=float(spec.high or 0.0),
                                                                       step=float(spec.step or 0.0))]
+        # an empty list has no element type, so rclpy would declare [] as a byte array and then refuse a string
+        # list from the command line: string lists are declared by type, and unset reads as empty
+        default = Parameter.Type.STRING_ARRAY if isinstance(spec.default, list) else spec.default
         try:
-            node.declare_parameter(spec.name, spec.default, descriptor)
+            node.declare_parameter(spec.name, default, descriptor)
         except Exception as exc:  # rclpy's InvalidParameterValue/TypeException: out of range or wrong type
             raise ValueError(f"parameter {spec.name}: {exc}") from exc
-    values = {f.name: node.get_parameter(f.name).value for f in fields(NodeParams)}
+    values = {f.name: _value(node, f.name) for f in fields(NodeParams)}
     return NodeParams(**values).validated()
+
+
+def _value(node: Any, name: str) -> Any:
+    from rclpy.exceptions import ParameterUninitializedException
+
+    try:
+        return node.get_parameter(name).value
+    except ParameterUninitializedException:  # a string list left unset (or `[]` in the YAML): empty
+        return []
 
 
 
@@ -160,17 +198,17 @@ class ModelFileError(FileNotFoundError):
     """No usable model file for the chosen backend/precision; the message says which file and how to make it."""
 
 
-def _find_size(directory: Path, model: str, precision: str, suffix: str) -> tuple[int, int]:
-    pattern = f"{model}_*x*_{precision}{suffix}"
-    sizes = sorted(
-        {size for size in (size_from_name(p.name) for p in directory.glob(pattern)) if size is not None}
-    )
+def _find_size(directory: Path, model: str, precision: str, suffix: str, batch: int = 1) -> tuple[int, int]:
+    pattern = f"{model}_*x*_{'b%d_' % batch if batch > 1 else ''}{precision}{suffix}"
+    found = [p for p in directory.glob(f"{model}_*x*_{precision}{suffix}") if batch_from_name(p.name) == batch]
+    sizes = sorted({size for size in (size_from_name(p.name) for p in found) if size is not None})
     if len(sizes) == 1:
         return sizes[0]
     if not sizes:
+        cameras = f" (batch {batch}: one frame per camera)" if batch > 1 else ""
         raise ModelFileError(
-            f"no {pattern} in {directory}; set engine_height/engine_width (or engine_path/onnx_path) or build it: "
-            f"{build_hint(model, None, precision, directory)}"
+            f"no {pattern} in {directory}{cameras}; set engine_height/engine_width (or engine_path/onnx_path) or "
+            f"build it: {build_hint(model, None, precision, directory, batch=batch)}"
         )
     listed = ", ".join(f"{h}x{w}" for h, w in sizes)
     raise ModelFileError(f"several sizes of {model} {precision} in {directory} ({listed}); set engine_height and "
@@ -178,7 +216,8 @@ def _find_size(directory: Path, model: str, precision: str, suffix: str) -> tupl
 
 
 def resolve_model_file(params: NodeParams) -> Path:
-    """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name."""
+    """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name
+    (with ``_b<N>_`` for N > 1 cameras)."""
     precision = Precision.parse(params.precision)
     if params.backend == "onnxruntime" and params.onnx_path:
         return Path(params.onnx_path)
@@ -192,16 +231,16 @@ def resolve_model_file(params: NodeParams) -> Path:
         size = (params.engine_height, params.engine_width)
     else:
         try:
-            size = _find_size(directory, params.model, precision, suffix)
+            size = _find_size(directory, params.model, precision, suffix, params.batch)
         except ModelFileError as no_engine:
             if suffix != ".engine":
                 raise
             # no engine yet: the ONNX it is built from gives the size (build_engine_if_missing, clearer errors)
             try:
-                size = _find_size(directory, params.model, precision, ".onnx")
+                size = _find_size(directory, params.model, precision, ".onnx", params.batch)
             except ModelFileError:
                 raise no_engine from None
-    return artifact_path(directory, params.model, size[0], size[1], precision, suffix)
+    return artifact_path(directory, params.model, size[0], size[1], precision, suffix, batch=params.batch)
 
 
 __all__ = [

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Tuple
 
-from .artifacts import Precision, size_from_name
+from .artifacts import Precision, batch_from_name, size_from_name
 from .engine.metadata import build_hint
 from .node_params import ModelFileError, NodeParams, resolve_model_file
 from .runtime import Backend, BackendError, create_backend
@@ -38,7 +38,10 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
     size = None
     if params.engine_height and params.engine_width:
         size = (params.engine_height, params.engine_width)
-    hint = build_hint(params.model, size, precision, params.engine_dir)
+    hint = build_hint(params.model, size, precision, params.engine_dir, batch=params.batch)
+    named_batch = batch_from_name(path.name)
+    if named_batch > 1 and named_batch != params.batch:  # before loading it: an engine takes long to deserialise
+        raise StartupError(batch_mismatch(path, named_batch, params, hint))
     if params.backend == "tensorrt" and params.build_engine_if_missing and not path.is_file():
         build_missing_engine(params, path, log)
     if not path.is_file():
@@ -62,11 +65,22 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
         backend = create_backend(params.backend, path, **options)
     except BackendError as exc:
         raise StartupError(str(exc)) from exc
+    if backend.batch != params.batch:
+        backend.close()
+        raise StartupError(batch_mismatch(path, backend.batch, params, hint))
     if params.backend == "onnxruntime" and backend.contract.precision != precision:
         backend.close()
         raise StartupError(f"{path} holds a {backend.contract.precision} model, precision {precision} was asked "
                            f"for; rebuild it: {hint}")
     return backend, path
+
+
+def batch_mismatch(path: Path, batch: int, params: NodeParams, hint: str) -> str:
+    """The start-up error for a model whose static batch is not the number of cameras."""
+    cameras = (f"cameras has {len(params.cameras)} name(s) ({', '.join(params.cameras)})" if params.cameras
+               else "cameras is empty (single-camera mode, batch 1)")
+    return (f"{path} runs batches of {batch} frames (one per camera), but {cameras}: name {batch} cameras, or make "
+            f"the batch-{params.batch} file: {hint}")
 
 
 def installed_tensorrt() -> str:
@@ -89,11 +103,11 @@ def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> Non
         build(engine_path, precision, progress=lambda text: log.info(f"build: {text}"))
     except FileNotFoundError as exc:
         size = size_from_name(engine_path.name)
-        raise StartupError(f"{exc}; make it with: {build_hint(params.model, size, precision, engine_path.parent)}"
-                           ) from exc
+        hint = build_hint(params.model, size, precision, engine_path.parent, batch=batch_from_name(engine_path.name))
+        raise StartupError(f"{exc}; make it with: {hint}") from exc
     except Exception as exc:  # the builder reports TensorRT/calibration problems with its own exception types
         raise StartupError(f"building {engine_path} failed: {exc}") from exc
     log.info(f"built {engine_path} in {time.monotonic() - t0:.0f} s")
 
 
-__all__ = ["StartupError", "build_missing_engine", "installed_tensorrt", "load_backend"]
+__all__ = ["StartupError", "batch_mismatch", "build_missing_engine", "installed_tensorrt", "load_backend"]

@@ -1,0 +1,82 @@
+"""What both node workers (single camera: node.FrameWorker; several cameras: node_batch.BatchWorker) do to one
+camera message: the mailbox entry, its conversion to an array at the engine's size, and what is kept until its
+labels come back. No ROS, no threads in here.
+
+Messages are the serialized CDR bytes of a raw subscription or duck-typed rclpy message objects:
+``encoding/height/width/step/data/header`` (Image) or ``format/data/header`` (CompressedImage).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
+from .image_codec import decode_compressed, image_to_array, resize_image
+
+
+@dataclass
+class Frame:
+    """A message taken from the mailbox: its serialized bytes (raw subscriptions) or an rclpy message object."""
+
+    msg: Any
+    compressed: bool
+    received_ns: int = 0  # wall-clock time (ns) the subscription callback handed it over
+
+
+@dataclass
+class Pending:
+    """What the worker remembers about a submitted frame until its labels come back."""
+
+    header: Header
+    height: int
+    width: int
+    rgb: Optional[np.ndarray]  # kept only when an overlay is published
+    preprocess_ms: float
+    transport_ms: float = float("nan")
+    wait_ms: float = float("nan")
+
+
+def stamp_ns(header: Header) -> int:
+    """The header stamp in nanoseconds (0 for an unstamped header)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def convert_frame(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
+                  wait_end_ns: int) -> tuple[Pending, np.ndarray]:
+    """Parse and convert ``frame`` into the network image ((H, W, 3) uint8 in ``order`` at ``size``) and its
+    :class:`Pending`. Raises ``ImageDecodeError`` for bad input (unsupported encoding, truncated or oversized
+    data, undecodable jpeg/png)."""
+    t0 = time.perf_counter()
+    msg = frame.msg
+    serialized = isinstance(msg, (bytes, bytearray, memoryview))
+    if frame.compressed:
+        packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
+        header = packed.header
+        rgb = decode_compressed(packed.format, packed.data, max_pixels)
+        image = rgb if order == "rgb" else rgb[..., ::-1]
+    else:
+        fields = parse_image(msg) if serialized else fields_from_message(msg)
+        header = fields.header
+        image = image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
+                               max_pixels)
+        rgb = image if order == "rgb" else image[..., ::-1]
+    height, width = image.shape[:2]
+    network_image = resize_image(image, size[0], size[1])
+    stamp = stamp_ns(header)
+    pending = Pending(header, height, width, rgb if keep_rgb else None, (time.perf_counter() - t0) * 1e3,
+                      (frame.received_ns - stamp) * 1e-6 if stamp > 0 else float("nan"),
+                      (wait_end_ns - frame.received_ns) * 1e-6)
+    return pending, network_image
+
+
+def age_ms(header: Header, now_ns: int) -> float:
+    """Publish time minus the header stamp in milliseconds; NaN for an unstamped header."""
+    stamp = stamp_ns(header)
+    return (now_ns - stamp) * 1e-6 if stamp > 0 else float("nan")
+
+
+__all__ = ["Frame", "Pending", "age_ms", "convert_frame", "stamp_ns"]
