@@ -12,6 +12,7 @@ HEAVY = ("torch", "onnx", "modelopt", "onnxconverter_common", "rclpy")
 CASES = {
     "runtime": ["trt_segmentation.runtime", "trt_segmentation.runtime.onnxruntime_backend",
                 "trt_segmentation.runtime.tensorrt_backend", "trt_segmentation.runtime.cuda_slots",
+                "trt_segmentation.runtime.torch_model",
                 "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette"],
     "node": ["trt_segmentation.node", "trt_segmentation.node_params", "trt_segmentation.node_startup", "trt_segmentation.diagnostics",
              "trt_segmentation.latency"],

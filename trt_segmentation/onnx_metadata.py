@@ -55,9 +55,10 @@ class ModelContract:
         return cls(**data)
 
 
-def to_network_input(image: np.ndarray, contract: ModelContract) -> np.ndarray:
+def to_network_input(image: np.ndarray, contract: ModelContract, contiguous: bool = True) -> np.ndarray:
     """(H, W, 3) frame or (N, H, W, 3) batch of uint8 -> the array the graph's input takes, always with the
-    batch axis first ((1, ...) for a single frame); no copy for a contiguous uint8 input."""
+    batch axis first ((1, ...) for a single frame); no copy for a contiguous uint8 input. ``contiguous=False``
+    leaves a strided uint8 view as it is, for callers that copy it into a buffer of their own (the CUDA slots)."""
     batch = image if image.ndim == 4 else image[None]
     if contract.input_format == "float_normalised":
         x = batch.astype(np.float32)
@@ -66,7 +67,7 @@ def to_network_input(image: np.ndarray, contract: ModelContract) -> np.ndarray:
         mean = np.asarray(contract.mean, dtype=np.float32)
         std = np.asarray(contract.std, dtype=np.float32)
         return np.ascontiguousarray(((x - mean) / std).transpose(0, 3, 1, 2))
-    return np.ascontiguousarray(batch)
+    return np.ascontiguousarray(batch) if contiguous else batch
 
 
 # ------------------------------------------------------------------------------------------ reading an ONNX file

@@ -213,13 +213,14 @@ class SlotBackend(Backend):
         self.require_single_frame("submit")
         self.check_frame(image)
         self._check_capacity()
-        self.pipeline.submit(to_network_input(image, self.contract), tag)
+        self.pipeline.submit(to_network_input(image, self.contract, contiguous=False), tag)
         self._batched.append(False)
 
     def submit_batch(self, frames: Sequence[Optional[np.ndarray]], tag: Any = None) -> None:
         self.check_batch(frames)
         self._check_capacity()
-        rows = [None if image is None else to_network_input(image, self.contract)[0] for image in frames]
+        rows = [None if image is None else to_network_input(image, self.contract, contiguous=False)[0]
+                for image in frames]
         self.pipeline.submit_rows(rows, tag)
         self._batched.append(True)
 
