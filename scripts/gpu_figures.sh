@@ -52,7 +52,7 @@ if [ "$MODE" = quick ]; then
 echo "==> GPU tests"
 GPU_SLOTS_REPORT=$OUT/gpu_slots.json $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 | tail -5 | tee -a "$LOG"
 echo "==> benchmark: eager, CUDA graph, node executor"
-$PY tools/benchmark.py --torch --executor --models swiftnet_ss_rn18 --size 1024x2048 --dtypes fp32 fp16 2>&1 | tee "$OUT/bench_torch.md" | tail -8
+$PY tools/benchmark.py --torch --executor --model swiftnet_ss_rn18 --size 1024x2048 --dtypes fp32 fp16 2>&1 | tee "$OUT/bench_torch.md" | tail -8
 fi
 node_bench n10_s2 10 15 2
 node_bench n100_s2 100 10 2

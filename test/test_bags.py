@@ -1,4 +1,4 @@
-"""Bag round trips: written by tools/make_rosbag.py, read back by rosbags, mcap-ros2-support, sqlite3 + rclpy."""
+"""Bag round trips: written by tools/make_rosbag.py (trt_seg_make_rosbag), read back by rosbags, mcap-ros2-support, sqlite3 + rclpy."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def test_clear_errors(tmp_path, image_folder):
         write_image_bag(tmp_path / "bad2", [np.zeros((8, 8), np.uint8)])
     assert not (tmp_path / "bad2").exists()  # nothing half-written left behind
     result = run_tool(str(tmp_path / "x"), "--images", str(tmp_path / "empty_nowhere"))
-    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert result.returncode == 2 and result.stderr.strip() == f"error: image folder not found: {tmp_path / 'empty_nowhere'}"
 
 
 def test_reads_and_plays_a_bare_mcap_written_by_another_tool(tmp_path):
@@ -195,3 +195,57 @@ def test_reads_and_plays_a_bare_mcap_written_by_another_tool(tmp_path):
     assert [t for t, _ in got] == [5_000_000_000, 5_050_000_000, 5_100_000_000]
     for (_, img), frame in zip(got, frames):
         np.testing.assert_array_equal(img, frame)
+
+
+def test_tool_writes_several_cameras_each_with_its_topic_frame_id_size_and_rate(tmp_path):
+    """--cameras: one topic per camera, its own frame_id, size (--camera-size) and rate (--camera-rate); messages in
+    time order across cameras; read back by rosbags' AnyReader (embedded definitions) and by our reader."""
+    from rosbags.highlevel import AnyReader
+
+    out = tmp_path / "three"
+    result = run_tool(str(out), "--generate", "4", "--size", "32x64", "--fps", "10", "--cameras", "front", "left",
+                      "right", "--camera-size", "left=16x48", "--camera-rate", "right=5")
+    assert result.returncode == 0, result.stderr
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["message_count"] == 12
+    expected = {"front": ((32, 64), 100_000_000), "left": ((16, 48), 100_000_000), "right": ((32, 64), 200_000_000)}
+    seen: dict[str, list] = {name: [] for name in expected}
+    times = []
+    with AnyReader([out]) as reader:
+        assert sorted(c.topic for c in reader.connections) == [f"/cameras/{n}/image" for n in sorted(expected)]
+        for conn, t, raw in reader.messages():
+            msg = reader.deserialize(raw, conn.msgtype)
+            name = conn.topic.split("/")[2]
+            assert msg.header.frame_id == name
+            assert (msg.height, msg.width) == expected[name][0]
+            assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == t
+            seen[name].append(t)
+            times.append(t)
+    assert times == sorted(times)  # one recording, in time order
+    for name, (_, period) in expected.items():
+        assert len(seen[name]) == 4 and np.diff(seen[name]).tolist() == [period] * 3
+    assert seen["front"][0] == seen["left"][0] == seen["right"][0]  # all cameras start together
+    # generated scenes differ per camera; the single-camera bag keeps its scenes
+    front = [img for _, img in iter_bag_images(out, "/cameras/front/image")]
+    right = [img for _, img in iter_bag_images(out, "/cameras/right/image")]
+    assert not np.array_equal(front[0], right[0])
+    single = tmp_path / "single"
+    assert run_tool(str(single), "--generate", "1", "--size", "32x64").returncode == 0
+    from trt_segmentation.data.street_scenes import render_scene, scene_seed
+
+    np.testing.assert_array_equal(next(iter_bag_images(single))[1], render_scene(scene_seed(0, "bag", 0), 32, 64)[0])
+
+
+def test_camera_options_are_checked(tmp_path):
+    bad = [
+        (["--camera-size", "left=16x48"], "need --cameras"),
+        (["--cameras", "front", "--camera-rate", "rear=5"], "NAME one of --cameras"),
+        (["--cameras", "front", "--camera-size", "front=big"], "size must look like"),
+        (["--cameras", "front", "front"], "names a camera twice"),
+        (["--cameras", "front", "--topic", "/x"], "--topic names the single camera"),
+        (["--cameras", "front/left"], "ROS name tokens"),
+    ]
+    for extra, message in bad:
+        result = run_tool(str(tmp_path / "x"), "--generate", "1", "--size", "16x16", *extra)
+        assert result.returncode == 2 and message in result.stderr, (extra, result.stderr)
+        assert "Traceback" not in result.stderr and not (tmp_path / "x").exists()

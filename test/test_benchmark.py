@@ -22,7 +22,7 @@ def test_benchmark_onnx_variants(tmp_path: Path, random_model_factory) -> None: 
     make_variant(fp32, "fp16", artifact_path(tmp_path, "swiftnet_ss_rn18", 128, 256, "fp16", ".onnx"))
     run = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "benchmark.py"), "--onnx-dir", str(tmp_path), "--size", "128x256",
-         "--precisions", "fp32", "int8", "fp16", "--repeats", "3", "--warmup", "1", "--threads", "1"],
+         "--precision", "fp32", "int8", "fp16", "--repeats", "3", "--warmup", "1", "--threads", "1"],
         capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr

@@ -19,6 +19,7 @@ from node_harness import listener
 from tiny_model import write_tiny_model
 
 from harness.launch_emulation import launch_constants
+from trt_segmentation.cli import TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -59,13 +60,18 @@ def words(command: str) -> list[str]:
 
 
 def tool_calls() -> list[tuple[str, str, list[str]]]:
-    """(where, tools/X.py, its arguments) for each command that runs one of the repository's tools."""
+    """(where, tools/X.py, its arguments) for each command that runs one of the repository's tools: as
+    ``python tools/X.py``, as the installed ``trt_seg_X`` or as ``ros2 run trt_segmentation trt_seg_X``."""
     calls = []
     for where, command in COMMANDS:
         argv = words(command)
         for i, word in enumerate(argv):
             if re.fullmatch(r"tools/\w+\.py", word) and (i == 0 or argv[i - 1] in ("python", "python3")):
                 calls.append((where, word, argv[i + 1:]))
+            installed = re.fullmatch(r"trt_seg_(\w+)", word)
+            if installed and (i == 0 or argv[max(0, i - 3):i] == ["ros2", "run", "trt_segmentation"]):
+                assert installed.group(1) in TOOLS, f"{where}: {word} is no installed tool ({', '.join(TOOLS)})"
+                calls.append((where, f"tools/{installed.group(1)}.py", argv[i + 1:]))
     return calls
 
 

@@ -1,113 +1,12 @@
 #!/usr/bin/env python3
-"""Make precision variants of an exported FP32 ONNX: fp16, INT8 (entropy / max / percentile), mixed, int8-cpu.
+"""trt_seg_calibrate from a source checkout: the same arguments, see --help (code: trt_segmentation/commands/calibrate.py)."""
 
-Examples:
-  tools/calibrate.py --onnx artifacts/swiftnet_ss_rn18_512x1024_fp32.onnx --precision int8 int8-max int8-percentile \\
-      --calibration data/street/leftImg8bit/train
-  tools/calibrate.py --onnx m_fp32.onnx --precision mixed --calibration bag:recordings/drive1@/camera/image_raw \\
-      --mixed-config my_mixed.yaml --check 4
-
-INT8 is explicit quantization (Q/DQ): symmetric, per-channel weights, no bias quantization, activation scales
-calibrated on the given frames with NVIDIA ModelOpt (entropy, max) or ONNX Runtime's histogram (percentile).
-int8-cpu is for ONNX Runtime on CPUs only (never TensorRT): ONNX Runtime's quantize_static with uint8 asymmetric
-activations, per-channel int8 weights, Conv only, MinMax ranges; 7-bit weights on x86 CPUs without VNNI.
-Scales are cached next to the output as <name>.calib.json and reused while model, frames and method match.
-Outputs are named <model>_<H>x<W>_<precision>.onnx in --out-dir (int8 = entropy, the default method).
-"""
-
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trt_segmentation.artifacts import names  # noqa: E402
-
-VARIANT_CHOICES = names() + ("int8-entropy",)  # int8-entropy: another name of int8
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--onnx", type=Path, required=True, help="FP32 ONNX exported by tools/export_onnx.py")
-    p.add_argument("--precision", nargs="+", required=True, choices=VARIANT_CHOICES, metavar="P",
-                   help="variants to make: fp16 int8 int8-max int8-percentile mixed int8-cpu (int8 = int8-entropy)")
-    p.add_argument("--calibration", metavar="SOURCE",
-                   help="calibration images: DIR, cityscapes:ROOT[@split] or bag:PATH[@/topic] (needed for "
-                        "int8*/mixed)")
-    p.add_argument("--count", type=int, default=64, metavar="N", help="use at most N frames (default 64)")
-    p.add_argument("--batch", type=int, default=8, metavar="B",
-                   help="use frames in whole batches of B; fewer than B frames is an error (default 8)")
-    p.add_argument("--percentile", type=float, default=None, metavar="P",
-                   help="percentile for int8-percentile (default 99.99)")
-    p.add_argument("--mixed-config", type=Path, metavar="YAML", help="layer overrides for mixed (docs/precision.md)")
-    p.add_argument("--out-dir", type=Path, help="output folder (default: the folder of --onnx)")
-    p.add_argument("--no-cache", action="store_true", help="ignore and do not write the calibration cache")
-    p.add_argument("--check", type=int, default=0, metavar="N",
-                   help="afterwards, parse+build each variant with TensorRT-RTX and report its label agreement "
-                        "with FP32 on N calibration frames (ONNX Runtime)")
-    p.add_argument("--verbose", action="store_true", help="log every step")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not args.verbose:
-        logging.getLogger("trt_segmentation.engine").setLevel(logging.WARNING)
-    from trt_segmentation.artifacts import artifact_path
-    from trt_segmentation.evaluation import label_agreement
-    from trt_segmentation.precision import CalibrationDataError, VariantError, make_variant
-    from trt_segmentation.precision.calibration_data import load_calibration_set
-    from trt_segmentation.precision.int8 import QuantizationError
-    from trt_segmentation.precision.mixed import MixedConfigError
-    from trt_segmentation.precision.variants import needs_calibration, read_fp32_contract
-
-    try:
-        contract = read_fp32_contract(args.onnx)
-        calibration = None
-        if args.calibration:
-            calibration = load_calibration_set(args.calibration, contract, args.count, args.batch)
-            print(f"calibration: {len(calibration)} frames from {calibration.description}")
-        elif any(needs_calibration(v) for v in args.precision):
-            raise CalibrationDataError("int8, int8-*, mixed and int8-cpu need --calibration DIR | "
-                                       "cityscapes:ROOT[@split] | bag:PATH[@/topic]")
-        out_dir = args.out_dir or args.onnx.parent
-        reports = []
-        for variant in args.precision:
-            out = artifact_path(out_dir, contract.model, contract.height, contract.width, variant, ".onnx")
-            report = make_variant(args.onnx, variant, out, calibration, use_cache=not args.no_cache,
-                                  mixed_config=args.mixed_config, percentile=args.percentile)
-            print(f"{report.variant}: {report.path} ({report.seconds:.1f} s{'; ' + '; '.join(report.notes) if report.notes else ''})")
-            reports.append(report)
-    except (CalibrationDataError, VariantError, QuantizationError, MixedConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        from trt_segmentation.engine.tensorrt_parse_check import TensorRTUnavailable, check_onnx
-        from trt_segmentation.precision.variants import synthetic_frames
-
-        frames = calibration.frames[: args.check] if calibration is not None else synthetic_frames(contract, args.check)
-        failed = False
-        for report in reports:
-            if not report.variant.tensorrt:  # an ONNX Runtime CPU variant: TensorRT never gets it
-                agree = label_agreement(args.onnx, report.path, frames)
-                print(f"  {report.variant.value:16s} TensorRT check not applicable (ONNX Runtime CPU variant); label "
-                      f"agreement with fp32 on {len(frames)} frames: {agree:.4%}")
-                continue
-            try:
-                check = check_onnx(report.path)
-                trt_line = "TensorRT-RTX build OK" if check.ok else "TensorRT-RTX FAILED: " + "; ".join(check.errors)
-                failed |= not check.ok
-            except TensorRTUnavailable as exc:
-                trt_line = f"TensorRT check skipped ({exc})"
-            agree = label_agreement(args.onnx, report.path, frames)
-            print(f"  {report.variant.value:16s} {trt_line}; label agreement with fp32 on {len(frames)} frames: {agree:.4%}")
-        return 1 if failed else 0
-    return 0
-
+from trt_segmentation.commands.calibrate import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

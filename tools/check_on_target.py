@@ -1,82 +1,12 @@
 #!/usr/bin/env python3
-"""Check the TensorRT engines on the target (Jetson or any NVIDIA GPU with TensorRT >= 8.5 and pycuda).
+"""trt_seg_check_on_target from a source checkout: the same arguments, see --help (code: trt_segmentation/commands/check_on_target.py)."""
 
-For each precision: builds the .engine the way the installed TensorRT needs if it is missing (or always with
---build): explicit from <model>_<H>x<W>_<precision>.onnx where its parser takes that variant, implicit from the
-fp32 ONNX (builder flags + entropy calibrator, --calibration) where it does not (mixed on TensorRT 8.5/8.6);
-on a Jetson with DLA cores also a DLA engine of fp16/int8/mixed (<name>.dla0.engine). Then it loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT
-version, GPU, precision, ONNX hash, tensors), runs it with two frames in flight on CUDA streams, and compares
-its labels with ONNX Runtime on the ONNX it was built from. Prints one pass/fail table (its "path" column says
-how each row was built).
-
-Without TensorRT (a laptop, CI) it still runs the ONNX Runtime reference and the TensorRT-RTX parse check, then
-reports NEEDS-TENSORRT for what only the target can prove.
-
-Examples:
-  tools/check_on_target.py --engine-dir artifacts --size 512x1024 --precisions fp32 fp16 int8 mixed
-  tools/check_on_target.py --engine-dir artifacts --size 1024x2048 --images-dir street_scenes/val --build \\
-      --calibration street_scenes/train   # JetPack 5/6.0: mixed is built the implicit way and calibrates
-Exit code: 0 all PASS, 1 a FAIL, 2 incomplete (a file is missing or TensorRT is needed).
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trt_segmentation.cli import parse_size  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine-dir", type=Path, default=Path("artifacts"), help="folder with the .onnx/.engine files")
-    p.add_argument("--model", default="swiftnet_ss_rn18", help="model name (first part of the file names)")
-    p.add_argument("--size", type=parse_size, default=(1024, 2048), metavar="HxW", help="engine input size")
-    p.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8", "mixed"],
-                   help="precisions to check (fp32 fp16 int8 mixed int8-max int8-percentile)")
-    p.add_argument("--images", type=int, default=8, help="number of test images (default 8)")
-    p.add_argument("--images-dir", type=Path, help="folder of .png/.jpg test images (default: synthetic)")
-    p.add_argument("--build", action="store_true", help="rebuild the engines even when they exist")
-    p.add_argument("--calibration", metavar="SOURCE",
-                   help="calibration images for rows built the implicit way (int8/mixed on TensorRT 8.5/8.6): DIR, "
-                        "cityscapes:ROOT[@split] or bag:PATH[@/topic]")
-    p.add_argument("--no-dla", action="store_true", help="skip the DLA rows even where the device has DLA cores")
-    p.add_argument("--min-agreement", action="append", default=[], metavar="PRECISION=FRACTION",
-                   help="override a pass threshold, e.g. int8=0.97 (defaults: fp32 0.999, fp16 0.995, "
-                        "int8/mixed 0.98 of pixels equal to ONNX Runtime)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from trt_segmentation.runtime.target_check import environment, exit_code, format_table, run_checks
-
-    thresholds = {}
-    for item in args.min_agreement:
-        name, _, value = item.partition("=")
-        thresholds[name] = float(value)
-    print("environment: " + ", ".join(f"{k} {v}" for k, v in environment().items()), flush=True)
-    height, width = args.size
-    try:
-        rows = run_checks(args.engine_dir, args.model, height, width, args.precisions, images=args.images,
-                          image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
-                          calibration=args.calibration, dla=not args.no_dla,
-                          log=lambda text: print(text, flush=True))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print()
-    print(format_table(rows))
-    code = exit_code(rows)
-    if any(r.status == "NEEDS-TENSORRT" for r in rows):
-        print("\nStopped where TensorRT is needed: this machine has no TensorRT runtime. Run this command on the "
-              "target (TensorRT >= 8.5, pycuda, a CUDA GPU) to build, run and compare the engines.")
-    print({0: "\nresult: PASS", 1: "\nresult: FAIL", 2: "\nresult: INCOMPLETE"}[code])
-    return code
-
+from trt_segmentation.commands.check_on_target import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,7 @@
 """ROS 2 bags of camera images without a ROS install: write, read, and play them into a live graph.
 
-* :func:`write_image_bag` writes ``sensor_msgs/msg/Image`` (or ``CompressedImage``) with the ``rosbags`` Writer,
+* :func:`write_image_bag` (one camera) and :func:`write_camera_bag` (several, each its own topic, frame_id, rate
+  and size, in time order) write ``sensor_msgs/msg/Image`` (or ``CompressedImage``) with the ``rosbags`` Writer,
   mcap (default) or sqlite3 storage, metadata version 9 (Jazzy and newer), 8, or 5 (the version Humble writes;
   see :func:`rewrite_metadata_v5` and docs/data.md).
 * :func:`iter_bag_images` reads image topics of any ROS 2 bag (mcap or sqlite3, a bag directory or a bare
@@ -13,10 +14,11 @@
 
 from __future__ import annotations
 
+import heapq
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -83,17 +85,39 @@ def compress_frame(rgb: np.ndarray, fmt: str, quality: int = 90) -> bytes:
 @dataclass
 class BagSummary:
     path: Path
-    topic: str
+    topic: str  # the first camera's topic (the only one of a single-camera bag)
     msgtype: str
     messages: int
     start_ns: int
     duration_ns: int
     storage: str
     metadata_version: int
+    topics: dict[str, int] = field(default_factory=dict)  # every topic -> its message count
 
     def __str__(self) -> str:
-        return (f"{self.path}: {self.messages} x {self.msgtype} on {self.topic}, {self.duration_ns / 1e9:.2f} s, "
+        where = (f"on {self.topic}" if len(self.topics) <= 1
+                 else "on " + ", ".join(f"{t} ({n})" for t, n in self.topics.items()))
+        return (f"{self.path}: {self.messages} x {self.msgtype} {where}, {self.duration_ns / 1e9:.2f} s, "
                 f"{self.storage}, metadata v{self.metadata_version}")
+
+
+@dataclass
+class CameraStream:
+    """One camera of a bag: RGB frames on ``topic`` at ``fps``, each header with ``frame_id``."""
+
+    topic: str
+    frames: Iterable[np.ndarray]
+    fps: float = 10.0
+    frame_id: str = "camera"
+    count: int | None = None  # frames expected (progress bar only)
+
+
+def camera_topic(name: str) -> str:
+    """The topic of camera ``name`` in a multi-camera bag: ``/cameras/<name>/image``."""
+    if not name or "/" in name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+        raise BagError(f"camera names are ROS name tokens (letters, digits, '_'; not starting with a digit), "
+                       f"got {name!r}")
+    return f"/cameras/{name}/image"
 
 
 def write_image_bag(
@@ -107,18 +131,45 @@ def write_image_bag(
     ``compressed='jpeg'|'png'`` writes ``sensor_msgs/CompressedImage`` on ``<topic>/compressed`` (the
     image_transport convention) instead of raw images. ``metadata_version=5`` writes a bag Humble's
     ``ros2 bag`` reads (see :func:`rewrite_metadata_v5`)."""
+    return write_camera_bag(
+        out_dir, [CameraStream(topic, frames, fps, frame_id, total)], encoding=encoding, storage=storage,
+        compressed=compressed, jpeg_quality=jpeg_quality, start_ns=start_ns, metadata_version=metadata_version,
+        overwrite=overwrite, progress=progress)
+
+
+def _scheduled(index: int, camera: CameraStream, start: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    period = 1e9 / camera.fps
+    for i, rgb in enumerate(camera.frames):
+        yield start + int(round(i * period)), index, i, rgb
+
+
+def write_camera_bag(
+    out_dir: str | Path, cameras: Sequence[CameraStream], *, encoding: str = "rgb8", storage: str = "mcap",
+    compressed: str | None = None, jpeg_quality: int = 90, start_ns: int | None = None, metadata_version: int = 9,
+    overwrite: bool = False, progress: bool = False,
+) -> BagSummary:
+    """Write one or more cameras into one rosbag2, messages in time order across cameras.
+
+    Camera ``k``'s frame ``i`` is stamped (header and receive time) ``start + i / fps_k``; each camera has its own
+    topic (``<topic>/compressed`` with ``compressed``), frame_id, rate and frame size. Frames are pulled lazily, one
+    ahead per camera."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    if fps <= 0:
-        raise BagError(f"fps must be > 0, got {fps}")
+    if not cameras:
+        raise BagError("no camera to write")
+    for cam in cameras:
+        if cam.fps <= 0:
+            raise BagError(f"fps must be > 0, got {cam.fps} ({cam.topic})")
+        if not cam.topic.startswith("/"):
+            raise BagError(f"topic must be absolute (start with '/'), got {cam.topic!r}")
+    if len({cam.topic for cam in cameras}) != len(cameras):
+        raise BagError(f"two cameras on one topic: {', '.join(cam.topic for cam in cameras)}")
     if storage not in STORAGES:
         raise BagError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
     if metadata_version not in METADATA_VERSIONS:
         raise BagError(f"metadata_version must be one of {METADATA_VERSIONS}, got {metadata_version}")
     if compressed is None and encoding not in WRITE_ENCODINGS:
         raise BagError(f"cannot write encoding {encoding!r}; choose one of {', '.join(WRITE_ENCODINGS)}")
-    if not topic.startswith("/"):
-        raise BagError(f"topic must be absolute (start with '/'), got {topic!r}")
     out = Path(out_dir)
     if out.exists():
         if not overwrite:
@@ -130,33 +181,39 @@ def write_image_bag(
     Image, CompressedImage = ts.types[IMAGE_TYPE], ts.types[COMPRESSED_TYPE]
     Header, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
     msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
-    out_topic = f"{topic.rstrip('/')}/compressed" if compressed else topic
+    out_topics = [f"{cam.topic.rstrip('/')}/compressed" if compressed else cam.topic for cam in cameras]
     start = time.time_ns() if start_ns is None else int(start_ns)
-    period = 1e9 / fps
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=f"writing {out.name}", unit="msg")
+        counts = [cam.count for cam in cameras]
+        bar = tqdm(total=None if None in counts else sum(c or 0 for c in counts), desc=f"writing {out.name}",
+                   unit="msg")
+    counts_by_topic = dict.fromkeys(out_topics, 0)
     count, last = 0, start
     try:
         with Writer(out, version=8 if metadata_version in (8, 5) else 9, storage_plugin=plugin) as writer:
-            conn = writer.add_connection(out_topic, msgtype, typestore=ts)
-            for i, rgb in enumerate(frames):
-                stamp = start + int(round(i * period))
-                header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=frame_id)
+            conns = [writer.add_connection(t, msgtype, typestore=ts) for t in out_topics]
+            # time order across cameras (ties: camera order), so that players and readers see a real recording
+            stream = heapq.merge(*(_scheduled(k, cam, start) for k, cam in enumerate(cameras)),
+                                 key=lambda item: (item[0], item[1]))
+            for stamp, k, i, rgb in stream:
+                header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=cameras[k].frame_id)
                 if compressed:
                     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-                        raise BagError(f"frame {i}: frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+                        raise BagError(f"{out_topics[k]} frame {i}: frames must be (H, W, 3) uint8 RGB, got "
+                                       f"{rgb.shape} {rgb.dtype}")
                     payload = np.frombuffer(compress_frame(rgb, compressed, jpeg_quality), np.uint8)
                     msg = CompressedImage(header=header, format=compressed, data=payload)
                 else:
                     data, step = encode_pixels(rgb, encoding)
                     msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding=encoding,
                                 is_bigendian=0, step=step, data=data)
-                writer.write(conn, stamp, ts.serialize_cdr(msg, msgtype))
-                count, last = count + 1, stamp
+                writer.write(conns[k], stamp, ts.serialize_cdr(msg, msgtype))
+                count, last = count + 1, max(last, stamp)
+                counts_by_topic[out_topics[k]] += 1
                 if bar is not None:
                     bar.update()
     except Exception:
@@ -169,7 +226,8 @@ def write_image_bag(
             bar.close()
     if metadata_version == 5:
         rewrite_metadata_v5(out)
-    return BagSummary(out, out_topic, msgtype, count, start, last - start, storage, metadata_version)
+    return BagSummary(out, out_topics[0], msgtype, count, start, last - start, storage, metadata_version,
+                      counts_by_topic)
 
 
 def rewrite_metadata_v5(bag_dir: str | Path) -> None:
@@ -414,6 +472,10 @@ def play_bag(
             unknown = [t for t in selected if t not in available]
             if unknown:
                 raise BagError(f"{reader.path}: no topic {', '.join(unknown)}; topics: {', '.join(sorted(available))}")
+            stray = sorted(set(remaps) - set(selected))
+            if stray:
+                raise BagError(f"{reader.path}: --remap names {', '.join(stray)}, not a played topic; topics: "
+                               f"{', '.join(selected)}")
             restamp: dict[str, bool] = {}
             for t in selected:
                 try:
@@ -445,7 +507,8 @@ def play_bag(
                 names = ", ".join(f"{t}->{remaps[t]}" if t in remaps else t for t in publishers)
                 log(f"playing {total} messages from {reader.path} on {names} at rate {rate:g}"
                     + (" (looping)" if loop else ""))
-            period_ns = reader.duration_ns / (total - 1) if total > 1 else 1e8  # loop gap: one frame period
+            per_topic = max(reader.count([t]) for t in publishers)  # loop gap: one frame period of the busiest topic
+            period_ns = reader.duration_ns / (per_topic - 1) if per_topic > 1 else 1e8
             offset_ns = 0  # bag time added per loop pass
             wall0: float | None = None
             bag0 = 0

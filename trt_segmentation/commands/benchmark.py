@@ -1,0 +1,116 @@
+"""Measure inference latency per precision (or per model) in one run and print the ratios.
+
+Backends, on the files the build tools wrote:
+  trt_seg_benchmark --onnx-dir artifacts --model swiftnet_ss_rn18 --size 512x1024 --precision fp32 fp16 int8 mixed
+  trt_seg_benchmark --engine-dir engines --model swiftnet_ss_rn18 --size 1024x2048 --precision fp32 fp16 int8 mixed
+PyTorch on a CUDA GPU (random weights; speed does not depend on them):
+  trt_seg_benchmark --torch --model swiftnet_ss_rn18 swiftnet_pyr_rn18 --size 1024x2048 --dtypes fp32 fp16
+  (rows: eager channels-last, the same captured as one CUDA graph, and with --executor the node's torch executor)
+Compare rows of one run only: absolute numbers depend on the machine and what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import cli
+
+TOOL = "benchmark"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.new_parser(TOOL, __doc__)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--onnx-dir", type=Path, help="folder of <model>_<H>x<W>_<precision>.onnx (ONNX Runtime)")
+    cli.add_engine_dir(where, help="folder of <model>_<H>x<W>_<precision>.engine (TensorRT)")
+    where.add_argument("--torch", action="store_true", help="PyTorch models on --device (CUDA events)")
+    cli.add_model(p, default=None, many=True,
+                  help="one or more model names (in the file names; --torch: the architectures); default swiftnet_ss_rn18")
+    cli.add_size(p, default=(1024, 2048), help="input size")
+    cli.add_precision(p, default=["fp32", "fp16", "int8", "mixed"], what="variants to time (files mode)")
+    p.add_argument("--dtypes", nargs="+", default=["fp32", "fp16"], help="--torch: fp32, fp16, bf16")
+    p.add_argument("--executor", action="store_true",
+                   help="--torch: also time the node's torch executor through the CUDA slots (needs pycuda)")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per row (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = cli.parse_args(build_parser(), argv, TOOL)
+    models = args.model or ["swiftnet_ss_rn18"]
+    from ..benchmarking import (
+        format_table,
+        time_backend,
+        time_torch_executor,
+        time_torch_graph,
+        time_torch_model,
+    )
+
+    height, width = args.size
+    timings = []
+    if args.torch:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --torch times on a CUDA GPU (CUDA events) and this PyTorch sees none", file=sys.stderr)
+            return 2
+        from ..models import architecture_from_name
+        from ..models.swiftnet import SwiftNet
+
+        warmup, repeats = max(args.warmup, 10), max(args.repeats, 50)
+        for name in models:
+            for dtype in args.dtypes:
+                model = SwiftNet(architecture_from_name(name))
+                timings.append(time_torch_model(f"{name} {dtype} eager", model, height, width, dtype, "cuda",
+                                                warmup, repeats))
+                print(f"  {timings[-1]}", flush=True)
+                if dtype not in ("fp32", "fp16"):
+                    continue  # the node's executor runs fp32 or fp16
+                timings.append(time_torch_graph(f"{name} {dtype} CUDA graph", model, height, width, dtype, "cuda",
+                                                warmup, repeats))
+                print(f"  {timings[-1]}", flush=True)
+                if args.executor:
+                    timings.append(time_torch_executor(f"{name} {dtype} node executor (slots, CUDA graph)", model,
+                                                       height, width, dtype, True, 1, warmup, repeats))
+                    print(f"  {timings[-1]}", flush=True)
+        title = f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}, {height}x{width}, batch 1 (GPU time, CUDA events)"
+    else:
+        import numpy as np
+
+        from ..artifacts import artifact_path
+        from ..runtime import BackendError, create_backend
+
+        kind, folder, suffix = (("onnxruntime", args.onnx_dir, ".onnx") if args.onnx_dir
+                                else ("tensorrt", args.engine_dir, ".engine"))
+        rng = np.random.default_rng(0)
+        frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+        for name in models:
+            for variant in args.precision:
+                label = variant if len(models) == 1 else f"{name} {variant}"
+                path = artifact_path(folder, name, height, width, variant, suffix)
+                if not path.is_file():
+                    print(f"  skipping {label}: {path} not found", file=sys.stderr)
+                    continue
+                options = {"threads": args.threads} if kind == "onnxruntime" else {}
+                try:
+                    backend = create_backend(kind, path, **options)
+                except BackendError as exc:
+                    return cli.error(exc)
+                with backend:
+                    timings.append(time_backend(label, backend, frames, args.warmup, args.repeats))
+                print(f"  {timings[-1]}", flush=True)
+        title = f"{kind}, {' '.join(models)} {height}x{width}, batch 1 (wall time of a whole infer call)"
+    if not timings:
+        print("error: nothing was timed", file=sys.stderr)
+        return 2
+    print()
+    print(format_table(timings, title))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Build TensorRT engines for SwiftNet: checkpoint or FP32 ONNX -> precision variant ONNX -> engine + metadata.
+
+Examples:
+  # all four precisions of the launch file's switch (fp32, fp16, int8, mixed), calibrated on an image folder
+  trt_seg_build_engine --checkpoint trt_segmentation/assets/swiftnet_ss_rn18_streets.pt --size 512x1024 \\
+      --precision all --calibration data/street/leftImg8bit/train
+  # one INT8 engine from an exported ONNX, calibrated on a rosbag topic, with a 2 GiB workspace
+  trt_seg_build_engine --onnx artifacts/swiftnet_ss_rn18_512x1024_fp32.onnx --precision int8 \\
+      --calibration bag:recordings/drive1@/camera/image_raw --workspace-mib 2048
+  # three cameras in one engine: a static batch of 3 (files named swiftnet_ss_rn18_512x1024_b3_<precision>.*)
+  trt_seg_build_engine --checkpoint my.pt --size 512x1024 --batch 3 --precision fp16
+  # Jetson with TensorRT 8.5-10.x: classic implicit INT8 (builder flags + entropy calibrator), on DLA core 0
+  trt_seg_build_engine --onnx ... --precision int8 --implicit --dla-core 0 --calibration cityscapes:/data/cityscapes@train
+  # a machine without a GPU: the ONNX Runtime CPU variant (an ONNX file only; TensorRT never gets it)
+  trt_seg_build_engine --onnx artifacts/swiftnet_ss_rn18_512x1024_fp32.onnx --precision int8-cpu \\
+      --calibration data/street/leftImg8bit/train --builder none
+
+Files land in --out as <model>_<H>x<W>_<precision>.onnx / .engine / .json (the names the node looks for;
+<model>_<H>x<W>_b<N>_<precision>.* for --batch N > 1).
+Calibration sources: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]; INT8, mixed and int8-cpu need one.
+int8-cpu (ONNX Runtime's own INT8 recipe for CPUs, made for the CPU class of this machine: 7-bit weights on x86
+without VNNI) is written as ONNX only: no TensorRT check, no engine. It is not part of 'all' (all = the TensorRT
+precisions of the launch switch); ask for it by name.
+Without real TensorRT (e.g. a laptop or CI) every ONNX variant is still made and checked with the TensorRT-RTX
+parser and builder, and the output says which step needs TensorRT and the command to run there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .. import cli
+
+TOOL = "build_engine"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.new_parser(TOOL, __doc__)
+    src = p.add_mutually_exclusive_group(required=True)
+    cli.add_checkpoint(src, help="PyTorch checkpoint (exported to ONNX first; needs --size)")
+    src.add_argument("--onnx", type=Path, metavar="FILE", help=f"FP32 ONNX made by {cli.script_name('export_onnx')}")
+    cli.add_size(p, help="network input size HEIGHTxWIDTH, e.g. 512x1024 (needed with --checkpoint)")
+    cli.add_batch(p)
+    p.add_argument("--input-format", default="uint8_rgb", choices=["uint8_rgb", "uint8_bgr"],
+                   help="camera byte order the graph takes when exporting a checkpoint (default uint8_rgb)")
+    cli.add_precision(p, default=["fp16"], allow_all=True, what="precisions to build")
+    cli.add_calibration(p)
+    p.add_argument("--mixed-config", type=Path, metavar="YAML",
+                   help="per-layer overrides for 'mixed' (keys int8, exclude_int8, fp32; see docs/precision.md)")
+    p.add_argument("--no-cache", action="store_true", help="recalibrate even if a valid calibration cache exists")
+    cli.add_out(p, default="artifacts")
+    p.add_argument("--builder", default="auto", choices=["auto", "tensorrt", "tensorrt-rtx", "none"],
+                   help="auto: real TensorRT if installed, else variants + TensorRT-RTX check only; "
+                        "tensorrt-rtx: write TensorRT-RTX engines; none: ONNX variants only")
+    p.add_argument("--implicit", action="store_true",
+                   help="TensorRT 8.5-10.x only: FP32 ONNX + FP16/INT8 builder flags + entropy calibrator")
+    p.add_argument("--workspace-mib", type=int, metavar="MIB", help="builder workspace limit in MiB")
+    p.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache (read and updated)")
+    p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
+                   help="builder optimisation level (TensorRT >= 8.6; default 3; higher builds slower)")
+    p.add_argument("--dla-core", type=int, default=-1, metavar="N",
+                   help="build for DLA core N with GPU fallback (Jetson Xavier/Orin; needs fp16/int8)")
+    p.add_argument("--verbose", action="store_true", help="show TensorRT's and the quantizer's info messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = cli.parse_args(build_parser(), argv, TOOL)
+    if args.implicit and args.mixed_config:
+        print("error: --mixed-config applies to the explicit (ONNX) path; the implicit path keeps the encoder in INT8 "
+              "and the rest in FP16 with fixed layer rules (docs/precision.md)", file=sys.stderr)
+        return 2
+    if args.checkpoint and not args.size:
+        print("error: --checkpoint needs --size HxW (the static network input size)", file=sys.stderr)
+        return 2
+    cli.require_file(args.checkpoint, "checkpoint")
+    cli.require_file(args.onnx, "ONNX file")
+    cli.require_file(args.mixed_config, "mixed-precision config")
+    precisions = cli.expand_precisions(args.precision)
+    if args.implicit and not all(p.tensorrt for p in precisions):
+        print("error: --implicit builds TensorRT engines from the FP32 ONNX; int8-cpu is an ONNX Runtime CPU variant "
+              "(make it in a call without --implicit)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+    from ..pipeline import PipelineRequest, run_pipeline
+    from ..precision.calibration_data import CalibrationDataError
+    from ..precision.int8 import QuantizationError
+    from ..precision.variants import VariantError, needs_calibration
+
+    if any(needs_calibration(p) for p in precisions) and not args.calibration:
+        need = ", ".join(p.value for p in precisions if needs_calibration(p))
+        print(f"error: {need} need calibration images: --calibration DIR | cityscapes:ROOT[@split] | "
+              "bag:PATH[@/topic]", file=sys.stderr)
+        return 2
+    request = PipelineRequest(
+        precisions=precisions, checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, batch=args.batch,
+        input_format=args.input_format, calibration=args.calibration, calibration_count=args.calibration_count,
+        calibration_batch=args.calibration_batch, mixed_config=args.mixed_config, out_dir=args.out,
+        builder=args.builder, implicit=args.implicit, workspace_mib=args.workspace_mib,
+        timing_cache=args.timing_cache, opt_level=args.opt_level, dla_core=args.dla_core,
+        use_cache=not args.no_cache, verbose=args.verbose,
+    )
+    try:
+        steps = run_pipeline(request)
+    except (CalibrationDataError, VariantError, QuantizationError, BuildError, TensorRTUnavailable, ValueError,
+            FileNotFoundError) as exc:
+        return cli.error(exc)
+    print("\nsummary:")
+    for step in steps:
+        engine = step.engine or ("none (ONNX Runtime CPU variant)" if not step.precision.tensorrt else "NOT BUILT")
+        print(f"  {step.precision.value:16s} onnx {step.onnx}  engine {engine}  ({step.seconds:.0f} s)")
+    missing = [s for s in steps if s.engine is None and s.precision.tensorrt]
+    if missing and args.builder != "none":
+        from ..engine.metadata import rebuild_command
+
+        print(f"\nNo .engine written: {missing[0].skipped}")
+        print("Where TensorRT is installed, run:\n  " + rebuild_command(
+            {"onnx": str(args.onnx) if args.onnx else None, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+             "size": f"{args.size[0]}x{args.size[1]}" if args.size else None, "batch": args.batch,
+             "precision": " ".join(s.precision.value for s in missing), "calibration": args.calibration,
+             "out_dir": str(args.out)}))
+        if args.builder == "tensorrt":
+            return 1  # engines were asked for explicitly and could not be made here
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
