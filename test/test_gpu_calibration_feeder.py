@@ -4,7 +4,7 @@ Skipped without pycuda and a CUDA device (CI, the CPU dev machine); run on the d
 TensorRT is not needed: :class:`CalibrationFeeder` is everything of the calibrator but TensorRT's base class.
 Proves, for a uint8 camera-byte export and a float-normalised one: the buffer has exactly the network input's
 size, what TensorRT would read at ``get_batch``'s pointer equals the runtime's own preprocessing of each frame
-byte for byte, the feed ends after the last frame, and every dtype of the table survives page-locked host ->
+byte for byte, the feed ends after the last frame (a batch-3 network gets 3 frames per input), and every dtype of the table survives page-locked host ->
 device -> host memory unchanged.
 """
 
@@ -66,6 +66,27 @@ def test_feeder_puts_exactly_the_network_input_on_the_device(input_format: str, 
         assert feeder.next_pointer() is None  # TensorRT ends calibration on an empty batch
     finally:
         feeder.close()
+        feeder.close()
+
+
+@pytest.mark.parametrize("input_format", ["uint8_rgb", "float_normalised"])
+def test_batch_3_feeder_puts_three_frames_per_network_input(input_format: str) -> None:
+    """A static batch-3 network (multi-camera engine): each pointer holds one (3, ...) input, whole inputs only."""
+    contract = replace(CONTRACT, input_format=input_format, batch=3)
+    frames = _frames(7)  # two whole inputs; the seventh frame cannot fill a third one
+    feeder = CalibrationFeeder(frames, contract, device=0)
+    try:
+        shape = (3, 3, H, W) if input_format == "float_normalised" else (3, H, W, 3)
+        assert feeder.shape == shape and len(feeder) == 2
+        for i in range(2):
+            pointer = feeder.next_pointer()
+            assert pointer is not None
+            back = np.empty(shape, feeder.dtype)
+            cuda.memcpy_dtoh(back, pointer)
+            expected = to_network_input(frames[3 * i : 3 * i + 3], contract)
+            assert np.array_equal(back, np.ascontiguousarray(expected, dtype=feeder.dtype)), i
+        assert feeder.next_pointer() is None
+    finally:
         feeder.close()
 
 

@@ -94,7 +94,7 @@ def test_implicit_mixed_pins_float_compute_only(variants) -> None:  # noqa: ANN0
     """The implicit mixed rules on the real parsed FP32 network (TensorRT-RTX's parser, same layer names): the
     uint8 input cast, ArgMax, the labels casts, shape and constant layers are never pinned; preprocessing float
     arithmetic is FP32, the encoder is left to INT8, the rest FP16."""
-    from trt_segmentation.engine.builder import ENCODER_LAYERS, PREPROCESSING_LAYERS
+    from trt_segmentation.engine.builder import PREPROCESSING_LAYERS
     from trt_segmentation.engine.tensorrt_adapter import (
         BuildOptions,
         _dtype_name,
@@ -102,6 +102,7 @@ def test_implicit_mixed_pins_float_compute_only(variants) -> None:  # noqa: ANN0
         make_logger,
         tensorrt_rtx,
     )
+    from trt_segmentation.precision.mixed import ENCODER_LAYERS
 
     rtx = tensorrt_rtx()
     if rtx is None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Precision
+from ..artifacts import Precision, artifact_path, batch_from_name
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
@@ -33,8 +33,8 @@ from .tensorrt_adapter import (
 
 LOG = logging.getLogger(__name__)
 
-# implicit mixed precision: TensorRT names layers after the ONNX nodes (legacy exporter scopes)
-ENCODER_LAYERS = r"(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])(/|$)"
+# implicit mixed precision: TensorRT names layers after the ONNX nodes (legacy exporter scopes); the encoder's
+# layer names come from precision/mixed.py (ENCODER_LAYERS), where the encoder is defined once
 PREPROCESSING_LAYERS = r"^/(Cast|Transpose|Sub|Div|Gather|Mul|Add)(_\d+)?$"
 
 
@@ -71,6 +71,12 @@ def build_engine(
         raise FileNotFoundError(f"ONNX file not found: {onnx_path}")
     trt = load_tensorrt(builder)
     contract = read_contract_dict(onnx_path)
+    batch = int(contract.get("batch", 1))
+    if batch_from_name(engine_path.name) != batch:  # the sidecar check would refuse the engine under that name
+        expected = artifact_path(engine_path.parent, str(contract["model"]), int(contract["height"]),
+                                 int(contract["width"]), precision, ".engine", batch=batch)
+        raise ValueError(f"{onnx_path.name} is a batch {batch} model, the engine name {engine_path.name} says batch "
+                         f"{batch_from_name(engine_path.name)}; build it as {expected}")
     if implicit:
         if trt.builder != "tensorrt" or trt.major >= 11:
             raise TensorRTUnavailable(
@@ -116,6 +122,8 @@ def build_engine(
         calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration, device)
         options = replace(options, int8_calibrator=calibrator)
         if precision is Precision.MIXED:  # encoder INT8, everything after it FP16, preprocessing FP32
+            from ..precision.mixed import ENCODER_LAYERS
+
             options = replace(options, fp16_layers=[f"^(?!{ENCODER_LAYERS})"], fp32_layers=[PREPROCESSING_LAYERS])
     LOG.info("building %s with %s %s (%s typing)", engine_path.name, trt.builder, trt.version,
              "strong" if not implicit else "implicit")
@@ -159,6 +167,7 @@ def build_engine(
         build_options=opts,
         contract=contract,
         tool_version=tool_version(),
+        batch=batch,
     )
     write_metadata(engine_path, meta)
     LOG.info("wrote %s (%.1f MB, built in %.1f s) and its metadata", engine_path, len(result.engine) / 1e6, result.seconds)

@@ -1,10 +1,10 @@
 """The device-memory side of TensorRT's implicit INT8 calibrator, without TensorRT: frames in the network's input
-layout, one at a time, in a device buffer of exactly the input's size.
+layout, one network input at a time, in a device buffer of exactly the input's size.
 
-TensorRT reads ``get_batch``'s pointer as the network input (1x H x W x 3 uint8 for our camera-byte exports,
-1 x 3 x H x W float32 for a float-normalised one), so each frame is converted to that layout with the runtime's
-own preprocessing and its byte size checked against the input before anything is copied: a frame that does not
-fit is an error, never a read past the allocation. Kept apart from implicit_calibrator.py (which subclasses
+TensorRT reads ``get_batch``'s pointer as the network input (N x H x W x 3 uint8 for our camera-byte exports,
+N x 3 x H x W float32 for a float-normalised one; N = the contract's static batch, 1 for one camera), so each run
+of N frames is converted to that layout with the runtime's own preprocessing and its byte size checked against the
+input before anything is copied: an input that does not fit is an error, never a read past the allocation. Kept apart from implicit_calibrator.py (which subclasses
 TensorRT's calibrator) so that it runs, and is tested, with pycuda on any CUDA GPU.
 """
 
@@ -21,14 +21,15 @@ LOG = logging.getLogger(__name__)
 
 
 def network_input_spec(contract: ModelContract) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """(shape, dtype) of the graph input the contract describes (static batch 1)."""
+    """(shape, dtype) of the graph input the contract describes (its static batch first)."""
     if contract.input_format == "float_normalised":
-        return (1, 3, contract.height, contract.width), np.dtype(np.float32)
-    return (1, contract.height, contract.width, 3), np.dtype(np.uint8)
+        return (contract.batch, 3, contract.height, contract.width), np.dtype(np.float32)
+    return (contract.batch, contract.height, contract.width, 3), np.dtype(np.uint8)
 
 
 class CalibrationFeeder:
-    """``frames`` (N x H x W x 3 uint8 camera frames in the contract's channel order) -> device buffer, one by one."""
+    """``frames`` (M x H x W x 3 uint8 camera frames in the contract's channel order) -> device buffer, one network
+    input (``contract.batch`` consecutive frames; a leftover short of a whole input is not fed) at a time."""
 
     def __init__(self, frames: np.ndarray, contract: ModelContract, device: int = 0) -> None:
         from ..cuda_driver import load_pycuda
@@ -37,6 +38,9 @@ class CalibrationFeeder:
         if frames.ndim != 4 or frames.dtype != np.uint8 or len(frames) == 0 or frames.shape[1:] != expected:
             raise ValueError(f"calibration frames must be a non-empty N x {expected[0]} x {expected[1]} x 3 uint8 "
                              f"array (the network input size), got {frames.shape} {frames.dtype}")
+        if len(frames) < contract.batch:
+            raise ValueError(f"{len(frames)} calibration frame(s) are fewer than one input of the batch-"
+                             f"{contract.batch} network")
         self.contract = contract
         self.shape, self.dtype = network_input_spec(contract)
         self.nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
@@ -49,7 +53,8 @@ class CalibrationFeeder:
         self._device: Any = cuda.mem_alloc(self.nbytes)
 
     def __len__(self) -> int:
-        return len(self._frames)
+        """The number of network inputs fed (whole runs of ``contract.batch`` frames)."""
+        return len(self._frames) // self.contract.batch
 
     def check_network_input(self, tensor: dict[str, Any]) -> None:
         """``tensor`` ({name, shape, dtype} of the parsed network's input) must be what the buffer holds."""
@@ -59,21 +64,24 @@ class CalibrationFeeder:
                              f"calibration frames are {self.dtype} {self.shape} (contract input format "
                              f"{self.contract.input_format}); re-export or pass the matching contract")
 
-    def network_frame(self, index: int) -> np.ndarray:
-        """Frame ``index`` in the network's input layout, contiguous, its size checked."""
-        array = np.ascontiguousarray(to_network_input(self._frames[index], self.contract), dtype=self.dtype)
+    def network_input(self, index: int) -> np.ndarray:
+        """Network input ``index`` (frames ``index * batch`` onwards) in the network's layout, contiguous, its size
+        checked."""
+        batch = self.contract.batch
+        frames = self._frames[index * batch : (index + 1) * batch]
+        array = np.ascontiguousarray(to_network_input(frames, self.contract), dtype=self.dtype)
         if array.shape != self.shape or array.nbytes != self.nbytes:
-            raise ValueError(f"calibration frame {index} became {array.dtype} {array.shape}, the input is "
+            raise ValueError(f"calibration input {index} became {array.dtype} {array.shape}, the network input is "
                              f"{self.dtype} {self.shape}")
         return array
 
     def next_pointer(self) -> int | None:
-        """Copy the next frame to the device; its device pointer, or None when all frames were fed."""
-        if self._next >= len(self._frames):
+        """Copy the next network input to the device; its device pointer, or None when all were fed."""
+        if self._next >= len(self):
             return None
         if self._next % 16 == 0:
-            LOG.info("implicit INT8 calibration: frame %d/%d", self._next + 1, len(self._frames))
-        self._cuda.memcpy_htod(self._device, self.network_frame(self._next))
+            LOG.info("implicit INT8 calibration: input %d/%d", self._next + 1, len(self))
+        self._cuda.memcpy_htod(self._device, self.network_input(self._next))
         self._next += 1
         return int(self._device)
 

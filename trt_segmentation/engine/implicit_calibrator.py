@@ -2,8 +2,8 @@
 
 TensorRT 11 and TensorRT-RTX removed this path, and it needs a GPU, so it runs only on the target (see
 docs/precision.md, "on-target check"); here it is type-checked against ``tensorrt-stubs``. It feeds the same
-frames the explicit path calibrates on, one per batch (the networks are static batch 1), converted to the network
-input (calibration_feeder.py, tested with pycuda on a GPU), and keeps
+frames the explicit path calibrates on, one network input per ``get_batch`` (N frames for a static batch-N network),
+converted to the network input (calibration_feeder.py, tested with pycuda on a GPU), and keeps
 TensorRT's calibration table in a file whose name carries a key of the ONNX, frame set and algorithm, so a
 changed model or image set can never pick up an old table. A table that does not parse is reported and
 ignored (TensorRT then recalibrates and writes a fresh one), never passed on.
@@ -50,8 +50,8 @@ def table_problem(blob: bytes) -> str | None:
 
 
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-    """Feeds ``frames`` (N x H x W x 3 uint8 camera frames) one by one, converted to the network input the
-    ``contract`` describes (:class:`CalibrationFeeder` holds the device buffer and checks dtype and size)."""
+    """Feeds ``frames`` (M x H x W x 3 uint8 camera frames), one network input at a time, converted to the input
+    the ``contract`` describes (:class:`CalibrationFeeder` holds the device buffer and checks dtype and size)."""
 
     def __init__(self, frames: np.ndarray, table_path: str | Path, contract: ModelContract, device: int = 0) -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
@@ -59,6 +59,8 @@ class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         self.table_path = Path(table_path)
 
     def get_batch_size(self) -> int:
+        # 1 for every explicit-batch network (all ONNX-parsed ones): the batch axis is part of the input shape,
+        # and each get_batch pointer holds the whole (N, ...) input (the feeder checks it against the network)
         return 1
 
     def check_network_input(self, tensor: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """The JSON sidecar written next to every engine: what it was built from, with what, for which GPU.
 
-``<model>_<H>x<W>_<precision>.engine`` gets ``<same>.json``. The node reads it before deserialising an engine so
-that a TensorRT upgrade, another GPU, another precision or a re-exported ONNX leads to a rebuild (with the exact
-command printed) instead of a crash or a silently stale engine. Pure Python + json: safe to import on a Jetson.
+``<model>_<H>x<W>_<precision>.engine`` (``<model>_<H>x<W>_b<N>_<precision>.engine`` for a static batch N > 1)
+gets ``<same>.json``. The node reads it before deserialising an engine so that a TensorRT upgrade, another GPU,
+another precision, another batch or a re-exported ONNX leads to a rebuild (with the exact command printed) instead
+of a crash or a silently stale engine. Pure Python + json: safe to import on a Jetson.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Precision, artifact_path, size_from_name
+from ..artifacts import Precision, artifact_path, batch_from_name, size_from_name
 
 SCHEMA_VERSION = 1
 BUILDERS = ("tensorrt", "tensorrt-rtx")
@@ -55,6 +56,7 @@ class EngineMetadata:
     created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     tool_version: str = ""
     schema_version: int = SCHEMA_VERSION
+    batch: int = 1  # static frames per run; sidecars written before batching existed have none: batch 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -110,9 +112,25 @@ def read_metadata(engine_path: str | Path) -> EngineMetadata:
     if not isinstance(data, dict):
         raise MetadataError(f"engine metadata {path} is corrupt (not a JSON object); rebuild the engine")
     try:
-        return EngineMetadata.from_dict(data)
+        meta = EngineMetadata.from_dict(data)
     except (TypeError, MetadataError) as exc:
         raise MetadataError(f"engine metadata {path}: {exc}; rebuild the engine") from exc
+    problem = batch_problem(meta, path.name)
+    if problem:
+        raise MetadataError(f"engine metadata {path}: {problem}")
+    return meta
+
+
+def batch_problem(meta: EngineMetadata, name: str | None = None) -> str:
+    """Why the sidecar's batch disagrees with its own contract or with the file name ``name`` ('' if it does not):
+    a renamed engine of another batch must not be loaded as the one its name promises."""
+    contract_batch = int(meta.contract.get("batch", 1)) if isinstance(meta.contract, dict) else 1
+    if meta.contract and contract_batch != meta.batch:
+        return f"records batch {meta.batch} but its model contract batch {contract_batch}; rebuild the engine"
+    if name is not None and batch_from_name(name) != meta.batch:
+        return (f"the engine was built for batch {meta.batch}, its file name says batch {batch_from_name(name)} "
+                f"(renamed?); rebuild it under its own name (tools/build_engine.py --batch {batch_from_name(name)})")
+    return ""
 
 
 def check_compatible(
@@ -124,6 +142,7 @@ def check_compatible(
     onnx_sha256: str | None = None,
     builder: str | None = None,
     platform: str | None = None,
+    batch: int | None = None,
 ) -> list[str]:
     """Human-readable reasons why the engine described by ``meta`` must not be used here; empty if it may.
     Checks given as None are skipped: the loader checks precision, builder and ONNX before TensorRT is needed."""
@@ -132,6 +151,11 @@ def check_compatible(
         reasons.append(f"metadata schema {meta.schema_version} != {SCHEMA_VERSION}")
     if meta.precision != precision:
         reasons.append(f"engine precision is {meta.precision}, {precision} was asked for")
+    if batch is not None and meta.batch != batch:
+        reasons.append(f"engine was built for batch {meta.batch} (frames per run), batch {batch} was asked for")
+    problem = batch_problem(meta)
+    if problem:
+        reasons.append(problem)
     if builder is not None and meta.builder != builder:
         reasons.append(f"engine was built by {meta.builder}, this runtime loads {builder} engines only")
     if tensorrt_version is not None and meta.tensorrt_version != tensorrt_version:
@@ -169,12 +193,15 @@ def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
 
 
 
-def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str) -> str:
+def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str,
+               batch: int = 1) -> str:
     """The command that makes the missing file (tools/build_engine.py writes the ONNX variant and the engine)."""
-    options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory)}
+    options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory), "batch": batch}
     sources = sorted(Path(directory).glob(f"{model}_*x*_fp32.onnx")) if Path(directory).is_dir() else []
+    sources = [p for p in sources if batch_from_name(p.name) == batch]
     if size is not None:
-        sources = [p for p in sources if p.name == artifact_path(directory, model, *size, "fp32", ".onnx").name]
+        sources = [p for p in sources
+                   if p.name == artifact_path(directory, model, *size, "fp32", ".onnx", batch=batch).name]
     if len(sources) == 1:
         options["onnx"] = str(sources[0])
         if size is None:
@@ -196,11 +223,13 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
         opts = dict(meta_or_args.build_options)
         opts.setdefault("precision", meta_or_args.precision)
         opts.setdefault("size", f"{meta_or_args.height}x{meta_or_args.width}")
+        opts.setdefault("batch", meta_or_args.batch)
         if meta_or_args.dla_core >= 0:
             opts.setdefault("dla_core", meta_or_args.dla_core)
     else:
         opts = dict(meta_or_args)
     argv = ["python", "tools/build_engine.py"]
+    batch = int(opts.get("batch") or 1)
     precisions = str(opts.get("precision", "fp32")).split()
     if opts.get("checkpoint"):
         argv += ["--checkpoint", str(opts["checkpoint"])]
@@ -208,10 +237,12 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
         argv += ["--onnx", str(opts["onnx"])]
     elif opts.get("model") and opts.get("size") and "<" not in str(opts["size"]):
         folder = str(opts.get("out_dir") or "artifacts")
-        argv += ["--onnx", f"{folder}/{opts['model']}_{opts['size']}_fp32.onnx"]  # tools/export_onnx.py makes it
+        batch_part = f"_b{batch}" if batch > 1 else ""
+        argv += ["--onnx", f"{folder}/{opts['model']}_{opts['size']}{batch_part}_fp32.onnx"]  # tools/export_onnx.py
     else:
         argv += ["--onnx", "<fp32 onnx, or --checkpoint PT>"]
     argv += _arg("--size", opts.get("size"))
+    argv += _arg("--batch", batch if batch > 1 else None)
     argv += ["--precision", *precisions]
     calibration = opts.get("calibration")
     if calibration is None and any(_calibrated(p) for p in precisions):

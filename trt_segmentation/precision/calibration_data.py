@@ -1,5 +1,6 @@
 """Calibration frames for INT8: read from an image folder, a Cityscapes split or a rosbag topic, shaped like the
-camera frames the deployed graph eats (1 x H x W x 3 uint8 in the contract's channel order).
+camera frames the deployed graph eats (H x W x 3 uint8 in the contract's channel order, N of them per run of a
+static batch-N graph: :func:`model_runs` cuts a frame stack into those (N, H, W, 3) inputs).
 
 A source is written as one string so that it fits a command line and the engine metadata:
 ``DIR`` or ``folder:DIR`` (every image below DIR), ``cityscapes:ROOT[@split]`` (leftImg8bit/<split>, default
@@ -108,6 +109,27 @@ def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") ->
     return np.ascontiguousarray(rgb)
 
 
+def whole_runs(frames: np.ndarray, batch: int) -> np.ndarray:
+    """The first ``len(frames) // batch * batch`` frames: whole inputs of a static batch-``batch`` graph (the
+    quantizers feed a batch-N graph N frames per run; a leftover frame cannot be fed)."""
+    if batch < 1:
+        raise CalibrationDataError(f"batch must be >= 1, got {batch}")
+    usable = len(frames) // batch * batch
+    if usable == 0:
+        raise CalibrationDataError(f"{len(frames)} calibration frame(s) are fewer than one input of the batch-{batch} "
+                                   "model; give at least as many frames as the batch")
+    if usable < len(frames):
+        LOG.info("calibration: using %d of %d frames (whole inputs of the batch-%d model)", usable, len(frames), batch)
+    return frames[:usable]
+
+
+def model_runs(frames: np.ndarray, batch: int) -> Iterator[np.ndarray]:
+    """(M, H, W, 3) frames -> the (batch, H, W, 3) inputs of a static batch-``batch`` graph, whole ones only."""
+    usable = whole_runs(frames, batch)
+    for start in range(0, len(usable), batch):
+        yield np.ascontiguousarray(usable[start : start + batch])
+
+
 @dataclass
 class CalibrationSet:
     """N x H x W x 3 uint8 frames exactly as the graph's input receives them (one frame per inference)."""
@@ -140,7 +162,12 @@ def collect_frames(
     count: int = DEFAULT_COUNT,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> CalibrationSet:
-    """Take up to ``count`` frames (whole batches only), fitted to ``contract``; clear errors if too few."""
+    """Take up to ``count`` frames (whole batches only), fitted to ``contract``; clear errors if too few. For a
+    batch-N contract (N > 1) a calibration batch is one run of the graph: ``batch_size`` becomes N."""
+    if contract.batch > 1 and batch_size != contract.batch:
+        LOG.info("calibration: batch-%d model, %d frames per calibration batch (one run of the graph)",
+                 contract.batch, contract.batch)
+        batch_size = contract.batch
     if batch_size < 1 or count < batch_size:
         raise CalibrationDataError(f"calibration count {count} must be >= batch size {batch_size} (>= 1)")
     fitted = []

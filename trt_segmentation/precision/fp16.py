@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .int8 import run_isolated
+from .int8 import graph_batch, run_isolated
 
 
 def preprocessing_nodes(model: Any) -> list[str]:
@@ -47,7 +47,8 @@ def convert_fp16(
     keep_fp32: Sequence[str] = (),
 ) -> Path:
     """``src`` (FP32 or FP32+Q/DQ ONNX) -> FP16 compute, I/O types unchanged. ``keep_fp32``: extra node-name
-    regexes to keep in FP32; ``sample_frames``: N x H x W x 3 uint8 frames for AutoCast's overflow check."""
+    regexes to keep in FP32; ``sample_frames``: M x H x W x 3 uint8 frames for AutoCast's overflow check (one run
+    of the graph: its first ``batch`` frames for a static batch-N graph)."""
     import onnx
 
     model = onnx.load(str(src), load_external_data=False)
@@ -57,7 +58,10 @@ def convert_fp16(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="trtseg-fp16-") as workdir:
         sample = Path(workdir) / "sample.npz"
-        arrays: dict[str, Any] = {model.graph.input[0].name: np.ascontiguousarray(sample_frames[:1])}
+        batch = graph_batch(model)
+        if len(sample_frames) < batch:
+            raise ValueError(f"the batch-{batch} graph needs {batch} sample frames, got {len(sample_frames)}")
+        arrays: dict[str, Any] = {model.graph.input[0].name: np.ascontiguousarray(sample_frames[:batch])}
         np.savez(sample, **arrays)
         private = Path(workdir) / "src.onnx"  # ModelOpt may rewrite the file it is given: never the user's
         shutil.copyfile(src, private)

@@ -14,6 +14,8 @@ ModelOpt patches ONNX Runtime's calibrator classes when imported, after which OR
 (toolchain notes §2), so every quantizer call runs in a fresh interpreter (:func:`run_isolated`): the caller's
 process never imports modelopt, and ORT calibration never shares a process with it. The quantizers only ever get
 a private copy of the FP32 file (ModelOpt rewrites the file it is given; that file's hash keys the cache).
+A static batch-N graph is calibrated on whole inputs of N frames (ModelOpt splits the frame stack by the graph's
+batch dimension; the percentile histograms take one N-frame run per call).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 
 from ..hashing import sha256_file
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
-from .calibration_data import CalibrationSet
+from .calibration_data import CalibrationSet, model_runs, whole_runs
 
 LOG = logging.getLogger(__name__)
 
@@ -83,6 +85,12 @@ class Int8Result:
 
 
 # --------------------------------------------------------------------------------------------- Q/DQ graph helpers
+
+
+def graph_batch(model: Any) -> int:
+    """The static batch (first dimension) of the graph's first input; 1 when it is symbolic or absent."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return int(dims[0].dim_value) if dims and dims[0].dim_value > 0 else 1
 
 
 def activation_scales(model: Any) -> dict[str, float]:
@@ -281,8 +289,8 @@ def _percentile_worker(job: dict[str, Any]) -> None:  # separate process, never 
                 calibrate_method=CalibrationMethod.Percentile,
                 extra_options={"symmetric": True, "percentile": job["percentile"], "num_bins": 2048},
             )
-            for i in range(frames.shape[0]):  # one frame per call: histograms merge, RAM stays flat
-                calibrator.collect_data(_OneFrameReader(job["input_name"], np.asarray(frames[i : i + 1])))
+            for run in model_runs(frames, job["batch"]):  # one graph input per call: histograms merge, RAM flat
+                calibrator.collect_data(_OneRunReader(job["input_name"], run))
             ranges = calibrator.compute_data()
         wanted = set(job["tensors"])
         thresholds = {}
@@ -297,9 +305,9 @@ def _percentile_worker(job: dict[str, Any]) -> None:  # separate process, never 
         Path(job["result_file"]).write_text(json.dumps({"error": traceback.format_exc()}))
 
 
-class _OneFrameReader:
-    def __init__(self, name: str, frame: np.ndarray) -> None:
-        self._items = iter([{name: frame}])
+class _OneRunReader:
+    def __init__(self, name: str, frames: np.ndarray) -> None:
+        self._items = iter([{name: frames}])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
@@ -323,6 +331,8 @@ def quantize_int8(
     options.validate()
     start = time.perf_counter()
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
+    batch = graph_batch(onnx.load(str(fp32_onnx), load_external_data=False))
+    frames = whole_runs(calibration.frames, batch)  # a batch-N graph takes N frames per run
     key = cache_key(
         model_sha256=sha256_file(fp32_onnx), calibration_sha256=calibration.sha256, method=options.method,
         params=options.key_params(),
@@ -332,7 +342,7 @@ def quantize_int8(
     model = None
     if lookup is not None and lookup.scales is not None:
         LOG.info("int8 %s: reusing cached scales from %s", options.method, cache_path)
-        model = _qdq_graph(fp32_onnx, calibration.frames[:1], "max", options)
+        model = _qdq_graph(fp32_onnx, frames[:batch], "max", options)
         lookup = fit_to_graph(lookup, activation_scales(model), cache_path)  # misfitting tensors: corrupt
         if lookup.scales is None:
             cache_status, model = lookup.status, None
@@ -346,11 +356,11 @@ def quantize_int8(
             else "ModelOpt",
         )
         if options.method == "percentile":
-            model = _qdq_graph(fp32_onnx, calibration.frames[:1], "max", options)
-            scales = _percentile_scales(fp32_onnx, model, calibration, options.percentile)
+            model = _qdq_graph(fp32_onnx, frames[:batch], "max", options)
+            scales = _percentile_scales(fp32_onnx, model, frames, batch, options.percentile)
             apply_activation_scales(model, scales)
         else:
-            model = _qdq_graph(fp32_onnx, calibration.frames, options.method, options)
+            model = _qdq_graph(fp32_onnx, frames, options.method, options)
             scales = activation_scales(model)
     model, lowered = lower_opset(model, QDQ_OPSET)
     if lowered:
@@ -393,17 +403,19 @@ def _qdq_graph(fp32_onnx: Path, frames: np.ndarray, method: str, options: Int8Op
         return onnx.load(str(job["out"]))
 
 
-def _percentile_scales(fp32_onnx: Path, model: Any, calibration: CalibrationSet, percentile: float) -> dict[str, float]:
+def _percentile_scales(fp32_onnx: Path, model: Any, frames: np.ndarray, batch: int,
+                       percentile: float) -> dict[str, float]:
     import onnx
 
     input_name = onnx.load(str(fp32_onnx), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="trtseg-pct-") as workdir:
-        np.save(Path(workdir) / "frames.npy", calibration.frames)
+        np.save(Path(workdir) / "frames.npy", frames)
         private = Path(workdir) / "fp32.onnx"
         shutil.copyfile(fp32_onnx, private)
         job = {
             "workdir": workdir, "onnx": str(private), "frames": str(Path(workdir) / "frames.npy"),
             "tensors": sorted(activation_scales(model)), "percentile": percentile, "input_name": input_name,
+            "batch": batch,
         }
         result = run_isolated(_percentile_worker, job, "ort-percentile")
     scales = {name: max(amax, 1e-8) / 127.0 for name, amax in result["amax"].items()}

@@ -31,8 +31,8 @@ from ..artifacts import CalibrationMethod
 from ..cpu_features import ARM64, X86_VNNI, cpu_class
 from ..hashing import sha256_file
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
-from .calibration_data import CalibrationSet
-from .int8 import Int8Result, QuantizationError, run_isolated
+from .calibration_data import CalibrationSet, whole_runs
+from .int8 import Int8Result, QuantizationError, graph_batch, run_isolated
 
 LOG = logging.getLogger(__name__)
 OP_TYPES = ("Conv",)  # ONNX Runtime's CPU gains come from QLinearConv; other ops quantized add Q/DQ hops only
@@ -95,16 +95,17 @@ def quantize_int8_cpu(
     lookup = load_scales(cache_path, key, ranges=True) if cache_path else None
     cache_status = lookup.status if lookup else "disabled"
     cached = lookup.scales if lookup is not None else None
-    input_name = onnx.load(str(fp32_onnx), load_external_data=False).graph.input[0].name
+    fp32_model = onnx.load(str(fp32_onnx), load_external_data=False)
+    input_name, batch = fp32_model.graph.input[0].name, graph_batch(fp32_model)
     LOG.info("int8-cpu (%s): %s", recipe.cpu_class, "reusing cached ranges" if cached else
              f"calibrating on {len(calibration)} frames of {calibration.description} (ONNX Runtime MinMax)")
     with tempfile.TemporaryDirectory(prefix="trtseg-int8cpu-") as workdir:
         private = Path(workdir) / "fp32.onnx"  # the quantizer only ever sees a copy (the original's hash keys the cache)
         shutil.copyfile(fp32_onnx, private)
-        np.save(Path(workdir) / "frames.npy", calibration.frames)
+        np.save(Path(workdir) / "frames.npy", whole_runs(calibration.frames, batch))  # N frames per run
         job = {"workdir": workdir, "onnx": str(private), "out": str(Path(workdir) / "int8cpu.onnx"),
                "frames": str(Path(workdir) / "frames.npy"), "input_name": input_name, "ranges": cached,
-               "recipe": asdict(recipe)}
+               "recipe": asdict(recipe), "batch": batch}
         result = run_isolated(_quantize_worker, job, "ort-quantize-static")
         model = onnx.load(job["out"])
     if lookup is not None and cached is not None:
@@ -189,22 +190,25 @@ def cpu_qdq_problems(model: Any, recipe: CpuRecipe) -> list[str]:
 
 
 class _FrameReader:
-    """ONNX Runtime's CalibrationDataReader protocol over a frame array, one frame per call; ``__len__`` and
-    ``set_range`` let quantize_static merge per frame (CalibStridedMinMax), so memory stays flat."""
+    """ONNX Runtime's CalibrationDataReader protocol over a frame array, one graph input (``batch`` frames, whole
+    runs only) per call; ``__len__`` and ``set_range`` (in runs) let quantize_static merge per run
+    (CalibStridedMinMax), so memory stays flat. Min/max ranges merge exactly, so the batch does not change them."""
 
-    def __init__(self, name: str, frames: np.ndarray) -> None:
-        self.name, self.frames = name, frames
-        self.set_range(0, len(frames))
+    def __init__(self, name: str, frames: np.ndarray, batch: int = 1) -> None:
+        self.name, self.frames, self.batch = name, frames, batch
+        self.set_range(0, len(self))
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.frames) // self.batch
 
     def set_range(self, start_index: int, end_index: int) -> None:
         self._indices = iter(range(start_index, end_index))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         i = next(self._indices, None)
-        return None if i is None else {self.name: np.ascontiguousarray(self.frames[i : i + 1])}
+        if i is None:
+            return None
+        return {self.name: np.ascontiguousarray(self.frames[i * self.batch : (i + 1) * self.batch])}
 
 
 def _quantize_worker(job: dict[str, Any]) -> None:  # separate process, never with modelopt loaded
@@ -229,7 +233,7 @@ def _quantize_worker(job: dict[str, Any]) -> None:  # separate process, never wi
             save_tensors_data(TensorsData(OrtMethod.MinMax, data), ort_cache)
             reader = None
         else:
-            reader = _FrameReader(job["input_name"], np.load(job["frames"], mmap_mode="r"))
+            reader = _FrameReader(job["input_name"], np.load(job["frames"], mmap_mode="r"), job["batch"])
         symmetric = recipe["activation"] == "int8"
         quantize_static(
             str(pre), job["out"], reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(OP_TYPES),

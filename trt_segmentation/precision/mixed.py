@@ -10,6 +10,11 @@ e.g. ``/backbone/layer3/layer3.1/conv2/Conv``; patterns are Python regexes match
     fp32:           # keep these in FP32 (the preprocessing in front of the network always is)
       - '/logits/conv/Conv'
 
+The encoder is defined once, here (:data:`ENCODER_SCOPE`): :data:`ENCODER_PATTERN` (ONNX node names, the
+default ``int8`` entry) and :data:`ENCODER_LAYERS` (TensorRT layer names, for the implicit path in
+engine/builder.py) derive from it, and config/mixed_precision.yaml spells the default out for users to copy
+(test/test_mixed_config.py checks that it still equals :class:`MixedConfig`'s defaults).
+
 Pure Python + PyYAML; the work is done by :mod:`.int8` and :mod:`.fp16`.
 """
 
@@ -20,7 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENCODER_PATTERN = r"(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])/.*"
+#: the ResNet encoder's scope in exported names: stem conv, bn, relu, maxpool, layer1..4 (optionally under /model)
+ENCODER_SCOPE = r"(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])"
+#: ONNX node names inside the encoder (full match), e.g. /backbone/layer3/layer3.1/conv2/Conv
+ENCODER_PATTERN = ENCODER_SCOPE + "/.*"
+#: TensorRT layer names of the encoder (TensorRT names layers after the ONNX nodes; searched, not full-matched)
+ENCODER_LAYERS = ENCODER_SCOPE + "(/|$)"
 KEYS = ("int8", "exclude_int8", "fp32")
 
 

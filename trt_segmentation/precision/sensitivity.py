@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .calibration_data import model_runs
+
 
 @dataclass
 class LayerSensitivity:
@@ -43,7 +45,9 @@ def _release(model: Any, conv_name: str) -> Any:
 
 
 def _labels(session: Any, name: str, frames: np.ndarray) -> list[np.ndarray]:
-    return [session.run(None, {name: frame[None]})[0] for frame in frames]
+    batch = session.get_inputs()[0].shape[0]
+    batch = batch if isinstance(batch, int) and batch > 0 else 1  # a static batch-N graph takes N frames per run
+    return [session.run(None, {name: run})[0] for run in model_runs(frames, batch)]
 
 
 def layer_sensitivity(

@@ -136,7 +136,7 @@ def make_variant(
     with tempfile.TemporaryDirectory(prefix="trtseg-variant-") as tmp:
         produced = Path(tmp) / "variant.onnx"
         if variant is Precision.FP16:
-            frames = calib.frames[:1] if calib is not None else synthetic_frames(contract)
+            frames = calib.frames[: contract.batch] if calib is not None else synthetic_frames(contract, contract.batch)
             convert_fp16(fp32_onnx, produced, frames)
         elif variant is Precision.INT8_CPU:
             from .int8_cpu import quantize_int8_cpu, recipe_for
@@ -170,7 +170,7 @@ def make_variant(
             notes.append(f"{result.quantized_nodes} Convs in INT8, {len(result.scales)} activation scales, "
                          f"cache {cache_status}")
             if variant is Precision.MIXED and config is not None:
-                convert_fp16(qdq, produced, calib.frames[:1], keep_fp32=config.fp32)
+                convert_fp16(qdq, produced, calib.frames[: contract.batch], keep_fp32=config.fp32)
                 extra["ort_graph_optimization"] = "disable"  # fp16 + Q/DQ: ORT CPU mis-fuses it
             extra.update(_calibration_extra(method + (f" (p{options.percentile})" if method == "percentile" else ""),
                                             calib))
