@@ -49,6 +49,21 @@ def test_bad_predictions_and_shapes_raise():
         confusion_matrix(np.zeros(3, np.uint8), np.zeros(4, np.uint8), 19)
 
 
+def test_torch_tensors_count_the_same_matrix_on_their_device():
+    """The trainer's validation passes torch tensors (on its GPU): the same function, the same counts."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    target = rng.integers(0, 21, (2, 16, 32)).astype(np.uint8)
+    target[0, 0, :5] = 255
+    pred = rng.integers(0, 19, (2, 16, 32)).astype(np.int64)
+    expected = confusion_matrix(target, pred, 19)
+    counted = confusion_matrix(torch.from_numpy(target), torch.from_numpy(pred), 19)
+    assert isinstance(counted, torch.Tensor) and counted.dtype == torch.int64
+    np.testing.assert_array_equal(counted.numpy(), expected)
+    with pytest.raises(ValueError, match="class ids"):
+        confusion_matrix(torch.zeros(3, dtype=torch.uint8), torch.full((3,), 19), 19)
+
+
 def test_absent_class_predicted_counts_as_zero():
     cm = confusion_matrix(np.array([0, 0]), np.array([0, 5]), 19)
     iou = per_class_iou(cm)

@@ -6,6 +6,9 @@ pixel-level evaluation: IoU = TP / (TP + FP + FN) over non-ignored pixels, a cla
 has no IoU and is left out of the mean, pixel accuracy = correct / non-ignored pixels (a test checks agreement
 with cityscapesscripts). A few lines of ``np.bincount`` serve here because cityscapesscripts works on labelId
 PNG files and exits the process on errors, which a library or a training loop cannot afford.
+
+:func:`confusion_matrix` is the only one in the package: evaluation passes numpy arrays, the trainer torch tensors
+on its GPU (counted there, without a copy to the host per image); the module itself imports no torch.
 """
 
 from __future__ import annotations
@@ -15,17 +18,22 @@ from typing import Any
 import numpy as np
 
 
-def confusion_matrix(target: np.ndarray, prediction: np.ndarray, num_classes: int = 19) -> np.ndarray:
-    """(num_classes, num_classes) int64 counts; pixels whose target is >= num_classes are ignored."""
-    if target.shape != prediction.shape:
-        raise ValueError(f"target {target.shape} and prediction {prediction.shape} differ in shape")
-    t = target.reshape(-1).astype(np.int64, copy=False)
-    p = prediction.reshape(-1).astype(np.int64, copy=False)
+def confusion_matrix(target: Any, prediction: Any, num_classes: int = 19) -> Any:
+    """(num_classes, num_classes) int64 counts, rows = ``target`` (ground truth), columns = ``prediction``; pixels
+    whose target is >= num_classes are ignored. Both numpy arrays (-> numpy), or both torch tensors on one device
+    (-> a tensor on that device: the same operations, through the tensor's own methods)."""
+    if tuple(target.shape) != tuple(prediction.shape):
+        raise ValueError(f"target {tuple(target.shape)} and prediction {tuple(prediction.shape)} differ in shape")
+    numpy = isinstance(target, np.ndarray)
+    t, p = target.reshape(-1), prediction.reshape(-1)
+    t, p = (t.astype(np.int64, copy=False), p.astype(np.int64, copy=False)) if numpy else (t.long(), p.long())
     valid = (t >= 0) & (t < num_classes)
     t, p = t[valid], p[valid]
-    if p.size and (p.min() < 0 or p.max() >= num_classes):
+    if p.shape[0] and (p.min() < 0 or p.max() >= num_classes):
         raise ValueError(f"predictions must be class ids in 0..{num_classes - 1}, got values up to {int(p.max())}")
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    flat = t * num_classes + p
+    counts = np.bincount(flat, minlength=num_classes**2) if numpy else flat.bincount(minlength=num_classes**2)
+    return counts.reshape(num_classes, num_classes)
 
 
 def per_class_iou(confusion: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The one place that drives a TensorRT builder: real TensorRT 8.5-10.x (Jetson/desktop GPU) or TensorRT-RTX.
 
-Both expose the same Python API for what we use (Builder, OnnxParser, IBuilderConfig). Real TensorRT is found by
-an attribute check (``tensorrt.Builder``), never by a bare ``import tensorrt``: the type stubs make that import
-succeed as an empty namespace (toolchain notes §8). Objects are annotated with the ``tensorrt`` stubs and the
+Both expose the same Python API for what we use (Builder, OnnxParser, IBuilderConfig). This is the one place
+that finds either (:func:`real_tensorrt`, :func:`tensorrt_rtx`, :func:`load_tensorrt`); the parse check and the
+pipeline use it too. Real TensorRT is found by an attribute check (``tensorrt.Builder``), never by a bare
+``import tensorrt``: the type stubs make that import succeed as an empty namespace (toolchain notes §8). Objects are annotated with the ``tensorrt`` stubs and the
 module is type-checked with mypy (test/test_typecheck_engine.py); what cannot run here (a real GPU build, DLA,
 the implicit INT8 calibrator) is exercised by the on-target check (docs/precision.md).
 """
@@ -63,7 +64,11 @@ def real_tensorrt() -> TensorRT | None:
     return TensorRT(trt, "tensorrt", str(trt.__version__))
 
 
+RTX_INSTALL = "pip install tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116"
+
+
 def tensorrt_rtx() -> TensorRT | None:
+    """TensorRT-RTX if it is installed (it parses ONNX and builds strongly typed engines without a GPU)."""
     try:
         # isort: off
         import tensorrt_rtx_libs  # noqa: F401  (loads the shared libraries the bindings need)
@@ -86,10 +91,9 @@ def load_tensorrt(builder: str = "auto") -> TensorRT:
         found = tensorrt_rtx()
         if found is not None:
             return found
-        raise TensorRTUnavailable(
-            NO_TENSORRT_HELP + "; TensorRT-RTX is not installed either "
-            "(pip install tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116)"
-        )
+        if builder == "tensorrt-rtx":
+            raise TensorRTUnavailable(f"TensorRT-RTX is not installed; {RTX_INSTALL}")
+        raise TensorRTUnavailable(NO_TENSORRT_HELP + f"; TensorRT-RTX is not installed either ({RTX_INSTALL})")
     raise ValueError(f"unknown builder {builder!r}; choose tensorrt, tensorrt-rtx or auto")
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tensorrt_adapter import TensorRTUnavailable  # one exception for "no TensorRT here", wherever it is raised
+from .tensorrt_adapter import TensorRTUnavailable, load_tensorrt  # one detection, one "no TensorRT here" error
 
 
 @dataclass
@@ -39,20 +39,6 @@ class ParseReport:
         return f"{self.path}: {'build' if self.parsed else 'parse'} FAILED:\n  " + "\n  ".join(self.errors)
 
 
-def load_tensorrt_rtx():  # noqa: ANN201 - the module has no stubs
-    try:
-        # isort: off
-        import tensorrt_rtx_libs  # noqa: F401  (loads the shared libraries the bindings need)
-        import tensorrt_rtx_bindings as trt
-        # isort: on
-    except ImportError as exc:
-        raise TensorRTUnavailable(
-            "TensorRT-RTX is not installed; pip install tensorrt-rtx-cu13-libs==1.7.1.116 "
-            "tensorrt-rtx-cu13-bindings==1.7.1.116"
-        ) from exc
-    return trt
-
-
 def _tensors(network, inputs: bool) -> list[tuple[str, str, tuple[int, ...]]]:  # noqa: ANN001
     count = network.num_inputs if inputs else network.num_outputs
     get = network.get_input if inputs else network.get_output
@@ -60,8 +46,9 @@ def _tensors(network, inputs: bool) -> list[tuple[str, str, tuple[int, ...]]]:  
 
 
 def check_onnx(path: str | Path, build: bool = True) -> ParseReport:
-    """Parse ``path`` with the TensorRT ONNX parser and (optionally) build a serialized engine from it."""
-    trt = load_tensorrt_rtx()
+    """Parse ``path`` with the TensorRT ONNX parser and (optionally) build a serialized engine from it.
+    Raises :class:`TensorRTUnavailable` (naming the pip command) where TensorRT-RTX is not installed."""
+    trt = load_tensorrt("tensorrt-rtx").module
     path = Path(path)
     logger = trt.Logger(trt.Logger.ERROR)
     builder = trt.Builder(logger)
@@ -93,3 +80,6 @@ def check_onnx(path: str | Path, build: bool = True) -> ParseReport:
     report.built = True
     report.engine_bytes = serialized.nbytes
     return report
+
+
+__all__ = ["ParseReport", "TensorRTUnavailable", "check_onnx"]

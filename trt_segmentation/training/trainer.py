@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics import confusion_matrix, scores_from_confusion
 from ..models import SwiftNet, architecture_from_name, load_into
 from ..models.checkpoint import CheckpointError, load_state_dict_file
 from ..palette import IGNORE_LABEL
@@ -268,39 +269,9 @@ def save_weights(model: nn.Module, path: str | Path, dtype: torch.dtype | None =
     return path
 
 
-# ----------------------------------------------------------------------------------------------- metrics
-
-
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(num_classes x num_classes) counts, rows = ground truth; targets >= num_classes are ignored."""
-    target = target.reshape(-1).to(torch.int64)
-    pred = pred.reshape(-1).to(torch.int64)
-    valid = target < num_classes
-    flat = target[valid] * num_classes + pred[valid]
-    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
-
-
-def scores(confusion: np.ndarray) -> dict[str, Any]:
-    """mIoU over classes present in the ground truth or predictions, per-class IoU (None where absent), pixel
-    accuracy. Uses ``trt_segmentation.metrics`` where it exists, so training and evaluation agree."""
-    try:
-        from .. import metrics  # type: ignore[attr-defined]
-
-        if hasattr(metrics, "scores_from_confusion"):
-            return dict(metrics.scores_from_confusion(confusion))
-    except ImportError:
-        pass
-    conf = confusion.astype(np.float64)
-    tp = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - tp
-    iou = [float(t / u) if u > 0 else None for t, u in zip(tp, union)]
-    present = [v for v in iou if v is not None]
-    total = conf.sum()
-    return {
-        "miou": float(np.mean(present)) if present else 0.0,
-        "iou": iou,
-        "pixel_accuracy": float(tp.sum() / total) if total > 0 else 0.0,
-    }
+# ----------------------------------------------------------------------------------------------- validation
+# one confusion matrix and one set of scores for training and evaluation: trt_segmentation.metrics (it counts
+# torch tensors on the device too)
 
 
 @torch.no_grad()
@@ -339,9 +310,9 @@ def evaluate(
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
                 pred = model(x).argmax(1)
-            confusion += confusion_matrix(pred, label.to(device), num_classes)
+            confusion += confusion_matrix(label.to(device), pred, num_classes)
     model.train(was_training)
-    result = scores(confusion.cpu().numpy())
+    result = scores_from_confusion(confusion.cpu().numpy())
     result["images"] = count
     result["confusion"] = confusion.cpu().numpy().tolist()
     return result
