@@ -63,27 +63,30 @@ def node_process(argv: list[str], env: dict, log_path: Path) -> Iterator[NodePro
 
 # ------------------------------------------------------------------------------------------------ models
 def small_model_dir(tmp_path_factory: Any, random_model_factory: Any, name: str, size: tuple[int, int] = (256, 512),
-                    seed: int = 0) -> Path:
-    """A folder holding ``swiftnet_ss_rn18_<H>x<W>_fp32.onnx`` (random weights, ``seed``; where torch is not
-    installed, test/tiny_model.py's stand-in); made once per pytest session, hard-linked into each module's folder."""
+                    seed: int = 0, batches: tuple[int, ...] = (1,)) -> Path:
+    """A folder holding ``swiftnet_ss_rn18_<H>x<W>[_b<N>]_fp32.onnx`` for each of ``batches`` (random weights,
+    ``seed``, the same weights for every batch; where torch is not installed, test/tiny_model.py's stand-in); made
+    once per pytest session, hard-linked into each module's folder."""
     from trt_segmentation.artifacts import artifact_path
 
     torch_free = importlib.util.find_spec("torch") is None  # the legs without torch (scripts/test_jazzy.sh)
     kind = "tiny" if torch_free else "rn18"
-    cache = tmp_path_factory.getbasetemp() / "onnx_cache" / f"{kind}_{size[0]}x{size[1]}_seed{seed}.onnx"
-    if not cache.is_file():
-        cache.parent.mkdir(exist_ok=True)
-        if torch_free:  # the same contract from a seeded stand-in graph (test/tiny_model.py)
-            from tiny_model import write_tiny_model
-
-            write_tiny_model(cache, *size, seed=seed)
-        else:
-            from trt_segmentation.export import ExportOptions, export_onnx
-
-            export_onnx(random_model_factory("single_scale", "resnet18", seed=seed), cache, ExportOptions(*size))
     directory = tmp_path_factory.mktemp(name)
-    target = artifact_path(directory, "swiftnet_ss_rn18", size[0], size[1], "fp32", ".onnx")
-    os.link(cache, target)
+    for batch in batches:
+        suffix = f"_b{batch}" if batch > 1 else ""
+        cache = tmp_path_factory.getbasetemp() / "onnx_cache" / f"{kind}_{size[0]}x{size[1]}{suffix}_seed{seed}.onnx"
+        if not cache.is_file():
+            cache.parent.mkdir(exist_ok=True)
+            if torch_free:  # the same contract from a seeded stand-in graph (test/tiny_model.py)
+                from tiny_model import write_tiny_model
+
+                write_tiny_model(cache, *size, seed=seed, batch=batch)
+            else:
+                from trt_segmentation.export import ExportOptions, export_onnx
+
+                export_onnx(random_model_factory("single_scale", "resnet18", seed=seed), cache,
+                            ExportOptions(*size, batch=batch))
+        os.link(cache, artifact_path(directory, "swiftnet_ss_rn18", size[0], size[1], "fp32", ".onnx", batch=batch))
     return directory
 
 
@@ -195,16 +198,17 @@ def save_frames(path: Path, frames: list[dict[str, Any]]) -> Path:
 def start_publisher(frames_path: Path, topic: str, rate: float, *, env: dict | None = None,
                     reliable: bool = False, compressed: bool = False, repeat: int = 1,
                     wait_subscriber: float = 20.0, lockstep: str = "", settle: str = "", record: Path | None = None,
-                    stamp_offset: float = 0.0) -> subprocess.Popen:
+                    stamp_offset: float = 0.0, frame_id_prefix: str = "frame") -> subprocess.Popen:
     """The publisher process. ``lockstep``: a labels topic; each frame is sent only once the labels of the
     previous one arrived (or 10 s passed), so a slow shared CI machine cannot turn a correctness test into a
     drop test. ``settle``: a status name (``STATUS``); each frame is sent only once that status accounts for the
     previous one (processed, failed or dropped), for frames that produce no labels. ``record``: a JSON file the
     publisher writes with the header of every frame it sent (frame_id, sec, nanosec) and the wall-clock time of
-    each publish call. ``stamp_offset``: seconds subtracted from the current time in every header stamp."""
+    each publish call. ``stamp_offset``: seconds subtracted from the current time in every header stamp.
+    ``frame_id_prefix``: frame ids are ``<prefix><n>`` (n counts the frames sent)."""
     argv = [sys.executable, str(Path(__file__)), "publish", "--frames", str(frames_path), "--topic", topic,
             "--rate", str(rate), "--repeat", str(repeat), "--wait", str(wait_subscriber),
-            "--stamp-offset", str(stamp_offset)]
+            "--stamp-offset", str(stamp_offset), "--frame-id-prefix", frame_id_prefix]
     if record is not None:
         argv += ["--record", str(record)]
     if lockstep:
@@ -239,7 +243,7 @@ def _publish_main(args: argparse.Namespace) -> int:
     data = np.load(args.frames)
     meta = json.loads(str(data["meta"]))
     rclpy.init()
-    node = rclpy.create_node("test_image_publisher")
+    node = rclpy.create_node(f"test_image_publisher_{os.getpid()}")  # unique: several publishers run at once
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else qos_profile_sensor_data
     kind = CompressedImage if args.compressed else Image
     pub = node.create_publisher(kind, args.topic, qos)
@@ -273,7 +277,7 @@ def _publish_main(args: argparse.Namespace) -> int:
     for _ in range(args.repeat):
         for i, m in enumerate(meta):
             msg = kind()
-            msg.header.frame_id = f"frame{sent}"
+            msg.header.frame_id = f"{args.frame_id_prefix}{sent}"
             stamp_ns = node.get_clock().now().nanoseconds - offset_ns
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
             payload = data[f"data{i}"].tobytes()
@@ -318,5 +322,6 @@ if __name__ == "__main__":
     p.add_argument("--settle", default="", help="diagnostic status that must account for each frame")
     p.add_argument("--record", default="", help="JSON file to write the sent headers to")
     p.add_argument("--stamp-offset", type=float, default=0.0, help="seconds subtracted from every header stamp")
+    p.add_argument("--frame-id-prefix", default="frame", help="frame ids are <prefix><n>")
     args = parser.parse_args()
     sys.exit(_publish_main(args))
