@@ -76,17 +76,27 @@ def _env(site: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _checkout_install() -> str:
+    """Where a fresh interpreter of this environment, started outside the repository, imports the package from."""
+    return subprocess.run([sys.executable, "-c", "import trt_segmentation; print(trt_segmentation.__file__)"],
+                          cwd="/", env=_env(Path("/nonexistent")), capture_output=True, text=True, timeout=60,
+                          check=True).stdout.strip()
+
+
 def _site(prefix: Path) -> Path:
     return prefix / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
 
 
 def test_pip_install_puts_the_console_scripts_on_path(source_copy: Path, tmp_path: Path) -> None:
-    prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--prefix",
+    before = _checkout_install()
+    prefix = tmp_path / "target"
+    # --target, not --prefix: pip's --prefix first uninstalls the copy this environment has (the checkout's editable
+    # install, which every other test relies on); --target implies --ignore-installed and leaves it alone
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
                     str(prefix), "."], cwd=source_copy, capture_output=True, text=True, timeout=300, check=True)
     installed = sorted(p.name for p in (prefix / "bin").iterdir())
     assert installed == sorted(["segmentation_node", *(cli.script_name(t) for t in cli.TOOLS)])
-    env = _env(_site(prefix), PATH=f"{prefix / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    env = _env(prefix, PATH=f"{prefix / 'bin'}{os.pathsep}{os.environ['PATH']}")
     work = tmp_path / "elsewhere"  # not the repository: no tools/ folder in sight
     work.mkdir()
     for tool in cli.TOOLS:
@@ -99,6 +109,7 @@ def test_pip_install_puts_the_console_scripts_on_path(source_copy: Path, tmp_pat
                           cwd=work, env=env, capture_output=True, text=True, timeout=60, check=True).stdout.split("\n")
     assert hint[0].startswith(str(prefix))  # the installed copy, not the checkout
     assert hint[1] == "trt_seg_build_engine --onnx 'a b.onnx'"
+    assert _checkout_install() == before  # this environment's own install untouched
 
 
 def test_ament_style_install_puts_them_where_ros2_run_looks(source_copy: Path, tmp_path: Path) -> None:
@@ -115,6 +126,7 @@ def test_ament_style_install_puts_them_where_ros2_run_looks(source_copy: Path, t
     assert sorted(p.name for p in lib.iterdir()) == sorted(["segmentation_node",
                                                             *(cli.script_name(t) for t in cli.TOOLS)])
     assert not (prefix / "bin").exists()
+    assert _checkout_install() == str(REPO / "trt_segmentation" / "__init__.py")
     env = _env(_site(prefix), AMENT_PREFIX_PATH=str(prefix))
     lookup = ("from ament_index_python.packages import get_package_prefix; import os, sys; "
               "d = os.path.join(get_package_prefix('trt_segmentation'), 'lib', 'trt_segmentation'); "
