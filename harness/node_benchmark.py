@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from trt_segmentation.diagnostics import status_name
+from trt_segmentation.diagnostics import cpu_model, status_name
 from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the camera and relay run as `python -m harness.node_benchmark`
@@ -415,6 +415,197 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     (out / "node_benchmark.json").write_text(json.dumps(results, indent=2))
     plot(listener.take(RELAY_TOPIC)[warmup:], listener.take(NODE_LABELS)[warmup:], out / "node_benchmark.png",
          ", ".join(f"{k} {v}" for k, v in setup.items()))
+    print(markdown, flush=True)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ multi-camera
+MULTI_NAMESPACE = "bench_multi"
+
+
+def gpu_memory_mib(pids: List[int]) -> Optional[float]:
+    """GPU memory the processes ``pids`` hold (nvidia-smi's per-process used_memory, MiB); None without
+    nvidia-smi or when it lists none of them (a CPU run)."""
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    used = {int(pid): float(mib) for pid, mib in (line.split(",") for line in out.strip().splitlines() if line)}
+    found = [used[pid] for pid in pids if pid in used]
+    return sum(found) if found else None
+
+
+@dataclass
+class MultiPhase:
+    """One configuration of the multi-camera comparison: labels per camera, their ages, the nodes' memory."""
+
+    name: str
+    nodes: int
+    sent_per_camera: int
+    delivered: Dict[str, int]
+    age_p50_ms: Dict[str, float]
+    age_p95_ms: Dict[str, float]
+    throughput_fps: float  # all cameras' labels per second after warm-up
+    rss_mb: float  # sum over the node processes, at the end of the measured phase
+    gpu_mib: Optional[float] = None
+    status: Dict[str, str] = field(default_factory=dict)
+
+
+def aggregate_throughput(arrivals: Dict[str, List[float]], warmup: int) -> float:
+    """Labels per second of all topics together: every label after each topic's first ``warmup``, over the span
+    from the first to the last of them."""
+    times = sorted(t for values in arrivals.values() for t in values[warmup:])
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    return (len(times) - 1) / span if span > 0 else float("nan")
+
+
+def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes: List[Any], env: Dict[str, str],
+                 args: argparse.Namespace, count: int, warmup: int) -> MultiPhase:
+    """Cameras -> ``nodes`` (already started): wait for every labels publisher, run the N camera processes,
+    collect ages and memory."""
+    for topic in topics.values():
+        _wait_for_publisher(listener, topic, nodes[0].proc)
+    height, width = args.size
+    cameras = {camera: subprocess.Popen(
+        [sys.executable, "-m", "harness.node_benchmark", "camera", "--topic", f"/{MULTI_NAMESPACE}/{camera}/image_raw",
+         "--height", str(height), "--width", str(width), "--rate", str(args.rate), "--count", str(count)], env=env)
+        for camera in topics}
+    rss_peak = 0.0
+    for camera, proc in cameras.items():
+        while proc.poll() is None:
+            rss_peak = max(rss_peak, sum(n.rss_mb() for n in nodes))
+            time.sleep(0.5)
+        if proc.returncode != 0:
+            raise RuntimeError(f"camera {camera} failed ({proc.returncode})")
+    settle, last = time.monotonic() + 5.0, -1  # the last labels: until every frame is in or none came for 3 s
+    while time.monotonic() < settle and any(listener.count(t) < count for t in topics.values()):
+        total = sum(listener.count(t) for t in topics.values())
+        if total != last:
+            last, settle = total, time.monotonic() + 3.0
+        time.sleep(0.1)
+    rss = sum(n.rss_mb() for n in nodes)
+    gpu = gpu_memory_mib([n.pid for n in nodes])
+    ages = {c: listener.take(t)[warmup:] for c, t in topics.items()}
+    nan = float("nan")
+    return MultiPhase(
+        name, len(nodes), count, {c: listener.count(t) for c, t in topics.items()},
+        {c: float(np.percentile(a, 50)) if a else nan for c, a in ages.items()},
+        {c: float(np.percentile(a, 95)) if a else nan for c, a in ages.items()},
+        aggregate_throughput({c: listener.arrival_times(t) for c, t in topics.items()}, warmup),
+        max(rss, rss_peak), gpu, listener.status(NODE_STATUS))
+
+
+def report_multi_markdown(single: MultiPhase, batched: MultiPhase, setup: Dict[str, str]) -> str:
+    def ratio(a: Optional[float], b: Optional[float]) -> str:
+        return f"{a / b:.2f}x" if a is not None and b and a == a and b == b else "n/a"
+
+    cameras = list(batched.delivered)
+    lines = [f"### {len(cameras)} cameras: one batched node vs {single.nodes} single-camera nodes (same run)", ""]
+    lines += [", ".join(f"{k}: {v}" for k, v in setup.items()), ""]
+    lines += [f"| figure | {single.nodes} single-camera nodes (batch 1) | 1 node, batch {len(cameras)} | "
+              "batched / single |", "|---|---:|---:|---:|"]
+    lines.append(f"| aggregate throughput, labels/s | {single.throughput_fps:.2f} | {batched.throughput_fps:.2f} | "
+                 f"{ratio(batched.throughput_fps, single.throughput_fps)} |")
+    for camera in cameras:
+        lines.append(f"| {camera}: delivered / sent, age p50 / p95 ms | {single.delivered[camera]}/"
+                     f"{single.sent_per_camera}, {single.age_p50_ms[camera]:.0f} / {single.age_p95_ms[camera]:.0f} | "
+                     f"{batched.delivered[camera]}/{batched.sent_per_camera}, {batched.age_p50_ms[camera]:.0f} / "
+                     f"{batched.age_p95_ms[camera]:.0f} | {ratio(batched.age_p95_ms[camera], single.age_p95_ms[camera])}"
+                     " (p95) |")
+    lines.append(f"| node RSS MB (sum over the node processes, peak) | {single.rss_mb:.0f} | {batched.rss_mb:.0f} | "
+                 f"{ratio(batched.rss_mb, single.rss_mb)} |")
+    gpu = (f"| GPU memory MiB (nvidia-smi, sum over the node processes) | {single.gpu_mib:.0f} | {batched.gpu_mib:.0f} | "
+           f"{ratio(batched.gpu_mib, single.gpu_mib)} |" if single.gpu_mib is not None and batched.gpu_mib is not None
+           else "| GPU memory | n/a (no nvidia-smi or no GPU process) | | |")
+    lines.append(gpu)
+    fill = batched.status.get("batch_fill_ratio", "n/a")
+    lines.append(f"| batched node: batches, fill ratio (real rows / batch), dropped / received | | "
+                 f"{batched.status.get('batches', '?')}, {fill}, {batched.status.get('frames_dropped', '?')} / "
+                 f"{batched.status.get('frames_received', '?')} | |")
+    return "\n".join(lines)
+
+
+def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
+    """``args.cameras`` camera processes into ``args.cameras`` single-camera nodes, then the same cameras into one
+    node of batch ``args.cameras``; writes multi_camera_benchmark.{md,json} into ``args.out``."""
+    from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
+
+    n = args.cameras
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.update(transport_profile_env())
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
+    count = int(args.rate * args.seconds)
+    warmup = max(3, int(args.rate))
+    cameras = [f"cam{i}" for i in range(n)]
+    single_topics = {c: f"/{MULTI_NAMESPACE}/{c}/segmentation/labels" for c in cameras}
+    batched_topics = {c: f"/{MULTI_NAMESPACE}/segmentation/{c}/labels" for c in cameras}
+    listener = AgeListener(list(single_topics.values()) + list(batched_topics.values()))
+    base = {"backend": args.backend, "precision": args.precision, "model": args.model,
+            "engine_dir": str(args.engine_dir)}
+    extra = {"diagnostics_period": "0.5", "inflight_slots": str(args.slots)}
+    extra.update(dict(item.split("=", 1) for item in args.param))
+    if args.engine_size:
+        extra.update(engine_height=str(args.engine_size[0]), engine_width=str(args.engine_size[1]))
+
+    def start(arguments: Dict[str, str], params: Dict[str, str], log: str) -> Any:
+        argv, node_env = launch_command(dict(base, **arguments), extra=params)
+        node_env.update({k: v for k, v in env.items() if k.startswith("ROS_")})
+        return NodeProcess(argv, node_env, out / log)
+
+    phases: Dict[str, MultiPhase] = {}
+    try:
+        print(f"==> phase 1/2: {n} single-camera nodes, {n} cameras of {args.size[0]}x{args.size[1]} rgb8 at "
+              f"{args.rate:g} Hz each, {count} frames per camera", flush=True)
+        nodes = [start({"namespace": f"{MULTI_NAMESPACE}/{c}", "image_topic": f"/{MULTI_NAMESPACE}/{c}/image_raw"},
+                       extra, f"node_{c}.log") for c in cameras]
+        try:
+            phases["single"] = _multi_phase("single", listener, single_topics, nodes, env, args, count, warmup)
+        finally:
+            for node in nodes:
+                node.stop()
+        print(f"    {phases['single'].throughput_fps:.2f} labels/s in all", flush=True)
+        print(f"==> phase 2/2: one node, cameras {cameras}, batch {n}", flush=True)
+        node = start({"namespace": MULTI_NAMESPACE, "cameras": f"[{','.join(cameras)}]",
+                      "camera_topic": f"/{MULTI_NAMESPACE}/{{camera}}/image_raw"},
+                     dict(extra, batch_timeout_ms=str(float(args.batch_timeout_ms))), "node_batched.log")
+        try:
+            deadline = time.monotonic() + 120
+            while node.proc.poll() is None and listener.node.count_publishers(batched_topics[cameras[0]]) == 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the batched node did not start in 120 s:\n{node.log()[-3000:]}")
+                time.sleep(0.2)
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"the batched node exited ({node.proc.returncode}):\n{node.log()[-3000:]}")
+            phases["batched"] = _multi_phase("batched", listener, batched_topics, [node], env, args, count, warmup)
+        finally:
+            node.stop()
+        print(f"    {phases['batched'].throughput_fps:.2f} labels/s in all", flush=True)
+    finally:
+        listener.close()
+    setup = {"cameras": str(n), "size": f"{args.size[0]}x{args.size[1]} rgb8", "rate": f"{args.rate:g} Hz per camera",
+             "frames per camera": str(count), "backend": args.backend, "precision": args.precision,
+             "model": args.model, "batch_timeout_ms": f"{args.batch_timeout_ms:g}",
+             "params": " ".join(args.param) or "defaults", "warm-up labels left out per camera": str(warmup),
+             "machine": f"{cpu_model()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
+    markdown = report_multi_markdown(phases["single"], phases["batched"], setup)
+    single, batched = phases["single"], phases["batched"]
+    results = {"setup": setup, "single": asdict(single), "batched": asdict(batched),
+               "ratios": {"throughput": batched.throughput_fps / single.throughput_fps,
+                          "rss": batched.rss_mb / single.rss_mb,
+                          "gpu_memory": (batched.gpu_mib / single.gpu_mib
+                                         if batched.gpu_mib is not None and single.gpu_mib else None)}}
+    (out / "multi_camera_benchmark.md").write_text(markdown + "\n")
+    (out / "multi_camera_benchmark.json").write_text(json.dumps(results, indent=2))
     print(markdown, flush=True)
     return results
 

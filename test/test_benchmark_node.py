@@ -33,3 +33,33 @@ def test_benchmark_node_reports_both_phases(tmp_path: Path) -> None:
     with Image.open(out / "node_benchmark.png") as picture:
         assert picture.format == "PNG" and picture.width > 400
     assert "transport: serialized images in and out" in (out / "node.log").read_text()
+
+
+def test_benchmark_node_compares_single_camera_nodes_with_one_batched_node(tmp_path: Path) -> None:
+    """--cameras 2 on the torch-free stand-in model (batch 1 and batch 2 files): both phases deliver on every
+    camera, the ratio is computed from the run's own figures."""
+    sys.path.insert(0, str(REPO / "test"))
+    from tiny_model import write_tiny_model
+
+    from trt_segmentation.artifacts import artifact_path
+
+    models = tmp_path / "models"
+    for batch in (1, 2):
+        write_tiny_model(artifact_path(models, "swiftnet_ss_rn18", 64, 128, "fp32", ".onnx", batch=batch), 64, 128,
+                         batch=batch)
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark_node.py"), "--cameras", "2", "--size", "64x128", "--rate",
+         "5", "--seconds", "3", "--engine-dir", str(models), "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((out / "multi_camera_benchmark.json").read_text())
+    single, batched = data["single"], data["batched"]
+    assert single["nodes"] == 2 and batched["nodes"] == 1
+    for phase in (single, batched):
+        assert set(phase["delivered"]) == {"cam0", "cam1"} and min(phase["delivered"].values()) >= 5, proc.stdout
+        assert phase["rss_mb"] > 0 and all(v > 0 for v in phase["age_p95_ms"].values())
+    assert data["ratios"]["throughput"] == batched["throughput_fps"] / single["throughput_fps"]
+    assert batched["status"]["batch"] == "2" and batched["status"]["cameras"] == "cam0,cam1"
+    table = (out / "multi_camera_benchmark.md").read_text()
+    assert f"| {single['throughput_fps']:.2f} | {batched['throughput_fps']:.2f} |" in table

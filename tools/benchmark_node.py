@@ -15,6 +15,12 @@ writes to --out: node_benchmark.md (table with node/floor ratios), node_benchmar
   tools/benchmark_node.py --size 1024x2048 --rate 30 --backend torch --precision fp16 --engine-path model.pt
   # on the Jetson: the TensorRT engine
   tools/benchmark_node.py --size 1024x2048 --rate 30 --backend tensorrt --precision int8 --engine-dir engines
+With --cameras N: the multi-camera comparison instead, in one run: N independent camera processes into N
+single-camera nodes (batch-1 model), then the same cameras into one node with cameras:=[cam0..] (batch-N model,
+<model>_<H>x<W>_b<N>_<precision> in --engine-dir beside the batch-1 one); prints aggregate throughput (and the
+ratio), each camera's age p50/p95, the nodes' RSS and, on a GPU, their GPU memory (nvidia-smi); writes
+multi_camera_benchmark.{md,json}.
+  tools/benchmark_node.py --cameras 4 --size 512x1024 --rate 2 --seconds 40 --engine-dir artifacts
 Keep DDS on loopback (scripts/env.sh sets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, ROS_LOCALHOST_ONLY=1).
 """
 
@@ -49,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slots", type=int, default=2, help="the node's inflight_slots (GPU backends; default 2)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="another node parameter, e.g. --param ort_threads=1 (repeatable)")
+    p.add_argument("--cameras", type=int, default=0, metavar="N",
+                   help="multi-camera comparison with N cameras: N single-camera nodes vs one batched node "
+                        "(needs the batch-1 and the _b<N>_ file; default 0 = the node vs relay benchmark)")
+    p.add_argument("--batch-timeout-ms", type=float, default=30.0,
+                   help="the batched node's batch_timeout_ms (with --cameras; default 30)")
     p.add_argument("--out", type=Path, default=Path("benchmark_output"), help="output folder (default benchmark_output)")
     return p
 
@@ -58,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_kind == "free" and args.backend != "onnxruntime":
         print("error: --model-kind free is an ONNX model: use --backend onnxruntime", file=sys.stderr)
         return 2
-    from harness.node_benchmark import run
+    if args.cameras and (args.cameras < 2 or args.model_kind == "free"):
+        print("error: --cameras needs N >= 2 and --model-kind real (the batch-1 and batch-N files)", file=sys.stderr)
+        return 2
+    from harness.node_benchmark import run, run_multi
 
     try:
-        run(args)
+        run_multi(args) if args.cameras else run(args)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
