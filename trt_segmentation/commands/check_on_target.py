@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = {}
     for item in args.min_agreement:
         name, _, value = item.partition("=")
-        thresholds[name] = float(value)
+        try:
+            thresholds[name] = float(value)
+        except ValueError:
+            print(f"error: --min-agreement takes PRECISION=FRACTION, e.g. int8=0.97; got {item!r}", file=sys.stderr)
+            return 2
     print("environment: " + ", ".join(f"{k} {v}" for k, v in environment().items()), flush=True)
     height, width = args.size
     try:

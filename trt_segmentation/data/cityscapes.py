@@ -2,7 +2,7 @@
 
 Labels come from ``gtFine/<split>/<city>/<name>_gtFine_labelTrainIds.png`` when present (255 = void), else from
 ``..._gtFine_labelIds.png`` mapped to trainIds with the official table of ``cityscapesscripts``. Works for the real
-dataset, for your own data in its layout, and for ``tools/make_street_scenes.py`` output.
+dataset, for your own data in its layout, and for ``trt_seg_make_street_scenes`` output.
 """
 
 from __future__ import annotations
