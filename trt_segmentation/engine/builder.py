@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import Precision, artifact_path, batch_from_name
+from ..cli import tool_command
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
@@ -96,7 +97,7 @@ def build_engine(
     if not implicit and contract.get("precision", "fp32") != precision:
         raise ValueError(
             f"{onnx_path} holds the {contract.get('precision')} variant, not {precision}; make it with "
-            f"tools/calibrate.py or tools/build_engine.py --precision {precision}"
+            f"{tool_command('calibrate')} or {tool_command('build_engine', '--precision', precision.value)}"
         )
     options = BuildOptions(
         workspace_mib=workspace_mib,
@@ -238,9 +239,9 @@ def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
     opset = read_onnx_opset(variant_onnx)
     if newest is not None and opset > newest:
         return (f"{Path(variant_onnx).name} is opset {opset}; the TensorRT {trt.version} ONNX parser documents opsets "
-                f"up to {newest}. Build it the implicit way (tools/build_engine.py --implicit: the FP32 ONNX with "
-                "builder flags and TensorRT's calibrator), or re-make the variant with this version of "
-                "tools/build_engine.py (INT8 variants are written at opset 17)")
+                f"up to {newest}. Build it the implicit way ({tool_command('build_engine', '--implicit')}: the FP32 "
+                "ONNX with builder flags and TensorRT's calibrator), or re-make the variant with this version of "
+                f"{tool_command('build_engine')} (INT8 variants are written at opset 17)")
     return ""
 
 
@@ -275,6 +276,7 @@ def build_missing_engine(engine_path: str | Path, precision: str | Precision, *,
                                 f"{fp32} is missing")
     if precision.uses_int8 and calibration is None:
         raise BuildError(f"TensorRT {trt.version} builds {precision} the implicit way, which calibrates on images: "
-                         f"run tools/build_engine.py --onnx {fp32} --precision {precision} --implicit --calibration "
+                         f"run {tool_command('build_engine', '--onnx', str(fp32), '--precision', precision.value)} "
+                         "--implicit --calibration "
                          "<images> on this machine")
     return build_engine(fp32, engine_path, precision, calibration, implicit=True, progress=progress)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import Precision, artifact_path, batch_from_name, size_from_name
+from ..cli import tool_argv, tool_command
 
 SCHEMA_VERSION = 1
 BUILDERS = ("tensorrt", "tensorrt-rtx")
@@ -103,7 +104,7 @@ def read_metadata(engine_path: str | Path) -> EngineMetadata:
     if not path.is_file():
         raise MetadataError(
             f"engine metadata {path} is missing; the engine cannot be checked against this TensorRT/GPU. "
-            "Rebuild it with tools/build_engine.py (it writes the .json next to the .engine)."
+            f"Rebuild it with {tool_command('build_engine')} (it writes the .json next to the .engine)."
         )
     try:
         data = json.loads(path.read_text())
@@ -127,9 +128,11 @@ def batch_problem(meta: EngineMetadata, name: str | None = None) -> str:
     contract_batch = int(meta.contract.get("batch", 1)) if isinstance(meta.contract, dict) else 1
     if meta.contract and contract_batch != meta.batch:
         return f"records batch {meta.batch} but its model contract batch {contract_batch}; rebuild the engine"
-    if name is not None and batch_from_name(name) != meta.batch:
-        return (f"the engine was built for batch {meta.batch}, its file name says batch {batch_from_name(name)} "
-                f"(renamed?); rebuild it under its own name (tools/build_engine.py --batch {batch_from_name(name)})")
+    named = batch_from_name(name) if name is not None else meta.batch
+    if named != meta.batch:
+        command = tool_command("build_engine", "--batch", str(named))
+        return (f"the engine was built for batch {meta.batch}, its file name says batch {named} (renamed?); rebuild "
+                f"it under its own name ({command})")
     return ""
 
 
@@ -228,7 +231,7 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
             opts.setdefault("dla_core", meta_or_args.dla_core)
     else:
         opts = dict(meta_or_args)
-    argv = ["python", "tools/build_engine.py"]
+    argv = tool_argv("build_engine")  # as it runs here: ros2 run, a source checkout's tools/, or the pip script
     batch = int(opts.get("batch") or 1)
     precisions = str(opts.get("precision", "fp32")).split()
     if opts.get("checkpoint"):
