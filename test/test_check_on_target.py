@@ -25,7 +25,7 @@ def test_runs_up_to_tensorrt_and_says_so(engine_dir) -> None:
          "except SystemExit as exc:\n    code = exc.code\n"
          "heavy = sorted({'torch', 'onnx', 'modelopt', 'rclpy'} & set(sys.modules))\n"
          "print('HEAVY', heavy); sys.exit(code)",
-         str(tool), "--engine-dir", str(engine_dir), "--size", "256x512", "--precisions", "fp32", "int8",
+         str(tool), "--engine-dir", str(engine_dir), "--size", "256x512", "--precision", "fp32", "int8",
          "--images", "2"],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )
@@ -43,7 +43,7 @@ def test_help_explains_the_tool() -> None:
     result = subprocess.run([sys.executable, str(REPO / "tools" / "check_on_target.py"), "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    assert "pass/fail table" in result.stdout and "--precisions" in result.stdout
+    assert "pass/fail table" in result.stdout and "--precision" in result.stdout
 
 
 def test_a_small_batch_variant_gets_its_own_row(tmp_path, random_model_factory) -> None:

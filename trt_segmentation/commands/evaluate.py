@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.require_file(args.reference, "reference model")
     cli.require_file(args.candidate, "candidate model")
     cli.require_file(args.images, "image folder", folder=True)
-    # a missing --engine is the backend's error (exit 3: it cannot be opened) and a missing --data the dataset's,
-    # as test_evaluate.py pins them
+    cli.require_file(args.engine, "TensorRT engine")
+    cli.require_file(args.data, "data folder", folder=True)
     from ..artifacts import Precision
     from ..data.cityscapes import DatasetError
     from ..evaluation import agreement, evaluate_backend, evaluate_variants, variants_markdown
