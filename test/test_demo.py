@@ -36,3 +36,23 @@ def test_demo_writes_pictures_and_summary(tmp_path: Path) -> None:
         assert gif.format == "GIF" and 1 <= gif.n_frames <= processed and gif.size == (256, 128)
     with Image.open(out / "latency.png") as latency:
         assert latency.format == "PNG" and latency.size == (990, 360)  # 11x4 inches at 90 dpi
+
+
+def test_demo_with_two_cameras_runs_one_batched_model(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "demo.py"), "--frames", "2", "--size", "256x512", "--fps", "2",
+         "--cameras", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "sent 4 frames from 2 cameras" in run.stdout
+    summary = (out / "diagnostics_summary.md").read_text()
+    values = dict(re.findall(r"^\| (\w+) \| (.*) \|$", summary, re.M))
+    assert values["engine_file"].endswith("_256x512_b2_int8-cpu.onnx") and values["cameras"] == "front,left", values
+    processed, dropped = int(values["frames_processed"]), int(values["frames_dropped"])
+    assert int(values["frames_received"]) == 4 and processed >= 2 and processed + dropped == 4, values
+    rows = re.findall(r"^\| (front|left) \| (OK|WARN) \| (\d+) \| (\d+) \| 0 \|", summary, re.M)
+    assert [r[0] for r in rows] == ["front", "left"], summary
+    with Image.open(out / "contact_sheet.png") as sheet:  # per camera: overlay | labels, side by side
+        assert sheet.format == "PNG" and sheet.width == 1600 and sheet.height >= 1600 // 8  # >= one row

@@ -11,6 +11,9 @@ Steps, each printed as it runs:
   4. replay the bag into it over real DDS (loopback only) and listen to ~/labels, ~/overlay and /diagnostics;
   5. write demo_output/: contact_sheet.png (overlay | colour labels), overlay.gif, latency.png, diagnostics_summary.md.
 No GPU needed. Example: tools/demo.py --frames 8 --size 256x512
+With --cameras N: a bag of N cameras (/cameras/<name>/image, different scenes), a batch-N model, the node in
+multi-camera mode (cameras:=[front,left,...]); contact_sheet.png then shows one column per camera (overlay and
+labels of the same moment side by side) and diagnostics_summary.md each camera's status too.
 """
 
 from __future__ import annotations
@@ -46,7 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="SwiftNet checkpoint to export")
     p.add_argument("--out", type=Path, default=ROOT / "demo_output", help="output folder (replaced)")
     p.add_argument("--seed", type=int, default=2026, help="first scene seed (default 2026)")
+    p.add_argument("--cameras", type=int, default=0, metavar="N",
+                   help="multi-camera mode with N cameras (2-6) through one batch-N model; default 0 = one camera")
     return p
+
+
+CAMERA_NAMES = ("front", "left", "right", "rear", "front_left", "front_right")
+
+
+def camera_names(count: int) -> list[str]:
+    return list(CAMERA_NAMES[:count])
+
+
+def make_camera_bag(out: Path, cameras: list[str], frames: int, size: tuple[int, int], fps: float, seed: int) -> None:
+    """One bag, one topic per camera (/cameras/<name>/image), each camera its own scenes, all at ``fps``."""
+    from trt_segmentation.data.bags import CameraStream, camera_topic, write_camera_bag
+    from trt_segmentation.data.street_scenes import render_scene
+
+    streams = [CameraStream(camera_topic(name), [render_scene(seed + 1000 * k + i, *size)[0] for i in range(frames)],
+                            fps, name, frames) for k, name in enumerate(cameras)]
+    print(f"  {write_camera_bag(out / 'street_bag', streams, encoding='rgb8', storage='mcap')}")
 
 
 def make_bag(out: Path, frames: int, size: tuple[int, int], fps: float, seed: int) -> None:
@@ -68,7 +90,7 @@ DEMO_PRECISION = "int8-cpu"
 CALIBRATION_SCENES = 16
 
 
-def export_model(checkpoint: Path, models_dir: Path, size: tuple[int, int]) -> Path:
+def export_model(checkpoint: Path, models_dir: Path, size: tuple[int, int], batch: int = 1) -> Path:
     from trt_segmentation.artifacts import artifact_path
     from trt_segmentation.export import ExportOptions, export_onnx
     from trt_segmentation.models import load_checkpoint
@@ -76,8 +98,8 @@ def export_model(checkpoint: Path, models_dir: Path, size: tuple[int, int]) -> P
     if not checkpoint.is_file():
         raise SystemExit(f"error: checkpoint not found: {checkpoint}")
     model = load_checkpoint(checkpoint)
-    path = artifact_path(models_dir, model.arch.name, *size, "fp32", ".onnx")
-    export_onnx(model, path, ExportOptions(*size))
+    path = artifact_path(models_dir, model.arch.name, *size, "fp32", ".onnx", batch=batch)
+    export_onnx(model, path, ExportOptions(*size, batch=batch))
     print(f"  {checkpoint.name} -> {path}")
     return path
 
@@ -129,6 +151,75 @@ def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: in
         labels = list(probe.images[f"{NODE}/labels"])
         overlays = list(probe.images[f"{NODE}/overlay"])
     return sent, status, labels, overlays
+
+
+def run_cameras_and_replay(out: Path, model: str, size: tuple[int, int], cameras: list[str]) -> tuple:
+    """The node in multi-camera mode fed by the multi-camera bag; (sent, main status, camera statuses, labels and
+    overlays per camera)."""
+    from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
+    from harness.topic_probe import TopicProbe
+    from trt_segmentation.data.bags import camera_topic, play_bag
+    from trt_segmentation.diagnostics import camera_task
+
+    arguments = {"backend": "onnxruntime", "precision": DEMO_PRECISION, "model": model, "engine_dir": str(out / "models"),
+                 "publish_overlay": "true", "cameras": f"[{','.join(cameras)}]",
+                 "camera_topic": camera_topic("camera").replace("/camera/", "/{camera}/")}
+    argv, env = launch_command(arguments, extra={"engine_height": str(size[0]), "engine_width": str(size[1]),
+                                                 "qos_reliability": "reliable"})
+    print("  " + " ".join(argv[1:]))
+    import os
+
+    os.environ.update(transport_profile_env())
+    topics = [f"{NODE}/{c}/{kind}" for c in cameras for kind in ("labels", "overlay")]
+    with NodeProcess(argv, env, out / "node.log") as node, TopicProbe(tuple(topics)) as probe:
+        alive = lambda: node.proc.poll() is None  # noqa: E731
+        try:
+            probe.wait_for(lambda: probe.last_status(STATUS), 120, "the node's first diagnostics", alive)
+        except (TimeoutError, RuntimeError) as exc:
+            raise SystemExit(f"error: {exc}; node log:\n{node.log()}") from None
+        step(f"replaying {len(cameras)} cameras into the node (one batch of {len(cameras)} per moment)")
+        sent = play_bag(out / "street_bag", rate=1.0, stamps="now", qos="reliable", wait_for_subscribers=1,
+                        progress=False, log=lambda text: print(f"  {text}"))
+        try:
+            probe.wait_for(lambda: sum(probe.count(f"{NODE}/{c}/labels") for c in cameras) >= sent, 60,
+                           "labels of the last frames", alive)
+        except TimeoutError:
+            print("  note: the node skipped frames it could not keep up with (counted as dropped)")
+        time.sleep(1.5)  # one more diagnostics period
+        status = probe.last_status(STATUS)
+        per_camera = {c: probe.last_status(status_name(NODE.strip("/"), camera_task(c))) for c in cameras}
+        images = {c: (list(probe.images[f"{NODE}/{c}/labels"]), list(probe.images[f"{NODE}/{c}/overlay"]))
+                  for c in cameras}
+    return sent, status, per_camera, images
+
+
+def save_camera_sheet(out: Path, images: dict) -> None:
+    """contact_sheet.png of the multi-camera run: one row per moment, per camera its overlay | labels."""
+    import numpy as np
+    from PIL import Image
+
+    from trt_segmentation.image_codec import image_to_array
+    from trt_segmentation.palette import colorize
+
+    columns = []
+    for labels, overlays in images.values():
+        by_id = {m.header.frame_id + str(m.header.stamp.sec) + str(m.header.stamp.nanosec): m for _, m in labels}
+        pairs = []
+        for _, ov in overlays:
+            label = by_id.get(ov.header.frame_id + str(ov.header.stamp.sec) + str(ov.header.stamp.nanosec))
+            if label is not None:
+                mask = colorize(np.frombuffer(label.data, np.uint8).reshape(label.height, label.step)[:, : label.width])
+                pairs.append(np.concatenate([image_to_array(ov.encoding, ov.height, ov.width, ov.step, ov.data),
+                                             mask], axis=1))
+        columns.append(pairs)
+    rows = min((len(c) for c in columns), default=0)
+    if not rows:
+        return
+    grid = [np.concatenate([np.asarray(Image.fromarray(c[i]).resize(columns[0][0].shape[1::-1]))
+                            for c in columns], axis=1) for i in range(min(rows, 6))]
+    sheet = np.concatenate(grid, axis=0)
+    scale = 1600 / sheet.shape[1]
+    Image.fromarray(sheet).resize((1600, int(sheet.shape[0] * scale))).save(out / "contact_sheet.png")
 
 
 def save_pictures(out: Path, labels: list, overlays: list, status: tuple | None) -> None:
@@ -203,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     (out / "models").mkdir(parents=True)
     started = time.monotonic()
+    if args.cameras:
+        if not 2 <= args.cameras <= len(CAMERA_NAMES):
+            raise SystemExit(f"error: --cameras takes 2 to {len(CAMERA_NAMES)}")
+        return main_cameras(args, out, started)
     step(f"rendering {args.frames} street scenes at {args.size[0]}x{args.size[1]} into a rosbag")
     make_bag(out, args.frames, args.size, args.fps, args.seed)
     step("exporting the demo checkpoint to ONNX (uint8 camera bytes in, labels out)")
@@ -222,6 +317,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {out / name}")
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0 if labels else 1
+
+
+def main_cameras(args: argparse.Namespace, out: Path, started: float) -> int:
+    """--cameras N: the same steps for N cameras through one batch-N model."""
+    cameras = camera_names(args.cameras)
+    step(f"rendering {args.frames} street scenes for each of {', '.join(cameras)} at {args.size[0]}x{args.size[1]} "
+         "into one rosbag")
+    make_camera_bag(out, cameras, args.frames, args.size, args.fps, args.seed)
+    step(f"exporting the demo checkpoint to ONNX with a static batch of {len(cameras)} (one frame per camera)")
+    fp32 = export_model(args.checkpoint, out / "models", args.size, batch=len(cameras))
+    model = fp32.name.split(f"_{args.size[0]}x{args.size[1]}_")[0]
+    step(f"making its {DEMO_PRECISION} variant (ONNX Runtime CPU INT8, {CALIBRATION_SCENES} calibration scenes)")
+    make_cpu_variant(out, fp32, args.size, args.seed)
+    step(f"starting the segmentation node with cameras [{', '.join(cameras)}] as the launch file would")
+    sent, status, per_camera, images = run_cameras_and_replay(out, model, args.size, cameras)
+    step("writing pictures and the diagnostics summary")
+    everything = [pair for labels, _ in images.values() for pair in labels]
+    save_pictures(out, everything, [pair for _, overlays in images.values() for pair in overlays], status)
+    save_camera_sheet(out, images)
+    lines = ["", "## Cameras", "", "| camera | status | processed | dropped | failed | age p95 ms | message |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for camera, found in per_camera.items():
+        values = found[1] if found else {}
+        level = {0: "OK", 1: "WARN", 2: "ERROR"}.get(found[0].level[0], "?") if found else "none"
+        lines.append(f"| {camera} | {level} | {values.get('frames_processed', '?')} | {values.get('frames_dropped', '?')}"
+                     f" | {values.get('frames_failed', '?')} | {values.get('latency_age_p95_ms', '?')} | "
+                     f"{found[0].message if found else ''} |")
+    with open(out / "diagnostics_summary.md", "a") as summary:
+        summary.write("\n".join(lines) + "\n")
+    values = status[1] if status else {}
+    print(f"  sent {sent} frames from {len(cameras)} cameras; node processed {values.get('frames_processed', '?')}, "
+          f"dropped {values.get('frames_dropped', '?')}, failed {values.get('frames_failed', '?')}; "
+          f"{values.get('batches', '?')} batches, fill ratio {values.get('batch_fill_ratio', '?')}")
+    for name in ("contact_sheet.png", "overlay.gif", "latency.png", "diagnostics_summary.md", "node.log"):
+        print(f"  {out / name}")
+    print(f"done in {time.monotonic() - started:.0f} s")
+    return 0 if everything else 1
 
 
 if __name__ == "__main__":
