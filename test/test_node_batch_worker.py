@@ -164,3 +164,27 @@ def test_a_replaced_frame_is_that_cameras_drop_and_the_newest_one_runs() -> None
 def test_the_model_batch_must_match_the_cameras() -> None:
     with pytest.raises(InputMismatch, match="batches of 3, 2 camera"):
         BatchWorker(ProbeBatchBackend(), ("front", "rear"), Sink())
+
+
+def test_compressed_frames_of_different_cameras_share_a_batch() -> None:
+    import io
+
+    from PIL import Image
+
+    def png(value: int, height: int, width: int) -> SimpleNamespace:
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((height, width, 3), value, np.uint8)).save(buffer, format="PNG")
+        return SimpleNamespace(format="png", data=buffer.getvalue(),
+                               header=SimpleNamespace(frame_id=f"p{value}", stamp=SimpleNamespace(sec=1, nanosec=0)))
+
+    backend, sink = ProbeBatchBackend(), Sink()
+    worker = worker_for(backend, sink, NEVER)
+    try:
+        for camera, (value, height, width) in enumerate(((30, H, W), (31, 6, 10), (32, 20, 30))):
+            worker.post(camera, png(value, height, width), compressed=True)
+        sink.wait(3)
+    finally:
+        worker.stop()
+    assert backend.batches == [[30, 31, 32]]
+    assert sorted((c, fid, labels.shape) for c, fid, labels in sink.published) == [
+        (0, "p30", (H, W)), (1, "p31", (6, 10)), (2, "p32", (20, 30))]

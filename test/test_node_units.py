@@ -78,6 +78,23 @@ def test_diagnostics_levels() -> None:
     assert broken.level == ERROR and broken.message.startswith("inference failing")
 
 
+def test_cameras_pick_the_batch_n_file_and_are_checked(tmp_path) -> None:
+    for name in ("m_256x512_fp32.onnx", "m_256x512_b3_fp32.onnx", "m_128x256_b2_fp32.onnx"):
+        (tmp_path / name).touch()
+    base = {"backend": "onnxruntime", "model": "m", "engine_dir": str(tmp_path)}
+    assert resolve_model_file(params_from_dict(base)).name == "m_256x512_fp32.onnx"  # a b3 file beside it is ignored
+    three = params_from_dict(dict(base, cameras=["front", "left", "right"]))
+    assert three.cameras == ("front", "left", "right") and three.batch == 3
+    assert resolve_model_file(three).name == "m_256x512_b3_fp32.onnx"
+    assert resolve_model_file(params_from_dict(dict(base, cameras=["a", "b"]))).name == "m_128x256_b2_fp32.onnx"
+    with pytest.raises(ModelFileError, match=r"no m_\*x\*_b4_fp32.onnx .*batch 4: one frame per camera"):
+        resolve_model_file(params_from_dict(dict(base, cameras=["a", "b", "c", "d"])))
+    with pytest.raises(ValueError, match="names a camera twice"):
+        params_from_dict(dict(base, cameras=["front", "front"]))
+    with pytest.raises(ValueError, match="no valid camera name"):
+        params_from_dict(dict(base, cameras=["front/left"]))
+
+
 def test_level_names_are_the_message_constants() -> None:
     msg = pytest.importorskip("diagnostic_msgs.msg")  # the node publishes getattr(DiagnosticStatus, LEVEL_NAMES[x])
     for level, name in LEVEL_NAMES.items():

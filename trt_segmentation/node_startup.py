@@ -58,7 +58,8 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
         # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
         options.update(slots=params.inflight_slots, precision=precision.value)
     else:  # torch: the checkpoint in FP32 or FP16 as one CUDA graph per slot; it refuses int8/mixed itself
-        options.update(slots=params.inflight_slots, precision=precision.value)
+        # a checkpoint has no static batch: the torch backend is told it (one frame per camera)
+        options.update(slots=params.inflight_slots, precision=precision.value, batch=params.batch)
         if params.engine_height and params.engine_width:
             options.update(height=params.engine_height, width=params.engine_width)
     try:
