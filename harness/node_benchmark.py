@@ -423,21 +423,37 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 MULTI_NAMESPACE = "bench_multi"
 
 
-def gpu_memory_mib(pids: List[int]) -> Optional[float]:
-    """GPU memory the processes ``pids`` hold (nvidia-smi's per-process used_memory, MiB); None without
-    nvidia-smi or when it lists none of them (a CPU run)."""
+def _nvidia_smi(query: str) -> Optional[str]:
     import shutil
 
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
+        return subprocess.run(["nvidia-smi", query, "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                              timeout=30, check=True).stdout
     except (subprocess.SubprocessError, OSError):
+        return None
+
+
+def gpu_used_mib() -> Optional[float]:
+    """Memory in use on the first GPU (nvidia-smi), MiB; None without nvidia-smi."""
+    out = _nvidia_smi("--query-gpu=memory.used")
+    return float(out.split()[0]) if out and out.split() else None
+
+
+def gpu_memory_mib(pids: List[int], baseline: Optional[float] = None) -> Optional[float]:
+    """GPU memory the processes ``pids`` hold: nvidia-smi's per-process used_memory (MiB), or, where it lists
+    none of them (a container's PIDs differ from the driver's), the GPU's memory in use minus ``baseline``; None
+    without nvidia-smi (a CPU run)."""
+    out = _nvidia_smi("--query-compute-apps=pid,used_memory")
+    if out is None:
         return None
     used = {int(pid): float(mib) for pid, mib in (line.split(",") for line in out.strip().splitlines() if line)}
     found = [used[pid] for pid in pids if pid in used]
-    return sum(found) if found else None
+    if found:
+        return sum(found)
+    total = gpu_used_mib()
+    return total - baseline if total is not None and baseline is not None else None
 
 
 @dataclass
@@ -465,7 +481,7 @@ def aggregate_throughput(arrivals: Dict[str, List[float]], warmup: int) -> float
 
 
 def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes: List[Any], env: Dict[str, str],
-                 args: argparse.Namespace, count: int, warmup: int) -> MultiPhase:
+                 args: argparse.Namespace, count: int, warmup: int, gpu_baseline: Optional[float]) -> MultiPhase:
     """Cameras -> ``nodes`` (already started): wait for every labels publisher, run the N camera processes,
     collect ages and memory."""
     for topic in topics.values():
@@ -475,10 +491,12 @@ def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes
         [sys.executable, "-m", "harness.node_benchmark", "camera", "--topic", f"/{MULTI_NAMESPACE}/{camera}/image_raw",
          "--height", str(height), "--width", str(width), "--rate", str(args.rate), "--count", str(count)], env=env)
         for camera in topics}
-    rss_peak = 0.0
+    rss_peak, gpu_peak = 0.0, None
     for camera, proc in cameras.items():
         while proc.poll() is None:
             rss_peak = max(rss_peak, sum(n.rss_mb() for n in nodes))
+            gpu = gpu_memory_mib([n.pid for n in nodes], gpu_baseline)
+            gpu_peak = gpu if gpu_peak is None or (gpu is not None and gpu > gpu_peak) else gpu_peak
             time.sleep(0.5)
         if proc.returncode != 0:
             raise RuntimeError(f"camera {camera} failed ({proc.returncode})")
@@ -489,7 +507,6 @@ def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes
             last, settle = total, time.monotonic() + 3.0
         time.sleep(0.1)
     rss = sum(n.rss_mb() for n in nodes)
-    gpu = gpu_memory_mib([n.pid for n in nodes])
     ages = {c: listener.take(t)[warmup:] for c, t in topics.items()}
     nan = float("nan")
     return MultiPhase(
@@ -497,7 +514,7 @@ def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes
         {c: float(np.percentile(a, 50)) if a else nan for c, a in ages.items()},
         {c: float(np.percentile(a, 95)) if a else nan for c, a in ages.items()},
         aggregate_throughput({c: listener.arrival_times(t) for c, t in topics.items()}, warmup),
-        max(rss, rss_peak), gpu, listener.status(NODE_STATUS))
+        max(rss, rss_peak), gpu_peak, listener.status(NODE_STATUS))
 
 
 def report_multi_markdown(single: MultiPhase, batched: MultiPhase, setup: Dict[str, str]) -> str:
@@ -519,7 +536,7 @@ def report_multi_markdown(single: MultiPhase, batched: MultiPhase, setup: Dict[s
                      " (p95) |")
     lines.append(f"| node RSS MB (sum over the node processes, peak) | {single.rss_mb:.0f} | {batched.rss_mb:.0f} | "
                  f"{ratio(batched.rss_mb, single.rss_mb)} |")
-    gpu = (f"| GPU memory MiB (nvidia-smi, sum over the node processes) | {single.gpu_mib:.0f} | {batched.gpu_mib:.0f} | "
+    gpu = (f"| GPU memory MiB (nvidia-smi, the node processes, peak) | {single.gpu_mib:.0f} | {batched.gpu_mib:.0f} | "
            f"{ratio(batched.gpu_mib, single.gpu_mib)} |" if single.gpu_mib is not None and batched.gpu_mib is not None
            else "| GPU memory | n/a (no nvidia-smi or no GPU process) | | |")
     lines.append(gpu)
@@ -556,6 +573,8 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
     extra.update(dict(item.split("=", 1) for item in args.param))
     if args.engine_size:
         extra.update(engine_height=str(args.engine_size[0]), engine_width=str(args.engine_size[1]))
+    if args.engine_path:  # torch: the checkpoint (the node tells the backend the batch)
+        extra["engine_path"] = str(args.engine_path)
 
     def start(arguments: Dict[str, str], params: Dict[str, str], log: str) -> Any:
         argv, node_env = launch_command(dict(base, **arguments), extra=params)
@@ -566,15 +585,19 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
     try:
         print(f"==> phase 1/2: {n} single-camera nodes, {n} cameras of {args.size[0]}x{args.size[1]} rgb8 at "
               f"{args.rate:g} Hz each, {count} frames per camera", flush=True)
+        baseline = gpu_used_mib()
         nodes = [start({"namespace": f"{MULTI_NAMESPACE}/{c}", "image_topic": f"/{MULTI_NAMESPACE}/{c}/image_raw"},
                        extra, f"node_{c}.log") for c in cameras]
         try:
-            phases["single"] = _multi_phase("single", listener, single_topics, nodes, env, args, count, warmup)
+            phases["single"] = _multi_phase("single", listener, single_topics, nodes, env, args, count, warmup,
+                                            baseline)
         finally:
             for node in nodes:
                 node.stop()
         print(f"    {phases['single'].throughput_fps:.2f} labels/s in all", flush=True)
         print(f"==> phase 2/2: one node, cameras {cameras}, batch {n}", flush=True)
+        time.sleep(2.0)  # the single-camera nodes' GPU memory is released
+        baseline = gpu_used_mib()
         node = start({"namespace": MULTI_NAMESPACE, "cameras": f"[{','.join(cameras)}]",
                       "camera_topic": f"/{MULTI_NAMESPACE}/{{camera}}/image_raw"},
                      dict(extra, batch_timeout_ms=str(float(args.batch_timeout_ms))), "node_batched.log")
@@ -586,7 +609,8 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
                 time.sleep(0.2)
             if node.proc.poll() is not None:
                 raise RuntimeError(f"the batched node exited ({node.proc.returncode}):\n{node.log()[-3000:]}")
-            phases["batched"] = _multi_phase("batched", listener, batched_topics, [node], env, args, count, warmup)
+            phases["batched"] = _multi_phase("batched", listener, batched_topics, [node], env, args, count, warmup,
+                                             baseline)
         finally:
             node.stop()
         print(f"    {phases['batched'].throughput_fps:.2f} labels/s in all", flush=True)
