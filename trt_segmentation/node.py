@@ -6,8 +6,9 @@ converter thread takes the newest frame whenever a backend slot is free, convert
 torch: uploads it and enqueues the network on that slot's CUDA stream); a collector thread waits for the oldest
 submitted frame, resizes its labels and publishes them. So while the GPU runs frame N and its labels go out,
 frame N+1 is already being converted into the next slot.
-``FrameWorker`` holds that logic without ROS (tested on a GPU); ``SegmentationNode`` wraps it in rclpy; what
-happens before the first subscription (model file, checks, engine build, backend) is node_startup.py.
+``FrameWorker`` holds that logic without ROS (tested on a GPU); with ``cameras`` set, node_batch.BatchWorker does
+the same for several cameras through one batch-N model. ``SegmentationNode`` wraps either in rclpy; what happens
+before the first subscription (model file, checks, engine build, backend) is node_startup.py.
 Imports only numpy, Pillow, rclpy, message packages and, lazily through the backend, onnxruntime or
 tensorrt/pycuda.
 
