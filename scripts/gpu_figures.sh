@@ -4,9 +4,10 @@
 #   1. the GPU tests (CUDA slots, CUDA-graph executor)            -> $OUT/gpu_slots.json, gpu_tests.log
 #   2. tools/benchmark.py --torch --executor (eager, CUDA graph, the node's executor; one run)   -> bench_torch.md
 #   3. tools/benchmark_node.py with the torch backend (FP16 CUDA graph) at several rates and slot counts
-# Usage: OUT=/some/dir bash scripts/gpu_figures.sh [quick|node|soak]: quick = 1-3 (about 6 minutes), node = only 3,
-# soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and 5 minutes at 30 Hz (RSS after warm-up). At most 8
-# files land in $OUT.
+# Usage: OUT=/some/dir bash scripts/gpu_figures.sh [quick|node|soak|multicam]: quick = 1-3 (about 6 minutes), node =
+# only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and 5 minutes at 30 Hz (RSS after warm-up),
+# multicam = the GPU tests, then 4 cameras through one batched node vs 4 single-camera nodes at 1024x2048 and
+# 512x1024 (issue #12; about 8 minutes). At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to a folder for the results}
@@ -46,6 +47,17 @@ if [ "$MODE" = soak ]; then  # the most the node sustains (camera at 200 Hz), th
   node_bench n200_s2 200 10 2 --floor-seconds 5
   node_bench n30_s2_5min 30 300 2 --floor-seconds 5
   cp /tmp/bench/n30_s2_5min/node_benchmark.png "$OUT/node_benchmark_soak.png"
+  exit 0
+fi
+if [ "$MODE" = multicam ]; then  # one batched node (batch 4) vs four single-camera nodes, same run, two sizes
+  GPU_SLOTS_REPORT=$OUT/gpu_slots.json $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 | tail -5 \
+      | tee -a "$LOG"
+  for size in 1024x2048 512x1024; do
+    echo "==> multi-camera benchmark: 4 cameras of $size, 60 Hz each" | tee -a "$LOG"
+    $PY tools/benchmark_node.py --cameras 4 --size "$size" --rate 60 --seconds 20 --backend torch --precision fp16 \
+        --engine-path "$ckpt" --engine-size "$size" --out "/tmp/bench/multi_$size" 2>&1 | tail -20 | tee -a "$LOG"
+    cat "/tmp/bench/multi_$size/multi_camera_benchmark.md" >> "$OUT/multi_camera.md"; echo >> "$OUT/multi_camera.md"
+  done
   exit 0
 fi
 if [ "$MODE" = quick ]; then
