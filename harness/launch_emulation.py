@@ -67,8 +67,10 @@ def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = T
     argv = [sys.executable, "-m", "trt_segmentation.node", "--ros-args", "-r", f"__node:={c['NODE_NAME']}"]
     if values["namespace"]:
         argv += ["-r", f"__ns:=/{values['namespace'].strip('/')}"]
-    argv += ["--params-file", str(params_file or values["params_file"] or CONFIG_DIR / c["PARAMS_FILE"])]
+    params_path = str(params_file or values["params_file"] or CONFIG_DIR / c["PARAMS_FILE"])
+    argv += ["--params-file", params_path]
     cameras = launch_function("camera_list")(arguments.get("cameras", ""))
+    remap_cameras = cameras or launch_function("params_file_cameras")(params_path)  # as the launch file's _setup
     for name in c["PARAMETER_ARGUMENTS"]:
         if arguments.get(name, "") != "":
             value = f"[{','.join(cameras)}]" if name == "cameras" else arguments[name]  # a string list for rcl
@@ -78,7 +80,7 @@ def launch_command(arguments: dict[str, str] | None = None, *, profile: bool = T
     topic = values["image_topic"]
     remap = c["IMAGE_REMAP_FROM"]
     argv += ["-r", f"{remap}:={topic}", "-r", f"{remap}/compressed:={topic}/compressed"]
-    for source, target in launch_function("camera_remappings")(cameras, values["camera_topic"]):
+    for source, target in launch_function("camera_remappings")(remap_cameras, values["camera_topic"]):
         argv += ["-r", f"{source}:={target}"]
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"

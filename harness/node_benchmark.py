@@ -376,8 +376,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 arguments.update(model=FREE_MODEL, engine_dir=tmp)
             else:
                 arguments.update(model=args.model, engine_dir=str(args.engine_dir))
-            if args.engine_path:
-                extra["engine_path"] = str(args.engine_path)
+            if model_path(args):
+                extra["engine_path"] = str(model_path(args))
             if args.engine_size:
                 extra.update(engine_height=str(args.engine_size[0]), engine_width=str(args.engine_size[1]))
             argv, node_env = launch_command(arguments, extra=extra)
@@ -547,12 +547,18 @@ def report_multi_markdown(single: MultiPhase, batched: MultiPhase, setup: Dict[s
     return "\n".join(lines)
 
 
+def model_path(args: argparse.Namespace) -> Optional[Path]:
+    """The node's explicit model file (its engine_path parameter): --checkpoint (torch) or --engine-path."""
+    path: Optional[Path] = getattr(args, "checkpoint", None) or args.engine_path
+    return path
+
+
 def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
-    """``args.cameras`` camera processes into ``args.cameras`` single-camera nodes, then the same cameras into one
-    node of batch ``args.cameras``; writes multi_camera_benchmark.{md,json} into ``args.out``."""
+    """``args.camera_count`` camera processes into as many single-camera nodes, then the same cameras into one
+    node of batch ``args.camera_count``; writes multi_camera_benchmark.{md,json} into ``args.out``."""
     from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
 
-    n = args.cameras
+    n = args.camera_count
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.update(transport_profile_env())
@@ -573,8 +579,8 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
     extra.update(dict(item.split("=", 1) for item in args.param))
     if args.engine_size:
         extra.update(engine_height=str(args.engine_size[0]), engine_width=str(args.engine_size[1]))
-    if args.engine_path:  # torch: the checkpoint (the node tells the backend the batch)
-        extra["engine_path"] = str(args.engine_path)
+    if model_path(args):  # torch: the checkpoint (the node tells the backend the batch)
+        extra["engine_path"] = str(model_path(args))
 
     def start(arguments: Dict[str, str], params: Dict[str, str], log: str) -> Any:
         argv, node_env = launch_command(dict(base, **arguments), extra=params)

@@ -4,7 +4,8 @@
   ros2 launch trt_segmentation segmentation.launch.py backend:=onnxruntime image_topic:=/camera/image_raw \
       publish_overlay:=true namespace:=front
   # several cameras, one batched engine (<model>_<H>x<W>_b3_<precision>): ~/front/image from /front/image_raw, ...
-  ros2 launch trt_segmentation segmentation.launch.py cameras:=[front,left,right] camera_topic:=/{camera}/image_raw
+  ros2 launch trt_segmentation segmentation.launch.py 'cameras:=[front,left,right]' camera_topic:=/{camera}/image_raw
+  # (quote the brackets: zsh refuses them unquoted, bash may glob them)
 
 Arguments left empty keep the value of params_file (config/segmentation.yaml by default). The node process gets
 the Fast DDS profile variable of its distribution pointing at config/fastdds_shm.xml (64 MB shared memory
@@ -16,11 +17,10 @@ harness/launch_emulation.py and the tests (parsed, never executed there).
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from launch import LaunchDescription
 
 PACKAGE = "trt_segmentation"
 EXECUTABLE = "segmentation_node"
@@ -52,7 +52,8 @@ OTHER_ARGUMENTS = {
     "namespace": ("", "namespace of the node, e.g. one per camera"),
     "params_file": ("", "parameters file; empty = the package's config/segmentation.yaml"),
     "camera_topic": ("", "multi-camera mode: the topic of each camera, {camera} replaced by its name (e.g. "
-                         "/{camera}/image_raw), remapped onto ~/<name>/image; empty = no remapping"),
+                         "/{camera}/image_raw), remapped onto ~/<name>/image; the cameras come from cameras:= or, "
+                         "when that is empty, from params_file; empty = no remapping"),
 }
 
 
@@ -61,10 +62,40 @@ def camera_list(text):
     return [name.strip().strip("'\"") for name in text.strip().strip("[]").split(",") if name.strip()]
 
 
+def params_file_cameras(path):
+    """The cameras a parameters file gives this node ([] when none): the ``cameras`` of a ros__parameters
+    block under the node's name (segmentation, /segmentation, /<namespace>/segmentation) or a wildcard (/**);
+    the last such block wins, like rcl reading the file in order."""
+    import yaml  # python3-yaml (package.xml); launch itself reads YAML with it
+
+    with open(path) as stream:
+        data = yaml.safe_load(stream) or {}
+    found = []
+
+    def walk(tree, key_path):
+        for key, value in tree.items():
+            if not isinstance(value, dict):
+                continue
+            if key == "ros__parameters":
+                owner = key_path.rstrip("/").split("/")[-1]
+                if owner in (NODE_NAME, "**", "*") and "cameras" in value:
+                    found.append(value["cameras"])
+            else:
+                walk(value, key_path + "/" + str(key).strip("/"))
+
+    walk(data, "")
+    cameras = found[-1] if found else []
+    return [str(name) for name in cameras] if isinstance(cameras, list) else []
+
+
 def camera_remappings(cameras, camera_topic):
-    """(from, to) remappings of each camera's image topics onto ``camera_topic`` with {camera} filled in."""
+    """(from, to) remappings of each camera's image topics onto ``camera_topic`` with {camera} filled in;
+    ValueError for a camera_topic without cameras (it would be ignored silently)."""
     if not camera_topic:
         return []
+    if not cameras:
+        raise ValueError(f"camera_topic:={camera_topic} needs cameras: give 'cameras:=[front,left,...]' or a "
+                         "cameras list in params_file (multi-camera mode); single-camera mode uses image_topic:=")
     pairs = []
     for name in cameras:
         topic = camera_topic.replace("{camera}", name)
@@ -92,7 +123,8 @@ def _setup(context, *args, **kwargs):
             else:
                 overrides[name] = value.lower() == "true" if name.startswith("publish_") else value
     image_topic = LaunchConfiguration("image_topic").perform(context)
-    cameras = camera_list(LaunchConfiguration("cameras").perform(context))
+    # the cameras the node will have: the argument overrides the params file (as `overrides` does below)
+    cameras = camera_list(LaunchConfiguration("cameras").perform(context)) or params_file_cameras(params_file)
     extra_remaps = camera_remappings(cameras, LaunchConfiguration("camera_topic").perform(context))
     read = profile_variables(os.environ.get("ROS_DISTRO", ""))
     node = Node(

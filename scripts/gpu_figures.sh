@@ -35,7 +35,7 @@ node_bench() {  # name rate seconds slots [extra args]
   local name=$1 rate=$2 seconds=$3 slots=$4; shift 4
   echo "==> node benchmark $name: ${rate} Hz, ${seconds} s, ${slots} slot(s)" | tee -a "$LOG"
   $PY tools/benchmark_node.py --size 1024x2048 --rate "$rate" --seconds "$seconds" --backend torch --precision fp16 \
-      --engine-path "$ckpt" --engine-size 1024x2048 --slots "$slots" --out "/tmp/bench/$name" "$@" 2>&1 \
+      --checkpoint "$ckpt" --engine-size 1024x2048 --slots "$slots" --out "/tmp/bench/$name" "$@" 2>&1 \
       | grep -v "camera: [0-9]" | tail -16 | tee -a "$LOG"
   cat "/tmp/bench/$name/node_benchmark.md" >> "$OUT/node_bench.md"; echo >> "$OUT/node_bench.md"
   $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({sys.argv[2]: d}))' \
@@ -54,8 +54,8 @@ if [ "$MODE" = multicam ]; then  # one batched node (batch 4) vs four single-cam
       | tee -a "$LOG"
   for size in 1024x2048 512x1024; do
     echo "==> multi-camera benchmark: 4 cameras of $size, 60 Hz each" | tee -a "$LOG"
-    $PY tools/benchmark_node.py --cameras 4 --size "$size" --rate 60 --seconds 20 --backend torch --precision fp16 \
-        --engine-path "$ckpt" --engine-size "$size" --out "/tmp/bench/multi_$size" 2>&1 | tail -20 | tee -a "$LOG"
+    $PY tools/benchmark_node.py --camera-count 4 --size "$size" --rate 60 --seconds 20 --backend torch --precision fp16 \
+        --checkpoint "$ckpt" --engine-size "$size" --out "/tmp/bench/multi_$size" 2>&1 | tail -20 | tee -a "$LOG"
     cat "/tmp/bench/multi_$size/multi_camera_benchmark.md" >> "$OUT/multi_camera.md"; echo >> "$OUT/multi_camera.md"
   done
   exit 0

@@ -249,3 +249,18 @@ def test_camera_options_are_checked(tmp_path):
         result = run_tool(str(tmp_path / "x"), "--generate", "1", "--size", "16x16", *extra)
         assert result.returncode == 2 and message in result.stderr, (extra, result.stderr)
         assert "Traceback" not in result.stderr and not (tmp_path / "x").exists()
+
+
+def test_bag_camera_names_follow_the_nodes_rule():
+    """One rule (artifacts.CAMERA_NAME): a bag camera the node would refuse as a ``cameras`` entry is refused."""
+    from trt_segmentation.data.bags import BagError, camera_topic
+    from trt_segmentation.node_params import params_from_dict
+
+    for name in ("front", "front_left", "cam2", "Rear"):
+        assert camera_topic(name) == f"/cameras/{name}/image"
+        params_from_dict({"cameras": [name]})
+    for name in ("_front", "fr\u00f6nt", "2nd", "front/left", "front-left", ""):
+        with pytest.raises(BagError, match="ROS name tokens"):
+            camera_topic(name)
+        with pytest.raises(ValueError, match="no valid camera name"):
+            params_from_dict({"cameras": [name]})

@@ -36,7 +36,7 @@ def test_benchmark_node_reports_both_phases(tmp_path: Path) -> None:
 
 
 def test_benchmark_node_compares_single_camera_nodes_with_one_batched_node(tmp_path: Path) -> None:
-    """--cameras 2 on the torch-free stand-in model (batch 1 and batch 2 files): both phases deliver on every
+    """--camera-count 2 on the torch-free stand-in model (batch 1 and batch 2 files): both phases deliver on every
     camera, the ratio is computed from the run's own figures."""
     sys.path.insert(0, str(REPO / "test"))
     from tiny_model import write_tiny_model
@@ -49,7 +49,7 @@ def test_benchmark_node_compares_single_camera_nodes_with_one_batched_node(tmp_p
                          batch=batch)
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "benchmark_node.py"), "--cameras", "2", "--size", "64x128", "--rate",
+        [sys.executable, str(REPO / "tools" / "benchmark_node.py"), "--camera-count", "2", "--size", "64x128", "--rate",
          "5", "--seconds", "3", "--engine-dir", str(models), "--out", str(out)],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -63,3 +63,33 @@ def test_benchmark_node_compares_single_camera_nodes_with_one_batched_node(tmp_p
     assert batched["status"]["batch"] == "2" and batched["status"]["cameras"] == "cam0,cam1"
     table = (out / "multi_camera_benchmark.md").read_text()
     assert f"| {single['throughput_fps']:.2f} | {batched['throughput_fps']:.2f} |" in table
+
+
+def test_benchmark_node_flags_camera_count_and_checkpoint() -> None:
+    """--camera-count N (a count; make_rosbag's --cameras takes names), --checkpoint for the torch backend's .pt
+    (given to the node as engine_path), --engine-path for an .engine; misuse is exit 2 with the reason."""
+    import importlib.util
+    import types
+
+    spec = importlib.util.spec_from_file_location("benchmark_node_tool", REPO / "tools" / "benchmark_node.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from harness.node_benchmark import model_path
+
+    parser = tool.build_parser()
+    args = parser.parse_args(["--backend", "torch", "--checkpoint", "m.pt", "--camera-count", "4"])
+    assert (args.camera_count, model_path(args)) == (4, Path("m.pt"))
+    assert model_path(parser.parse_args(["--backend", "torch", "--engine-path", "old.pt"])) == Path("old.pt")
+    assert model_path(parser.parse_args([])) is None
+    assert model_path(types.SimpleNamespace(engine_path=Path("e.engine"))) == Path("e.engine")
+    for argv, message in ((["--checkpoint", "m.pt"], "--checkpoint is the torch backend's model"),
+                          (["--backend", "torch", "--checkpoint", "m.pt", "--engine-path", "e.engine"],
+                           "without --engine-path"),
+                          (["--camera-count", "1"], "--camera-count needs N >= 2")):
+        proc = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark_node.py"), *argv],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, (argv, proc.stderr)
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark_node.py"), "--cameras", "4"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unrecognized arguments: --cameras" in proc.stderr, proc.stderr

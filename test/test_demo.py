@@ -42,7 +42,7 @@ def test_demo_with_two_cameras_runs_one_batched_model(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     run = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "demo.py"), "--frames", "2", "--size", "256x512", "--fps", "2",
-         "--cameras", "2", "--out", str(out)],
+         "--camera-count", "2", "--out", str(out)],
         capture_output=True, text=True, timeout=400,
     )
     assert run.returncode == 0, run.stdout + run.stderr

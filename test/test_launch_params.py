@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import xml.etree.ElementTree as ET
 
+import pytest
 import yaml
 from node_harness import (
     LAUNCH_FILE,
@@ -58,6 +59,27 @@ def test_cameras_argument_becomes_a_string_list_and_remappings() -> None:
     remaps = [argv[i + 1] for i, a in enumerate(argv) if a == "-r"]
     assert {"~/front/image:=/front/image_raw", "~/rear/image/compressed:=/rear/image_raw/compressed"} <= set(remaps)
     assert not [r for r in launch_command({"cameras": "front"})[0] if r.startswith("~/front")]  # no camera_topic
+
+
+def test_camera_topic_remaps_the_params_files_cameras_and_is_refused_without_cameras(tmp_path) -> None:
+    params = tmp_path / "cameras.yaml"
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"backend": "onnxruntime"}},
+                                      "/vehicle/segmentation": {"ros__parameters": {"cameras": ["front", "rear"]}}}))
+    assert launch_function("params_file_cameras")(str(params)) == ["front", "rear"]
+    assert launch_function("params_file_cameras")(str(REPO / "config" / "segmentation.yaml")) == []
+
+    def remaps(arguments: dict) -> set:
+        argv, _ = launch_command(arguments)
+        return {argv[i + 1] for i, a in enumerate(argv) if a == "-r"}
+
+    from_file = remaps({"params_file": str(params), "camera_topic": "/{camera}/image_raw"})
+    assert {"~/front/image:=/front/image_raw", "~/rear/image/compressed:=/rear/image_raw/compressed"} <= from_file
+    # the cameras argument overrides the file's list, for the parameter and for the remappings alike
+    override = remaps({"params_file": str(params), "cameras": "[left]", "camera_topic": "/{camera}/image_raw"})
+    assert "~/left/image:=/left/image_raw" in override and not [r for r in override if r.startswith("~/front")]
+    # single-camera params file: camera_topic would do nothing, so it is refused with what to give instead
+    with pytest.raises(ValueError, match=r"camera_topic:=/\{camera\}/image_raw needs cameras: give 'cameras:="):
+        launch_command({"camera_topic": "/{camera}/image_raw"})
 
 
 def test_params_file_holds_every_parameter_with_its_default() -> None:

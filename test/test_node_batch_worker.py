@@ -140,6 +140,69 @@ def test_bad_input_on_one_camera_is_counted_there_and_the_others_are_published()
     assert worker.runtime_error == ""  # bad input is no inference failure
 
 
+def test_a_malformed_message_is_that_cameras_bad_image_as_in_single_camera_mode() -> None:
+    backend, sink = ProbeBatchBackend(), Sink()
+    worker = worker_for(backend, sink, NEVER)
+    malformed = frame(5)
+    del malformed.encoding  # a duck-typed message without a field: AttributeError inside the conversion
+    try:
+        worker.post(0, frame(4))
+        worker.post(1, malformed)
+        worker.post(2, frame(6))
+        sink.wait(2)
+    finally:
+        worker.stop()
+    assert [worker.snapshot(i).failed for i in range(3)] == [0, 1, 0]
+    assert worker.cameras[1].last_error.startswith("camera left: bad image dropped: AttributeError: ")
+    assert worker.runtime_error == ""
+
+
+class CollectFailingBackend(ProbeBatchBackend):
+    """A batch whose first row is 13 fails in ``collect`` (a GPU fault found when its result is awaited)."""
+
+    name = "collect_failing"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fails: List[bool] = []
+
+    def infer_batch(self, frames: Sequence[Optional[np.ndarray]]) -> InferenceResult:
+        result = super().infer_batch(frames)
+        self.fails.append(frames[0] is not None and int(frames[0][0, 0, 0]) == 13)
+        return result
+
+    def collect(self) -> Tuple[Any, InferenceResult]:
+        tag, result = super().collect()
+        if self.fails.pop(0):
+            raise RuntimeError("device lost")
+        return tag, result
+
+
+def test_a_batch_failing_in_collect_counts_a_failed_frame_on_each_of_its_cameras() -> None:
+    backend, sink = CollectFailingBackend(), Sink()
+    backend.hold = threading.Event()
+    worker = worker_for(backend, sink, NEVER)
+    try:
+        for camera in range(3):
+            worker.post(camera, frame(13 + camera))
+        assert backend.entered.wait(WAIT)  # the failing batch is inside inference: the next frames wait
+        for camera in range(3):
+            worker.post(camera, frame(20 + camera))
+        backend.hold.set()
+        sink.wait(3)  # the next batch, collected after the failing one
+    finally:
+        worker.stop()
+    assert backend.batches == [[13, 14, 15], [20, 21, 22]]
+    assert sorted(fid for _, fid, _ in sink.published) == ["f20", "f21", "f22"]
+    for index in range(3):
+        c = worker.snapshot(index)
+        assert (c.received, c.processed, c.dropped, c.failed) == (2, 1, 0, 1)
+        assert c.received == c.processed + c.dropped + c.failed  # no frame unaccounted for
+        assert worker.cameras[index].last_error == "inference failed: RuntimeError: device lost"  # why it failed
+    assert worker.last_error == "inference failed: RuntimeError: device lost"
+    assert worker.runtime_error == ""  # cleared by the batch that followed
+
+
 def test_a_replaced_frame_is_that_cameras_drop_and_the_newest_one_runs() -> None:
     backend, sink = ProbeBatchBackend(), Sink()
     backend.hold = threading.Event()

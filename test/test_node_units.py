@@ -93,6 +93,11 @@ def test_cameras_pick_the_batch_n_file_and_are_checked(tmp_path) -> None:
         params_from_dict(dict(base, cameras=["front", "front"]))
     with pytest.raises(ValueError, match="no valid camera name"):
         params_from_dict(dict(base, cameras=["front/left"]))
+    for name in ("_front", "fr\u00f6nt", "1st", ""):  # the one rule of artifacts.CAMERA_NAME (bags use it too)
+        with pytest.raises(ValueError, match="no valid camera name"):
+            params_from_dict(dict(base, cameras=[name]))
+    with pytest.raises(ValueError, match=r"cameras must be a list of names, e\.g\. \['front'\]"):
+        params_from_dict(dict(base, cameras="front"))  # not five cameras 'f', 'r', 'o', 'n', 't'
 
 
 def test_level_names_are_the_message_constants() -> None:

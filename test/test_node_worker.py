@@ -198,7 +198,7 @@ class FailingBackend(Backend):
 
 
 @pytest.mark.parametrize("case", ["raw_claims_too_many_pixels", "png_6000x6000", "jpeg_65500x65500", "short_data",
-                                  "unsupported_encoding"])
+                                  "unsupported_encoding", "malformed_message"])
 def test_bad_input_is_bad_input_not_an_inference_failure(case: str) -> None:
     sink = Sink()
     worker = FrameWorker(FailingBackend(), sink, max_pixels=4096 * 4096)
@@ -218,6 +218,10 @@ def test_bad_input_is_bad_input_not_an_inference_failure(case: str) -> None:
         msg = frame(1)
         msg.data = msg.data[:-1]
         expected = "data has"
+    elif case == "malformed_message":  # a duck-typed message without its encoding: the same rule as multi-camera
+        msg = frame(1)
+        del msg.encoding
+        expected = "AttributeError: "
     else:
         msg = frame(1)
         msg.encoding = "yuv422"

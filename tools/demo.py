@@ -11,7 +11,7 @@ Steps, each printed as it runs:
   4. replay the bag into it over real DDS (loopback only) and listen to ~/labels, ~/overlay and /diagnostics;
   5. write demo_output/: contact_sheet.png (overlay | colour labels), overlay.gif, latency.png, diagnostics_summary.md.
 No GPU needed. Example: tools/demo.py --frames 8 --size 256x512
-With --cameras N: a bag of N cameras (/cameras/<name>/image, different scenes), a batch-N model, the node in
+With --camera-count N: a bag of N cameras (/cameras/<name>/image, different scenes), a batch-N model, the node in
 multi-camera mode (cameras:=[front,left,...]); contact_sheet.png then shows one column per camera (overlay and
 labels of the same moment side by side) and diagnostics_summary.md each camera's status too.
 """
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="SwiftNet checkpoint to export")
     p.add_argument("--out", type=Path, default=ROOT / "demo_output", help="output folder (replaced)")
     p.add_argument("--seed", type=int, default=2026, help="first scene seed (default 2026)")
-    p.add_argument("--cameras", type=int, default=0, metavar="N",
+    p.add_argument("--camera-count", type=int, default=0, metavar="N",
                    help="multi-camera mode with N cameras (2-6) through one batch-N model; default 0 = one camera")
     return p
 
@@ -294,9 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     (out / "models").mkdir(parents=True)
     started = time.monotonic()
-    if args.cameras:
-        if not 2 <= args.cameras <= len(CAMERA_NAMES):
-            raise SystemExit(f"error: --cameras takes 2 to {len(CAMERA_NAMES)}")
+    if args.camera_count:
+        if not 2 <= args.camera_count <= len(CAMERA_NAMES):
+            raise SystemExit(f"error: --camera-count takes 2 to {len(CAMERA_NAMES)}")
         return main_cameras(args, out, started)
     step(f"rendering {args.frames} street scenes at {args.size[0]}x{args.size[1]} into a rosbag")
     make_bag(out, args.frames, args.size, args.fps, args.seed)
@@ -320,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_cameras(args: argparse.Namespace, out: Path, started: float) -> int:
-    """--cameras N: the same steps for N cameras through one batch-N model."""
-    cameras = camera_names(args.cameras)
+    """--camera-count N: the same steps for N cameras through one batch-N model."""
+    cameras = camera_names(args.camera_count)
     step(f"rendering {args.frames} street scenes for each of {', '.join(cameras)} at {args.size[0]}x{args.size[1]} "
          "into one rosbag")
     make_camera_bag(out, cameras, args.frames, args.size, args.fps, args.seed)

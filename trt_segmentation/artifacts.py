@@ -144,6 +144,19 @@ def artifact_path(directory: Union[str, Path], model: str, height: int, width: i
 _SIZE_IN_NAME = re.compile(r"_(\d+)x(\d+)_")
 
 
+#: a camera name of multi-camera mode (the node's ``cameras``, a bag's camera topics): one ROS topic-name token,
+#: since it becomes ``~/<name>/image`` and ``/cameras/<name>/image``; ASCII only, like ROS names
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def check_camera_name(name: str) -> str:
+    """``name`` if it is a valid camera name (:data:`CAMERA_NAME`), else ValueError naming the rule."""
+    if not isinstance(name, str) or not CAMERA_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is no valid camera name (camera names are ROS name tokens: an ASCII letter, "
+                         "then ASCII letters, digits or underscores)")
+    return name
+
+
 def size_from_name(name: str) -> Optional[Tuple[int, int]]:
     """(height, width) from an artifact name such as ``swiftnet_ss_rn18_512x1024_int8.engine``, or None."""
     match = _SIZE_IN_NAME.search(name)

@@ -50,7 +50,7 @@ from .node_frames import Frame, Pending, age_ms, convert_frame
 from .node_params import NodeParams, declare_parameters
 from .node_startup import StartupError, load_backend
 from .palette import colorize, overlay
-from .runtime import Backend, InputMismatch
+from .runtime import Backend
 
 NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
@@ -168,11 +168,13 @@ class FrameWorker:
             pending, network_image = convert_frame(frame, self.backend.contract.channel_order,
                                                    self.backend.input_size, self.max_pixels, self.keep_rgb,
                                                    self.now_ns())
-            self.last_input_size = f"{pending.height}x{pending.width}"
+        except ImageDecodeError as exc:  # the rule of both workers (node_frames): a conversion failure is bad input
+            self._fail("input", f"bad image dropped: {exc}")
+            return False
+        self.last_input_size = f"{pending.height}x{pending.width}"
+        try:
             self.backend.submit(network_image, pending)
             return True
-        except (ImageDecodeError, InputMismatch) as exc:
-            self._fail("input", f"bad image dropped: {exc}")
         except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
         return False

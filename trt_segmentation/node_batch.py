@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import List, Optional
@@ -92,6 +93,9 @@ class BatchWorker:
         self._stop = False
         self._free_slots = threading.Semaphore(max(1, backend.max_in_flight))
         self._submitted: queue.Queue[bool] = queue.Queue()  # True per submitted batch; False: stop() has begun
+        # the submitted batches' tags in submission order (the backend's collect() order), so a batch whose
+        # collect() raises is still counted as failed on each of its cameras
+        self._in_flight: deque[BatchPending] = deque()
         self._thread = threading.Thread(target=self._convert_loop, name="segmentation-batch", daemon=True)
         self._collector = threading.Thread(target=self._collect_loop, name="segmentation-collect", daemon=True)
 
@@ -208,10 +212,8 @@ class BatchWorker:
                 try:
                     pending, row = convert_frame(frame, order, size, self.max_pixels, self.keep_rgb, self.now_ns())
                     self.cameras[index].last_input_size = f"{pending.height}x{pending.width}"
-                except ImageDecodeError as exc:  # this camera's bad input: its row stays padded
+                except ImageDecodeError as exc:  # this camera's bad input (convert_frame's rule): row padded
                     self._fail_camera(index, f"bad image dropped: {exc}")
-                except Exception as exc:  # noqa: BLE001 - never let one camera's frame stop the batch
-                    self._fail_camera(index, f"bad image dropped: {type(exc).__name__}: {exc}")
             rows.append(row)
             pendings.append(pending)
         if not any(p is not None for p in pendings):
@@ -219,10 +221,11 @@ class BatchWorker:
         tag = BatchPending(pendings, (time.perf_counter() - t0) * 1e3)
         try:
             self.backend.submit_batch(rows, tag)
-            return True
         except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
             self._fail_batch(tag, f"inference failed: {type(exc).__name__}: {exc}")
-        return False
+            return False
+        self._in_flight.append(tag)
+        return True
 
     # ---------------------------------------------------------------- collector thread
     def _collect_loop(self) -> None:
@@ -231,13 +234,14 @@ class BatchWorker:
             self._free_slots.release()
 
     def _finish_oldest(self) -> None:
+        batch = self._in_flight.popleft()  # the batch collect() returns (or fails on): the oldest submitted
         try:
             tag, result = self.backend.collect()
-        except Exception as exc:  # GPU/runtime failure of an in-flight batch
-            self._fail_runtime(f"inference failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # GPU/runtime failure of an in-flight batch: its frames count as failed
+            self._fail_batch(batch, f"inference failed: {type(exc).__name__}: {exc}")
             return
         t0 = time.perf_counter()
-        batch: BatchPending = tag
+        batch = tag
         published = 0
         for index, pending in enumerate(batch.rows):
             if pending is None:
@@ -280,11 +284,13 @@ class BatchWorker:
         self.throttled(f"input {state.name}", state.last_error)
 
     def _fail_batch(self, batch: BatchPending, text: str) -> None:
-        """A batch that could not run: every camera in it counts a failed frame; reported as ERROR."""
+        """A batch that could not run: every camera in it counts a failed frame (and names why); reported as
+        ERROR."""
         with self.lock:
             for index, pending in enumerate(batch.rows):
                 if pending is not None:
                     self.cameras[index].counters.failed += 1
+                    self.cameras[index].last_error = text
         self.runtime_error = self.last_error = text
         self.throttled("runtime", text)
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
-from .image_codec import decode_compressed, image_to_array, resize_image
+from .image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
 
 
 @dataclass
@@ -49,7 +49,21 @@ def convert_frame(frame: Frame, order: str, size: tuple[int, int], max_pixels: i
                   wait_end_ns: int) -> tuple[Pending, np.ndarray]:
     """Parse and convert ``frame`` into the network image ((H, W, 3) uint8 in ``order`` at ``size``) and its
     :class:`Pending`. Raises ``ImageDecodeError`` for bad input (unsupported encoding, truncated or oversized
-    data, undecodable jpeg/png)."""
+    data, undecodable jpeg/png).
+
+    Both workers' one rule: whatever fails in here is the frame's fault (a bad image, WARN), whatever fails in the
+    backend is an inference failure (ERROR); so any other exception of the conversion (e.g. the AttributeError of
+    a malformed duck-typed message) is raised as ``ImageDecodeError`` too, naming its type."""
+    try:
+        return _convert(frame, order, size, max_pixels, keep_rgb, wait_end_ns)
+    except ImageDecodeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring: conversion failures are bad input
+        raise ImageDecodeError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _convert(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
+             wait_end_ns: int) -> tuple[Pending, np.ndarray]:
     t0 = time.perf_counter()
     msg = frame.msg
     serialized = isinstance(msg, (bytes, bytearray, memoryview))

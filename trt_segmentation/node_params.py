@@ -8,17 +8,15 @@ up another precision's file. Imports rclpy only inside ``declare_parameters``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .artifacts import Precision, artifact_path, batch_from_name, names, size_from_name
+from .artifacts import Precision, artifact_path, batch_from_name, check_camera_name, names, size_from_name
 from .engine.metadata import build_hint
 from .image_codec import DEFAULT_MAX_PIXELS
 
 BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
-CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # one token of a ROS topic name
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 INPUT_TYPES = ("raw", "compressed")
 
@@ -121,6 +119,9 @@ class NodeParams:
     log_throttle_s: float
 
     def __post_init__(self) -> None:
+        if isinstance(self.cameras, (str, bytes)):  # tuple('front') would be five one-letter cameras
+            raise ValueError(f"parameter cameras must be a list of names, e.g. [{self.cameras!r}], got the string "
+                             f"{self.cameras!r}")
         object.__setattr__(self, "cameras", tuple(str(name) for name in self.cameras))  # a list from ROS or YAML
 
     @property
@@ -131,9 +132,10 @@ class NodeParams:
     def validated(self) -> NodeParams:
         """Check the choices and ranges of ``PARAMETERS`` (also when read from a dict, not through ROS)."""
         for name in self.cameras:
-            if not CAMERA_NAME.fullmatch(name):
-                raise ValueError(f"parameter cameras: {name!r} is no valid camera name (a ROS name token: a letter, "
-                                 "then letters, digits or underscores), since it becomes the topic ~/<name>/image")
+            try:
+                check_camera_name(name)
+            except ValueError as exc:
+                raise ValueError(f"parameter cameras: {exc}, since it becomes the topic ~/<name>/image") from None
         if len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"parameter cameras names a camera twice: {list(self.cameras)}")
         for spec in PARAMETERS:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import check_camera_name
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
@@ -114,9 +116,10 @@ class CameraStream:
 
 def camera_topic(name: str) -> str:
     """The topic of camera ``name`` in a multi-camera bag: ``/cameras/<name>/image``."""
-    if not name or "/" in name or not name.replace("_", "a").isalnum() or name[0].isdigit():
-        raise BagError(f"camera names are ROS name tokens (letters, digits, '_'; not starting with a digit), "
-                       f"got {name!r}")
+    try:
+        check_camera_name(name)
+    except ValueError as exc:
+        raise BagError(str(exc)) from None
     return f"/cameras/{name}/image"
 
 
