@@ -247,3 +247,26 @@ def test_frame_worker_keeps_the_newest_frame_in_order(tmp_path, random_model_fac
     assert counters.dropped > 0 and counters.failed == 0
     expected = resize_nearest(backend.infer(np.ascontiguousarray(resize_image(rgb, 64, 128))).labels, 96, 160)
     assert all(np.array_equal(labels, expected) for _, labels in published)
+
+
+def test_documented_startup_error_is_what_the_node_prints(tmp_path, monkeypatch) -> None:
+    """docs/node.md's start-up error example (wrapped there) is the message load_backend raises for that case,
+    with the installed TensorRT named as on a JetPack 6 Jetson."""
+    import re
+    from pathlib import Path
+
+    from trt_segmentation.node_startup import StartupError, installed_tensorrt, load_backend
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "node.md").read_text()
+    block = re.search(r"### Start-up errors.*?```\n(.*?)```", docs, re.S)
+    assert block, "docs/node.md: no start-up error example"
+    documented = " ".join(line.strip() for line in block.group(1).splitlines())
+    (tmp_path / "engines").mkdir()
+    (tmp_path / "engines" / "swiftnet_ss_rn18_1024x2048_fp32.onnx").touch()
+    monkeypatch.chdir(tmp_path)
+    params = params_from_dict({"backend": "tensorrt", "precision": "int8", "engine_dir": "engines",
+                               "engine_height": 1024, "engine_width": 2048})
+    with pytest.raises(StartupError) as raised:
+        load_backend(params, None)
+    printed = f"[FATAL] [segmentation]: cannot start: {raised.value}".replace(installed_tensorrt(), "TensorRT 10.3.0")
+    assert documented == printed
