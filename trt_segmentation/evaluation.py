@@ -8,6 +8,7 @@ are given to the backend in ``backend.contract.channel_order``. A PyTorch checkp
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -74,14 +75,10 @@ def _as_image(item: Any) -> np.ndarray:
     raise TypeError(f"expected an RGB image array, a Sample or a (name, image) pair, got {type(item).__name__}")
 
 
-def predict(backend: Backend, image_rgb: np.ndarray, out_size: tuple[int, int] | None = None,
-            infer_seconds: list[float] | None = None) -> tuple[np.ndarray, bool]:
-    """Labels for one RGB frame at ``out_size`` (default: the frame's size); also says whether it was resized.
-
-    The wall time of ``backend.infer`` alone (without the resizing done here) is appended to ``infer_seconds``."""
+def _model_frame(backend: Backend, image_rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+    """One RGB frame as the model takes it (model size, ``contract.channel_order``); also whether it was resized."""
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
         raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {image_rgb.shape} {image_rgb.dtype}")
-    out_h, out_w = out_size if out_size is not None else image_rgb.shape[:2]
     model_h, model_w = backend.input_size
     resized = model_h > 0 and model_w > 0 and (model_h, model_w) != image_rgb.shape[:2]
     frame = image_rgb
@@ -89,15 +86,52 @@ def predict(backend: Backend, image_rgb: np.ndarray, out_size: tuple[int, int] |
         frame = resize_image(image_rgb, model_h, model_w)
     if backend.contract.channel_order == "bgr":
         frame = frame[..., ::-1]
-    frame = np.ascontiguousarray(frame)
+    return np.ascontiguousarray(frame), resized
+
+
+def _run_labels(backend: Backend, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Labels of model-ready ``frames``: one ``infer`` each on a batch-1 model; on a batch-N model ``infer_batch``
+    over runs of N frames, the last run padded with ``None`` rows whose labels are dropped."""
+    if backend.batch == 1:
+        return [backend.infer(frame).labels for frame in frames]
+    out: list[np.ndarray] = []
+    for start in range(0, len(frames), backend.batch):
+        run: list[np.ndarray | None] = list(frames[start : start + backend.batch])
+        real = len(run)
+        run += [None] * (backend.batch - real)
+        labels = backend.infer_batch(run).labels
+        out.extend(labels[row] for row in range(real))
+    return out
+
+
+def predict_many(backend: Backend, images_rgb: Sequence[np.ndarray],
+                 out_sizes: Sequence[tuple[int, int] | None] | None = None,
+                 infer_seconds: list[float] | None = None) -> list[tuple[np.ndarray, bool]]:
+    """:func:`predict` for several frames at once (batches of ``backend.batch`` on a batch-N model); the wall time
+    of the backend calls alone is appended to ``infer_seconds`` as one entry."""
+    prepared = [_model_frame(backend, image) for image in images_rgb]
     t0 = time.perf_counter()
-    labels = backend.infer(frame).labels
+    labels_list = _run_labels(backend, [frame for frame, _ in prepared])
     if infer_seconds is not None:
         infer_seconds.append(time.perf_counter() - t0)
-    if labels.shape != (out_h, out_w):
-        labels = resize_nearest(labels, out_h, out_w)
-        resized = True
-    return labels, resized
+    results = []
+    for i, (labels, (_, resized)) in enumerate(zip(labels_list, prepared)):
+        size = out_sizes[i] if out_sizes is not None else None
+        out_h, out_w = size if size is not None else images_rgb[i].shape[:2]
+        if labels.shape != (out_h, out_w):
+            labels = resize_nearest(labels, out_h, out_w)
+            resized = True
+        results.append((labels, resized))
+    return results
+
+
+def predict(backend: Backend, image_rgb: np.ndarray, out_size: tuple[int, int] | None = None,
+            infer_seconds: list[float] | None = None) -> tuple[np.ndarray, bool]:
+    """Labels for one RGB frame at ``out_size`` (default: the frame's size); also says whether it was resized.
+
+    The wall time of ``backend.infer`` alone (without the resizing done here) is appended to ``infer_seconds``.
+    On a batch-N model the frame runs as one row of a padded batch (use :func:`predict_many` for whole batches)."""
+    return predict_many(backend, [image_rgb], [out_size], infer_seconds)[0]
 
 
 def _progress(iterable: Iterable[Any], total: int | None, desc: str, enabled: bool) -> Iterable[Any]:
@@ -127,20 +161,24 @@ def evaluate_backend(backend: Backend, split: Sequence[Any], limit: int | None =
     seconds = 0.0
     resized_frames = 0
     kept: list[np.ndarray] = []
-    for i in _progress(range(count), count, desc or backend.contract.precision, progress):
-        sample = split[i]
+    step = backend.batch  # a batch-N model scores N frames per run, the last run padded
+    runs = range(0, count, step)
+    for start in _progress(runs, len(runs), desc or backend.contract.precision, progress):
+        indices = range(start, min(start + step, count))
+        samples = [split[i] for i in indices]
         clock: list[float] = []
-        labels, resized = predict(backend, sample.image, sample.labels.shape, clock)
-        seconds += clock[0]
-        resized_frames += int(resized)
-        cm.update(sample.labels, labels)
-        if agree_cm is not None and reference is not None:
-            ref = reference[i]
-            agree_cm.update(ref, labels)
-            equal += int(np.count_nonzero(ref == labels))
-            total += ref.size
-        if keep_predictions:
-            kept.append(labels)
+        predicted = predict_many(backend, [s.image for s in samples], [s.labels.shape for s in samples], clock)
+        seconds += sum(clock)
+        for i, sample, (labels, resized) in zip(indices, samples, predicted):
+            resized_frames += int(resized)
+            cm.update(sample.labels, labels)
+            if agree_cm is not None and reference is not None:
+                ref = reference[i]
+                agree_cm.update(ref, labels)
+                equal += int(np.count_nonzero(ref == labels))
+                total += ref.size
+            if keep_predictions:
+                kept.append(labels)
     agreement = None
     if agree_cm is not None:
         agreement = {"pixel_agreement": equal / total if total else float("nan"), "miou_vs_reference": agree_cm.miou,
@@ -158,17 +196,23 @@ def agreement(backend_a: Backend, backend_b: Backend, images: Iterable[Any], pro
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     equal = total = frames = 0
     time_a = time_b = 0.0
-    for item in _progress(images, None, "agreement", progress):
-        image = _as_image(item)
-        clock: list[float] = []
-        labels_a, _ = predict(backend_a, image, None, clock)
-        labels_b, _ = predict(backend_b, image, None, clock)
-        time_a += clock[0]
-        time_b += clock[1]
-        cm += confusion_matrix(labels_a, labels_b, num_classes)
-        equal += int(np.count_nonzero(labels_a == labels_b))
-        total += labels_a.size
-        frames += 1
+    step = max(backend_a.batch, backend_b.batch)  # whole runs of either model (a batch-N one runs N at once)
+    items = iter(_progress(images, None, "agreement", progress))
+    while True:
+        chunk = [_as_image(item) for item in itertools.islice(items, step)]
+        if not chunk:
+            break
+        clock_a: list[float] = []
+        clock_b: list[float] = []
+        predicted_a = predict_many(backend_a, chunk, None, clock_a)
+        predicted_b = predict_many(backend_b, chunk, None, clock_b)
+        time_a += sum(clock_a)
+        time_b += sum(clock_b)
+        for (labels_a, _), (labels_b, _) in zip(predicted_a, predicted_b):
+            cm += confusion_matrix(labels_a, labels_b, num_classes)
+            equal += int(np.count_nonzero(labels_a == labels_b))
+            total += labels_a.size
+            frames += 1
     if frames == 0:
         raise ValueError("no frames to compare")
     return {"pixel_agreement": equal / total, "miou_vs_reference": mean_iou(cm), "iou": per_class_iou(cm),
@@ -177,15 +221,15 @@ def agreement(backend_a: Backend, backend_b: Backend, images: Iterable[Any], pro
 
 def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, frames: np.ndarray) -> float:
     """Fraction of pixels where ``candidate`` predicts the same label as ``reference`` on ``frames`` (network-size
-    camera frames, e.g. calibration frames), both run by ONNX Runtime on the CPU."""
+    camera frames, e.g. calibration frames), both run by ONNX Runtime on the CPU. Batch-N models run N frames per
+    run, a last partial run padded with rows that are not compared."""
     from .runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     ref = OnnxRuntimeBackend(reference_onnx, providers=["CPUExecutionProvider"])
     cand = OnnxRuntimeBackend(candidate_onnx, providers=["CPUExecutionProvider"])
     same = total = 0
     try:
-        for frame in frames:
-            a, b = ref.infer(frame).labels, cand.infer(frame).labels
+        for a, b in zip(_run_labels(ref, list(frames)), _run_labels(cand, list(frames))):
             same += int(np.count_nonzero(a == b))
             total += a.size
     finally:

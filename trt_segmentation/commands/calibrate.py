@@ -87,23 +87,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         from ..engine.tensorrt_parse_check import TensorRTUnavailable, check_onnx
         from ..precision.variants import synthetic_frames
+        from ..runtime.backend import BackendError
 
         frames = calibration.frames[: args.check] if calibration is not None else synthetic_frames(contract, args.check)
         failed = False
-        for report in reports:
-            if not report.variant.tensorrt:  # an ONNX Runtime CPU variant: TensorRT never gets it
+        try:
+            for report in reports:
+                if not report.variant.tensorrt:  # an ONNX Runtime CPU variant: TensorRT never gets it
+                    agree = label_agreement(args.onnx, report.path, frames)
+                    print(f"  {report.variant.value:16s} TensorRT check not applicable (ONNX Runtime CPU variant); "
+                          f"label agreement with fp32 on {len(frames)} frames: {agree:.4%}")
+                    continue
+                try:
+                    check = check_onnx(report.path)
+                    trt_line = ("TensorRT-RTX build OK" if check.ok
+                                else "TensorRT-RTX FAILED: " + "; ".join(check.errors))
+                    failed |= not check.ok
+                except TensorRTUnavailable as exc:
+                    trt_line = f"TensorRT check skipped ({exc})"
                 agree = label_agreement(args.onnx, report.path, frames)
-                print(f"  {report.variant.value:16s} TensorRT check not applicable (ONNX Runtime CPU variant); label "
-                      f"agreement with fp32 on {len(frames)} frames: {agree:.4%}")
-                continue
-            try:
-                check = check_onnx(report.path)
-                trt_line = "TensorRT-RTX build OK" if check.ok else "TensorRT-RTX FAILED: " + "; ".join(check.errors)
-                failed |= not check.ok
-            except TensorRTUnavailable as exc:
-                trt_line = f"TensorRT check skipped ({exc})"
-            agree = label_agreement(args.onnx, report.path, frames)
-            print(f"  {report.variant.value:16s} {trt_line}; label agreement with fp32 on {len(frames)} frames: {agree:.4%}")
+                print(f"  {report.variant.value:16s} {trt_line}; label agreement with fp32 on {len(frames)} frames: "
+                      f"{agree:.4%}")
+        except (BackendError, ValueError) as exc:  # e.g. frames that do not fit the model: a message, no traceback
+            return cli.error(exc)
         return 1 if failed else 0
     return 0
 
