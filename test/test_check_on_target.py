@@ -26,7 +26,7 @@ def test_runs_up_to_tensorrt_and_says_so(engine_dir) -> None:
          "heavy = sorted({'torch', 'onnx', 'modelopt', 'rclpy'} & set(sys.modules))\n"
          "print('HEAVY', heavy); sys.exit(code)",
          str(tool), "--engine-dir", str(engine_dir), "--size", "256x512", "--precision", "fp32", "int8",
-         "--images", "2"],
+         "--image-count", "2"],
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )
     out = result.stdout
@@ -83,3 +83,19 @@ def test_a_small_batch_variant_gets_its_own_row(tmp_path, random_model_factory) 
     missing = check_batch(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp32", 4, images, build=False, min_agreement=0.999,
                           log=lambda text: None)
     assert missing.status == "MISSING" and "b4_fp32.onnx is missing" in missing.notes[0]
+
+
+def test_a_batch_row_the_implicit_way_is_skipped_not_missing() -> None:
+    """Where TensorRT 8.5/8.6 builds a precision the implicit way (mixed), the batch row is SKIPPED: the file is
+    there, so a target where every other row passes exits 0, not 2 (incomplete); a MISSING file still gives 2."""
+    from trt_segmentation.runtime.target_check import CheckRow, exit_code, format_table, skip_implicit_batch
+
+    row = skip_implicit_batch(CheckRow("mixed", "MISSING", "b3", "m_b3_mixed.onnx", "m_b3_mixed.engine", batch=3),
+                              "8.6.2")
+    assert row.status == "SKIPPED" and "TensorRT 8.6.2 builds mixed the implicit way" in row.notes[0]
+    assert "mixed b3: TensorRT 8.6.2 builds mixed the implicit way" in format_table([row])
+    passed = CheckRow("fp16", "PASS")
+    assert exit_code([passed, row]) == 0
+    assert exit_code([row]) == 2  # nothing checked at all is not a pass
+    assert exit_code([passed, row, CheckRow("int8", "MISSING")]) == 2
+    assert exit_code([passed, row, CheckRow("int8", "FAIL")]) == 1
