@@ -3,8 +3,8 @@
 Both expose the same Python API for what we use (Builder, OnnxParser, IBuilderConfig). This is the one place
 that finds either (:func:`real_tensorrt`, :func:`tensorrt_rtx`, :func:`load_tensorrt`); the parse check and the
 pipeline use it too. Real TensorRT is found by an attribute check (``tensorrt.Builder``), never by a bare
-``import tensorrt``: the type stubs make that import succeed as an empty namespace (toolchain notes §8). Objects are annotated with the ``tensorrt`` stubs and the
-module is type-checked with mypy (test/test_typecheck_engine.py); what cannot run here (a real GPU build, DLA,
+``import tensorrt``: the type stubs (tensorrt-stubs) installed into site-packages make that import succeed as an
+empty namespace package. Objects are annotated with the ``tensorrt`` stubs and the module is type-checked with mypy (test/test_typecheck_engine.py); what cannot run here (a real GPU build, DLA,
 the implicit INT8 calibrator) is exercised by the on-target check (docs/precision.md).
 """
 
@@ -53,13 +53,15 @@ NO_TENSORRT_HELP = (
 )
 
 
-def real_tensorrt() -> TensorRT | None:
-    """The real ``tensorrt`` package if it is installed and usable (not just type stubs)."""
+def real_tensorrt(need: str = "Builder") -> TensorRT | None:
+    """The real ``tensorrt`` package if it is installed and usable (not just type stubs), i.e. it imports (its
+    shared libraries load) and has ``need``: ``Builder`` to build engines, ``Runtime`` to run them (the runtime
+    backend asks for that). The one detection of real TensorRT in the package."""
     try:
         import tensorrt as trt
-    except (ImportError, OSError):
+    except (ImportError, OSError):  # OSError: the module is there but a shared library of it does not load
         return None
-    if not hasattr(trt, "Builder"):
+    if not hasattr(trt, need):
         return None  # stubs-only namespace package
     return TensorRT(trt, "tensorrt", str(trt.__version__))
 

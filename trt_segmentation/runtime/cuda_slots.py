@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence  # typing's, not 
 import numpy as np
 
 from ..cuda_driver import CudaUnavailable, load_pycuda
-from ..onnx_metadata import ModelContract, to_network_input
+from ..onnx_metadata import to_network_input
 from .backend import Backend, BackendError, InferenceResult, to_labels
 
 #: ``executor(slot_index, input_device_pointer, output_device_pointer, stream_handle)`` enqueues the network
@@ -205,32 +205,27 @@ class SlotBackend(Backend):
     #: also report the slot's raw stage timings as ``gpu_<stage>`` (the torch backend does)
     gpu_timings: bool = False
 
-    def __init__(self, contract: ModelContract) -> None:
-        super().__init__(contract)
-        self._batched: deque[bool] = deque()  # per submission in flight: came through submit_batch (N, H, W labels)
-
     def submit(self, image: np.ndarray, tag: Any = None) -> None:
         self.require_single_frame("submit")
         self.check_frame(image)
         self._check_capacity()
-        self.pipeline.submit(to_network_input(image, self.contract, contiguous=False), tag)
-        self._batched.append(False)
+        # the slot carries (batched?, tag): whether labels keep the batch axis travels with its own submission
+        self.pipeline.submit(to_network_input(image, self.contract, contiguous=False), (False, tag))
 
     def submit_batch(self, frames: Sequence[Optional[np.ndarray]], tag: Any = None) -> None:
         self.check_batch(frames)
         self._check_capacity()
         rows = [None if image is None else to_network_input(image, self.contract, contiguous=False)[0]
                 for image in frames]
-        self.pipeline.submit_rows(rows, tag)
-        self._batched.append(True)
+        self.pipeline.submit_rows(rows, (True, tag))  # (batched?, tag), as in submit()
 
     def collect(self) -> tuple[Any, InferenceResult]:
         result = self.pipeline.collect()
-        keep_batch = self._batched.popleft() if self._batched else False
+        keep_batch, tag = result.tag
         timings = stage_timings(result.timings_ms)
         if self.gpu_timings:
             timings.update({f"gpu_{k}": v for k, v in result.timings_ms.items()})
-        return result.tag, InferenceResult(to_labels(result.output, self.contract, keep_batch), timings)
+        return tag, InferenceResult(to_labels(result.output, self.contract, keep_batch), timings)
 
     @property
     def in_flight(self) -> int:

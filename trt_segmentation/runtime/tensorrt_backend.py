@@ -52,16 +52,13 @@ class EngineMismatch(BackendError):
 
 
 def require_tensorrt() -> None:
-    """:class:`BackendError` unless a real TensorRT can be imported. Checks a real attribute: type stubs
-    installed into site-packages make ``import tensorrt`` succeed as an empty namespace package."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise BackendError(f"TensorRT is not installed ({exc}); use backend:=onnxruntime or install TensorRT "
-                           "(JetPack ships it)") from exc
-    if not hasattr(trt, "Runtime"):
-        raise BackendError("`import tensorrt` found no TensorRT runtime (only type stubs?); install TensorRT")
+    """:class:`BackendError` unless a real TensorRT with a ``Runtime`` can be imported (the engine adapter's
+    detection: type stubs installed into site-packages make ``import tensorrt`` succeed as an empty namespace)."""
+    from ..engine.tensorrt_adapter import real_tensorrt
 
+    if real_tensorrt(need="Runtime") is None:
+        raise BackendError("TensorRT is not installed (no importable `tensorrt` with a Runtime; type stubs alone do "
+                           "not count); use backend:=onnxruntime or install TensorRT (JetPack ships it)")
 
 
 def contract_from_metadata(meta: EngineMetadata) -> ModelContract:
@@ -165,10 +162,25 @@ class TensorRtBackend(SlotBackend):
             self._check_io(meta)
             check_engine_shapes(engine_path, self.contract, in_shape, out_shape, rebuild_command(meta))
             self._contexts = [self.engine.create_execution_context() for _ in range(slots)]
-        finally:
+        except BaseException:  # a refused engine must not keep the retained primary context (nor its objects)
+            self._drop_engine()
             cuda.Context.pop()
-        self.pipeline = SlotPipeline(in_shape, in_dtype, out_shape, out_dtype, self._enqueue, slots, device)
+            self._cuda_context.detach()
+            self._cuda_context = None
+            raise
+        cuda.Context.pop()
+        try:
+            self.pipeline = SlotPipeline(in_shape, in_dtype, out_shape, out_dtype, self._enqueue, slots, device)
+        except BaseException:
+            self.close()
+            raise
         self.max_in_flight = slots
+
+    def _drop_engine(self) -> None:
+        """Let go of the execution contexts, engine and runtime made so far (call with their CUDA context current)."""
+        self._contexts = []
+        self.__dict__.pop("engine", None)
+        self.__dict__.pop("_runtime", None)
 
     def _io_names(self) -> tuple[str, str]:
         import tensorrt as trt
@@ -228,8 +240,7 @@ class TensorRtBackend(SlotBackend):
         if context is not None:  # execution contexts, engine and runtime go in the context they were made in
             context.push()
             try:
-                self._contexts = []
-                del self.engine, self._runtime
+                self._drop_engine()
             finally:
                 context.pop()
                 context.detach()
