@@ -166,7 +166,7 @@ def test_every_help_exits_0_and_uses_the_shared_flags(tool: str) -> None:
 
 
 def test_old_spellings_are_read_as_the_new_flags() -> None:
-    from trt_segmentation.commands import benchmark, calibrate, train
+    from trt_segmentation.commands import benchmark, calibrate, check_on_target, export_onnx, train
 
     args = cli.parse_args(calibrate.build_parser(), ["--onnx", "m.onnx", "--precision", "int8", "--count", "8",
                                                      "--out-dir=out", "--calibration-batch", "4"], "calibrate")
@@ -175,6 +175,31 @@ def test_old_spellings_are_read_as_the_new_flags() -> None:
                                                      "m1", "--model", "m2"], "benchmark")
     assert (args.precision, args.model) == (["fp32", "int8"], ["m1", "m2"])
     assert cli.parse_args(train.build_parser(), ["--data-root", "d"], "train").data == Path("d")
+    args = cli.parse_args(export_onnx.build_parser(), ["--random-weights", "--input", "uint8_bgr"], "export_onnx")
+    assert args.input_format == "uint8_bgr"
+    assert cli.parse_args(export_onnx.build_parser(), ["--random-weights", "--input=float_normalised"],
+                          "export_onnx").input_format == "float_normalised"
+    args = cli.parse_args(check_on_target.build_parser(), ["--images", "3", "--images-dir", "d"], "check_on_target")
+    assert (args.image_count, args.images_dir) == (3, Path("d"))
+
+
+def test_one_flag_one_meaning_across_tools() -> None:
+    """The input format is --input-format wherever it is chosen; --images is a folder wherever it exists (the
+    on-target check's count of test images is --image-count); --calibration is the shared group's flag."""
+    from trt_segmentation.commands import build_engine, check_on_target, evaluate, export_onnx, make_rosbag
+
+    def options(parser):  # noqa: ANN001, ANN202
+        return {flag: action for action in parser._actions for flag in action.option_strings}
+
+    for module in (export_onnx, build_engine):
+        found = options(module.build_parser())
+        assert "--input-format" in found and "--input" not in found, module.__name__
+    for module in (evaluate, make_rosbag):
+        assert options(module.build_parser())["--images"].type is Path, module.__name__
+    target = options(check_on_target.build_parser())
+    assert "--images" not in target and target["--image-count"].default == 8
+    assert target["--images-dir"].type is Path
+    assert target["--calibration"].metavar == options(build_engine.build_parser())["--calibration"].metavar
 
 
 @pytest.mark.parametrize("tool,argv,what", [

@@ -130,3 +130,15 @@ def test_build_tool_bad_inputs(variants, tmp_path: Path) -> None:  # noqa: ANN00
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     proc = _tool("--checkpoint", str(tmp_path / "missing.pt"), "--precision", "fp32")
     assert proc.returncode == 2 and "--size" in proc.stderr
+
+
+def test_rebuild_command_uses_the_shared_out_flag() -> None:
+    """The rebuild hint spells the output folder ``--out`` (cli.add_out), and build_engine's parser reads it as is."""
+    from trt_segmentation.cli import tool_argv
+    from trt_segmentation.commands import build_engine as build_engine_command
+
+    command = shlex.split(rebuild_command({"model": MODEL, "size": f"{H}x{W}", "precision": "fp16",
+                                           "out_dir": "engines"}))
+    assert "--out-dir" not in command and command[command.index("--out") + 1] == "engines"
+    args = build_engine_command.build_parser().parse_args(command[len(tool_argv("build_engine")):])
+    assert args.out == Path("engines") and args.precision == ["fp16"]

@@ -119,10 +119,13 @@ def add_batch(parser: argparse._ActionsContainer) -> None:
                              "named <model>_<H>x<W>_b<N>_<precision>)")
 
 
-def add_calibration(parser: argparse._ActionsContainer, *, needed_for: str = "int8*, mixed and int8-cpu") -> None:
-    """``--calibration SOURCE``, ``--calibration-count N``, ``--calibration-batch B``."""
+def add_calibration(parser: argparse._ActionsContainer, *, needed_for: str = "int8*, mixed and int8-cpu",
+                    counts: bool = True) -> None:
+    """``--calibration SOURCE``, and with ``counts`` ``--calibration-count N``, ``--calibration-batch B``."""
     parser.add_argument("--calibration", metavar="SOURCE",
                         help=f"calibration images for {needed_for}: DIR, cityscapes:ROOT[@split] or bag:PATH[@/topic]")
+    if not counts:  # a tool that hands the source on to a builder that picks its own frames
+        return
     parser.add_argument("--calibration-count", type=positive_int, default=64, metavar="N",
                         help="use at most N calibration frames (default 64)")
     parser.add_argument("--calibration-batch", type=positive_int, default=8, metavar="B",
@@ -146,11 +149,11 @@ def expand_precisions(items: Iterable[str]) -> list:
 #: old flag -> the flag it became, per tool (read silently; listed in each tool's --help epilog)
 RENAMED: Dict[str, Dict[str, str]] = {
     "build_engine": {"--out-dir": "--out"},
-    "export_onnx": {"--out-dir": "--out"},
+    "export_onnx": {"--out-dir": "--out", "--input": "--input-format"},
     "calibrate": {"--count": "--calibration-count", "--out-dir": "--out"},
     "evaluate": {"--precisions": "--precision"},
     "benchmark": {"--precisions": "--precision", "--models": "--model"},
-    "check_on_target": {"--precisions": "--precision"},
+    "check_on_target": {"--precisions": "--precision", "--images": "--image-count"},
     "train": {"--data-root": "--data"},
 }
 

@@ -35,12 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_model(p)
     cli.add_size(p, default=(1024, 2048), help="engine input size")
     cli.add_precision(p, default=["fp32", "fp16", "int8", "mixed"], what="precisions to check")
-    p.add_argument("--images", type=int, default=8, help="number of test images (default 8)")
+    p.add_argument("--image-count", type=cli.positive_int, default=8, metavar="N",
+                   help="number of test images (default 8)")
     p.add_argument("--images-dir", type=Path, help="folder of .png/.jpg test images (default: synthetic)")
     p.add_argument("--build", action="store_true", help="rebuild the engines even when they exist")
-    p.add_argument("--calibration", metavar="SOURCE",
-                   help="calibration images for rows built the implicit way (int8/mixed on TensorRT 8.5/8.6): DIR, "
-                        "cityscapes:ROOT[@split] or bag:PATH[@/topic]")
+    cli.add_calibration(p, needed_for="rows built the implicit way (int8/mixed on TensorRT 8.5/8.6)", counts=False)
     p.add_argument("--no-dla", action="store_true", help="skip the DLA rows even where the device has DLA cores")
     p.add_argument("--min-agreement", action="append", default=[], metavar="PRECISION=FRACTION",
                    help="override a pass threshold, e.g. int8=0.97 (defaults: fp32 0.999, fp16 0.995, "
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     height, width = args.size
     try:
         precisions = [p.value for p in cli.expand_precisions(args.precision)]
-        rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.images,
+        rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.image_count,
                           image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
                           calibration=args.calibration, dla=not args.no_dla,
                           log=lambda text: print(text, flush=True))

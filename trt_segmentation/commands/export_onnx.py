@@ -3,7 +3,7 @@
 Examples:
   trt_seg_export_onnx --checkpoint trt_segmentation/assets/swiftnet_ss_rn18_streets.pt --size 512x1024 --out artifacts
   trt_seg_export_onnx --checkpoint my.pt --size 512x1024 --batch 3 --out artifacts   # 3 cameras per run
-  trt_seg_export_onnx --model swiftnet_pyr_rn34 --random-weights --size 1080x1920 --input uint8_bgr --output logits
+  trt_seg_export_onnx --model swiftnet_pyr_rn34 --random-weights --size 1080x1920 --input-format uint8_bgr --output logits
 In a folder given by --out the file is named <model>_<H>x<W>_fp32.onnx (<model>_<H>x<W>_b<N>_fp32.onnx for
 --batch N > 1), the name the node and the engine builder look for; an --out ending in .onnx is the file itself.
 """
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=19, help="classes for --random-weights (default 19)")
     cli.add_size(p, default=(1024, 2048), help="static input size, e.g. 1024x2048, 720x1280, 375x1242")
     cli.add_batch(p)
-    p.add_argument("--input", dest="input_format", default="uint8_rgb",
+    p.add_argument("--input-format", default="uint8_rgb",
                    choices=["uint8_rgb", "uint8_bgr", "float_normalised"],
                    help="uint8_rgb/uint8_bgr: camera bytes (N,H,W,3) with normalisation in the graph (default "
                         "uint8_rgb); float_normalised: (N,3,H,W) float already normalised")

@@ -253,7 +253,7 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
     argv += _arg("--calibration", calibration)
     argv += _arg("--calibration-count", opts.get("calibration_count"))
     argv += _arg("--mixed-config", opts.get("mixed_config"))
-    argv += _arg("--out-dir", opts.get("out_dir"))
+    argv += _arg("--out", opts.get("out_dir"))
     argv += _arg("--workspace-mib", opts.get("workspace_mib"))
     argv += _arg("--timing-cache", opts.get("timing_cache"))
     argv += _arg("--opt-level", opts.get("opt_level"))

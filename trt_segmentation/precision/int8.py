@@ -2,8 +2,8 @@
 
 Quantizer: NVIDIA ModelOpt (``modelopt.onnx.quantization``): symmetric INT8, per-channel weights on axis 0, no
 bias Q/DQ, TensorRT-oriented Q/DQ placement, and a real KL-divergence (entropy) calibrator. ONNX Runtime's own
-``quantize_static`` 'entropy' collapses to min-max at its fixed 128 bins (toolchain notes §2), so it is not used
-for entropy. Percentile comes from ONNX Runtime's histogram calibrator (ModelOpt INT8 offers entropy and max
+``quantize_static`` 'entropy' collapses to min-max (its calibrator hard-codes 128 histogram bins for 128
+quantized bins, and quantize_static cannot change that), so it is not used for entropy. Percentile comes from ONNX Runtime's histogram calibrator (ModelOpt INT8 offers entropy and max
 only), applied to the same ModelOpt Q/DQ placement, so the three methods differ in their scales and nothing else.
 
 ModelOpt calibrates the exported graph as it is, uint8 NHWC camera input included (checked: it accepts uint8
@@ -11,7 +11,7 @@ calibration arrays), so no float-input copy of the graph is needed; the Cast/nor
 network and the ArgMax at the end are left unquantized by ModelOpt's placement (they are not quantizable ops).
 
 ModelOpt patches ONNX Runtime's calibrator classes when imported, after which ORT's own calibrators misbehave
-(toolchain notes §2), so every quantizer call runs in a fresh interpreter (:func:`run_isolated`): the caller's
+(quantize_static then fails with "Histogram has not been collected"), so every quantizer call runs in a fresh interpreter (:func:`run_isolated`): the caller's
 process never imports modelopt, and ORT calibration never shares a process with it. The quantizers only ever get
 a private copy of the FP32 file (ModelOpt rewrites the file it is given; that file's hash keys the cache).
 A static batch-N graph is calibrated on whole inputs of N frames (ModelOpt splits the frame stack by the graph's
