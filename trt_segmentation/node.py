@@ -18,9 +18,7 @@ Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +29,6 @@ import numpy as np
 from .diagnostics import (
     INFERENCE_TASK,
     LEVEL_NAMES,
-    STAGES,
     Counters,
     DiagnosticReport,
     Thresholds,
@@ -44,11 +41,11 @@ from .diagnostics import (
 )
 from .image_cdr import ImageSerializer
 from .image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
-from .latency import RateMeter, StageLatency
 from .node_batch import BatchWorker
-from .node_frames import Frame, Pending, age_ms, convert_frame
+from .node_frames import Frame, Pending, convert_frame
 from .node_params import NodeParams, declare_parameters
 from .node_startup import StartupError, load_backend
+from .node_worker import WorkerThreads
 from .palette import colorize, overlay
 from .runtime import Backend
 
@@ -56,10 +53,10 @@ NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
 
 
-class FrameWorker:
-    """The newest-frame mailbox, the converter and collector threads and the statistics; no ROS in here (tested on
-    a GPU with the torch backend). ``post`` is called from the subscription; ``publish(pending, labels)`` from the
-    collector thread.
+class FrameWorker(WorkerThreads[Frame]):
+    """The newest-frame mailbox, the converter and collector threads (node_worker) and the statistics; no ROS in
+    here (tested on a GPU with the torch backend). ``post`` is called from the subscription; ``publish(pending,
+    labels)`` from the collector thread.
 
     Messages are duck-typed: ``encoding/height/width/step/data/header`` (Image) or ``format/data/header``
     (CompressedImage)."""
@@ -68,54 +65,19 @@ class FrameWorker:
                  latency_window: int = 300, log_throttle_s: float = 5.0, max_pixels: int = DEFAULT_MAX_PIXELS,
                  log: Callable[[str, bool], None] = lambda text, warn: None,
                  now_ns: Callable[[], int] = time.time_ns) -> None:
-        self.backend = backend
+        super().__init__(backend, keep_rgb=keep_rgb, latency_window=latency_window, log_throttle_s=log_throttle_s,
+                         max_pixels=max_pixels, log=log, now_ns=now_ns)
         self.publish = publish
-        self.keep_rgb = keep_rgb
-        self.max_pixels = max_pixels
-        self.log_throttle_s = log_throttle_s
-        self.log = log
-        self.now_ns = now_ns
         self.counters = Counters()
-        self.latency = StageLatency(tuple(STAGES), latency_window)
-        self.fps = RateMeter()
         self.last_frame: float | None = None
         self.last_input_size = ""
-        self.last_error = ""
-        self.runtime_error = ""
-        self.lock = threading.Lock()  # counters
-        self._last_log: dict[str, float] = {}
         self._mailbox: Frame | None = None
-        self._cv = threading.Condition()
-        self._stop = False
-        # a permit per frame the backend may hold; the converter takes one per submit, the collector gives it back
-        self._free_slots = threading.Semaphore(max(1, backend.max_in_flight))
-        self._submitted: queue.Queue[bool] = queue.Queue()  # True per submitted frame; False: stop() has begun
-        self._thread = threading.Thread(target=self._convert_loop, name="segmentation-convert", daemon=True)
-        self._collector = threading.Thread(target=self._collect_loop, name="segmentation-collect", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-        self._collector.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive() or self._collector.is_alive()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish what is in flight, then end both threads."""
-        with self._cv:
-            self._stop = True
-            self._cv.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout)
-        self._submitted.put(False)  # after the converter's last token: the collector drains, then ends
-        if self._collector.is_alive():
-            self._collector.join(timeout=timeout)
-        with self._cv:  # a frame still waiting will never be processed
-            if self._mailbox is not None:
-                self._mailbox = None
-                with self.lock:
-                    self.counters.dropped += 1
+    def _drop_waiting(self) -> None:
+        if self._mailbox is not None:
+            self._mailbox = None
+            with self.lock:
+                self.counters.dropped += 1
 
     def snapshot(self) -> Counters:
         with self.lock:
@@ -141,27 +103,6 @@ class FrameWorker:
             frame, self._mailbox = self._mailbox, None
             return frame
 
-    def _convert_loop(self) -> None:
-        """Newest frame -> array -> a free slot of the backend. While the GPU runs frame N (and the collector
-        waits for it), this thread already converts and uploads frame N+1; it takes the frame from the mailbox
-        only once a slot is free, so the frame it works on is the newest the camera sent."""
-        while not self._stop:
-            while not self._free_slots.acquire(timeout=0.2):
-                if self._stop:
-                    return
-            frame = self._take()
-            if frame is not None and self._start(frame):
-                self._submitted.put(True)
-            else:
-                self._free_slots.release()
-
-    # ---------------------------------------------------------------- collector thread
-    def _collect_loop(self) -> None:
-        """Oldest submitted frame -> labels -> publish, in submission order, until ``stop`` has drained them."""
-        while self._submitted.get():
-            self._finish_oldest()
-            self._free_slots.release()
-
     def _start(self, frame: Frame) -> bool:
         """Convert and submit one frame; False (counted, logged) when it was refused or failed before submitting."""
         try:
@@ -179,6 +120,7 @@ class FrameWorker:
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
         return False
 
+    # ---------------------------------------------------------------- collector thread
     def _finish_oldest(self) -> None:
         try:
             pending, result = self.backend.collect()
@@ -192,16 +134,8 @@ class FrameWorker:
         except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
             self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
             return
-        t = result.timings_ms
-        if pending.transport_ms == pending.transport_ms:  # not NaN: the header had a stamp
-            self.latency.add("transport", pending.transport_ms)
-        self.latency.add("wait", pending.wait_ms)
-        self.latency.add("preprocess", pending.preprocess_ms + t.get("preprocess", 0.0))
-        self.latency.add("inference", t.get("inference", 0.0))
-        self.latency.add("postprocess", t.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3)
-        age = age_ms(pending.header, self.now_ns())
-        if age == age:  # not NaN: the header had a stamp
-            self.latency.add("age", age)
+        self._add_run_stages(pending.preprocess_ms, result.timings_ms, t0)
+        self._add_frame_stages(self.latency, pending)  # after postprocess: age counts the publishing
         self.fps.tick()
         with self.lock:
             self.counters.processed += 1
@@ -210,17 +144,7 @@ class FrameWorker:
     def _fail(self, key: str, text: str, runtime: bool = False) -> None:
         with self.lock:
             self.counters.failed += 1
-        self.last_error = text
-        if runtime:
-            self.runtime_error = text
-        self.throttled(key, text)
-
-    def throttled(self, key: str, text: str, warn: bool = False) -> None:
-        """Log ``text`` unless the same ``key`` was logged less than ``log_throttle_s`` ago."""
-        now = time.monotonic()
-        if now - self._last_log.get(key, -1e9) >= self.log_throttle_s:
-            self._last_log[key] = now
-            self.log(text, warn)
+        self._report(key, text, runtime)
 
 
 class CameraIO:

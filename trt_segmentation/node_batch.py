@@ -13,8 +13,6 @@ No ROS in here (tested with CPU backends in test/test_node_batch_worker.py).
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,10 +21,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from .diagnostics import CAMERA_STAGES, STAGES, Counters
+from .diagnostics import CAMERA_STAGES, Counters
 from .image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
 from .latency import RateMeter, RollingWindow, StageLatency
-from .node_frames import Frame, Pending, age_ms, convert_frame
+from .node_frames import Frame, Pending, convert_frame
+from .node_worker import WorkerThreads
 from .runtime import Backend, InputMismatch
 
 BATCH_STAGES = ("preprocess", "inference", "postprocess")  # the whole batch's stages
@@ -59,10 +58,10 @@ class BatchPending:
         return sum(row is not None for row in self.rows)
 
 
-class BatchWorker:
-    """Mailboxes per camera, the converter and collector threads and the statistics (per camera, per batch and
-    in total). ``post(camera, msg)`` is called from the subscriptions; ``publish(camera, pending, labels)`` from
-    the collector thread."""
+class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
+    """Mailboxes per camera, the converter and collector threads (node_worker) and the statistics (per camera, per
+    batch and in total). ``post(camera, msg)`` is called from the subscriptions; ``publish(camera, pending,
+    labels)`` from the collector thread."""
 
     def __init__(self, backend: Backend, cameras: Sequence[str],
                  publish: Callable[[int, Pending, np.ndarray], None], *, batch_timeout_s: float = 0.03,
@@ -71,58 +70,24 @@ class BatchWorker:
                  now_ns: Callable[[], int] = time.time_ns) -> None:
         if backend.batch != len(cameras):
             raise InputMismatch(f"the model runs batches of {backend.batch}, {len(cameras)} camera(s) given")
-        self.backend = backend
+        super().__init__(backend, keep_rgb=keep_rgb, latency_window=latency_window, log_throttle_s=log_throttle_s,
+                         max_pixels=max_pixels, log=log, now_ns=now_ns, converter_name="segmentation-batch")
         self.publish = publish
         self.batch_timeout_s = batch_timeout_s
-        self.keep_rgb = keep_rgb
-        self.max_pixels = max_pixels
-        self.log_throttle_s = log_throttle_s
-        self.log = log
-        self.now_ns = now_ns
         self.cameras = [CameraState(name, latency_window) for name in cameras]
-        # the whole node: every camera's transport/wait/age plus the batch's stages
-        self.latency = StageLatency(tuple(STAGES), latency_window)
-        self.fps = RateMeter()
+        # self.latency (the whole node's): every camera's transport/wait/age plus the batch's stages
         self.fill = RollingWindow(latency_window)  # real rows / batch of each batch
         self.batches = 0
-        self.runtime_error = ""
-        self.last_error = ""
-        self.lock = threading.Lock()  # counters
-        self._last_log: dict[str, float] = {}
-        self._cv = threading.Condition()
-        self._stop = False
-        self._free_slots = threading.Semaphore(max(1, backend.max_in_flight))
-        self._submitted: queue.Queue[bool] = queue.Queue()  # True per submitted batch; False: stop() has begun
         # the submitted batches' tags in submission order (the backend's collect() order), so a batch whose
         # collect() raises is still counted as failed on each of its cameras
         self._in_flight: deque[BatchPending] = deque()
-        self._thread = threading.Thread(target=self._convert_loop, name="segmentation-batch", daemon=True)
-        self._collector = threading.Thread(target=self._collect_loop, name="segmentation-collect", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-        self._collector.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive() or self._collector.is_alive()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish what is in flight, then end both threads; frames still waiting count as dropped."""
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout)
-        self._submitted.put(False)
-        if self._collector.is_alive():
-            self._collector.join(timeout=timeout)
-        with self._cv:
-            for camera in self.cameras:
-                if camera.mailbox is not None:
-                    camera.mailbox = None
-                    with self.lock:
-                        camera.counters.dropped += 1
+    def _drop_waiting(self) -> None:
+        for camera in self.cameras:
+            if camera.mailbox is not None:
+                camera.mailbox = None
+                with self.lock:
+                    camera.counters.dropped += 1
 
     def snapshot(self, camera: Optional[int] = None) -> Counters:
         """One camera's counters, or (``None``) the sum over the cameras."""
@@ -185,19 +150,6 @@ class BatchWorker:
                 camera.mailbox = None
             return frames
 
-    def _convert_loop(self) -> None:
-        """Free slot -> due batch -> rows -> submit_batch. It takes the frames only once a slot is free, so each
-        row is the newest frame its camera sent."""
-        while not self._stop:
-            while not self._free_slots.acquire(timeout=0.2):
-                if self._stop:
-                    return
-            frames = self._take()
-            if frames is not None and self._start(frames):
-                self._submitted.put(True)
-            else:
-                self._free_slots.release()
-
     def _start(self, frames: List[Optional[Frame]]) -> bool:
         """Convert every camera's frame into its row and submit the batch; False when no row is left."""
         t0 = time.perf_counter()
@@ -228,11 +180,6 @@ class BatchWorker:
         return True
 
     # ---------------------------------------------------------------- collector thread
-    def _collect_loop(self) -> None:
-        while self._submitted.get():
-            self._finish_oldest()
-            self._free_slots.release()
-
     def _finish_oldest(self) -> None:
         batch = self._in_flight.popleft()  # the batch collect() returns (or fails on): the oldest submitted
         try:
@@ -255,20 +202,12 @@ class BatchWorker:
                 continue
             published += 1
             for window in (state.latency, self.latency):
-                if pending.transport_ms == pending.transport_ms:  # not NaN: the header had a stamp
-                    window.add("transport", pending.transport_ms)
-                window.add("wait", pending.wait_ms)
-                age = age_ms(pending.header, self.now_ns())
-                if age == age:
-                    window.add("age", age)
+                self._add_frame_stages(window, pending)
             state.fps.tick()
             self.fps.tick()
             with self.lock:
                 state.counters.processed += 1
-        t = result.timings_ms
-        self.latency.add("preprocess", batch.convert_ms + t.get("preprocess", 0.0))
-        self.latency.add("inference", t.get("inference", 0.0))
-        self.latency.add("postprocess", t.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3)
+        self._add_run_stages(batch.convert_ms, result.timings_ms, t0)
         self.fill.add(batch.filled / len(batch.rows))
         with self.lock:
             self.batches += 1
@@ -280,8 +219,8 @@ class BatchWorker:
         state = self.cameras[camera]
         with self.lock:
             state.counters.failed += 1
-        state.last_error = self.last_error = f"camera {state.name}: {text}"
-        self.throttled(f"input {state.name}", state.last_error)
+        state.last_error = f"camera {state.name}: {text}"
+        self._report(f"input {state.name}", state.last_error)
 
     def _fail_batch(self, batch: BatchPending, text: str) -> None:
         """A batch that could not run: every camera in it counts a failed frame (and names why); reported as
@@ -291,23 +230,14 @@ class BatchWorker:
                 if pending is not None:
                     self.cameras[index].counters.failed += 1
                     self.cameras[index].last_error = text
-        self.runtime_error = self.last_error = text
-        self.throttled("runtime", text)
+        self._report("runtime", text, runtime=True)
 
     def _fail_runtime(self, text: str, camera: Optional[int] = None) -> None:
         if camera is not None:
             with self.lock:
                 self.cameras[camera].counters.failed += 1
             self.cameras[camera].last_error = text
-        self.runtime_error = self.last_error = text
-        self.throttled("runtime", text)
-
-    def throttled(self, key: str, text: str, warn: bool = False) -> None:
-        """Log ``text`` unless the same ``key`` was logged less than ``log_throttle_s`` ago."""
-        now = time.monotonic()
-        if now - self._last_log.get(key, -1e9) >= self.log_throttle_s:
-            self._last_log[key] = now
-            self.log(text, warn)
+        self._report("runtime", text, runtime=True)
 
 
 __all__ = ["BATCH_STAGES", "BatchPending", "BatchWorker", "CameraState"]
