@@ -13,7 +13,7 @@ import glob
 import math
 import platform
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 
 # The levels are diagnostic_msgs/DiagnosticStatus's OK/WARN/ERROR/STALE byte values; the node publishes the
 # message's own constant of the same name (LEVEL_NAMES), and test_node_units checks the two agree.
@@ -96,6 +96,7 @@ STAGES: dict[str, str] = {
 STATS = ("p50", "p95", "p99", "max")
 INFO_KEYS = ("backend", "precision", "engine_file", "model", "engine_input_size", "device")
 COUNTER_KEYS = ("frames_received", "frames_processed", "frames_dropped", "frames_failed")
+TAIL_KEYS = ("seconds_since_last_frame", "publishers", "input_size", "qos", "last_error")  # after the latencies
 
 
 @dataclass
@@ -130,12 +131,45 @@ def report_keys() -> list[str]:
     """Every key a report carries, in order."""
     keys = list(INFO_KEYS) + list(COUNTER_KEYS) + ["fps"]
     keys += [f"latency_{stage}_{stat}_ms" for stage in STAGES for stat in STATS]
-    keys += ["seconds_since_last_frame", "publishers", "input_size", "qos", "last_error"]
+    keys += list(TAIL_KEYS)
     return keys
 
 
 def _fmt(value: float) -> str:
     return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def _counter_values(counters: Counters, fps: float) -> list[tuple[str, str]]:
+    """The ``COUNTER_KEYS`` and ``fps`` of a report."""
+    return [
+        ("frames_received", str(counters.received)),
+        ("frames_processed", str(counters.processed)),
+        ("frames_dropped", str(counters.dropped)),
+        ("frames_failed", str(counters.failed)),
+        ("fps", f"{fps:.2f}"),
+    ]
+
+
+def _latency_values(latency: dict[str, dict[str, float]], stages: Iterable[str]) -> list[tuple[str, str]]:
+    """``latency_<stage>_<stat>_ms`` of every stage in ``stages`` ("nan" where a stage has no sample yet)."""
+    values: list[tuple[str, str]] = []
+    for stage in stages:
+        summary = latency.get(stage, {})
+        values += [(f"latency_{stage}_{stat}_ms", _fmt(summary.get(stat, float("nan")))) for stat in STATS]
+    return values
+
+
+def _tail_values(seconds_since_last_frame: float | None, publishers: int | None, last_input_size: str,
+                 qos_problems: list[str] | None, last_error: str) -> list[tuple[str, str]]:
+    """The ``TAIL_KEYS`` of a report."""
+    return [
+        ("seconds_since_last_frame",
+         "never" if seconds_since_last_frame is None else f"{seconds_since_last_frame:.2f}"),
+        ("publishers", "" if publishers is None else str(publishers)),
+        ("input_size", last_input_size),
+        ("qos", "; ".join(qos_problems) if qos_problems else "ok"),
+        ("last_error", last_error),
+    ]
 
 
 def _idle_problem(seconds_since_last_frame: float | None, seconds_since_start: float, publishers: int | None,
@@ -213,24 +247,9 @@ def build_report(
     message = "; ".join(problems) if problems else f"ok, {fps:.1f} fps"
 
     values: list[tuple[str, str]] = [(key, str(info.get(key, ""))) for key in INFO_KEYS]
-    values += [
-        ("frames_received", str(counters.received)),
-        ("frames_processed", str(counters.processed)),
-        ("frames_dropped", str(counters.dropped)),
-        ("frames_failed", str(counters.failed)),
-        ("fps", f"{fps:.2f}"),
-    ]
-    for stage in STAGES:
-        summary = latency.get(stage, {})
-        values += [(f"latency_{stage}_{stat}_ms", _fmt(summary.get(stat, float("nan")))) for stat in STATS]
-    values += [
-        ("seconds_since_last_frame",
-         "never" if seconds_since_last_frame is None else f"{seconds_since_last_frame:.2f}"),
-        ("publishers", "" if publishers is None else str(publishers)),
-        ("input_size", last_input_size),
-        ("qos", "; ".join(qos_problems) if qos_problems else "ok"),
-        ("last_error", last_error),
-    ]
+    values += _counter_values(counters, fps)
+    values += _latency_values(latency, STAGES)
+    values += _tail_values(seconds_since_last_frame, publishers, last_input_size, qos_problems, last_error)
     values += list(extra_values or [])
     return DiagnosticReport(level, message, values)
 
@@ -244,7 +263,7 @@ def camera_report_keys() -> list[str]:
     """Every key of a camera's status (``segmentation: camera <name>``), in order."""
     keys = ["camera", "topic"] + list(COUNTER_KEYS) + ["fps"]
     keys += [f"latency_{stage}_{stat}_ms" for stage in CAMERA_STAGES for stat in STATS]
-    keys += ["seconds_since_last_frame", "publishers", "input_size", "qos", "last_error"]
+    keys += list(TAIL_KEYS)
     return keys
 
 
@@ -279,24 +298,9 @@ def build_camera_report(
     level = WARN if problems else OK
     message = "; ".join(problems) if problems else f"ok, {fps:.1f} fps"
     values: list[tuple[str, str]] = [("camera", camera), ("topic", topic)]
-    values += [
-        ("frames_received", str(counters.received)),
-        ("frames_processed", str(counters.processed)),
-        ("frames_dropped", str(counters.dropped)),
-        ("frames_failed", str(counters.failed)),
-        ("fps", f"{fps:.2f}"),
-    ]
-    for stage in CAMERA_STAGES:
-        summary = latency.get(stage, {})
-        values += [(f"latency_{stage}_{stat}_ms", _fmt(summary.get(stat, float("nan")))) for stat in STATS]
-    values += [
-        ("seconds_since_last_frame",
-         "never" if seconds_since_last_frame is None else f"{seconds_since_last_frame:.2f}"),
-        ("publishers", "" if publishers is None else str(publishers)),
-        ("input_size", last_input_size),
-        ("qos", "; ".join(qos_problems) if qos_problems else "ok"),
-        ("last_error", last_error),
-    ]
+    values += _counter_values(counters, fps)
+    values += _latency_values(latency, CAMERA_STAGES)
+    values += _tail_values(seconds_since_last_frame, publishers, last_input_size, qos_problems, last_error)
     return DiagnosticReport(level, message, values)
 
 
@@ -314,6 +318,7 @@ __all__ = [
     "STAGES",
     "STALE",
     "STATS",
+    "TAIL_KEYS",
     "Thresholds",
     "WARN",
     "batch_values",
