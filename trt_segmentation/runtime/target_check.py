@@ -18,6 +18,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import artifact_path, batch_from_name, check_variant
-from .backend import BackendError
+from .backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
 DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.98, "mixed": 0.98}
@@ -119,15 +120,22 @@ def _tensorrt_labels(engine: Path, precision: str, images: list[np.ndarray]) -> 
         order = backend.contract.channel_order
         frames = [rgb if order == "rgb" else rgb[..., ::-1] for rgb in images]
         backend.infer(frames[0])  # warm-up
-        results = []
-        for i, frame in enumerate(frames):  # two frames in flight, as the node runs them
-            if backend.in_flight == backend.max_in_flight:
-                results.append(backend.collect())
-            backend.submit(frame, i)
-        while backend.in_flight:
+        results = _in_flight(backend, backend.submit, frames)  # two frames in flight, as the node runs them
+    return [r.labels for r in results], float(np.median([r.timings_ms["inference"] for r in results]))
+
+
+def _in_flight(backend: Backend, submit: Callable[[Any, int], None], items: Sequence[Any]) -> list[InferenceResult]:
+    """The results of ``submit(item, index)`` for each of ``items``, in order, collecting the oldest only when
+    ``backend.max_in_flight`` are in flight (so that many run at a time)."""
+    results = []
+    for i, item in enumerate(items):
+        if backend.in_flight == backend.max_in_flight:
             results.append(backend.collect())
+        submit(item, i)
+    while backend.in_flight:
+        results.append(backend.collect())
     results.sort(key=lambda item: item[0])
-    return [r.labels for _, r in results], float(np.median([r.timings_ms["inference"] for _, r in results]))
+    return [result for _, result in results]
 
 
 def batches(images: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
@@ -161,16 +169,10 @@ def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.nd
     with TensorRtBackend(engine, slots=2, precision=precision) as backend:
         ordered = [_in_order(group, backend.contract.channel_order) for group in groups]
         backend.infer_batch(ordered[0])  # warm-up
-        results = []
-        for i, group in enumerate(ordered):  # two batches in flight, as the multi-camera node runs them
-            if backend.in_flight == backend.max_in_flight:
-                results.append(backend.collect())
-            backend.submit_batch(group, i)
-        while backend.in_flight:
-            results.append(backend.collect())
-    results.sort(key=lambda item: item[0])
-    labels = [row for _, result in results for row in result.labels]
-    return labels, float(np.median([r.timings_ms["inference"] for _, r in results]))
+        # two batches in flight, as the multi-camera node runs them
+        results = _in_flight(backend, backend.submit_batch, ordered)
+    labels = [row for result in results for row in result.labels]
+    return labels, float(np.median([r.timings_ms["inference"] for r in results]))
 
 
 def batch_variants(engine_dir: Path, model: str, height: int, width: int, precision: str) -> list[int]:
@@ -189,6 +191,39 @@ def skip_implicit_batch(row: CheckRow, tensorrt_version: str) -> CheckRow:
     row.status = "SKIPPED"
     row.notes.append(f"TensorRT {tensorrt_version} builds {row.precision} the implicit way; batch engines are "
                      "checked on the explicit path only")
+    return row
+
+
+def _build(row: CheckRow, build: Callable[[], object]) -> bool:
+    """Run ``build`` (an engine build); False, with ``row`` FAILed and why, when the build fails."""
+    from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+
+    try:
+        build()
+    except (BuildError, TensorRTUnavailable, ValueError) as exc:
+        row.status = "FAIL"
+        row.notes.append(f"engine build failed: {exc}")
+        return False
+    return True
+
+
+def _compare(row: CheckRow, run: Callable[[], tuple[list[np.ndarray], float]], ort_labels: list[np.ndarray],
+             min_agreement: float, reference_fp32: list[np.ndarray] | None = None, note: str = "") -> CheckRow:
+    """``row`` with the TensorRT labels ``run`` returns (and its GPU ms) compared to ONNX Runtime's: PASS when the
+    worst image agrees on at least ``min_agreement`` of its pixels, else FAIL (``note`` ends the reason); FAIL with
+    the backend's error when running fails. ``reference_fp32``: also the mean agreement with those labels."""
+    try:
+        trt_labels, row.tensorrt_gpu_ms = run()
+    except BackendError as exc:
+        row.status = "FAIL"
+        row.notes.append(str(exc))
+        return row
+    row.agreement = min(float(np.mean(a == b)) for a, b in zip(trt_labels, ort_labels))
+    if reference_fp32 is not None:
+        row.agreement_fp32 = float(np.mean([np.mean(a == b) for a, b in zip(trt_labels, reference_fp32)]))
+    row.status = "PASS" if row.agreement >= min_agreement else "FAIL"
+    if row.status == "FAIL":
+        row.notes.append(f"agreement {row.agreement:.4%} < {min_agreement:.2%}{note}")
     return row
 
 
@@ -225,26 +260,13 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
         return skip_implicit_batch(row, trt.version)
     if build or not engine.is_file():
         from ..engine.builder import build_engine
-        from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
 
         log(f"[{precision} b{batch}] building {engine}")
-        try:
-            build_engine(onnx, engine, precision, progress=lambda text: log(f"[{precision} b{batch}] build: {text}"))
-        except (BuildError, TensorRTUnavailable, ValueError) as exc:
-            row.status = "FAIL"
-            row.notes.append(f"engine build failed: {exc}")
+        if not _build(row, lambda: build_engine(onnx, engine, precision,
+                                                progress=lambda text: log(f"[{precision} b{batch}] build: {text}"))):
             return row
-    try:
-        trt_labels, row.tensorrt_gpu_ms = _tensorrt_batch_labels(engine, precision, groups)
-    except BackendError as exc:
-        row.status = "FAIL"
-        row.notes.append(str(exc))
-        return row
-    row.agreement = min(float(np.mean(a == b)) for a, b in zip(trt_labels, ort_labels))
-    row.status = "PASS" if row.agreement >= min_agreement else "FAIL"
-    if row.status == "FAIL":
-        row.notes.append(f"agreement {row.agreement:.4%} < {min_agreement:.2%} (worst row)")
-    return row
+    return _compare(row, lambda: _tensorrt_batch_labels(engine, precision, groups), ort_labels, min_agreement,
+                    note=" (worst row)")
 
 
 def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str, images: list[np.ndarray],
@@ -303,34 +325,18 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
         row.notes.append(f"implicit: {explicit_path_problem(trt, variant) or 'no variant ONNX'}".split(";")[0])
     if build or not engine.is_file():
         from ..engine.builder import build_engine
-        from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
 
         if path == "implicit" and precision in ("int8", "mixed") and calibration is None:
             row.status = "FAIL"
             row.notes.append(f"TensorRT {trt.version} builds {precision} the implicit way: pass --calibration")
             return row
         log(f"[{precision}] building {engine} ({row.path}; minutes on a Jetson)")
-        try:
-            build_engine(onnx, engine, precision, calibration if path == "implicit" else None,
-                         implicit=path == "implicit", dla_core=dla_core,
-                         progress=lambda text: log(f"[{precision}] build: {text}"))
-        except (BuildError, TensorRTUnavailable, ValueError) as exc:
-            row.status = "FAIL"
-            row.notes.append(f"engine build failed: {exc}")
+        if not _build(row, lambda: build_engine(onnx, engine, precision, calibration if path == "implicit" else None,
+                                                implicit=path == "implicit", dla_core=dla_core,
+                                                progress=lambda text: log(f"[{precision}] build: {text}"))):
             return row
-    try:
-        trt_labels, row.tensorrt_gpu_ms = _tensorrt_labels(engine, precision, images)
-    except BackendError as exc:
-        row.status = "FAIL"
-        row.notes.append(str(exc))
-        return row
-    row.agreement = min(float(np.mean(a == b)) for a, b in zip(trt_labels, ort_labels))
-    if reference_fp32 is not None:
-        row.agreement_fp32 = float(np.mean([np.mean(a == b) for a, b in zip(trt_labels, reference_fp32)]))
-    row.status = "PASS" if row.agreement >= min_agreement else "FAIL"
-    if row.status == "FAIL":
-        row.notes.append(f"agreement {row.agreement:.4%} < {min_agreement:.2%}")
-    return row
+    return _compare(row, lambda: _tensorrt_labels(engine, precision, images), ort_labels, min_agreement,
+                    reference_fp32=reference_fp32)
 
 
 def dla_cores() -> int:
