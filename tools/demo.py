@@ -19,10 +19,14 @@ labels of the same moment side by side) and diagnostics_summary.md each camera's
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -117,30 +121,44 @@ def make_cpu_variant(out: Path, fp32: Path, size: tuple[int, int], seed: int) ->
     print(f"  {fp32.name} -> {target.name} ({report.seconds:.0f} s)")
 
 
-def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: int, fps: float) -> tuple:
+@contextmanager
+def running_node(out: Path, model: str, size: tuple[int, int], node_arguments: dict[str, str],
+                 topics: tuple[str, ...]) -> Iterator[tuple[Any, Callable[[], bool]]]:
+    """The node started as the launch file would (ONNX Runtime, the demo precision, overlays on, ``node_arguments``)
+    and a probe on ``topics`` and /diagnostics, once the node's first diagnostics arrived: (probe, node alive?)."""
     from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
     from harness.topic_probe import TopicProbe
-    from trt_segmentation.data.bags import play_bag
 
     arguments = {"backend": "onnxruntime", "precision": DEMO_PRECISION, "model": model, "engine_dir": str(out / "models"),
-                 "publish_overlay": "true", "image_topic": IMAGE_TOPIC}
+                 "publish_overlay": "true", **node_arguments}
     # a replay, not a live camera: reliable on both ends, so that no frame is lost while the node's side of
     # discovery still matches the player (a best-effort subscriber drops such a frame silently)
     argv, env = launch_command(arguments, extra={"engine_height": str(size[0]), "engine_width": str(size[1]),
                                                  "qos_reliability": "reliable"})
     print("  " + " ".join(argv[1:]))
-    import os
-
     os.environ.update(transport_profile_env())  # the player gets the node's transport profile, as a camera would
-    with NodeProcess(argv, env, out / "node.log") as node, TopicProbe((f"{NODE}/labels", f"{NODE}/overlay")) as probe:
+    with NodeProcess(argv, env, out / "node.log") as node, TopicProbe(topics) as probe:
         alive = lambda: node.proc.poll() is None  # noqa: E731
         try:
             probe.wait_for(lambda: probe.last_status(STATUS), 120, "the node's first diagnostics", alive)
         except (TimeoutError, RuntimeError) as exc:
             raise SystemExit(f"error: {exc}; node log:\n{node.log()}") from None
+        yield probe, alive
+
+
+def replay(out: Path) -> int:
+    """Play the demo bag into the node (reliable, stamped now, once the node subscribed); the frames sent."""
+    from trt_segmentation.data.bags import play_bag
+
+    return play_bag(out / "street_bag", rate=1.0, stamps="now", qos="reliable", wait_for_subscribers=1,
+                    progress=False, log=lambda text: print(f"  {text}"))
+
+
+def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: int, fps: float) -> tuple:
+    with running_node(out, model, size, {"image_topic": IMAGE_TOPIC}, (f"{NODE}/labels", f"{NODE}/overlay")
+                      ) as (probe, alive):
         step(f"replaying {frames} frames at {fps:g} Hz into the node")
-        sent = play_bag(out / "street_bag", rate=1.0, stamps="now", qos="reliable", wait_for_subscribers=1,
-                        progress=False, log=lambda text: print(f"  {text}"))
+        sent = replay(out)
         try:
             probe.wait_for(lambda: probe.count(f"{NODE}/labels") >= sent, 60, "labels of the last frame", alive)
         except TimeoutError:
@@ -156,30 +174,15 @@ def run_node_and_replay(out: Path, model: str, size: tuple[int, int], frames: in
 def run_cameras_and_replay(out: Path, model: str, size: tuple[int, int], cameras: list[str]) -> tuple:
     """The node in multi-camera mode fed by the multi-camera bag; (sent, main status, camera statuses, labels and
     overlays per camera)."""
-    from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
-    from harness.topic_probe import TopicProbe
-    from trt_segmentation.data.bags import camera_topic, play_bag
+    from trt_segmentation.data.bags import camera_topic
     from trt_segmentation.diagnostics import camera_task
 
-    arguments = {"backend": "onnxruntime", "precision": DEMO_PRECISION, "model": model, "engine_dir": str(out / "models"),
-                 "publish_overlay": "true", "cameras": f"[{','.join(cameras)}]",
+    arguments = {"cameras": f"[{','.join(cameras)}]",
                  "camera_topic": camera_topic("camera").replace("/camera/", "/{camera}/")}
-    argv, env = launch_command(arguments, extra={"engine_height": str(size[0]), "engine_width": str(size[1]),
-                                                 "qos_reliability": "reliable"})
-    print("  " + " ".join(argv[1:]))
-    import os
-
-    os.environ.update(transport_profile_env())
-    topics = [f"{NODE}/{c}/{kind}" for c in cameras for kind in ("labels", "overlay")]
-    with NodeProcess(argv, env, out / "node.log") as node, TopicProbe(tuple(topics)) as probe:
-        alive = lambda: node.proc.poll() is None  # noqa: E731
-        try:
-            probe.wait_for(lambda: probe.last_status(STATUS), 120, "the node's first diagnostics", alive)
-        except (TimeoutError, RuntimeError) as exc:
-            raise SystemExit(f"error: {exc}; node log:\n{node.log()}") from None
+    topics = tuple(f"{NODE}/{c}/{kind}" for c in cameras for kind in ("labels", "overlay"))
+    with running_node(out, model, size, arguments, topics) as (probe, alive):
         step(f"replaying {len(cameras)} cameras into the node (one batch of {len(cameras)} per moment)")
-        sent = play_bag(out / "street_bag", rate=1.0, stamps="now", qos="reliable", wait_for_subscribers=1,
-                        progress=False, log=lambda text: print(f"  {text}"))
+        sent = replay(out)
         try:
             probe.wait_for(lambda: sum(probe.count(f"{NODE}/{c}/labels") for c in cameras) >= sent, 60,
                            "labels of the last frames", alive)
@@ -300,23 +303,39 @@ def main(argv: list[str] | None = None) -> int:
         return main_cameras(args, out, started)
     step(f"rendering {args.frames} street scenes at {args.size[0]}x{args.size[1]} into a rosbag")
     make_bag(out, args.frames, args.size, args.fps, args.seed)
-    step("exporting the demo checkpoint to ONNX (uint8 camera bytes in, labels out)")
-    fp32 = export_model(args.checkpoint, out / "models", args.size)
-    model = fp32.name.split(f"_{args.size[0]}x{args.size[1]}_")[0]
-    step(f"making its {DEMO_PRECISION} variant (ONNX Runtime CPU INT8, {CALIBRATION_SCENES} calibration scenes)")
-    make_cpu_variant(out, fp32, args.size, args.seed)
+    model = prepare_model(args, out, "exporting the demo checkpoint to ONNX (uint8 camera bytes in, labels out)")
     step(f"starting the segmentation node (ONNX Runtime backend, {DEMO_PRECISION}) as the launch file would")
     sent, status, labels, overlays = run_node_and_replay(out, model, args.size, args.frames, args.fps)
     step("writing pictures and the diagnostics summary")
     save_pictures(out, labels, overlays, status)
     values = status[1] if status else {}
-    print(f"  sent {sent} frames; node processed {values.get('frames_processed', '?')}, "
-          f"dropped {values.get('frames_dropped', '?')}, failed {values.get('frames_failed', '?')}; "
+    print(f"  sent {sent} frames; {node_counts(values)}; "
           f"fps {values.get('fps', '?')}, inference p50 {values.get('latency_inference_p50_ms', '?')} ms")
+    print_outputs(out, started)
+    return 0 if labels else 1
+
+
+def prepare_model(args: argparse.Namespace, out: Path, export_step: str, batch: int = 1) -> str:
+    """Step 2: the demo checkpoint exported to ONNX (``export_step`` says how) and its CPU INT8 variant; the
+    model name the node is given."""
+    step(export_step)
+    fp32 = export_model(args.checkpoint, out / "models", args.size, batch=batch)
+    step(f"making its {DEMO_PRECISION} variant (ONNX Runtime CPU INT8, {CALIBRATION_SCENES} calibration scenes)")
+    make_cpu_variant(out, fp32, args.size, args.seed)
+    return fp32.name.split(f"_{args.size[0]}x{args.size[1]}_")[0]
+
+
+def node_counts(values: dict) -> str:
+    """The frame counters of the node's main status (its key/value dict) as the demo prints them."""
+    return (f"node processed {values.get('frames_processed', '?')}, dropped {values.get('frames_dropped', '?')}, "
+            f"failed {values.get('frames_failed', '?')}")
+
+
+def print_outputs(out: Path, started: float) -> None:
+    """The files the demo wrote, and how long it took."""
     for name in ("contact_sheet.png", "overlay.gif", "latency.png", "diagnostics_summary.md", "node.log"):
         print(f"  {out / name}")
     print(f"done in {time.monotonic() - started:.0f} s")
-    return 0 if labels else 1
 
 
 def main_cameras(args: argparse.Namespace, out: Path, started: float) -> int:
@@ -325,11 +344,8 @@ def main_cameras(args: argparse.Namespace, out: Path, started: float) -> int:
     step(f"rendering {args.frames} street scenes for each of {', '.join(cameras)} at {args.size[0]}x{args.size[1]} "
          "into one rosbag")
     make_camera_bag(out, cameras, args.frames, args.size, args.fps, args.seed)
-    step(f"exporting the demo checkpoint to ONNX with a static batch of {len(cameras)} (one frame per camera)")
-    fp32 = export_model(args.checkpoint, out / "models", args.size, batch=len(cameras))
-    model = fp32.name.split(f"_{args.size[0]}x{args.size[1]}_")[0]
-    step(f"making its {DEMO_PRECISION} variant (ONNX Runtime CPU INT8, {CALIBRATION_SCENES} calibration scenes)")
-    make_cpu_variant(out, fp32, args.size, args.seed)
+    model = prepare_model(args, out, f"exporting the demo checkpoint to ONNX with a static batch of {len(cameras)} "
+                          "(one frame per camera)", batch=len(cameras))
     step(f"starting the segmentation node with cameras [{', '.join(cameras)}] as the launch file would")
     sent, status, per_camera, images = run_cameras_and_replay(out, model, args.size, cameras)
     step("writing pictures and the diagnostics summary")
@@ -347,12 +363,9 @@ def main_cameras(args: argparse.Namespace, out: Path, started: float) -> int:
     with open(out / "diagnostics_summary.md", "a") as summary:
         summary.write("\n".join(lines) + "\n")
     values = status[1] if status else {}
-    print(f"  sent {sent} frames from {len(cameras)} cameras; node processed {values.get('frames_processed', '?')}, "
-          f"dropped {values.get('frames_dropped', '?')}, failed {values.get('frames_failed', '?')}; "
+    print(f"  sent {sent} frames from {len(cameras)} cameras; {node_counts(values)}; "
           f"{values.get('batches', '?')} batches, fill ratio {values.get('batch_fill_ratio', '?')}")
-    for name in ("contact_sheet.png", "overlay.gif", "latency.png", "diagnostics_summary.md", "node.log"):
-        print(f"  {out / name}")
-    print(f"done in {time.monotonic() - started:.0f} s")
+    print_outputs(out, started)
     return 0 if everything else 1
 
 
