@@ -140,13 +140,17 @@ class AgeListener:
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_status, 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._running = True
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
+        # spin_once in a loop that close() ends and joins: an executor still inside spin() when the process exits
+        # aborts it in C++ ("terminate called without an active exception", seen once in CI)
         try:
-            self.executor.spin()
-        except Exception:  # shutting down
+            while self._running and self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except Exception:  # the context was shut down under it
             pass
 
     def _on_labels(self, topic: str, raw: bytes) -> None:
@@ -178,6 +182,8 @@ class AgeListener:
             return dict(self.statuses.get(name, {}))
 
     def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
         self.executor.shutdown(timeout_sec=1.0)
         self.node.destroy_node()
         self.context.try_shutdown()
@@ -332,6 +338,21 @@ def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Pop
     return rss
 
 
+def _child_env() -> Dict[str, str]:
+    """The environment of the benchmark's processes (unbuffered, the source root on PYTHONPATH), after setting this
+    process's own: its listener too needs the node's transport profile (large frames need the SHM profile) and
+    loopback-only discovery."""
+    from harness.launch_emulation import transport_profile_env
+
+    os.environ.update(transport_profile_env())
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Both phases; writes node_benchmark.{md,json,png} into ``args.out`` and returns the JSON data."""
     from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
@@ -339,12 +360,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     height, width = args.size
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.update(transport_profile_env())  # this process's listener too: large frames need the SHM profile
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = _child_env()
     count = int(args.rate * args.seconds)
     floor_count = int(args.rate * (args.floor_seconds or args.seconds))
     warmup = max(3, int(args.rate))  # the first second: start-up and first-call allocations
@@ -561,12 +577,7 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
     n = args.camera_count
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.update(transport_profile_env())
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
+    env = _child_env()
     count = int(args.rate * args.seconds)
     warmup = max(3, int(args.rate))
     cameras = [f"cam{i}" for i in range(n)]
