@@ -355,7 +355,7 @@ def _child_env() -> Dict[str, str]:
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Both phases; writes node_benchmark.{md,json,png} into ``args.out`` and returns the JSON data."""
-    from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
+    from harness.launch_emulation import NodeProcess, launch_command
 
     height, width = args.size
     out = Path(args.out)
@@ -572,7 +572,7 @@ def model_path(args: argparse.Namespace) -> Optional[Path]:
 def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
     """``args.camera_count`` camera processes into as many single-camera nodes, then the same cameras into one
     node of batch ``args.camera_count``; writes multi_camera_benchmark.{md,json} into ``args.out``."""
-    from harness.launch_emulation import NodeProcess, launch_command, transport_profile_env
+    from harness.launch_emulation import NodeProcess, launch_command
 
     n = args.camera_count
     out = Path(args.out)
