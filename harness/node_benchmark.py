@@ -317,12 +317,28 @@ def _wait_for_publisher(listener: AgeListener, topic: str, proc: subprocess.Pope
     time.sleep(0.5)
 
 
-def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Popen, count: int,
+def camera_deadline(rate: float, count: int) -> float:
+    """time.monotonic() after which a camera process is hung: it waits up to 60 s for its subscriber, then sends
+    ``count`` frames at ``rate`` Hz; a minute more of slack for a loaded machine."""
+    return time.monotonic() + 60.0 + count / rate + 60.0
+
+
+def stop_if_hung(proc: subprocess.Popen, deadline: float, what: str) -> None:
+    """Kill ``proc`` and raise once ``deadline`` has passed: a clear error instead of a benchmark that never ends."""
+    if time.monotonic() > deadline:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise RuntimeError(f"{what} did not finish in time (killed)")
+
+
+def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Popen, count: int, rate: float,
                        rss_mb: Optional[Callable[[], float]] = None) -> List[float]:
     """Wait for the camera to finish and the last labels to come in; the node's RSS (``rss_mb()``) every 5 s."""
     rss: List[float] = []
     next_sample = time.monotonic()
+    deadline = camera_deadline(rate, count)
     while camera.poll() is None:
+        stop_if_hung(camera, deadline, "the camera process")
         if rss_mb is not None and time.monotonic() >= next_sample:
             rss.append(rss_mb())
             next_sample += 5.0
@@ -373,7 +389,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                                   CAMERA_TOPIC, "--output", RELAY_TOPIC], env=env)
         try:
             _wait_for_publisher(listener, RELAY_TOPIC, relay)
-            _wait_for_arrivals(listener, RELAY_TOPIC, _camera(env, height, width, args.rate, floor_count), floor_count)
+            _wait_for_arrivals(listener, RELAY_TOPIC, _camera(env, height, width, args.rate, floor_count), floor_count,
+                               args.rate)
         finally:
             relay.terminate()
             relay.wait(timeout=10)
@@ -409,7 +426,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     raise RuntimeError(f"no diagnostics from the node in 120 s:\n{node.log()[-3000:]}")
                 _wait_for_publisher(listener, NODE_LABELS, node.proc)
                 camera = _camera(env, height, width, args.rate, count)
-                rss = _wait_for_arrivals(listener, NODE_LABELS, camera, count, node.rss_mb)
+                rss = _wait_for_arrivals(listener, NODE_LABELS, camera, count, args.rate, node.rss_mb)
                 time.sleep(1.2)  # one more diagnostics period
                 rss.append(node.rss_mb())
                 status = listener.status(NODE_STATUS)
@@ -508,8 +525,10 @@ def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes
          "--height", str(height), "--width", str(width), "--rate", str(args.rate), "--count", str(count)], env=env)
         for camera in topics}
     rss_peak, gpu_peak = 0.0, None
+    deadline = camera_deadline(args.rate, count)
     for camera, proc in cameras.items():
         while proc.poll() is None:
+            stop_if_hung(proc, deadline, f"camera {camera}")
             rss_peak = max(rss_peak, sum(n.rss_mb() for n in nodes))
             gpu = gpu_memory_mib([n.pid for n in nodes], gpu_baseline)
             gpu_peak = gpu if gpu_peak is None or (gpu is not None and gpu > gpu_peak) else gpu_peak
