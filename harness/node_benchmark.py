@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from harness.topic_probe import BackgroundNode
 from trt_segmentation.diagnostics import cpu_model, status_name
 from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
 
@@ -117,19 +118,15 @@ def _run_relay(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ listener
-class AgeListener:
+class AgeListener(BackgroundNode):
     """Raw subscriptions to label topics (arrival time minus header stamp per message) and the node's status."""
 
     def __init__(self, topics: List[str]) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        self.context = rclpy.Context()
-        rclpy.init(args=["--ros-args"], context=self.context)
-        self.node = rclpy.create_node("bench_listener", context=self.context)
+        super().__init__("bench_listener", args=["--ros-args"])
         self.ages: Dict[str, List[float]] = {t: [] for t in topics}
         self.arrivals: Dict[str, List[float]] = {t: [] for t in topics}  # time.monotonic() of each message
         self.statuses: Dict[str, Dict[str, str]] = {}
@@ -138,20 +135,7 @@ class AgeListener:
         for topic in topics:
             self.node.create_subscription(Image, topic, lambda raw, t=topic: self._on_labels(t, raw), qos, raw=True)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_status, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        # spin_once in a loop that close() ends and joins: an executor still inside spin() when the process exits
-        # aborts it in C++ ("terminate called without an active exception", seen once in CI)
-        try:
-            while self._running and self.context.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except Exception:  # the context was shut down under it
-            pass
+        self.start()
 
     def _on_labels(self, topic: str, raw: bytes) -> None:
         now, arrival = time.time_ns(), time.monotonic()
@@ -181,12 +165,6 @@ class AgeListener:
         with self._lock:
             return dict(self.statuses.get(name, {}))
 
-    def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
 
 
 # ------------------------------------------------------------------------------------------------ results

@@ -20,21 +20,57 @@ class WatchedProcessEnded(RuntimeError):
     """The process :meth:`TopicProbe.wait_for` watches ended before the condition held."""
 
 
-class TopicProbe:
+class BackgroundNode:
+    """An rclpy node in a context of its own, spun by a background thread from :meth:`start` until :meth:`close`.
+
+    The thread runs ``spin_once`` in a loop that ``close`` ends and joins before the executor and context go:
+    an executor still inside ``spin()`` when the process exits aborts it in C++ ("terminate called without an
+    active exception", seen once in CI). Subclasses create their subscriptions on ``self.node``, then call start().
+    """
+
+    def __init__(self, name: str, args: list[str] | None = None) -> None:
+        import rclpy
+
+        self.context = rclpy.Context()
+        rclpy.init(args=args, context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self._running = False
+
+    def start(self) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            while self._running and self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except Exception:  # the context was shut down under it
+            pass
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+class TopicProbe(BackgroundNode):
     """Collect ``sensor_msgs/Image`` messages of ``image_topics`` and every ``/diagnostics`` array, each with its
     arrival time from ``clock`` (wall time by default; ``time.monotonic`` to compare with other monotonic stamps)."""
 
     def __init__(self, image_topics: tuple[str, ...] = (), *, name: str = "topic_probe", depth: int = 100,
                  clock: Callable[[], float] = time.time) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
+        super().__init__(name)
         self.lock = threading.Lock()
         self.clock = clock
         self.images: dict[str, list[tuple[float, Any]]] = {t: [] for t in image_topics}
@@ -43,15 +79,7 @@ class TopicProbe:
         for topic in image_topics:
             self.node.create_subscription(Image, topic, lambda m, t=topic: self._store(t, m), qos)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.start()
 
     def _store(self, topic: str, msg: Any) -> None:
         with self.lock:
@@ -97,13 +125,6 @@ class TopicProbe:
                 raise WatchedProcessEnded(f"the watched process ended while waiting for {what}")
             time.sleep(0.05)
         raise WaitTimeout(f"timed out after {timeout:.0f} s waiting for {what}")
-
-    def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.context.try_shutdown()
 
     def __enter__(self) -> TopicProbe:
         return self
