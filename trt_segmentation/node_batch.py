@@ -28,8 +28,6 @@ from .node_frames import Frame, Pending, convert_frame
 from .node_worker import WorkerThreads
 from .runtime import Backend, InputMismatch
 
-BATCH_STAGES = ("preprocess", "inference", "postprocess")  # the whole batch's stages
-
 
 class CameraState:
     """One camera's mailbox and statistics."""
@@ -198,7 +196,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
                 labels = resize_nearest(result.labels[index], pending.height, pending.width)
                 self.publish(index, pending, labels)
             except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
-                self._fail_runtime(f"publishing failed: {type(exc).__name__}: {exc}", camera=index)
+                self._fail_rows([index], f"publishing failed: {type(exc).__name__}: {exc}")
                 continue
             published += 1
             for window in (state.latency, self.latency):
@@ -223,21 +221,17 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
         self._report(f"input {state.name}", state.last_error)
 
     def _fail_batch(self, batch: BatchPending, text: str) -> None:
-        """A batch that could not run: every camera in it counts a failed frame (and names why); reported as
-        ERROR."""
+        """A batch that could not run: every camera in it counts a failed frame."""
+        self._fail_rows([index for index, pending in enumerate(batch.rows) if pending is not None], text)
+
+    def _fail_rows(self, cameras: Sequence[int], text: str) -> None:
+        """Frames of ``cameras`` lost to the backend or to publishing: each counts a failed frame and names why;
+        reported as ERROR."""
         with self.lock:
-            for index, pending in enumerate(batch.rows):
-                if pending is not None:
-                    self.cameras[index].counters.failed += 1
-                    self.cameras[index].last_error = text
-        self._report("runtime", text, runtime=True)
-
-    def _fail_runtime(self, text: str, camera: Optional[int] = None) -> None:
-        if camera is not None:
-            with self.lock:
-                self.cameras[camera].counters.failed += 1
-            self.cameras[camera].last_error = text
+            for index in cameras:
+                self.cameras[index].counters.failed += 1
+                self.cameras[index].last_error = text
         self._report("runtime", text, runtime=True)
 
 
-__all__ = ["BATCH_STAGES", "BatchPending", "BatchWorker", "CameraState"]
+__all__ = ["BatchPending", "BatchWorker", "CameraState"]
