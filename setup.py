@@ -9,6 +9,7 @@ PACKAGE = "trt_segmentation"
 # in trt_segmentation/cli.py TOOLS (test_commands checks they agree): setup.py cannot import the package it builds
 TOOLS = ("build_engine", "export_onnx", "calibrate", "evaluate", "train", "model_info", "make_rosbag",
          "play_rosbag", "make_street_scenes", "benchmark", "check_on_target")
+TOOLS += ("build_on_target",)  # builds engines from ONNX variants on the target, no torch (issue 18)
 
 setup(
     name=PACKAGE,

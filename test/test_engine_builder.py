@@ -55,10 +55,13 @@ def test_rtx_engine_and_metadata_sidecar(variants, tmp_path: Path, precision: st
     reasons = check_compatible(meta, precision="int8", tensorrt_version="10.3.0", compute_capability="8.7",
                                onnx_sha256="0" * 64)
     assert len(reasons) == 4 and any("TensorRT 10.3.0" in r for r in reasons)
-    command = shlex.split(rebuild_command(meta))
-    assert command[:2] == ["python", "tools/build_engine.py"]
+    # the sidecar's rebuild command is the on-target build from the variants beside the engine (issue 18): no
+    # checkpoint, no torch, the engine's folder as it is here
+    command = shlex.split(rebuild_command(meta, engine))
+    assert command[:2] == ["python", "tools/build_on_target.py"]
     assert command[command.index("--precision") + 1] == precision
-    assert command[command.index("--onnx") + 1] == str(variants["fp32"])
+    assert command[command.index("--engine-dir") + 1] == str(engine.parent)
+    assert command[command.index("--size") + 1] == f"{H}x{W}" and "--checkpoint" not in command
 
 
 def test_metadata_missing_corrupt_or_incomplete_is_a_clear_error(tmp_path: Path) -> None:

@@ -56,12 +56,13 @@ def _argmax_graph(labels_cast: list[int], opset: int = 17) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def test_the_old_direct_labels_cast_is_refused_by_8_5_and_8_6_only() -> None:
+def test_the_old_direct_labels_cast_is_refused_by_every_jetpack_tensorrt() -> None:
+    # issue 18, defect 9: the TensorRT-10 row let a direct INT32 -> UINT8 cast through; the 10.3 headers rule it out
     direct = _argmax_graph([TensorProto.UINT8])
-    for generation in ("8.5", "8.6"):
+    for generation in ("8.5", "8.6", "10"):
+        source = "INT64" if generation == "10" else "INT32"  # TensorRT 10 keeps ArgMax's INT64 (no INT32 rewrite)
         assert check_graph(direct, generation) == [
-            f"cast0: Cast INT32 -> UINT8; TensorRT {generation} casts UINT8 only from/to FLOAT/FLOAT16"]
-    assert check_graph(direct, "10") == []
+            f"cast0: Cast {source} -> UINT8; TensorRT {generation} casts UINT8 only from/to FLOAT/FLOAT16"]
     assert all(check_graph(_argmax_graph([TensorProto.FLOAT, TensorProto.UINT8]), g) == [] for g in GENERATIONS)
     assert check_graph(_argmax_graph([TensorProto.FLOAT], opset=19), "8.5") == ["opset 19 is outside 7-17 (TensorRT 8.5)"]
 
@@ -84,7 +85,7 @@ def test_each_entry_point_picks_the_path_the_installed_tensorrt_parses(variants,
     for precision, path in expected.items():
         assert build_path(trt, precision, variants[precision]) == path, (version, precision)
     if version.startswith("8."):
-        assert "opset 19" in explicit_path_problem(trt, variants["mixed"]) and "--implicit" in \
+        assert "opset 19" in explicit_path_problem(trt, variants["mixed"]) and "tools/build_on_target.py" in \
             explicit_path_problem(trt, variants["mixed"])
     rtx = TensorRT(module=None, builder="tensorrt-rtx", version="1.7.1")
     assert build_path(rtx, "mixed", variants["mixed"]) == "explicit"

@@ -1,20 +1,25 @@
 """Check the TensorRT engines on the target (Jetson or any NVIDIA GPU with TensorRT >= 8.5 and pycuda).
 
-For each precision: builds the .engine the way the installed TensorRT needs if it is missing (or always with
---build): explicit from <model>_<H>x<W>_<precision>.onnx where its parser takes that variant, implicit from the
-fp32 ONNX (builder flags + entropy calibrator, --calibration) where it does not (mixed on TensorRT 8.5/8.6);
-on a Jetson with DLA cores also a DLA engine of fp16/int8/mixed (<name>.dla0.engine). Then it loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT
-version, GPU, precision, ONNX hash, tensors), runs it with two frames in flight on CUDA streams, and compares
-its labels with ONNX Runtime on the ONNX it was built from. Prints one pass/fail table (its "path" column says
-how each row was built).
+For each precision: builds the .engine from the folder of variants the way the installed TensorRT needs if it is
+missing (or always with --build), as trt_seg_build_on_target does: explicit from <model>_<H>x<W>_<precision>.onnx
+where its parser takes that variant, implicit from the fp32 ONNX where it does not (mixed on TensorRT 8.5/8.6, INT8
+on a DLA core before TensorRT 10), its INT8 scales read from the variant's Q/DQ nodes (no images needed; or
+--calibration for TensorRT's entropy calibrator); on a Jetson with DLA cores also a DLA engine of fp16/int8/mixed
+(<name>.dla0.engine); batch-N variants (multi-camera) get rows of their own. An engine that is there but does not
+fit this machine (built elsewhere, another TensorRT, a changed ONNX) FAILs with the reason, or is rebuilt with
+--rebuild. Then it loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT version, GPU,
+Jetson module, precision, ONNX hash, tensors), runs it with two frames in flight on CUDA streams, and compares its
+labels with ONNX Runtime on the ONNX it was built from. Prints one pass/fail table (its "path" column says how
+each row was built).
 
 Without TensorRT (a laptop, CI) it still runs the ONNX Runtime reference and the TensorRT-RTX parse check, then
 reports NEEDS-TENSORRT for what only the target can prove.
 
 Examples:
   trt_seg_check_on_target --engine-dir artifacts --size 512x1024 --precision fp32 fp16 int8 mixed
+  trt_seg_check_on_target --engine-dir artifacts --size 512x1024 --rebuild   # engines copied from elsewhere
   trt_seg_check_on_target --engine-dir artifacts --size 1024x2048 --images-dir street_scenes/val --build \\
-      --calibration street_scenes/train   # JetPack 5/6.0: mixed is built the implicit way and calibrates
+      --calibration street_scenes/train   # implicit rows calibrated by TensorRT on images instead
 Exit code: 0 all PASS, 1 a FAIL, 2 incomplete (a file is missing or TensorRT is needed).
 """
 
@@ -39,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of test images (default 8)")
     p.add_argument("--images-dir", type=Path, help="folder of .png/.jpg test images (default: synthetic)")
     p.add_argument("--build", action="store_true", help="rebuild the engines even when they exist")
-    cli.add_calibration(p, needed_for="rows built the implicit way (int8/mixed on TensorRT 8.5/8.6)", counts=False)
+    p.add_argument("--rebuild", action="store_true",
+                   help="rebuild an engine that is there but does not fit this machine (without it, that row FAILs)")
+    cli.add_calibration(p, needed_for="TensorRT's entropy calibrator on rows built the implicit way (default: the "
+                                      "variant's own Q/DQ scales, no images)", counts=False)
+    p.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device to build and run on (default 0)")
     p.add_argument("--no-dla", action="store_true", help="skip the DLA rows even where the device has DLA cores")
     p.add_argument("--min-agreement", action="append", default=[], metavar="PRECISION=FRACTION",
                    help="override a pass threshold, e.g. int8=0.97 (defaults: fp32 0.999, fp16 0.995, "
@@ -67,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         precisions = [p.value for p in cli.expand_precisions(args.precision)]
         rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.image_count,
                           image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
-                          calibration=args.calibration, dla=not args.no_dla,
+                          calibration=args.calibration, dla=not args.no_dla, rebuild=args.rebuild,
+                          device=args.device,
                           log=lambda text: print(text, flush=True))
     except (FileNotFoundError, ValueError) as exc:
         return cli.error(exc)

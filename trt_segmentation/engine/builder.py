@@ -57,11 +57,14 @@ def build_engine(
     build_options: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     verbose: bool = False,
+    scales_from: str | Path | None = None,
 ) -> EngineMetadata:
     """Build ``engine_path`` from ``onnx_path`` and write ``engine_path.with_suffix('.json')``.
 
     ``onnx_path`` is the precision variant made by ``trt_segmentation.precision.make_variant`` (explicit path), or,
     with ``implicit=True``, the FP32 ONNX plus ``calibration`` (a CalibrationSet or a source string) for INT8.
+    ``scales_from`` (implicit INT8/mixed): the explicit int8/mixed variant whose Q/DQ activation scales TensorRT
+    takes as its calibration table (calibration_table.py) instead of calibrating on ``calibration`` images.
     ``builder``: ``tensorrt`` (the default: an engine the node can load), ``tensorrt-rtx`` or ``auto``.
     Raises :class:`TensorRTUnavailable` naming what to install when no suitable TensorRT is present, and
     ValueError for a precision TensorRT never builds (int8-cpu, an ONNX Runtime CPU variant).
@@ -119,9 +122,14 @@ def build_engine(
         "set": contract.get("extra", {}).get("calibration_set"),
         "sha256": contract.get("extra", {}).get("calibration_set_sha256"),
     }
-    if implicit and options.int8:
+    if implicit and options.int8 and scales_from is not None:
+        calibrator, calibration_info = _table_calibrator(onnx_path, engine_path, contract, Path(scales_from), trt,
+                                                         device)
+        options = replace(options, int8_calibrator=calibrator)
+    elif implicit and options.int8:
         calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration, device)
         options = replace(options, int8_calibrator=calibrator)
+    if implicit and options.int8:
         if precision is Precision.MIXED:  # encoder INT8, everything after it FP16, preprocessing FP32
             from ..precision.mixed import ENCODER_LAYERS
 
@@ -134,6 +142,9 @@ def build_engine(
     finally:
         if calibrator is not None:
             calibrator.close()
+    failure = calibrator_failure(calibrator)
+    if failure:  # TensorRT read the failure as "no more data" and built on part of the inputs: not an engine to keep
+        raise BuildError(f"implicit INT8 calibration of {engine_path.name} failed: {failure}")
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = engine_path.with_name(engine_path.name + ".tmp")
     tmp.write_bytes(result.engine)
@@ -142,7 +153,11 @@ def build_engine(
     if trt.builder == "tensorrt-rtx" and gpu_name == "none":
         gpu_name = "none (TensorRT-RTX build without a GPU; JIT-specialised on first load)"
     opts = dict(build_options or {})
-    opts["source_onnx"] = Path(onnx_path).name  # the file the engine was built from (fp32 on the implicit path)
+    # the file the engine was built from (fp32 on the implicit path), relative to the engine's folder, so that it
+    # is found wherever that folder tree is copied, also when --out put the engine elsewhere
+    opts["source_onnx"] = relative_source(onnx_path, engine_path)
+    if scales_from is not None:
+        opts["scales_from"] = relative_source(Path(scales_from), engine_path)
     opts.update({"workspace_mib": workspace_mib, "timing_cache": str(timing_cache) if timing_cache else None,
                  "opt_level": opt_level, "implicit": implicit, "builder": trt.builder, "tf32": options.tf32,
                  "build_seconds": round(result.seconds, 2), "layers": result.layers})
@@ -173,6 +188,40 @@ def build_engine(
     write_metadata(engine_path, meta)
     LOG.info("wrote %s (%.1f MB, built in %.1f s) and its metadata", engine_path, len(result.engine) / 1e6, result.seconds)
     return meta
+
+
+def relative_source(onnx_path: Path, engine_path: Path) -> str:
+    """``onnx_path`` as the sidecar records it: relative to the engine's folder (``x.onnx`` beside it,
+    ``../onnx/x.onnx`` elsewhere), absolute only where no relative path exists (another drive)."""
+    import os
+
+    try:
+        return Path(os.path.relpath(onnx_path.resolve(), engine_path.resolve().parent)).as_posix()
+    except ValueError:
+        return str(onnx_path.resolve())
+
+
+def calibrator_failure(calibrator: Any) -> str | None:
+    """The failure the implicit calibrator kept while TensorRT called it (None without one)."""
+    core = getattr(calibrator, "core", None)
+    return getattr(core, "error", None) if core is not None else None
+
+
+def _table_calibrator(onnx_path: Path, engine_path: Path, contract: dict[str, Any], variant: Path, trt: TensorRT,
+                      device: int = 0) -> tuple[Any, dict[str, Any]]:
+    """The implicit calibrator that hands TensorRT the Q/DQ scales of ``variant`` (no images)."""
+    from ..onnx_metadata import ModelContract
+    from .calibration_table import table_path, write_table_from_variant
+    from .implicit_calibrator import EntropyCalibrator
+
+    table = write_table_from_variant(variant, onnx_path, table_path(engine_path), trt.version)
+    LOG.info("implicit INT8: TensorRT takes the activation scales of %s (%s)", variant.name, table)
+    extra = read_contract_dict(variant).get("extra", {})
+    calibrator = EntropyCalibrator(None, table, ModelContract.from_json(json.dumps(contract)), device=device,
+                                   table=table.read_bytes())
+    return calibrator, {"method": f"qdq-table (the Q/DQ scales of {variant.name}: "
+                                  f"{extra.get('calibration_method', 'calibrated on the build side')})",
+                        "set": extra.get("calibration_set"), "sha256": extra.get("calibration_set_sha256")}
 
 
 def _implicit_calibrator(
@@ -239,16 +288,23 @@ def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
     opset = read_onnx_opset(variant_onnx)
     if newest is not None and opset > newest:
         return (f"{Path(variant_onnx).name} is opset {opset}; the TensorRT {trt.version} ONNX parser documents opsets "
-                f"up to {newest}. Build it the implicit way ({tool_command('build_engine', '--implicit')}: the FP32 "
-                "ONNX with builder flags and TensorRT's calibrator), or re-make the variant with this version of "
-                f"{tool_command('build_engine')} (INT8 variants are written at opset 17)")
+                f"up to {newest}. Build it the implicit way ({tool_command('build_on_target')}: the FP32 ONNX with "
+                "builder flags, calibrated with the variant's own Q/DQ scales), or re-make the variant with this "
+                f"version of {tool_command('build_engine')} (INT8 variants are written at opset 17)")
     return ""
 
 
-def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Path | None) -> str:
+def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Path | None,
+               dla_core: int = -1) -> str:
     """'explicit' or 'implicit': the way the installed TensorRT can build ``precision``. Explicit (the variant
     ONNX) wherever its parser takes the variant; implicit (FP32 ONNX + flags + calibrator) on TensorRT 8.5-10.x
-    when it does not (mixed precision is opset 19 there: its FP16 Q/DQ inputs need opset 19)."""
+    when it does not (mixed precision is opset 19 there: its FP16 Q/DQ inputs need opset 19), and for INT8 on a
+    DLA core before TensorRT 10 (``dla_core`` >= 0): the DLA of TensorRT 8.x does not take Q/DQ networks
+    (NVIDIA/TensorRT issue 2222), so the Q/DQ layers would fall back to the GPU or fail; the implicit build with
+    the variant's own scales as its table (calibration_table.py) quantizes the same tensors the same way."""
+    member = tensorrt_precision(precision)
+    if dla_core >= 0 and member.uses_int8 and trt.builder == "tensorrt" and trt.major < 10:
+        return "implicit"
     if variant_onnx is not None and Path(variant_onnx).is_file() and not explicit_path_problem(trt, variant_onnx):
         return "explicit"
     if trt.builder == "tensorrt" and trt.major < 11 and tensorrt_precision(precision).implicit_ok:
@@ -257,26 +313,13 @@ def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Pa
 
 
 def build_missing_engine(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
-                         progress: Callable[[str], None] | None = None) -> EngineMetadata:
+                         progress: Callable[[str], None] | None = None, device: int = 0,
+                         implicit_calibration: str | None = None) -> EngineMetadata:
     """What the node's ``build_engine_if_missing`` calls: build ``engine_path`` the way the installed TensorRT
     needs, from the files next to it (``<stem>.onnx``, the variant; ``<model>_<H>x<W>_fp32.onnx`` for the implicit
-    path). INT8/mixed on the implicit path need ``calibration`` (or fail naming the command that has it)."""
-    engine_path = Path(engine_path)
-    precision = tensorrt_precision(precision)
-    trt = load_tensorrt("tensorrt")
-    variant = engine_path.with_suffix(".onnx")
-    path = build_path(trt, precision, variant)
-    if path == "explicit":
-        if not variant.is_file():
-            raise FileNotFoundError(f"cannot build {engine_path}: its source {variant} is missing")
-        return build_engine(variant, engine_path, precision, progress=progress)
-    fp32 = engine_path.with_name(engine_path.name.replace(f"_{precision.value}.engine", "_fp32.onnx"))
-    if not fp32.is_file():
-        raise FileNotFoundError(f"cannot build {engine_path} the implicit way (TensorRT {trt.version}): its source "
-                                f"{fp32} is missing")
-    if precision.uses_int8 and calibration is None:
-        raise BuildError(f"TensorRT {trt.version} builds {precision} the implicit way, which calibrates on images: "
-                         f"run {tool_command('build_engine', '--onnx', str(fp32), '--precision', precision.value)} "
-                         "--implicit --calibration "
-                         "<images> on this machine")
-    return build_engine(fp32, engine_path, precision, calibration, implicit=True, progress=progress)
+    path, calibrated with the variant's Q/DQ scales, or with ``calibration`` images under
+    ``implicit_calibration='tensorrt-entropy'``). See on_target.build_from_folder."""
+    from .on_target import build_from_folder
+
+    return build_from_folder(engine_path, precision, calibration=calibration, progress=progress, device=device,
+                             implicit_calibration=implicit_calibration)

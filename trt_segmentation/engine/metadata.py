@@ -17,6 +17,7 @@ from typing import Any
 
 from ..artifacts import Precision, artifact_path, batch_from_name, size_from_name
 from ..cli import tool_argv, tool_command
+from .tensorrt_adapter import same_platform
 
 SCHEMA_VERSION = 1
 BUILDERS = ("tensorrt", "tensorrt-rtx")
@@ -171,7 +172,7 @@ def check_compatible(
             f"engine was built for compute capability {meta.compute_capability} ({meta.gpu_name}), "
             f"this GPU is {compute_capability}"
         )
-    if platform and meta.platform and meta.platform != platform:
+    if platform and meta.platform and not same_platform(meta.platform, platform):
         # Orin Nano/NX/AGX share compute capability 8.7 but differ in SMs, DLA cores and memory: tactics and DLA
         # placement chosen on one module are not what another runs best (or at all)
         reasons.append(f"engine was built on {meta.platform}, this is {platform}")
@@ -196,9 +197,32 @@ def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
 
 
 
+#: the command that builds engines from a folder of ONNX variants, on the machine that runs them (no torch)
+ON_TARGET_TOOL = "build_on_target"
+
+
+def on_target_command(engine_dir: str | Path, precisions: list[str] | str, size: tuple[int, int] | None = None,
+                      batch: int = 1, *, model: str | None = None, dla_core: int = -1, device: int = 0,
+                      extra: list[str] | None = None) -> str:
+    """The command that builds engines from the variants in ``engine_dir`` on this machine, paths as they are here."""
+    argv = tool_argv(ON_TARGET_TOOL) + ["--engine-dir", str(engine_dir)]
+    if model:
+        argv += ["--model", model]
+    argv += ["--size", f"{size[0]}x{size[1]}" if size else "<H>x<W>"]
+    if batch > 1:
+        argv += ["--batch", str(batch)]
+    argv += ["--precision", *([precisions] if isinstance(precisions, str) else precisions)]
+    if dla_core >= 0:
+        argv += ["--dla-core", str(dla_core)]
+    if device:
+        argv += ["--device", str(device)]
+    return shlex.join(argv + list(extra or []))
+
+
 def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str,
                batch: int = 1) -> str:
-    """The command that makes the missing file (tools/build_engine.py writes the ONNX variant and the engine)."""
+    """The command that makes the missing file: where ``directory`` holds the ONNX variant (or the FP32 ONNX) of
+    that size and batch, the on-target build from it (no torch); else tools/build_engine.py on the build machine."""
     options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory), "batch": batch}
     sources = sorted(Path(directory).glob(f"{model}_*x*_fp32.onnx")) if Path(directory).is_dir() else []
     sources = [p for p in sources if batch_from_name(p.name) == batch]
@@ -209,8 +233,18 @@ def build_hint(model: str, size: tuple[int, int] | None, precision: str, directo
         options["onnx"] = str(sources[0])
         if size is None:
             size = size_from_name(sources[0].name)
+    if size is not None and _tensorrt_precision(precision) and (
+            artifact_path(directory, model, *size, precision, ".onnx", batch=batch).is_file() or sources):
+        return on_target_command(directory, precision, size, batch, model=model)
     options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
     return rebuild_command(options)
+
+
+def _tensorrt_precision(name: str) -> bool:
+    try:
+        return Precision.parse(name).tensorrt
+    except ValueError:
+        return False
 
 
 def _calibrated(name: str) -> bool:
@@ -220,17 +254,18 @@ def _calibrated(name: str) -> bool:
         return False
 
 
-def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any]) -> str:
-    """The exact ``tools/build_engine.py`` command that rebuilds this engine (from metadata or build options)."""
+def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any], engine_path: str | Path | None = None) -> str:
+    """The exact command that rebuilds an engine. From its metadata: the on-target build from the variants beside
+    the engine (``engine_path``'s folder as it is here; without it, the folder the build recorded), which needs no
+    torch. From build options (a dict): tools/build_engine.py on the build machine."""
     if isinstance(meta_or_args, EngineMetadata):
-        opts = dict(meta_or_args.build_options)
-        opts.setdefault("precision", meta_or_args.precision)
-        opts.setdefault("size", f"{meta_or_args.height}x{meta_or_args.width}")
-        opts.setdefault("batch", meta_or_args.batch)
-        if meta_or_args.dla_core >= 0:
-            opts.setdefault("dla_core", meta_or_args.dla_core)
-    else:
-        opts = dict(meta_or_args)
+        meta = meta_or_args
+        folder = Path(engine_path).parent if engine_path is not None else Path(
+            str(meta.build_options.get("out_dir") or "artifacts"))
+        dla = meta.dla_core if meta.dla_core >= 0 else -1
+        return on_target_command(folder, meta.precision, (meta.height, meta.width), meta.batch, model=meta.model,
+                                 dla_core=dla)
+    opts = dict(meta_or_args)
     argv = tool_argv("build_engine")  # as it runs here: ros2 run, a source checkout's tools/, or the pip script
     batch = int(opts.get("batch") or 1)
     precisions = str(opts.get("precision", "fp32")).split()

@@ -74,7 +74,8 @@ GENERATIONS: Dict[str, ParserFacts] = {
         notes=("ICastLayer converts UINT8 only from and to FP32/FP16",)),
     "10": ParserFacts(
         "10", "JetPack 6.1/6.2 (Orin; TensorRT 10.3, Python 3.10)",
-        "onnx-tensorrt release/10.1-GA docs/operators.md (10.x: opsets 9-20)",
+        "onnx-tensorrt release/10.1-GA docs/operators.md (10.x: opsets 9-20); UINT8 rule: TensorRT 10.3 ICastLayer "
+        "(NvInfer.h)",
         max_opset=20, min_opset=9,
         ops={
             "Add": _T10, "Sub": _T10, "Mul": _T10, "Div": _T10, "ArgMax": _T10, "AveragePool": _T10_FLOAT,
@@ -87,8 +88,10 @@ GENERATIONS: Dict[str, ParserFacts] = {
             "Slice": _T10_BOOL, "Squeeze": _T10_BOOL, "Transpose": _T10_BOOL, "Unsqueeze": _T10_BOOL,
             "Where": _T10_BOOL,
         },
-        int64_as_int32=False, uint8_casts_from_float_only=False, uint8_io_only=True,
-        notes=("UINT8 only as network input or output",)),
+        # the operators table lists UINT8 among Cast's types, but the 10.3 headers' ICastLayer converts UINT8 only
+        # from and to FP32/FP16 (the JetPack 6.1/6.2 version), so a direct INT32 -> UINT8 labels cast is refused
+        int64_as_int32=False, uint8_casts_from_float_only=True, uint8_io_only=True,
+        notes=("UINT8 only as network input or output", "ICastLayer converts UINT8 only from and to FP32/FP16")),
 }
 # ops whose "Supported Types" column describes the data input only (the others: every typed input)
 _FIRST_INPUT_ONLY = {"Reshape", "Slice", "Squeeze", "Unsqueeze", "Expand", "Gather", "Pad", "Resize", "Shape",

@@ -121,14 +121,47 @@ def gpu_identity(device: int = 0) -> tuple[str, str]:
     return buffer.value.decode(errors="replace"), f"{major.value}.{minor.value}"
 
 
-def platform_name() -> str:
-    """The Jetson module as its device tree names it (e.g. 'NVIDIA Jetson AGX Orin Developer Kit'); '' elsewhere.
-    Orin Nano, NX and AGX all report compute capability 8.7, so the sidecar records this too."""
-    model = Path("/proc/device-tree/model")
-    try:
-        return model.read_text(errors="replace").strip("\x00\n ") if model.is_file() else ""
-    except OSError:
+def platform_name(device_tree: str | Path = "/proc/device-tree") -> str:
+    """The Jetson module this runs on, e.g. 'NVIDIA Jetson AGX Orin (module p3701-0005)'; '' off a Jetson.
+
+    ``model`` in the device tree names the carrier board ('... Developer Kit', or a vendor's product), so an engine
+    built on a dev kit would be refused on a production carrier with the same module; the module part number comes
+    from ``compatible`` (``nvidia,p3737-0000+p3701-0005``, ``nvidia,p3701-0005``, ``nvidia,tegra234``: the entry
+    without '+' is the module). Orin Nano, NX and AGX all report compute capability 8.7, so the sidecar records this
+    too; :func:`same_platform` compares two such strings by module."""
+    root = Path(device_tree)
+
+    def read(name: str) -> str:
+        try:
+            path = root / name
+            return path.read_text(errors="replace") if path.is_file() else ""
+        except OSError:
+            return ""
+
+    model = read("model").strip("\x00\n ")
+    modules = [m.group(1) for m in (re.fullmatch(r"nvidia,(p\d{4}-\d{4})", c.strip())
+                                    for c in read("compatible").split("\x00")) if m]
+    if not model and not modules:
         return ""
+    name = _CARRIER_WORDS.sub("", model).strip() or "NVIDIA Jetson"
+    return f"{name} (module {modules[0]})" if modules else name
+
+
+_CARRIER_WORDS = re.compile(r"\s*(Engineering Reference )?(Developer Kit|Devkit|DevKit)\s*$")
+_MODULE = re.compile(r"\(module (p\d{4}-\d{4})\)")
+
+
+def same_platform(a: str, b: str) -> bool:
+    """Whether two :func:`platform_name` strings (or older sidecars' device-tree model names) name the same
+    Jetson module: by part number where both have one, else by the model name without the carrier's words."""
+    part_a, part_b = _MODULE.search(a), _MODULE.search(b)
+    if part_a and part_b:
+        return part_a.group(1) == part_b.group(1)
+
+    def name(text: str) -> str:
+        return _CARRIER_WORDS.sub("", _MODULE.sub("", text)).strip()
+
+    return name(a) == name(b)
 
 
 @dataclass

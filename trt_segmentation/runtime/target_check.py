@@ -1,12 +1,17 @@
 """The on-target check behind tools/check_on_target.py: build/load each precision's engine, run it on the CUDA
 slots, compare its labels with ONNX Runtime on the ONNX it was built from, and report one pass/fail table.
 
-Each precision is built the way the installed TensorRT needs (engine/builder.py ``build_path``): explicit from
-the variant ONNX where its parser takes it, implicit (FP32 ONNX + builder flags + entropy calibrator) where it
-does not (mixed precision on TensorRT 8.5/8.6); with DLA cores present, fp16/int8/mixed also get a DLA row. A
-multi-camera batch-N variant in the folder (``<model>_<H>x<W>_b<N>_<precision>.onnx``) gets a row of its own when
-it is small (N x H x W <= MAX_BATCH_PIXELS): its engine's rows against ONNX Runtime's on the same batch ONNX, and
-ONNX Runtime's batch rows against the batch-1 file's frames.
+Each precision is built from the folder of variants the way the installed TensorRT needs
+(engine/on_target.py ``build_from_folder``): explicit from the variant ONNX where its parser takes it, implicit
+(FP32 ONNX + builder flags, INT8 scales from the variant's own Q/DQ nodes as a calibration table, or TensorRT's
+entropy calibrator over --calibration images) where it does not (mixed precision on TensorRT 8.5/8.6, INT8 on a
+DLA core before TensorRT 10); with DLA cores present, fp16/int8/mixed also get a DLA row. A multi-camera batch-N
+variant in the folder (``<model>_<H>x<W>_b<N>_<precision>.onnx``) gets a row of its own when it is small
+(N x H x W <= MAX_BATCH_PIXELS), built the same way (implicit batch rows included): its engine's rows against ONNX
+Runtime's on the same batch ONNX, and ONNX Runtime's batch rows against the batch-1 file's frames. An engine that
+is there but does not fit (another TensorRT, GPU, Jetson module, or a changed ONNX) FAILs with the reason, or is
+rebuilt from the variants beside it with ``rebuild`` (--rebuild); a failing build or run (a missing pycuda too)
+FAILs its row, never the table.
 
 On a machine without TensorRT (CI, a laptop) it does everything up to that point (ONNX Runtime reference run, the
 TensorRT-RTX parse/build check where installed) and then says exactly what needs the target. No torch, onnx or
@@ -113,10 +118,11 @@ def _ort_labels(onnx: Path, images: list[np.ndarray]) -> tuple[list[np.ndarray],
     return labels, float(np.median(times))
 
 
-def _tensorrt_labels(engine: Path, precision: str, images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+def _tensorrt_labels(engine: Path, precision: str, images: list[np.ndarray], device: int = 0
+                     ) -> tuple[list[np.ndarray], float]:
     from .tensorrt_backend import TensorRtBackend
 
-    with TensorRtBackend(engine, slots=2, precision=precision) as backend:  # hashes the build's source ONNX
+    with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:  # hashes the build's source ONNX
         order = backend.contract.channel_order
         frames = [rgb if order == "rgb" else rgb[..., ::-1] for rgb in images]
         backend.infer(frames[0])  # warm-up
@@ -162,11 +168,11 @@ def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[
     return labels, float(np.median(times))
 
 
-def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.ndarray]]
+def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.ndarray]], device: int = 0
                            ) -> tuple[list[np.ndarray], float]:
     from .tensorrt_backend import TensorRtBackend
 
-    with TensorRtBackend(engine, slots=2, precision=precision) as backend:
+    with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:
         ordered = [_in_order(group, backend.contract.channel_order) for group in groups]
         backend.infer_batch(ordered[0])  # warm-up
         # two batches in flight, as the multi-camera node runs them
@@ -185,26 +191,43 @@ def batch_variants(engine_dir: Path, model: str, height: int, width: int, precis
     return sorted(found)
 
 
-def skip_implicit_batch(row: CheckRow, tensorrt_version: str) -> CheckRow:
-    """``row`` marked SKIPPED: this TensorRT builds its precision the implicit way (mixed on TensorRT 8.5/8.6), and
-    batch engines are checked on the explicit path only; the file is there, so the check is not incomplete."""
-    row.status = "SKIPPED"
-    row.notes.append(f"TensorRT {tensorrt_version} builds {row.precision} the implicit way; batch engines are "
-                     "checked on the explicit path only")
-    return row
-
-
 def _build(row: CheckRow, build: Callable[[], object]) -> bool:
-    """Run ``build`` (an engine build); False, with ``row`` FAILed and why, when the build fails."""
-    from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
-
+    """Run ``build`` (an engine build); False, with ``row`` FAILed and why, when it fails in any way (TensorRT, a
+    missing file, pycuda or a CUDA device missing for the calibrator): one row fails, the table goes on."""
     try:
         build()
-    except (BuildError, TensorRTUnavailable, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure of one build ends that row only
         row.status = "FAIL"
-        row.notes.append(f"engine build failed: {exc}")
+        row.notes.append(f"engine build failed: {type(exc).__name__}: {exc}")
         return False
     return True
+
+
+def prepare_engine(row: CheckRow, engine: Path, precision: str, *, build: bool, rebuild: bool, device: int = 0,
+                   calibration: str | None = None, implicit_calibration: str | None = None,
+                   log: Any = print) -> bool:
+    """Make ``engine`` ready for the row: build it when missing (or always with ``build``); an existing one that
+    does not fit this machine is rebuilt from the variants beside it with ``rebuild``, else the row FAILs naming
+    why and the command. False when the row is decided (FAIL)."""
+    from ..engine.on_target import build_from_folder, command_for, fit_problems
+
+    label = row.precision if row.batch == 1 else f"{row.precision} b{row.batch}"
+    if engine.is_file() and not build:
+        problems = fit_problems(engine, precision, device=device)
+        if not problems:
+            return True
+        if not rebuild:
+            row.status = "FAIL"
+            row.notes.append(f"{engine.name} does not fit this machine: {'; '.join(problems)}; rebuild it with "
+                             f"--rebuild, or {command_for(engine, precision)}")
+            return False
+        log(f"[{label}] rebuilding {engine}: {'; '.join(problems)}")
+    else:
+        log(f"[{label}] building {engine} ({row.path}; minutes on a Jetson)")
+    method = implicit_calibration or ("tensorrt-entropy" if calibration else None)
+    return _build(row, lambda: build_from_folder(engine, precision, calibration=calibration,
+                                                 implicit_calibration=method, device=device,
+                                                 progress=lambda text: log(f"[{label}] build: {text}")))
 
 
 def _compare(row: CheckRow, run: Callable[[], tuple[list[np.ndarray], float]], ort_labels: list[np.ndarray],
@@ -214,9 +237,9 @@ def _compare(row: CheckRow, run: Callable[[], tuple[list[np.ndarray], float]], o
     the backend's error when running fails. ``reference_fp32``: also the mean agreement with those labels."""
     try:
         trt_labels, row.tensorrt_gpu_ms = run()
-    except BackendError as exc:
+    except Exception as exc:  # noqa: BLE001 - BackendError, a missing pycuda, a CUDA error: this row fails only
         row.status = "FAIL"
-        row.notes.append(str(exc))
+        row.notes.append(str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}")
         return row
     row.agreement = min(float(np.mean(a == b)) for a, b in zip(trt_labels, ort_labels))
     if reference_fp32 is not None:
@@ -228,7 +251,9 @@ def _compare(row: CheckRow, run: Callable[[], tuple[list[np.ndarray], float]], o
 
 
 def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: str, batch: int,
-                images: list[np.ndarray], *, build: bool, min_agreement: float, log: Any = print) -> CheckRow:
+                images: list[np.ndarray], *, build: bool, min_agreement: float, log: Any = print,
+                rebuild: bool = False, device: int = 0, calibration: str | None = None,
+                implicit_calibration: str | None = None) -> CheckRow:
     """The row of a batch-N variant: ONNX Runtime's rows on the batch ONNX equal the batch-1 file's frames (noted),
     and, with TensorRT, the batch-N engine (built from that ONNX, explicit path) agrees with them."""
     from ..engine.builder import build_path
@@ -256,23 +281,19 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
         row.notes.append(f"ONNX Runtime batch reference ran ({row.ort_ms:.0f} ms/batch); building and running "
                          f"{engine.name} needs TensorRT >= 8.5 + pycuda on the target")
         return row
-    if build_path(trt, precision, onnx) == "implicit":
-        return skip_implicit_batch(row, trt.version)
-    if build or not engine.is_file():
-        from ..engine.builder import build_engine
-
-        log(f"[{precision} b{batch}] building {engine}")
-        if not _build(row, lambda: build_engine(onnx, engine, precision,
-                                                progress=lambda text: log(f"[{precision} b{batch}] build: {text}"))):
-            return row
-    return _compare(row, lambda: _tensorrt_batch_labels(engine, precision, groups), ort_labels, min_agreement,
-                    note=" (worst row)")
+    row.path = f"b{batch} {build_path(trt, precision, onnx)}"
+    if not prepare_engine(row, engine, precision, build=build, rebuild=rebuild, device=device,
+                          calibration=calibration, implicit_calibration=implicit_calibration, log=log):
+        return row
+    return _compare(row, lambda: _tensorrt_batch_labels(engine, precision, groups, device), ort_labels,
+                    min_agreement, note=" (worst row)")
 
 
 def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str, images: list[np.ndarray],
                     reference_fp32: list[np.ndarray] | None, *, build: bool, min_agreement: float,
                     parse_check: bool = True, calibration: str | None = None, dla_core: int = -1,
-                    log: Any = print) -> CheckRow:
+                    log: Any = print, rebuild: bool = False, device: int = 0,
+                    implicit_calibration: str | None = None) -> CheckRow:
     """One row of the table (see the module docstring)."""
     from ..engine.builder import build_path, explicit_path_problem
     from ..engine.metadata import MetadataError, build_hint, read_metadata, source_onnx_path
@@ -287,7 +308,7 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     if dla_core >= 0:
         engine = engine.with_name(engine.name.replace(".engine", f".dla{dla_core}.engine"))
     trt = real_tensorrt()
-    path = build_path(trt, precision, variant) if trt is not None else "explicit"
+    path = build_path(trt, precision, variant, dla_core=dla_core) if trt is not None else "explicit"
     onnx = fp32 if path == "implicit" else variant
     if engine.is_file() and not build:  # an existing engine is compared on the ONNX its sidecar names
         try:
@@ -323,19 +344,10 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
         return row
     if path == "implicit" and onnx == fp32:
         row.notes.append(f"implicit: {explicit_path_problem(trt, variant) or 'no variant ONNX'}".split(";")[0])
-    if build or not engine.is_file():
-        from ..engine.builder import build_engine
-
-        if path == "implicit" and precision in ("int8", "mixed") and calibration is None:
-            row.status = "FAIL"
-            row.notes.append(f"TensorRT {trt.version} builds {precision} the implicit way: pass --calibration")
-            return row
-        log(f"[{precision}] building {engine} ({row.path}; minutes on a Jetson)")
-        if not _build(row, lambda: build_engine(onnx, engine, precision, calibration if path == "implicit" else None,
-                                                implicit=path == "implicit", dla_core=dla_core,
-                                                progress=lambda text: log(f"[{precision}] build: {text}"))):
-            return row
-    return _compare(row, lambda: _tensorrt_labels(engine, precision, images), ort_labels, min_agreement,
+    if not prepare_engine(row, engine, precision, build=build, rebuild=rebuild, device=device,
+                          calibration=calibration, implicit_calibration=implicit_calibration, log=log):
+        return row
+    return _compare(row, lambda: _tensorrt_labels(engine, precision, images, device), ort_labels, min_agreement,
                     reference_fp32=reference_fp32)
 
 
@@ -352,7 +364,8 @@ def dla_cores() -> int:
 
 def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions: list[str], *, images: int = 8,
                image_dir: Path | None = None, build: bool = False, min_agreement: dict[str, float] | None = None,
-               calibration: str | None = None, dla: bool = True, log: Any = print) -> list[CheckRow]:
+               calibration: str | None = None, dla: bool = True, log: Any = print, rebuild: bool = False,
+               device: int = 0, implicit_calibration: str | None = None) -> list[CheckRow]:
     """Every precision the way this TensorRT builds it, plus DLA rows (fp16/int8/mixed) where DLA cores exist."""
     thresholds = dict(DEFAULT_MIN_AGREEMENT, **(min_agreement or {}))
     frames = sample_images(images, height, width, image_dir)
@@ -365,14 +378,16 @@ def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions
         for core in [-1] + ([0] if cores and base != "fp32" else []):  # DLA runs FP16/INT8 only
             rows.append(check_precision(engine_dir, model, height, width, precision, frames, reference, build=build,
                                         min_agreement=thresholds[base], calibration=calibration, dla_core=core,
-                                        log=log))
+                                        log=log, rebuild=rebuild, device=device,
+                                        implicit_calibration=implicit_calibration))
         for batch in batch_variants(engine_dir, model, height, width, check_variant(precision)):
             if batch * height * width > MAX_BATCH_PIXELS:
                 log(f"[{precision} b{batch}] not checked: {batch} x {height}x{width} is more than "
                     f"{MAX_BATCH_PIXELS} pixels per run")
                 continue
             rows.append(check_batch(engine_dir, model, height, width, precision, batch, frames, build=build,
-                                    min_agreement=thresholds[base], log=log))
+                                    min_agreement=thresholds[base], log=log, rebuild=rebuild, device=device,
+                                    calibration=calibration, implicit_calibration=implicit_calibration))
     return rows
 
 
@@ -407,5 +422,5 @@ def exit_code(rows: list[CheckRow]) -> int:
 
 
 __all__ = ["CheckRow", "DEFAULT_MIN_AGREEMENT", "MAX_BATCH_PIXELS", "batch_variants", "batches", "check_batch",
-           "check_precision", "dla_cores", "environment", "exit_code", "format_table", "run_checks", "sample_images",
-           "skip_implicit_batch"]
+           "check_precision", "dla_cores", "environment", "exit_code", "format_table", "prepare_engine", "run_checks",
+           "sample_images"]
