@@ -12,7 +12,9 @@ import pytest
 from tensorrt_stubs import repaired_stubs, run_mypy
 
 CHECKED = ["trt_segmentation/engine/implicit_calibrator.py", "trt_segmentation/engine/calibration_feeder.py",
-           "trt_segmentation/engine/tensorrt_adapter.py", "trt_segmentation/engine/builder.py"]
+           "trt_segmentation/engine/tensorrt_adapter.py", "trt_segmentation/engine/builder.py",
+           "trt_segmentation/engine/calibrator_core.py", "trt_segmentation/engine/calibration_table.py",
+           "trt_segmentation/engine/on_target.py"]
 MYPY_INI = """[mypy]
 python_version = 3.10
 ignore_missing_imports = True

@@ -221,8 +221,9 @@ def on_target_command(engine_dir: str | Path, precisions: list[str] | str, size:
 
 def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str,
                batch: int = 1) -> str:
-    """The command that makes the missing file: where ``directory`` holds the ONNX variant (or the FP32 ONNX) of
-    that size and batch, the on-target build from it (no torch); else tools/build_engine.py on the build machine."""
+    """The command that makes the missing file: where ``directory`` holds the precision's ONNX variant of that size
+    and batch (so the engine is what is missing), the on-target build from it (no torch); else (the variant itself
+    is missing) tools/build_engine.py on the build machine."""
     options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory), "batch": batch}
     sources = sorted(Path(directory).glob(f"{model}_*x*_fp32.onnx")) if Path(directory).is_dir() else []
     sources = [p for p in sources if batch_from_name(p.name) == batch]
@@ -233,9 +234,9 @@ def build_hint(model: str, size: tuple[int, int] | None, precision: str, directo
         options["onnx"] = str(sources[0])
         if size is None:
             size = size_from_name(sources[0].name)
-    if size is not None and _tensorrt_precision(precision) and (
-            artifact_path(directory, model, *size, precision, ".onnx", batch=batch).is_file() or sources):
-        return on_target_command(directory, precision, size, batch, model=model)
+    if size is not None and _tensorrt_precision(precision) and artifact_path(
+            directory, model, *size, precision, ".onnx", batch=batch).is_file():
+        return on_target_command(directory, precision, size, batch, model=model)  # the engine is what is missing
     options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
     return rebuild_command(options)
 
