@@ -182,6 +182,9 @@ def test_calibration_inputs_of_a_batch_3_model_are_3_frames(built) -> None:  # n
 
 def test_the_build_hint_names_the_batch(built) -> None:  # noqa: ANN001
     out = built["base"] / "out"
+    # the int8 variant is there, the engine is what is missing: the on-target build from this folder (issue 18)
     hint = build_hint(MODEL, (H, W), "int8", out, batch=BATCH)
-    assert f"--onnx {out}/{MODEL}_{H}x{W}_b3_fp32.onnx" in hint and "--batch 3" in hint
-    assert "--batch" not in build_hint(MODEL, (H, W), "int8", out)
+    assert f"tools/build_on_target.py --engine-dir {out} " in hint and "--batch 3" in hint
+    # no batch-1 variants here: the build machine's command from the batch-1 FP32 name, without --batch
+    single = build_hint(MODEL, (H, W), "int8", out)
+    assert "tools/build_engine.py" in single and "--batch" not in single

@@ -183,3 +183,41 @@ def test_documented_node_command_without_a_usable_model_says_cannot_start(tmp_pa
     assert out.returncode == 1, out.stdout + out.stderr
     assert "cannot start" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def robot_tool_calls() -> list[tuple[str, str, list[str]]]:
+    """The tool calls of README's "On the robot" section, in the order a user types them."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("## On the robot")
+    end = text.index("\n## ", start + 1)
+    first, last = text[:start].count("\n") + 1, text[:end].count("\n") + 1
+    return [(where, tool, args) for where, tool, args in tool_calls()
+            if where.startswith("README.md:") and first <= int(where.split(":")[1]) <= last]
+
+
+def test_on_the_robot_commands_run_here_until_tensorrt_is_needed(tmp_path) -> None:  # noqa: ANN001
+    """Each Jetson command of README's "On the robot" runs here on a folder of variants (a tiny graph at the
+    documented size, fp32 and fp16, batch 1 and 3) as far as this machine allows: the build finds its variants and
+    stops where TensorRT is needed, saying so; the check runs ONNX Runtime and reports NEEDS-TENSORRT (issue 18)."""
+    from trt_segmentation.precision import make_variant
+
+    calls = [c for c in robot_tool_calls() if c[1] in ("tools/build_on_target.py", "tools/check_on_target.py")]
+    assert [c[1] for c in calls].count("tools/build_on_target.py") >= 3, calls
+    assert [c[1] for c in calls].count("tools/check_on_target.py") >= 2, calls
+    engines = tmp_path / "engines"
+    for batch in (1, 3):
+        name = f"swiftnet_ss_rn18_512x1024{'_b3' if batch == 3 else ''}"
+        fp32 = write_tiny_model(engines / f"{name}_fp32.onnx", 512, 1024, batch=batch)
+        if batch == 1:
+            make_variant(fp32, "fp16", engines / f"{name}_fp16.onnx")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for where, tool, args in calls:
+        fewer = ["--image-count", "2"] if tool == "tools/check_on_target.py" else []  # the documented 8 take minutes
+        proc = subprocess.run([sys.executable, str(REPO / tool), *args, *fewer], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        if tool == "tools/build_on_target.py":
+            assert proc.returncode == 1, f"{where}: {proc.stdout}{proc.stderr}"
+            assert "[1/" in proc.stdout and "real TensorRT is not installed here" in proc.stderr, where
+        else:
+            assert proc.returncode == 2, f"{where}: {proc.stdout}{proc.stderr}"
+            assert re.search(r"^fp16 +\| NEEDS-TENSORRT", proc.stdout, re.M) and "result: INCOMPLETE" in proc.stdout, where

@@ -111,7 +111,10 @@ def test_build_tool_without_tensorrt_makes_and_checks_every_variant(variants, tm
         assert (tmp_path / f"{MODEL}_{H}x{W}_{precision}.onnx").is_file()
         assert not (tmp_path / f"{MODEL}_{H}x{W}_{precision}.engine").exists()
     assert proc.stdout.count("TensorRT-RTX parse + build OK") == 2
-    assert "No .engine written" in proc.stdout and "python tools/build_engine.py --onnx" in proc.stdout
+    # the variants are made: the hint is the on-target build from this folder, no torch needed there (issue 18)
+    assert "No .engine written" in proc.stdout and f"python tools/build_on_target.py --engine-dir {tmp_path} --size " \
+        f"{H}x{W} --precision fp32 fp16" in proc.stdout
+    assert (tmp_path / f"{MODEL}_{H}x{W}_fp32.onnx").is_file()  # the FP32 ONNX the implicit path needs is there
 
 
 def test_build_tool_writes_rtx_engines_with_metadata(variants, tmp_path: Path) -> None:  # noqa: ANN001

@@ -104,6 +104,22 @@ def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path,
     return out, source_sha
 
 
+def _fp32_in_out_dir(fp32: Path, out_dir: Path, model: str, height: int, width: int, batch: int,
+                     log: Callable[[str], None]) -> Path:
+    """The FP32 ONNX inside ``out_dir`` under its artifact name (copied there from ``--onnx`` when it is
+    elsewhere): the folder of variants is what goes to the target, whose implicit path builds from this file."""
+    import shutil
+
+    target = artifact_path(out_dir, model, height, width, "fp32", ".onnx", batch=batch)
+    if target.exists() and target.resolve() == Path(fp32).resolve():
+        return Path(fp32)
+    if not target.exists() or sha256_file(target) != sha256_file(fp32):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(fp32, target)
+        log(f"copied {fp32} -> {target} (the folder of variants holds the FP32 ONNX the target builds from)")
+    return target
+
+
 def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> list[PipelineStep]:
     """Checkpoint/ONNX -> every requested ONNX variant (checked with the TensorRT(-RTX) parser and builder) ->
     engines + metadata where a TensorRT that can make them is installed; each step says what it did or why not."""
@@ -115,6 +131,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
 
     fp32, source_sha = export_fp32(req, log)
     contract = read_fp32_contract(fp32)
+    fp32 = _fp32_in_out_dir(fp32, req.out_dir, contract.model, contract.height, contract.width, contract.batch, log)
     calibration = None
     if req.calibration and any(needs_calibration(p) for p in req.precisions):
         log(f"reading up to {req.calibration_count} calibration frames from {req.calibration}")
@@ -172,14 +189,18 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         else:
             engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
                                    batch=contract.batch)
-            implicit = req.implicit or build_path(trt, precision, step.onnx) == "implicit"
+            implicit = req.implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) == "implicit"
+            scales_from = None
             if implicit and not req.implicit:
-                log(f"  TensorRT {trt.version} cannot parse {Path(step.onnx).name} "
-                    f"({explicit_path_problem(trt, step.onnx).split(';')[0]}): building {precision} the implicit way")
+                problem = explicit_path_problem(trt, step.onnx).split(";")[0] or "DLA takes no Q/DQ network here"
+                log(f"  TensorRT {trt.version} builds {precision} the implicit way ({problem})"
+                    + (f", INT8 scales from {Path(step.onnx).name}" if precision.uses_int8 else ""))
+                # the variant just made carries the calibrated scales: the implicit engine takes them as its
+                # calibration table (engine/calibration_table.py), so it quantizes as the variant does
+                scales_from = step.onnx if precision.uses_int8 else None
                 step.onnx = fp32
-                if calibration is None and needs_calibration(precision):
-                    raise ValueError(f"{precision} on the implicit path needs --calibration")
-            build_engine(step.onnx, engine, precision, calibration if implicit else None, builder=trt.builder,
+            build_engine(step.onnx, engine, precision, calibration if implicit and scales_from is None else None,
+                         scales_from=scales_from, builder=trt.builder,
                          implicit=implicit, workspace_mib=req.workspace_mib, timing_cache=req.timing_cache,
                          opt_level=req.opt_level, dla_core=req.dla_core, source_sha256=source_sha,
                          build_options=dict(_rebuild_options(req), precision=precision),

@@ -115,14 +115,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {step.precision.value:16s} onnx {step.onnx}  engine {engine}  ({step.seconds:.0f} s)")
     missing = [s for s in steps if s.engine is None and s.precision.tensorrt]
     if missing and args.builder != "none":
+        from ..artifacts import size_from_name
         from ..engine.metadata import rebuild_command
+        from ..engine.on_target import on_target_command
 
         print(f"\nNo .engine written: {missing[0].skipped}")
-        print("Where TensorRT is installed, run:\n  " + rebuild_command(
-            {"onnx": str(args.onnx) if args.onnx else None, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-             "size": f"{args.size[0]}x{args.size[1]}" if args.size else None, "batch": args.batch,
-             "precision": " ".join(s.precision.value for s in missing), "calibration": args.calibration,
-             "out_dir": str(args.out)}))
+        precisions = " ".join(s.precision.value for s in missing)
+        if not args.implicit and all(s.onnx is not None for s in missing):
+            # the variants are made: the target builds its engines from this folder, no torch or calibration images
+            from ..onnx_metadata import read_contract_dict
+
+            size = args.size or size_from_name(Path(str(missing[0].onnx)).name)
+            model = str(read_contract_dict(Path(str(missing[0].onnx)))["model"])
+            print(f"Copy {args.out} to the machine with TensorRT (the Jetson) and run there:\n  "
+                  + on_target_command(args.out, precisions.split(), size, args.batch,
+                                      model=model if model != "swiftnet_ss_rn18" else None))
+        else:
+            print("Where TensorRT is installed, run:\n  " + rebuild_command(
+                {"onnx": str(args.onnx) if args.onnx else None,
+                 "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                 "size": f"{args.size[0]}x{args.size[1]}" if args.size else None, "batch": args.batch,
+                 "precision": precisions, "calibration": args.calibration, "out_dir": str(args.out),
+                 "implicit": args.implicit}))
         if args.builder == "tensorrt":
             return 1  # engines were asked for explicitly and could not be made here
     return 0
