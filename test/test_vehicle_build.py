@@ -361,3 +361,34 @@ def test_defect2_an_engine_that_does_not_fit_fails_or_is_rebuilt_when_allowed(fo
         assert prepare_engine(row, engine, "fp16", build=False, rebuild=True, log=said.append) is False
         assert said and "rebuilding" in said[0] and "built by tensorrt-rtx" in said[0]
         assert "TensorRTUnavailable" in row.notes[0]
+
+
+def test_rehearsal_the_node_runs_the_vehicle_folder_on_onnx_runtime_without_torch(folder: Path, tmp_path: Path) -> None:
+    """The node, started as the launch file starts it (a black box), on the same folder (mixed, batch 1) with
+    torch, ModelOpt and the quantizers blocked: it publishes labels for the frames it gets and imports none."""
+    from node_harness import encode_frame, finish, listener, node_process, save_frames, smooth_frames, start_publisher
+
+    from harness.launch_emulation import launch_command
+
+    vehicle = tmp_path / "engines"
+    vehicle.mkdir()
+    for precision in ("fp32", "mixed"):
+        shutil.copy2(_variant(folder, precision), vehicle)
+    frames = [dict(zip(("step", "data"), encode_frame(rgb, "rgb8")), encoding="rgb8", height=H, width=W)
+              for rgb in smooth_frames(4, H, W, seed=4)]
+    path = save_frames(tmp_path / "frames.npz", frames)
+    argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(vehicle), "precision": "mixed",
+                                "image_topic": "/vehicle/camera/image_raw"}, extra={"qos_reliability": "reliable"})
+    assert argv[1:3] == ["-m", "trt_segmentation.node"], argv
+    log = tmp_path / "blocked.txt"
+    blocker = _BLOCKER.format(blocked=BLOCKED, log=str(log)).replace(
+        'runpy.run_path(sys.argv[0], run_name="__main__")',
+        'sys.argv = ["trt_segmentation.node"] + sys.argv\nrunpy.run_module("trt_segmentation.node", run_name="__main__")')
+    argv = [argv[0], "-c", blocker, *argv[3:]]
+    env["PYTHONPATH"] = str(REPO)
+    with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
+        finish(start_publisher(path, "/vehicle/camera/image_raw", rate=4.0, env=env, reliable=True,
+                               lockstep="/segmentation/labels"), 120)
+        lis.wait_for(lambda: len(lis.labels) >= 4, 30, "labels of the 4 frames", node)
+    assert not log.exists(), f"the node tried to import: {log.read_text()}"
+    assert "mixed" in (tmp_path / "node.log").read_text()
