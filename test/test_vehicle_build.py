@@ -366,7 +366,16 @@ def test_defect2_an_engine_that_does_not_fit_fails_or_is_rebuilt_when_allowed(fo
 def test_rehearsal_the_node_runs_the_vehicle_folder_on_onnx_runtime_without_torch(folder: Path, tmp_path: Path) -> None:
     """The node, started as the launch file starts it (a black box), on the same folder (mixed, batch 1) with
     torch, ModelOpt and the quantizers blocked: it publishes labels for the frames it gets and imports none."""
-    from node_harness import encode_frame, finish, listener, node_process, save_frames, smooth_frames, start_publisher
+    from node_harness import (
+        STATUS,
+        encode_frame,
+        finish,
+        listener,
+        node_process,
+        save_frames,
+        smooth_frames,
+        start_publisher,
+    )
 
     from harness.launch_emulation import launch_command
 
@@ -387,6 +396,7 @@ def test_rehearsal_the_node_runs_the_vehicle_folder_on_onnx_runtime_without_torc
     argv = [argv[0], "-c", blocker, *argv[3:]]
     env["PYTHONPATH"] = str(REPO)
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
+        lis.wait_for(lambda: lis.last_status(STATUS), 90, "the node's first diagnostics", node)  # it is up
         finish(start_publisher(path, "/vehicle/camera/image_raw", rate=4.0, env=env, reliable=True,
                                lockstep="/segmentation/labels"), 120)
         lis.wait_for(lambda: len(lis.labels) >= 4, 30, "labels of the 4 frames", node)
