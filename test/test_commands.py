@@ -24,8 +24,11 @@ NOT_CHECKED = ("demo",)  # owned elsewhere; made executable by its owner
 
 def test_setup_py_installs_exactly_the_tools_cli_lists() -> None:
     tree = ast.parse((REPO / "setup.py").read_text())
-    (listed,) = [ast.literal_eval(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+    (listed,) = [ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
                  and any(isinstance(t, ast.Name) and t.id == "TOOLS" for t in n.targets)]
+    for node in tree.body:  # TOOLS += (...) lines that follow it
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id == "TOOLS":
+            listed = tuple(listed) + tuple(ast.literal_eval(node.value))
     assert tuple(listed) == cli.TOOLS
     shells = {p.stem for p in (REPO / "tools").glob("*.py")}
     assert shells == set(cli.TOOLS) | set(SOURCE_ONLY) | set(NOT_CHECKED)
