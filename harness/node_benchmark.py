@@ -27,8 +27,8 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 from harness.topic_probe import BackgroundNode
-from trt_segmentation.diagnostics import cpu_model, status_name
 from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
+from trt_segmentation.node.diagnostics import cpu_model, status_name
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the camera and relay run as `python -m harness.node_benchmark`
 CAMERA_TOPIC = "/bench/camera/image_raw"

@@ -31,15 +31,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -c 'import numpy, onnxruntime, onnx, PIL, pytest, vermin'  # fail here if an install broke
   echo "$want" > "$stamp"
 fi
-vehicle=(trt_segmentation/runtime trt_segmentation/node.py trt_segmentation/node_params.py trt_segmentation/node_startup.py
-         trt_segmentation/image_codec.py trt_segmentation/diagnostics.py trt_segmentation/latency.py
+vehicle=(trt_segmentation/runtime trt_segmentation/node
+         trt_segmentation/image_codec.py
          trt_segmentation/palette.py trt_segmentation/onnx_metadata.py trt_segmentation/artifacts.py
          trt_segmentation/hashing.py trt_segmentation/cli.py trt_segmentation/engine/metadata.py
          trt_segmentation/engine/builder.py trt_segmentation/engine/tensorrt_adapter.py
          trt_segmentation/engine/parser_support.py trt_segmentation/engine/calibration_feeder.py
          trt_segmentation/engine/implicit_calibrator.py trt_segmentation/cuda_driver.py
-         trt_segmentation/cpu_features.py trt_segmentation/commands/check_on_target.py trt_segmentation/commands/__init__.py
-         trt_segmentation/node_batch.py trt_segmentation/node_frames.py trt_segmentation/node_worker.py)
+         trt_segmentation/cpu_features.py trt_segmentation/commands/check_on_target.py trt_segmentation/commands/__init__.py)
 [ -f trt_segmentation/image_cdr.py ] && vehicle+=(trt_segmentation/image_cdr.py)
 tests=(test/test_vehicle_runtime.py test/test_node_tensorrt_startup.py test/test_image_codec.py test/test_palette.py
        test/test_node_worker.py test/test_runtime_batch.py test/test_node_batch_worker.py)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .artifacts import Precision, artifact_path, batch_from_name, check_camera_name, names, size_from_name
-from .engine.metadata import build_hint
-from .image_codec import DEFAULT_MAX_PIXELS
+from ..artifacts import Precision, artifact_path, batch_from_name, check_camera_name, names, size_from_name
+from ..engine.metadata import build_hint
+from ..image_codec import DEFAULT_MAX_PIXELS
 
 BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
 RELIABILITY_CHOICES = ("best_effort", "reliable")

@@ -1,4 +1,4 @@
-"""What both node workers (single camera: node.FrameWorker; several cameras: node_batch.BatchWorker) do to one
+"""What both node workers (single camera: frame_worker.FrameWorker; several cameras: batch_worker.BatchWorker) do to one
 camera message: the mailbox entry, its conversion to an array at the engine's size, and what is kept until its
 labels come back. No ROS, no threads in here.
 
@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
-from .image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
+from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
+from ..image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
 
 
 @dataclass

@@ -21,12 +21,12 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
+from ..runtime import Backend, InputMismatch
 from .diagnostics import CAMERA_STAGES, Counters
-from .image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
+from .frames import Frame, Pending, convert_frame
 from .latency import RateMeter, RollingWindow, StageLatency
-from .node_frames import Frame, Pending, convert_frame
-from .node_worker import WorkerThreads
-from .runtime import Backend, InputMismatch
+from .worker_threads import WorkerThreads
 
 
 class CameraState:
@@ -57,7 +57,7 @@ class BatchPending:
 
 
 class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
-    """Mailboxes per camera, the converter and collector threads (node_worker) and the statistics (per camera, per
+    """Mailboxes per camera, the converter and collector threads (worker_threads) and the statistics (per camera, per
     batch and in total). ``post(camera, msg)`` is called from the subscriptions; ``publish(camera, pending,
     labels)`` from the collector thread."""
 

@@ -1,4 +1,4 @@
-"""The threading both node workers share (single camera: node.FrameWorker; several cameras: node_batch.BatchWorker).
+"""The threading both node workers share (single camera: frame_worker.FrameWorker; several cameras: batch_worker.BatchWorker).
 
 A converter thread waits for a free backend slot, takes the work that is due and submits it; a collector thread
 finishes the submitted work in submission order and gives the slot back; ``stop`` lets both drain. Here also: the
@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Dict, Generic, Optional, TypeVar
 
+from ..image_codec import DEFAULT_MAX_PIXELS
+from ..runtime import Backend
 from .diagnostics import STAGES
-from .image_codec import DEFAULT_MAX_PIXELS
+from .frames import Pending, age_ms
 from .latency import RateMeter, StageLatency
-from .node_frames import Pending, age_ms
-from .runtime import Backend
 
 Work = TypeVar("Work")  # what the converter takes per submission: a frame, or a batch's frames
 

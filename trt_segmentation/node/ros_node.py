@@ -6,9 +6,9 @@ converter thread takes the newest frame whenever a backend slot is free, convert
 torch: uploads it and enqueues the network on that slot's CUDA stream); a collector thread waits for the oldest
 submitted frame, resizes its labels and publishes them. So while the GPU runs frame N and its labels go out,
 frame N+1 is already being converted into the next slot.
-``FrameWorker`` holds that logic without ROS (tested on a GPU); with ``cameras`` set, node_batch.BatchWorker does
+``FrameWorker`` holds that logic without ROS (tested on a GPU); with ``cameras`` set, batch_worker.BatchWorker does
 the same for several cameras through one batch-N model. ``SegmentationNode`` wraps either in rclpy; what happens
-before the first subscription (model file, checks, engine build, backend) is node_startup.py.
+before the first subscription (model file, checks, engine build, backend) is startup.py.
 Imports only numpy, Pillow, rclpy, message packages and, lazily through the backend, onnxruntime or
 tensorrt/pycuda.
 
@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from ..image_cdr import ImageSerializer
+from ..palette import colorize, overlay
+from ..runtime import Backend
+from .batch_worker import BatchWorker
 from .diagnostics import (
     INFERENCE_TASK,
     LEVEL_NAMES,
-    Counters,
     DiagnosticReport,
     Thresholds,
     batch_values,
@@ -39,112 +42,13 @@ from .diagnostics import (
     hardware_id,
     status_name,
 )
-from .image_cdr import ImageSerializer
-from .image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
-from .node_batch import BatchWorker
-from .node_frames import Frame, Pending, convert_frame
-from .node_params import NodeParams, declare_parameters
-from .node_startup import StartupError, load_backend
-from .node_worker import WorkerThreads
-from .palette import colorize, overlay
-from .runtime import Backend
+from .frame_worker import FrameWorker
+from .frames import Pending
+from .params import NodeParams, declare_parameters
+from .startup import StartupError, load_backend
 
 NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
-
-
-class FrameWorker(WorkerThreads[Frame]):
-    """The newest-frame mailbox, the converter and collector threads (node_worker) and the statistics; no ROS in
-    here (tested on a GPU with the torch backend). ``post`` is called from the subscription; ``publish(pending,
-    labels)`` from the collector thread.
-
-    Messages are duck-typed: ``encoding/height/width/step/data/header`` (Image) or ``format/data/header``
-    (CompressedImage)."""
-
-    def __init__(self, backend: Backend, publish: Callable[[Pending, np.ndarray], None], *, keep_rgb: bool = False,
-                 latency_window: int = 300, log_throttle_s: float = 5.0, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 log: Callable[[str, bool], None] = lambda text, warn: None,
-                 now_ns: Callable[[], int] = time.time_ns) -> None:
-        super().__init__(backend, keep_rgb=keep_rgb, latency_window=latency_window, log_throttle_s=log_throttle_s,
-                         max_pixels=max_pixels, log=log, now_ns=now_ns)
-        self.publish = publish
-        self.counters = Counters()
-        self.last_frame: float | None = None
-        self.last_input_size = ""
-        self._mailbox: Frame | None = None
-
-    def _drop_waiting(self) -> None:
-        if self._mailbox is not None:
-            self._mailbox = None
-            with self.lock:
-                self.counters.dropped += 1
-
-    def snapshot(self) -> Counters:
-        with self.lock:
-            return Counters(**vars(self.counters))
-
-    # ---------------------------------------------------------------- subscription side
-    def post(self, msg: Any, compressed: bool = False) -> None:
-        """Put ``msg`` into the mailbox; a frame still waiting there is replaced and counted as dropped."""
-        with self._cv:
-            with self.lock:
-                self.counters.received += 1
-                if self._mailbox is not None:
-                    self.counters.dropped += 1
-            self.last_frame = time.monotonic()
-            self._mailbox = Frame(msg, compressed, self.now_ns())
-            self._cv.notify()
-
-    # ---------------------------------------------------------------- converter thread
-    def _take(self) -> Frame | None:
-        with self._cv:
-            while self._mailbox is None and not self._stop:
-                self._cv.wait(0.2)
-            frame, self._mailbox = self._mailbox, None
-            return frame
-
-    def _start(self, frame: Frame) -> bool:
-        """Convert and submit one frame; False (counted, logged) when it was refused or failed before submitting."""
-        try:
-            pending, network_image = convert_frame(frame, self.backend.contract.channel_order,
-                                                   self.backend.input_size, self.max_pixels, self.keep_rgb,
-                                                   self.now_ns())
-        except ImageDecodeError as exc:  # the rule of both workers (node_frames): a conversion failure is bad input
-            self._fail("input", f"bad image dropped: {exc}")
-            return False
-        self.last_input_size = f"{pending.height}x{pending.width}"
-        try:
-            self.backend.submit(network_image, pending)
-            return True
-        except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
-            self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
-        return False
-
-    # ---------------------------------------------------------------- collector thread
-    def _finish_oldest(self) -> None:
-        try:
-            pending, result = self.backend.collect()
-        except Exception as exc:  # GPU/runtime failure of an in-flight frame
-            self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
-            return
-        t0 = time.perf_counter()
-        try:
-            labels = resize_nearest(result.labels, pending.height, pending.width)
-            self.publish(pending, labels)
-        except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
-            self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
-            return
-        self._add_run_stages(pending.preprocess_ms, result.timings_ms, t0)
-        self._add_frame_stages(self.latency, pending)  # after postprocess: age counts the publishing
-        self.fps.tick()
-        with self.lock:
-            self.counters.processed += 1
-        self.runtime_error = ""
-
-    def _fail(self, key: str, text: str, runtime: bool = False) -> None:
-        with self.lock:
-            self.counters.failed += 1
-        self._report(key, text, runtime)
 
 
 class CameraIO:
@@ -168,7 +72,7 @@ class CameraIO:
 
 class SegmentationNode:
     """The rclpy side: parameters, publishers, the subscriptions (+ QoS events) and the diagnostics timer around a
-    :class:`FrameWorker` (one camera) or a :class:`~trt_segmentation.node_batch.BatchWorker` (``cameras``)."""
+    :class:`FrameWorker` (one camera) or a :class:`~trt_segmentation.node.batch_worker.BatchWorker` (``cameras``)."""
 
     def __init__(self, node: Any, params: NodeParams, backend: Backend, model_file: Path) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
