@@ -6,8 +6,9 @@ in test/test_gpu_slots.py); ros_node.SegmentationNode wraps it in rclpy.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -37,9 +38,11 @@ class FrameWorker(WorkerThreads[Frame]):
         self.last_frame: float | None = None
         self.last_input_size = ""
         self._mailbox: Frame | None = None
+        self._in_flight: deque[Pending] = deque()  # submitted, in the backend's collect() order
 
     def _drop_waiting(self) -> None:
         if self._mailbox is not None:
+            self._discard(self._mailbox.msg)
             self._mailbox = None
             with self.lock:
                 self.counters.dropped += 1
@@ -49,16 +52,33 @@ class FrameWorker(WorkerThreads[Frame]):
             return Counters(**vars(self.counters))
 
     # ---------------------------------------------------------------- subscription side
-    def post(self, msg: Any, compressed: bool = False) -> None:
-        """Put ``msg`` into the mailbox; a frame still waiting there is replaced and counted as dropped."""
+    def post(self, msg: Any, compressed: bool = False, received_ns: Optional[int] = None) -> None:
+        """Put ``msg`` into the mailbox; a frame still waiting there is replaced and counted as dropped.
+        ``received_ns``: when it was taken, where that was another process (else now)."""
         with self._cv:
             with self.lock:
                 self.counters.received += 1
                 if self._mailbox is not None:
                     self.counters.dropped += 1
+            if self._mailbox is not None:
+                self._discard(self._mailbox.msg)
             self.last_frame = time.monotonic()
-            self._mailbox = Frame(msg, compressed, self.now_ns())
+            self._mailbox = Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns)
             self._cv.notify()
+
+    def refuse(self, camera: int, text: str) -> None:
+        """A frame its I/O process took and refused as bad input: received, failed, reported (``camera``: 0)."""
+        with self.lock:
+            self.counters.received += 1
+        self.last_frame = time.monotonic()
+        self._fail("input", f"bad image dropped: {text}")
+
+    def drop_taken(self, camera: int) -> None:
+        """A frame its I/O process took but had no free ring slot for: received and dropped."""
+        with self.lock:
+            self.counters.received += 1
+            self.counters.dropped += 1
+        self.last_frame = time.monotonic()
 
     # ---------------------------------------------------------------- converter thread
     def _take(self) -> Frame | None:
@@ -75,21 +95,26 @@ class FrameWorker(WorkerThreads[Frame]):
                                                    self.backend.input_size, self.max_pixels, self.keep_rgb,
                                                    self.now_ns())
         except ImageDecodeError as exc:  # the rule of both workers (frames): a conversion failure is bad input
+            self._discard(frame.msg)
             self._fail("input", f"bad image dropped: {exc}")
             return False
         self.last_input_size = f"{pending.height}x{pending.width}"
         try:
             self.backend.submit(network_image, pending)
-            return True
         except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
+            self._discard(frame.msg)
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
-        return False
+            return False
+        self._in_flight.append(pending)
+        return True
 
     # ---------------------------------------------------------------- collector thread
     def _finish_oldest(self) -> None:
+        oldest = self._in_flight.popleft()  # the frame collect() returns (or fails on)
         try:
             pending, result = self.backend.collect()
         except Exception as exc:  # GPU/runtime failure of an in-flight frame
+            self._discard(oldest.source)
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
             return
         t0 = time.perf_counter()
@@ -97,6 +122,7 @@ class FrameWorker(WorkerThreads[Frame]):
             labels = resize_nearest(result.labels, pending.height, pending.width)
             self.publish(pending, labels)
         except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
+            self._discard(pending.source)
             self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
             return
         self._add_run_stages(pending.preprocess_ms, result.timings_ms, t0)

@@ -42,8 +42,10 @@ from .diagnostics import (
     hardware_id,
     status_name,
 )
+from .frame_ring import SlotFrame
 from .frame_worker import FrameWorker
 from .frames import Pending
+from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import NodeParams, declare_parameters
 from .startup import StartupError, load_backend
 
@@ -64,10 +66,17 @@ class CameraIO:
         self.pub_overlay: Any = None
         self.qos_problem = ""
         self.failed_reported = 0
+        self.image_topic = ""  # io_mode process: the resolved topics its I/O process uses
+        self.labels_topic = ""
+        self.io_error = ""  # io_mode process: why its I/O process is down ("" while it runs)
 
     @property
     def topic(self) -> str:
-        return str(getattr(self.sub, "topic_name", self.prefix + "image"))
+        return self.image_topic or str(getattr(self.sub, "topic_name", self.prefix + "image"))
+
+    @property
+    def output_topic(self) -> str:
+        return self.labels_topic or str(getattr(self.pub_labels, "topic_name", self.prefix + "labels"))
 
 
 class SegmentationNode:
@@ -89,8 +98,9 @@ class SegmentationNode:
         self.started = time.monotonic()
         self._failed_reported = 0
         self._qos_problems: dict[str, str] = {}
+        in_process = params.io_mode == "inprocess"
         common: dict[str, Any] = dict(
-            keep_rgb=params.publish_overlay, latency_window=params.latency_window,
+            keep_rgb=params.publish_overlay and in_process,  # else the I/O process blends from its ring slot latency_window=params.latency_window,
             log_throttle_s=params.log_throttle_s, max_pixels=params.max_input_pixels,
             log=lambda text, warn: (self.log.warning if warn else self.log.error)(text),
             now_ns=lambda: int(node.get_clock().now().nanoseconds),
@@ -107,7 +117,12 @@ class SegmentationNode:
             self.cameras = [CameraIO("", "~/")]
             self.worker = self.frame_worker = FrameWorker(backend, self._publish, **common)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.serialized_input = all([self._wire(index, camera) for index, camera in enumerate(self.cameras)])
+        self.io: IoSupervisor | None = None
+        if in_process:
+            self.serialized_input = all([self._wire(index, camera) for index, camera in enumerate(self.cameras)])
+        else:
+            self.serialized_input = True
+            self.io = self._io_processes()
         single = self.cameras[0]
         self.sub, self.pub_labels = single.sub, single.pub_labels  # single-camera mode's topics
         self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
@@ -123,18 +138,69 @@ class SegmentationNode:
         }
         self.hardware_id = hardware_id(info)  # the GPU's name, or the CPU model for ONNX Runtime on the CPU
         self.status_name = status_name(node.get_name())
-        subscribed = ", ".join(c.sub.topic_name for c in self.cameras)
-        publishing = ", ".join(c.pub_labels.topic_name for c in self.cameras)
+        subscribed = ", ".join(c.topic for c in self.cameras)
+        publishing = ", ".join(c.output_topic for c in self.cameras)
         batch = f", batches of {backend.batch} (timeout {params.batch_timeout_ms:g} ms)" if params.cameras else ""
         self.log.info(
             f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}{batch}); subscribed to "
             f"{subscribed} ({params.qos_reliability}, depth {params.qos_depth}); publishing {publishing}"
         )
         self.log.info("backend: " + ", ".join(f"{k}={v}" for k, v in info.items()))
-        if self.serialized_input:
+        if self.io is not None:
+            self.log.info(f"camera I/O in {len(self.cameras)} process(es) of their own, frames through shared memory "
+                          "(io_mode process)")
+        elif self.serialized_input:
             self.log.info("transport: serialized images in and out (no per-frame message objects)")
-        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
         self.worker.start()
+        if self.io is not None and not self.io.start():
+            self.log.error("not every camera I/O process has started within 30 s; see the diagnostics")
+        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
+
+    # ---------------------------------------------------------------- io_mode process
+    def _io_processes(self) -> IoSupervisor:
+        """The supervisor of one I/O process per camera, on the topics this node would have (remappings applied)."""
+        params, node = self.params, self.node
+        image = "image/compressed" if params.input_type == "compressed" else "image"
+        specs = []
+        for camera in self.cameras:
+            camera.image_topic = node.resolve_topic_name(camera.prefix + image)
+            camera.labels_topic = node.resolve_topic_name(camera.prefix + "labels")
+            specs.append(CameraIoSpec(
+                camera.name, camera.image_topic, camera.labels_topic,
+                node.resolve_topic_name(camera.prefix + "color") if params.publish_color else "",
+                node.resolve_topic_name(camera.prefix + "overlay") if params.publish_overlay else ""))
+        settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type == "compressed",
+                              self.backend.contract.channel_order, params.max_input_pixels,
+                              self.backend.max_in_flight + 4, params.overlay_alpha, params.qos_reliability,
+                              params.qos_depth)
+        return IoSupervisor(specs, settings, self, log=lambda text, warn: (self.log.warning if warn
+                                                                          else self.log.error)(text))
+
+    # IoSink: what a camera's I/O process tells (its reader thread)
+    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None:
+        compressed = self.params.input_type == "compressed"
+        if self.batch_worker is not None:
+            self.batch_worker.post(camera, frame, compressed, received_ns)
+        elif self.frame_worker is not None:
+            self.frame_worker.post(frame, compressed, received_ns)
+
+    def refused(self, camera: int, text: str) -> None:
+        self.worker.refuse(camera, text)
+
+    def ring_full(self, camera: int) -> None:
+        self.worker.drop_taken(camera)
+
+    def qos_problem(self, camera: int, text: str) -> None:
+        io = self.cameras[camera]
+        io.qos_problem = text
+        self._qos_problems[io.topic] = text
+        self.worker.throttled("qos " + io.topic, text, warn=True)
+
+    def publish_failed(self, camera: int, text: str) -> None:
+        self.worker.report_runtime(text)
+
+    def io_state(self, camera: int, error: str) -> None:
+        self.cameras[camera].io_error = error
 
     def _wire(self, index: int, camera: CameraIO) -> bool:
         """Publishers and the subscription of one camera; True when it subscribes to serialized messages."""
@@ -204,7 +270,11 @@ class SegmentationNode:
         self._publish_camera(0, pending, labels)
 
     def _publish_camera(self, index: int, pending: Pending, labels: np.ndarray) -> None:
-        """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are)."""
+        """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are); in
+        io_mode process: write the labels into the frame's ring slot, its I/O process publishes them."""
+        if pending.source is not None:
+            pending.source.release(labels)
+            return
         camera = self.cameras[index]
         camera.pub_labels.publish(self._mono8.serialize(pending.header, labels))
         if camera.pub_color is not None:
@@ -250,7 +320,9 @@ class SegmentationNode:
             seconds_since_start=now - self.started,
             publishers=None if None in publishers else sum(p or 0 for p in publishers),
             last_input_size=worker.last_input_size, qos_problems=list(self._qos_problems.values()),
-            failed_since_last_report=new_failures, runtime_error=worker.runtime_error, last_error=worker.last_error,
+            failed_since_last_report=new_failures,
+            runtime_error=worker.runtime_error or ("" if self.batch_worker else self.cameras[0].io_error),
+            last_error=worker.last_error,
             thresholds=self.thresholds, extra_problems=stale, extra_values=batch_keys,
         )
         return [(INFERENCE_TASK, main)] + cameras
@@ -274,10 +346,13 @@ class SegmentationNode:
                 seconds_since_last_frame=None if state.last_frame is None else now - state.last_frame,
                 seconds_since_start=now - self.started, publishers=publishers[index],
                 last_input_size=state.last_input_size, qos_problems=[io.qos_problem] if io.qos_problem else [],
-                failed_since_last_report=failed, last_error=state.last_error, thresholds=self.thresholds)
+                failed_since_last_report=failed, last_error=state.last_error, thresholds=self.thresholds,
+                io_error=io.io_error)
             idle = now - (state.last_frame if state.last_frame is not None else self.started)
             if idle > self.thresholds.warn_no_frames_s:
                 stale.append(f"camera {io.name} stale: no frame for {idle:.1f} s")
+            if io.io_error:
+                stale.append(io.io_error)
             cameras.append((camera_task(io.name), report))
         windowed = batch.fill.values()
         mean_fill = float(windowed.mean()) if windowed.size else float("nan")
@@ -286,7 +361,9 @@ class SegmentationNode:
         return cameras, stale, keys
 
     def shutdown(self) -> None:
-        self.worker.stop()
+        self.worker.stop()  # frames in flight are published (through their I/O processes) first
+        if self.io is not None:
+            self.io.stop()
         if self.worker.alive:
             # never free GPU buffers under a thread that may still use them; the process is ending anyway
             self.node.get_logger().error("the inference worker did not stop in time; backend not closed")

@@ -18,6 +18,7 @@ from typing import Dict, Generic, Optional, TypeVar
 from ..image_codec import DEFAULT_MAX_PIXELS
 from ..runtime import Backend
 from .diagnostics import STAGES
+from .frame_ring import SlotFrame
 from .frames import Pending, age_ms
 from .latency import RateMeter, StageLatency
 
@@ -127,6 +128,13 @@ class WorkerThreads(Generic[Work]):
         if age == age:  # not NaN
             window.add("age", age)
 
+    # ---------------------------------------------------------------- frames that end without labels
+    @staticmethod
+    def _discard(msg: object) -> None:
+        """A frame that will not be published: a ring slot (process mode) goes back to its I/O process now."""
+        if isinstance(msg, SlotFrame):
+            msg.release()
+
     # ---------------------------------------------------------------- failures
     def _report(self, key: str, text: str, runtime: bool = False) -> None:
         """Remember ``text`` as the last error (and, ``runtime``, as the inference error: ERROR) and log it."""
@@ -134,6 +142,10 @@ class WorkerThreads(Generic[Work]):
         if runtime:
             self.runtime_error = text
         self.throttled(key, text)
+
+    def report_runtime(self, text: str) -> None:
+        """A failure outside this process's threads (an I/O process could not publish): ERROR, logged."""
+        self._report("runtime", text, runtime=True)
 
     def throttled(self, key: str, text: str, warn: bool = False) -> None:
         """Log ``text`` unless the same ``key`` was logged less than ``log_throttle_s`` ago."""
