@@ -57,7 +57,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("ort_threads", 0, "onnxruntime: intra-op threads (0 = ONNX Runtime's default)", low=0, high=64, step=1),
     ParamSpec("input_type", "raw", "raw: subscribe to sensor_msgs/Image on ~/image; compressed: "
               "sensor_msgs/CompressedImage (jpeg/png) on ~/image/compressed", INPUT_TYPES),
-    ParamSpec("io_mode", "process", "process: each camera's subscription, take, check and publishing run in an I/O "
+    ParamSpec("io_mode", "inprocess", "process: each camera's subscription, take, check and publishing run in an I/O "
               "process of its own that hands frames over through a shared-memory ring (the take of a large frame "
               "holds that process's interpreter lock, not the inference process's); inprocess: all in the node's "
               "process (debugging, platforms without /dev/shm)", IO_MODES),
