@@ -115,13 +115,15 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def child_pids(self) -> list[int]:
-        """The node's child processes (io_mode process: its camera I/O processes)."""
+        """The node's child processes (io_mode process: its camera I/O processes), from /proc/<pid>/stat."""
         pids: list[int] = []
-        try:
-            for task in Path(f"/proc/{self.pid}/task").iterdir():
-                pids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == self.pid:
+                        pids.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    pass
         return pids
 
     def rss_mb(self) -> float:

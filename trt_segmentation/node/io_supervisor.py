@@ -74,7 +74,7 @@ class IoSettings:
 class IoLink:
     """One generation of a camera's I/O process: the process, the link to it and its ring."""
 
-    def __init__(self, camera: int, generation: int, proc: subprocess.Popen, link: Connection,
+    def __init__(self, camera: int, generation: int, proc: subprocess.Popen[bytes], link: Connection,
                  ring: FrameRing) -> None:
         self.camera = camera
         self.generation = generation
