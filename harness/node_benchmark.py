@@ -337,7 +337,8 @@ class GilProfiler:
     warm-up), 250 Hz, raw stacks; :meth:`summary` says per process which functions the GIL-holding samples were in.
     Nothing (with a note) where py-spy is not installed."""
 
-    KEYS = ("_take_subscription", "publish", "convert_frame", "collect", "submit", "serialize", "take", "_finish")
+    KEYS = ("_take_subscription", "publish", "convert_frame", "collect", "submit", "serialize", "take", "_finish",
+            "send", "recv")
 
     def __init__(self, node: Any, out: Path, seconds: float, delay: float, label: str) -> None:
         import shutil
@@ -384,8 +385,9 @@ class GilProfiler:
             for stack, count in stacks.items():
                 for name in {frame.split(" (")[0] for frame in stack.split(";")[1:]}:
                     inclusive[name] = inclusive.get(name, 0) + count
-            shares = [sum(c for st, c in stacks.items() if f";{k} (" in st or f";{k}(" in st) / total
-                      for k in self.KEYS]
+            def has(stack: str, key: str) -> bool:  # py-spy names frames "Class.function (file:line)"
+                return any(frame.split(" (")[0].rsplit(".", 1)[-1] == key for frame in stack.split(";"))
+            shares = [sum(c for st, c in stacks.items() if has(st, k)) / total for k in self.KEYS]
             top = sorted(((c, n) for n, c in inclusive.items() if not n.startswith(("<module>", "main", "spin",
                                                                                      "run", "_bootstrap"))),
                          reverse=True)[:5]

@@ -41,7 +41,8 @@ vehicle=(trt_segmentation/runtime trt_segmentation/node
          trt_segmentation/cpu_features.py trt_segmentation/commands/check_on_target.py trt_segmentation/commands/__init__.py)
 [ -f trt_segmentation/image_cdr.py ] && vehicle+=(trt_segmentation/image_cdr.py)
 tests=(test/test_vehicle_runtime.py test/test_node_tensorrt_startup.py test/test_image_codec.py test/test_palette.py
-       test/test_node_worker.py test/test_runtime_batch.py test/test_node_batch_worker.py)
+       test/test_node_worker.py test/test_runtime_batch.py test/test_node_batch_worker.py test/test_node_frame_ring.py
+       test/test_runtime_slot_failure.py)
 echo "==> vermin: minimum Python of the vehicle modules and their tests (target 3.8)"
 "$venv/bin/python" -c 'import sys; from vermin.main import main; sys.argv[0] = "vermin"; sys.exit(main())' \
   -t=3.8- --violations --no-tips --no-parse-comments "${vehicle[@]}" "${tests[@]}"

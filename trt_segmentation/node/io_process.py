@@ -160,6 +160,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     die_with_parent(args.parent_pid)
+    # two threads hand frames on (executor: take; link thread: publish): the node's switch interval (ros_node.py)
+    sys.setswitchinterval(0.0005)
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data

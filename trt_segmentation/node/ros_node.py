@@ -100,7 +100,8 @@ class SegmentationNode:
         self._qos_problems: dict[str, str] = {}
         in_process = params.io_mode == "inprocess"
         common: dict[str, Any] = dict(
-            keep_rgb=params.publish_overlay and in_process,  # else the I/O process blends from its ring slot latency_window=params.latency_window,
+            # in io_mode process the I/O process blends the overlay from its ring slot
+            keep_rgb=params.publish_overlay and in_process, latency_window=params.latency_window,
             log_throttle_s=params.log_throttle_s, max_pixels=params.max_input_pixels,
             log=lambda text, warn: (self.log.warning if warn else self.log.error)(text),
             now_ns=lambda: int(node.get_clock().now().nanoseconds),
