@@ -89,7 +89,7 @@ def test_a_killed_io_process_is_restarted_and_reported_while_the_other_camera_go
             listener(topics["front"], extra_topics=(topics["left"],)) as lis:
         lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         first = wait_until(lambda: len(io_processes(node.pid)) == 2 and io_processes(node.pid), 10, "2 I/O processes")
-        pubs = {c: start_publisher(path, f"/io/{c}/image_raw", rate=5.0, env=env, reliable=True, repeat=60,
+        pubs = {c: start_publisher(path, f"/io/{c}/image_raw", rate=5.0, env=env, reliable=True, repeat=1000,
                                    frame_id_prefix=c) for c in CAMERAS}
         left = lis.images[topics["left"]]
         lis.wait_for(lambda: len(lis.labels) >= 3 and len(left) >= 3, 30, "labels of both cameras", node)

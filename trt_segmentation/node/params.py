@@ -60,7 +60,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("io_mode", "inprocess", "process: each camera's subscription, take, check and publishing run in an I/O "
               "process of its own that hands frames over through a shared-memory ring (the take of a large frame "
               "holds that process's interpreter lock, not the inference process's); inprocess: all in the node's "
-              "process (debugging, platforms without /dev/shm)", IO_MODES),
+              "process (measured faster so far: docs/benchmarks.md)", IO_MODES),
     ParamSpec("cameras", [], "Multi-camera mode: camera names, e.g. [front, left, right]; each gets ~/<name>/image "
               "(or ~/<name>/image/compressed) in and ~/<name>/labels (color, overlay) out, and all run as one batch "
               "through a batch-N model (<model>_<H>x<W>_b<N>_<precision>, N = number of cameras). Empty = one "
