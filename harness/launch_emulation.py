@@ -114,15 +114,31 @@ class NodeProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def child_pids(self) -> list[int]:
+        """The node's child processes (io_mode process: its camera I/O processes), from /proc/<pid>/stat."""
+        pids: list[int] = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == self.pid:
+                        pids.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return pids
+
     def rss_mb(self) -> float:
-        """Resident memory of the node process in MB; NaN once it has ended."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
+        """Resident memory of the node process and its I/O processes in MB (a shared-memory ring page counts once
+        per process that touched it); NaN once the node has ended."""
+        total = float("nan")
+        for index, pid in enumerate([self.pid] + self.child_pids()):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total = (0.0 if index == 0 else total) + int(line.split()[1]) / 1024
+            except OSError:
+                if index == 0:
+                    return float("nan")
+        return total
 
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout=timeout)

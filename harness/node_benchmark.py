@@ -22,13 +22,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from harness.topic_probe import BackgroundNode
-from trt_segmentation.diagnostics import cpu_model, status_name
 from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
+from trt_segmentation.node.diagnostics import cpu_model, status_name
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the camera and relay run as `python -m harness.node_benchmark`
 CAMERA_TOPIC = "/bench/camera/image_raw"
@@ -332,6 +332,70 @@ def _wait_for_arrivals(listener: AgeListener, topic: str, camera: subprocess.Pop
     return rss
 
 
+class GilProfiler:
+    """``py-spy record --gil`` on the node and each of its I/O processes for ``seconds`` after ``delay`` (the
+    warm-up), 250 Hz, raw stacks; :meth:`summary` says per process which functions the GIL-holding samples were in.
+    Nothing (with a note) where py-spy is not installed."""
+
+    KEYS = ("_take_subscription", "publish", "convert_frame", "collect", "submit", "serialize", "take", "_finish",
+            "send", "recv")
+
+    def __init__(self, node: Any, out: Path, seconds: float, delay: float, label: str) -> None:
+        import shutil
+
+        self.runs: List[Tuple[str, Path, subprocess.Popen]] = []
+        self.note = ""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(spy).is_file():
+            self.note = "py-spy not installed: no GIL profile"
+            return
+        roles = [("node", node.pid)] + [("io", pid) for pid in node.child_pids()]
+        for role, pid in roles:
+            path = out / f"pyspy_{label}_{role}_{pid}.txt"
+            cmd = (f"sleep {delay:.1f}; exec {spy} record --gil --rate 250 --duration {int(seconds)} --format raw "
+                   f"--output {path} --pid {pid}")
+            self.runs.append((f"{role} {pid}", path, subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL,
+                                                                   stderr=subprocess.STDOUT)))
+
+    def wait(self, timeout: float = 60.0) -> None:
+        for _, _, proc in self.runs:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def summary(self, title: str) -> str:
+        """A markdown table: per process the GIL-holding samples and the share of them under each key function."""
+        if not self.runs:
+            return f"{title}: {self.note}\n"
+        lines = [f"### {title}", "", "| process | GIL samples | " + " | ".join(f"`{k}`" for k in self.KEYS)
+                 + " | top frames (inclusive share) |", "|---|---:|" + "---:|" * len(self.KEYS) + "---|"]
+        for role, path, _ in self.runs:
+            stacks: Dict[str, int] = {}
+            if path.is_file():
+                for line in path.read_text(errors="replace").splitlines():
+                    stack, _, count = line.rpartition(" ")
+                    if count.isdigit():
+                        stacks[stack] = stacks.get(stack, 0) + int(count)
+            total = sum(stacks.values())
+            if not total:
+                lines.append(f"| {role} | 0 |" + " |" * len(self.KEYS) + " |")
+                continue
+            inclusive: Dict[str, int] = {}
+            for stack, count in stacks.items():
+                for name in {frame.split(" (")[0] for frame in stack.split(";")[1:]}:
+                    inclusive[name] = inclusive.get(name, 0) + count
+            def has(stack: str, key: str) -> bool:  # py-spy names frames "Class.function (file:line)"
+                return any(frame.split(" (")[0].rsplit(".", 1)[-1] == key for frame in stack.split(";"))
+            shares = [sum(c for st, c in stacks.items() if has(st, k)) / total for k in self.KEYS]
+            top = sorted(((c, n) for n, c in inclusive.items() if not n.startswith(("<module>", "main", "spin",
+                                                                                     "run", "_bootstrap"))),
+                         reverse=True)[:5]
+            lines.append(f"| {role} | {total} | " + " | ".join(f"{x:.0%}" for x in shares) + " | "
+                         + ", ".join(f"{n} {c / total:.0%}" for c, n in top) + " |")
+        return "\n".join(lines) + "\n"
+
+
 def _child_env() -> Dict[str, str]:
     """The environment of the benchmark's processes (unbuffered, the source root on PYTHONPATH), after setting this
     process's own: its listener too needs the node's transport profile (large frames need the SHM profile) and
@@ -404,7 +468,15 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     raise RuntimeError(f"no diagnostics from the node in 120 s:\n{node.log()[-3000:]}")
                 _wait_for_publisher(listener, NODE_LABELS, node.proc)
                 camera = _camera(env, height, width, args.rate, count)
+                profiler = (GilProfiler(node, out, args.profile_seconds, 3.0 + warmup / args.rate, "single")
+                            if args.profile_seconds else None)
                 rss = _wait_for_arrivals(listener, NODE_LABELS, camera, count, args.rate, node.rss_mb)
+                if profiler is not None:
+                    profiler.wait()
+                    text = profiler.summary(f"GIL profile, one camera {height}x{width} at {args.rate:g} Hz "
+                                            f"({', '.join(args.param) or 'default params'})")
+                    (out / "gil_profile.md").write_text(text)
+                    print(text, flush=True)
                 time.sleep(1.2)  # one more diagnostics period
                 rss.append(node.rss_mb())
                 status = listener.status(NODE_STATUS)
@@ -623,8 +695,16 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
                 time.sleep(0.2)
             if node.proc.poll() is not None:
                 raise RuntimeError(f"the batched node exited ({node.proc.returncode}):\n{node.log()[-3000:]}")
+            profiler = (GilProfiler(node, out, args.profile_seconds, 3.0 + warmup / args.rate, "batched")
+                        if args.profile_seconds else None)
             phases["batched"] = _multi_phase("batched", listener, batched_topics, [node], env, args, count, warmup,
                                              baseline)
+            if profiler is not None:
+                profiler.wait()
+                text = profiler.summary(f"GIL profile, batched node, {n} cameras {args.size[0]}x{args.size[1]} at "
+                                        f"{args.rate:g} Hz ({', '.join(args.param) or 'default params'})")
+                (out / "gil_profile_batched.md").write_text(text)
+                print(text, flush=True)
         finally:
             node.stop()
         print(f"    {phases['batched'].throughput_fps:.2f} labels/s in all", flush=True)

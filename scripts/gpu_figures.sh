@@ -7,7 +7,10 @@
 # Usage: OUT=/some/dir bash scripts/gpu_figures.sh [quick|node|soak|multicam]: quick = 1-3 (about 6 minutes), node =
 # only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and 5 minutes at 30 Hz (RSS after warm-up),
 # multicam = the GPU tests, then 4 cameras through one batched node vs 4 single-camera nodes at 1024x2048 and
-# 512x1024 (issue #12; about 8 minutes). At most 8 files land in $OUT.
+# 512x1024 (issue #12; about 8 minutes); io = issue #16 (about 9 minutes, random weights, io_mode process): the GPU
+# tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then inprocess; py-spy --gil per
+# process each), 4 cameras at saturation (1024x2048 at 100 Hz, 512x1024 at 400 Hz) and 8 cameras of 512x1024,
+# batched node vs single-camera nodes. At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to a folder for the results}
@@ -17,18 +20,60 @@ export PYTHONUNBUFFERED=1 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-37}
 # the image's python3 is itself a venv holding torch: a venv of our own (the ROS wheels need one: .pth set-up)
 # that also sees torch's site-packages through a .pth line
+T0=$SECONDS
+if [ "$MODE" = io ]; then  # the pycuda build first: everything on the GPU waits for it
+  ( CUDA_ROOT=/usr/local/cuda python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
+      .whl/pycuda-*.tar.gz .whl/*.whl > /tmp/pycuda_build.log 2>&1; echo "pycuda build exit $?" >> /tmp/pycuda_build.log ) &
+  early_build=$!
+fi
 python3 -m venv /tmp/rv
 site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
 echo "$site" > /tmp/rv/lib/python3.12/site-packages/torch_venv.pth
 /tmp/rv/bin/pip install -q --no-index --no-deps --no-compile .whl/ros/*.whl || exit 1
-( CUDA_ROOT=/usr/local/cuda /tmp/rv/bin/pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
+[ "$MODE" = io ] || ( CUDA_ROOT=/usr/local/cuda /tmp/rv/bin/pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
     .whl/pycuda-*.tar.gz .whl/*.whl > "$OUT/pycuda_build.log" 2>&1; echo "pycuda build exit $?" >> "$OUT/pycuda_build.log" ) &
 build=$!
+[ "$MODE" = io ] && build=$early_build
 export PYTHONPATH=/tmp/site:$PWD
 PY=/tmp/rv/bin/python
 LOG=$OUT/run.log
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   $PY -c 'import torch, rclpy, sys; print("python", sys.version.split()[0], "torch", torch.__version__)'; } | tee "$LOG"
+if [ "$MODE" = io ]; then
+  ckpt=/tmp/random_swiftnet.pt  # random weights: the node's timing does not depend on them
+  $PY -c 'import sys, torch; from trt_segmentation.models import build_model; torch.manual_seed(0)
+torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "$ckpt"
+  python3 -m pip install -q --no-index --no-deps --target /tmp/spy .whl/spy/*.whl && export PATH=/tmp/spy/bin:$PATH
+  wait $build; tail -1 /tmp/pycuda_build.log | tee -a "$LOG"
+  echo "==> $((SECONDS - T0)) s: GPU tests" | tee -a "$LOG"
+  GPU_SLOTS_REPORT=$OUT/gpu_slots.json timeout 150 $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 \
+      | tail -8 | tee -a "$LOG"
+  single() {  # io_mode: one camera 1024x2048 offered 200 Hz, relay then node, py-spy on every node process
+    echo "==> $((SECONDS - T0)) s: one camera, 200 Hz, io_mode $1" | tee -a "$LOG"
+    timeout -s INT -k 15 110 $PY tools/benchmark_node.py --size 1024x2048 --rate 200 --seconds 8 --floor-seconds 5 --backend torch \
+        --precision fp16 --checkpoint "$ckpt" --engine-size 1024x2048 --slots 2 --param "io_mode=$1" \
+        --profile-seconds 5 --out "/tmp/bench/single_$1" 2>&1 | grep -v "camera: [0-9]" | tail -14 | tee -a "$LOG"
+    cat "/tmp/bench/single_$1/node_benchmark.md" >> "$OUT/node_bench.md"; echo >> "$OUT/node_bench.md"
+    cat "/tmp/bench/single_$1/gil_profile.md" >> "$OUT/gil_profile.md"; echo >> "$OUT/gil_profile.md"
+    grep -hE "Traceback|Error|error" /tmp/bench/single_$1/*.log | head -5 >> "$OUT/node_errors.txt"
+  }
+  multi() {  # cameras size rate seconds profile-seconds
+    echo "==> $((SECONDS - T0)) s: $1 cameras of $2 at $3 Hz each, io_mode process" | tee -a "$LOG"
+    timeout -s INT -k 10 150 $PY tools/benchmark_node.py --camera-count "$1" --size "$2" --rate "$3" --seconds "$4" \
+        --backend torch --precision fp16 --checkpoint "$ckpt" --engine-size "$2" --param io_mode=process \
+        --profile-seconds "$5" --out "/tmp/bench/multi_$1_$2" 2>&1 | tail -18 | tee -a "$LOG"
+    cat "/tmp/bench/multi_$1_$2/multi_camera_benchmark.md" >> "$OUT/multi_camera.md"; echo >> "$OUT/multi_camera.md"
+    cat "/tmp/bench/multi_$1_$2/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
+    grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
+  }
+  single process
+  multi 4 1024x2048 100 8 4
+  [ $((SECONDS - T0)) -lt 330 ] && single inprocess
+  [ $((SECONDS - T0)) -lt 390 ] && multi 4 512x1024 400 6 0
+  [ $((SECONDS - T0)) -lt 440 ] && multi 8 512x1024 400 5 0
+  echo "==> $((SECONDS - T0)) s: done" | tee -a "$LOG"; ls "$OUT"
+  exit 0
+fi
 wait $build; tail -1 "$OUT/pycuda_build.log" | tee -a "$LOG"; mv "$OUT/pycuda_build.log" /tmp/
 ckpt=trt_segmentation/assets/swiftnet_ss_rn18_streets.pt
 node_bench() {  # name rate seconds slots [extra args]

@@ -31,20 +31,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -c 'import numpy, onnxruntime, onnx, PIL, pytest, vermin'  # fail here if an install broke
   echo "$want" > "$stamp"
 fi
-vehicle=(trt_segmentation/runtime trt_segmentation/node.py trt_segmentation/node_params.py trt_segmentation/node_startup.py
-         trt_segmentation/image_codec.py trt_segmentation/diagnostics.py trt_segmentation/latency.py
+vehicle=(trt_segmentation/runtime trt_segmentation/node
+         trt_segmentation/image_codec.py
          trt_segmentation/palette.py trt_segmentation/onnx_metadata.py trt_segmentation/artifacts.py
          trt_segmentation/hashing.py trt_segmentation/cli.py trt_segmentation/engine/metadata.py
          trt_segmentation/engine/builder.py trt_segmentation/engine/tensorrt_adapter.py
          trt_segmentation/engine/parser_support.py trt_segmentation/engine/calibration_feeder.py
          trt_segmentation/engine/implicit_calibrator.py trt_segmentation/cuda_driver.py
-         trt_segmentation/cpu_features.py trt_segmentation/commands/check_on_target.py trt_segmentation/commands/__init__.py
-         trt_segmentation/node_batch.py trt_segmentation/node_frames.py trt_segmentation/node_worker.py)
+         trt_segmentation/cpu_features.py trt_segmentation/commands/check_on_target.py trt_segmentation/commands/__init__.py)
 [ -f trt_segmentation/image_cdr.py ] && vehicle+=(trt_segmentation/image_cdr.py)
 vehicle+=(trt_segmentation/engine/calibration_table.py trt_segmentation/engine/calibrator_core.py)  # issue 18
 vehicle+=(trt_segmentation/engine/on_target.py trt_segmentation/commands/build_on_target.py)  # issue 18
 tests=(test/test_vehicle_runtime.py test/test_node_tensorrt_startup.py test/test_image_codec.py test/test_palette.py
-       test/test_node_worker.py test/test_runtime_batch.py test/test_node_batch_worker.py)
+       test/test_node_worker.py test/test_runtime_batch.py test/test_node_batch_worker.py test/test_node_frame_ring.py
+       test/test_runtime_slot_failure.py)
 tests+=(test/test_vehicle_build_py38.py)  # issue 18: the on-target build on Python 3.8, no torch/TensorRT
 echo "==> vermin: minimum Python of the vehicle modules and their tests (target 3.8)"
 "$venv/bin/python" -c 'import sys; from vermin.main import main; sys.argv[0] = "vermin"; sys.exit(main())' \

@@ -35,7 +35,7 @@ from harness.launch_emulation import (  # noqa: F401 (re-exported)
     launch_function,
 )
 from harness.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
-from trt_segmentation.diagnostics import camera_task, status_name
+from trt_segmentation.node.diagnostics import camera_task, status_name
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"

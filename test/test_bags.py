@@ -254,7 +254,7 @@ def test_camera_options_are_checked(tmp_path):
 def test_bag_camera_names_follow_the_nodes_rule():
     """One rule (artifacts.CAMERA_NAME): a bag camera the node would refuse as a ``cameras`` entry is refused."""
     from trt_segmentation.data.bags import BagError, camera_topic
-    from trt_segmentation.node_params import params_from_dict
+    from trt_segmentation.node.params import params_from_dict
 
     for name in ("front", "front_left", "cam2", "Rear"):
         assert camera_topic(name) == f"/cameras/{name}/image"

@@ -367,3 +367,42 @@ def test_cuda_graph_executor_fp16_matches_eager_and_fp32(random_model_factory) -
     agreement = min(float((a == b).mean()) for a, b in zip(results["fp16_graph"], results["fp32_eager"]))
     assert agreement > 0.99, agreement
     REPORT["cuda_graph_executor_512x1024"] = {"min_agreement_fp16_graph_vs_fp32": round(agreement, 5), **figures}
+
+
+def test_torch_backend_slots_share_one_graph_pool(random_model_factory) -> None:
+    """What a slot costs on the GPU: a batch-4 FP16 CUDA-graph backend with 1, 2 and 3 slots (device memory in use,
+    cudaMemGetInfo, after creating it). The slots' graphs share one memory pool, so a slot beyond the first costs
+    about its own input/output buffers, not another copy of the network's activations; three batches in flight
+    still give the labels of one at a time (the replays never overlap)."""
+    height, width, batch = 512, 1024, 4
+    model = random_model_factory("single_scale", "resnet18", seed=9)
+    rng = np.random.default_rng(9)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(3 * batch)]
+    used: dict[int, float] = {}
+    results: dict[int, list] = {}
+    for slots in (1, 2, 3):
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        free_before = torch.cuda.mem_get_info()[0]
+        backend = TorchBackend(copy.deepcopy(model), height, width, slots=slots, precision="fp16", batch=batch)
+        try:
+            torch.cuda.synchronize()
+            used[slots] = (free_before - torch.cuda.mem_get_info()[0]) / 2**20
+            got = []
+            for index in range(3):  # three batches, up to ``slots`` of them in flight at once
+                if backend.in_flight == slots:
+                    got.append(backend.collect())
+                backend.submit_batch(frames[index * batch:(index + 1) * batch], tag=index)
+            while backend.in_flight:
+                got.append(backend.collect())
+            assert [tag for tag, _ in got] == [0, 1, 2]
+            results[slots] = [row for _, result in got for row in result.labels]
+        finally:
+            backend.close()
+    for slots in (2, 3):  # batches in flight together give the labels of one batch at a time
+        agreement = [float((row == want).mean()) for row, want in zip(results[slots], results[1])]
+        assert min(agreement) > 0.999, (slots, agreement)
+    per_slot = (used[3] - used[1]) / 2
+    REPORT["torch_backend_b4_512x1024_fp16_memory_mib"] = {str(k): round(v, 1) for k, v in used.items()}
+    REPORT["torch_backend_b4_512x1024_fp16_mib_per_extra_slot"] = round(per_slot, 1)
+    assert per_slot < 0.5 * used[1], used

@@ -24,8 +24,8 @@ from node_harness import (
     start_publisher,
 )
 
-from trt_segmentation.diagnostics import WARN
-from trt_segmentation.node_params import PARAMETER_NAMES, PARAMETERS, params_from_dict
+from trt_segmentation.node.diagnostics import WARN
+from trt_segmentation.node.params import PARAMETER_NAMES, PARAMETERS, params_from_dict
 
 
 def test_every_launch_argument_maps_to_a_node_parameter_or_launch_setting() -> None:
@@ -158,7 +158,7 @@ def test_node_started_like_the_launch_file(engine_dir, tmp_path) -> None:
 
 
 def test_docs_list_every_parameter_and_diagnostics_key() -> None:
-    from trt_segmentation.diagnostics import COUNTER_KEYS, INFO_KEYS, STAGES
+    from trt_segmentation.node.diagnostics import COUNTER_KEYS, INFO_KEYS, STAGES
 
     text = (REPO / "docs" / "node.md").read_text()
     for name in PARAMETER_NAMES:

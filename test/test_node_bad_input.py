@@ -105,6 +105,28 @@ def test_oversized_frames_are_refused_before_decoding_and_memory_stays_flat(engi
     assert rss_after - rss_before < 40.0, (rss_before, rss_after)
 
 
+def test_max_input_pixels_is_the_launched_nodes_limit(engine_dir, tmp_path) -> None:
+    """The parameter, not the default, decides: with max_input_pixels = 100*150 a frame of the engine's size
+    (far below the default limit) is refused as bad input naming the limit, and a 100x150 frame is processed."""
+    rgb = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    limit = 100 * 150
+    assert H * W > limit
+    frames = [good(rgb[:100, :150]), good(rgb), good(rgb[:100, :150])]
+    path = save_frames(tmp_path / "frames.npz", frames)
+    argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/px/image"},
+                               extra={"diagnostics_period": "0.3", "qos_reliability": "reliable",
+                                      "max_input_pixels": str(limit)})
+    with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
+        lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
+        finish(start_publisher(path, "/px/image", rate=4.0, env=env, settle=STATUS, reliable=True), 60)
+        _, values = lis.wait_for(
+            lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_processed"]) + int(s[1]["frames_failed"])
+            >= 3 and s, 15, "diagnostics of the three frames", node)
+    assert int(values["frames_failed"]) == 1 and int(values["frames_processed"]) == 2, values
+    assert f"{H}x{W} = {H * W} pixels exceeds max_input_pixels = {limit}" in values["last_error"], values
+    assert sorted({(m.height, m.width) for m in lis.labels}) == [(100, 150)]
+
+
 @pytest.mark.parametrize("case", ["missing", "wrong_precision", "tensorrt_build", "out_of_range"])
 def test_missing_or_mismatched_model_is_one_clear_error(engine_dir, tmp_path, case) -> None:
     if case == "out_of_range":  # a declared range is enforced at start-up, with the parameter's name

@@ -13,8 +13,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 
-from trt_segmentation.node_batch import BatchWorker
-from trt_segmentation.node_frames import Pending
+from trt_segmentation.node.batch_worker import BatchWorker
+from trt_segmentation.node.frames import Pending
 from trt_segmentation.onnx_metadata import ModelContract
 from trt_segmentation.runtime.backend import Backend, InferenceResult, InputMismatch
 

@@ -29,7 +29,7 @@ from node_harness import (
 from PIL import Image
 
 from trt_segmentation.artifacts import artifact_path
-from trt_segmentation.diagnostics import cpu_model, report_keys
+from trt_segmentation.node.diagnostics import cpu_model, report_keys
 from trt_segmentation.palette import colorize
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
 

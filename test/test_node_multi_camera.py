@@ -34,7 +34,7 @@ from node_harness import (
 from PIL import Image
 
 from trt_segmentation.artifacts import artifact_path
-from trt_segmentation.diagnostics import WARN, camera_report_keys
+from trt_segmentation.node.diagnostics import WARN, camera_report_keys
 from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 CAMERAS = ("front", "left", "right")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from trt_segmentation.engine.metadata import EngineMetadata, write_metadata
-from trt_segmentation.node_params import params_from_dict
-from trt_segmentation.node_startup import StartupError, load_backend
+from trt_segmentation.node.params import params_from_dict
+from trt_segmentation.node.startup import StartupError, load_backend
 from trt_segmentation.onnx_metadata import ModelContract
 
 H, W = 256, 512

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trt_segmentation.diagnostics import (
+from trt_segmentation.image_codec import resize_image, resize_nearest
+from trt_segmentation.node.diagnostics import (
     ERROR,
     LEVEL_NAMES,
     OK,
@@ -21,9 +22,8 @@ from trt_segmentation.diagnostics import (
     report_keys,
     status_name,
 )
-from trt_segmentation.image_codec import resize_image, resize_nearest
-from trt_segmentation.latency import RateMeter, RollingWindow, StageLatency
-from trt_segmentation.node_params import ModelFileError, params_from_dict, resolve_model_file
+from trt_segmentation.node.latency import RateMeter, RollingWindow, StageLatency
+from trt_segmentation.node.params import ModelFileError, params_from_dict, resolve_model_file
 
 
 def test_rolling_window_keeps_only_the_last_samples() -> None:
@@ -255,7 +255,7 @@ def test_documented_startup_error_is_what_the_node_prints(tmp_path, monkeypatch)
     import re
     from pathlib import Path
 
-    from trt_segmentation.node_startup import StartupError, installed_tensorrt, load_backend
+    from trt_segmentation.node.startup import StartupError, installed_tensorrt, load_backend
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "node.md").read_text()
     block = re.search(r"### Start-up errors.*?```\n(.*?)```", docs, re.S)

@@ -239,14 +239,14 @@ def test_all_is_the_tensorrt_set_without_int8_cpu() -> None:
 
 
 def _params(directory: Path, backend: str, precision: str):  # noqa: ANN202
-    from trt_segmentation.node_params import params_from_dict
+    from trt_segmentation.node.params import params_from_dict
 
     return params_from_dict({"backend": backend, "precision": precision, "engine_dir": str(directory),
                              "engine_height": H, "engine_width": W})
 
 
 def test_the_node_refuses_int8_cpu_with_tensorrt_and_runs_it_with_onnxruntime(made) -> None:  # noqa: ANN001
-    from trt_segmentation.node_startup import StartupError, load_backend
+    from trt_segmentation.node.startup import StartupError, load_backend
 
     folder = made["vnni"].path.parent
     with pytest.raises(StartupError) as info:

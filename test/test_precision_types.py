@@ -74,7 +74,7 @@ def test_the_sidecar_round_trips_every_tensorrt_member(precision: Precision, tmp
 
 
 def test_the_node_parameter_takes_every_member_and_nothing_else() -> None:
-    from trt_segmentation.node_params import PARAMETERS, params_from_dict
+    from trt_segmentation.node.params import PARAMETERS, params_from_dict
 
     spec = next(p for p in PARAMETERS if p.name == "precision")
     assert spec.choices == names()

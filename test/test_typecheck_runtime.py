@@ -16,10 +16,10 @@ from tensorrt_stubs import repaired_stubs, run_mypy
 
 ROOT = Path(__file__).resolve().parents[1]
 # the vehicle side: every runtime module, the node and the modules it is wired from
-FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "trt_segmentation" / "runtime").glob("*.py")) + [
-    f"trt_segmentation/{name}.py" for name in ("cuda_driver", "node", "node_batch", "node_frames", "node_worker",
-                                               "node_startup", "node_params", "diagnostics",
-                                               "image_codec", "image_cdr", "onnx_metadata", "artifacts", "latency")]
+FILES = sorted(str(p.relative_to(ROOT)) for folder in ("runtime", "node")
+               for p in (ROOT / "trt_segmentation" / folder).glob("*.py")) + [
+    f"trt_segmentation/{name}.py" for name in ("cuda_driver", "image_codec", "image_cdr", "onnx_metadata",
+                                               "artifacts")]
 CONFIG = """[mypy]
 strict = True
 follow_imports = silent

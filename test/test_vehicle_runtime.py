@@ -24,13 +24,14 @@ VEHICLE_MODULES = [
     "trt_segmentation.runtime.target_check", "trt_segmentation.engine.metadata", "trt_segmentation.engine.builder",
     "trt_segmentation.engine.tensorrt_adapter", "trt_segmentation.engine.parser_support",
     "trt_segmentation.engine.calibration_feeder", "trt_segmentation.onnx_metadata", "trt_segmentation.artifacts",
-    "trt_segmentation.diagnostics", "trt_segmentation.latency", "trt_segmentation.palette",
-    "trt_segmentation.image_codec", "trt_segmentation.node_params", "trt_segmentation.hashing",
+    "trt_segmentation.node.diagnostics", "trt_segmentation.node.latency", "trt_segmentation.palette",
+    "trt_segmentation.image_codec", "trt_segmentation.node.params", "trt_segmentation.hashing",
     "trt_segmentation.cli",
 ]
-VEHICLE_FILES = sorted({str(p.relative_to(REPO)) for p in (REPO / "trt_segmentation" / "runtime").glob("*.py")} | {
-    f"trt_segmentation/{name}.py" for name in ("node", "node_params", "image_codec", "diagnostics", "latency",
-                                               "palette", "onnx_metadata", "artifacts", "hashing", "cli", "image_cdr")
+VEHICLE_FILES = sorted({str(p.relative_to(REPO)) for folder in ("runtime", "node")
+                        for p in (REPO / "trt_segmentation" / folder).glob("*.py")} | {
+    f"trt_segmentation/{name}.py" for name in ("image_codec", "palette", "onnx_metadata", "artifacts", "hashing",
+                                               "cli", "image_cdr")
     if (REPO / f"trt_segmentation/{name}.py").is_file()} | {
     f"trt_segmentation/engine/{name}.py" for name in ("metadata", "builder", "tensorrt_adapter", "parser_support",
                                                       "calibration_feeder", "implicit_calibrator")})

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(needs the batch-1 and the _b<N>_ file; default 0 = the node vs relay benchmark)")
     p.add_argument("--batch-timeout-ms", type=float, default=30.0,
                    help="the batched node's batch_timeout_ms (with --camera-count; default 30)")
+    p.add_argument("--profile-seconds", type=float, default=0.0,
+                   help="py-spy record --gil on the node and each of its I/O processes for this many seconds after "
+                        "the warm-up (the single-camera run, or the batched phase); writes gil_profile*.md "
+                        "(default 0 = off)")
     p.add_argument("--out", type=Path, default=Path("benchmark_output"), help="output folder (default benchmark_output)")
     return p
 

@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trt_segmentation.cli import parse_size  # noqa: E402
-from trt_segmentation.diagnostics import status_name  # noqa: E402
+from trt_segmentation.node.diagnostics import status_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = ROOT / "trt_segmentation" / "assets" / "swiftnet_ss_rn18_streets.pt"
@@ -175,7 +175,7 @@ def run_cameras_and_replay(out: Path, model: str, size: tuple[int, int], cameras
     """The node in multi-camera mode fed by the multi-camera bag; (sent, main status, camera statuses, labels and
     overlays per camera)."""
     from trt_segmentation.data.bags import camera_topic
-    from trt_segmentation.diagnostics import camera_task
+    from trt_segmentation.node.diagnostics import camera_task
 
     arguments = {"cameras": f"[{','.join(cameras)}]",
                  "camera_topic": camera_topic("camera").replace("/camera/", "/{camera}/")}
@@ -255,7 +255,7 @@ def save_pictures(out: Path, labels: list, overlays: list, status: tuple | None)
 
     ages = np.array([(t - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9)) * 1e3 for t, m in labels])
     values = status[1] if status else {}
-    from trt_segmentation.diagnostics import STAGES
+    from trt_segmentation.node.diagnostics import STAGES
 
     stages = tuple(STAGES)  # transport, wait, preprocess, inference, postprocess, age
     import matplotlib

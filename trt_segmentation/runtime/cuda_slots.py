@@ -148,7 +148,13 @@ class SlotPipeline:
             start.record(slot.stream)
             cuda.memcpy_htod_async(slot.device_in, slot.host_in, slot.stream)
             uploaded.record(slot.stream)
-            self.executor(slot.index, int(slot.device_in), int(slot.device_out), slot.stream.handle)
+            try:
+                self.executor(slot.index, int(slot.device_in), int(slot.device_out), slot.stream.handle)
+            except BaseException:
+                # the upload is already queued and still reads the page-locked input: wait for the slot's stream
+                # before the slot counts as free again, so the next submit never rewrites memory being read
+                slot.stream.synchronize()
+                raise
             computed.record(slot.stream)
             cuda.memcpy_dtoh_async(slot.host_out, slot.device_out, slot.stream)
             downloaded.record(slot.stream)

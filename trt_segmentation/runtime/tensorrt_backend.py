@@ -215,9 +215,12 @@ class TensorRtBackend(SlotBackend):
                                  f"rebuild it: {rebuild_command(meta)}")
 
     def _enqueue(self, slot: int, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
+        """The SlotPipeline executor: bind the slot's buffers and enqueue the engine. A False from TensorRT raises
+        BackendError; SlotPipeline then waits for the slot's already queued upload before the slot is reused."""
         context = self._contexts[slot]
-        context.set_tensor_address(self.input_name, input_ptr)
-        context.set_tensor_address(self.output_name, output_ptr)
+        for name, pointer in ((self.input_name, input_ptr), (self.output_name, output_ptr)):
+            if not context.set_tensor_address(name, pointer):
+                raise BackendError(f"TensorRT set_tensor_address({name!r}) failed for {self.path}")
         if not context.execute_async_v3(stream_handle):
             raise BackendError(f"TensorRT execute_async_v3 failed for {self.path}")
 

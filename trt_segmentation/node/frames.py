@@ -1,4 +1,4 @@
-"""What both node workers (single camera: node.FrameWorker; several cameras: node_batch.BatchWorker) do to one
+"""What both node workers (single camera: frame_worker.FrameWorker; several cameras: batch_worker.BatchWorker) do to one
 camera message: the mailbox entry, its conversion to an array at the engine's size, and what is kept until its
 labels come back. No ROS, no threads in here.
 
@@ -14,13 +14,15 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
-from .image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
+from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
+from ..image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
+from .frame_ring import SlotFrame
 
 
 @dataclass
 class Frame:
-    """A message taken from the mailbox: its serialized bytes (raw subscriptions) or an rclpy message object."""
+    """A message taken from the mailbox: its serialized bytes (raw subscriptions), an rclpy message object or (I/O
+    processes) a :class:`~.frame_ring.SlotFrame` whose pixels are already in a shared-memory ring slot."""
 
     msg: Any
     compressed: bool
@@ -38,6 +40,7 @@ class Pending:
     preprocess_ms: float
     transport_ms: float = float("nan")
     wait_ms: float = float("nan")
+    source: Optional[SlotFrame] = None  # process mode: the ring slot its labels go into
 
 
 def stamp_ns(header: Header) -> int:
@@ -67,7 +70,11 @@ def _convert(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, k
     t0 = time.perf_counter()
     msg = frame.msg
     serialized = isinstance(msg, (bytes, bytearray, memoryview))
-    if frame.compressed:
+    if isinstance(msg, SlotFrame):  # checked and converted to the network's order by its I/O process
+        header = msg.header
+        image = msg.pixels()
+        rgb = image if order == "rgb" else image[..., ::-1]
+    elif frame.compressed:
         packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
         header = packed.header
         rgb = decode_compressed(packed.format, packed.data, max_pixels)
@@ -83,7 +90,7 @@ def _convert(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, k
     stamp = stamp_ns(header)
     pending = Pending(header, height, width, rgb if keep_rgb else None, (time.perf_counter() - t0) * 1e3,
                       (frame.received_ns - stamp) * 1e-6 if stamp > 0 else float("nan"),
-                      (wait_end_ns - frame.received_ns) * 1e-6)
+                      (wait_end_ns - frame.received_ns) * 1e-6, msg if isinstance(msg, SlotFrame) else None)
     return pending, network_image
 
 

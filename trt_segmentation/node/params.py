@@ -12,13 +12,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .artifacts import Precision, artifact_path, batch_from_name, check_camera_name, names, size_from_name
-from .engine.metadata import build_hint
-from .image_codec import DEFAULT_MAX_PIXELS
+from ..artifacts import Precision, artifact_path, batch_from_name, check_camera_name, names, size_from_name
+from ..engine.metadata import build_hint
+from ..image_codec import DEFAULT_MAX_PIXELS
 
 BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 INPUT_TYPES = ("raw", "compressed")
+IO_MODES = ("process", "inprocess")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("ort_threads", 0, "onnxruntime: intra-op threads (0 = ONNX Runtime's default)", low=0, high=64, step=1),
     ParamSpec("input_type", "raw", "raw: subscribe to sensor_msgs/Image on ~/image; compressed: "
               "sensor_msgs/CompressedImage (jpeg/png) on ~/image/compressed", INPUT_TYPES),
+    ParamSpec("io_mode", "inprocess", "process: each camera's subscription, take, check and publishing run in an I/O "
+              "process of its own that hands frames over through a shared-memory ring (the take of a large frame "
+              "holds that process's interpreter lock, not the inference process's); inprocess: all in the node's "
+              "process (measured faster so far: docs/benchmarks.md)", IO_MODES),
     ParamSpec("cameras", [], "Multi-camera mode: camera names, e.g. [front, left, right]; each gets ~/<name>/image "
               "(or ~/<name>/image/compressed) in and ~/<name>/labels (color, overlay) out, and all run as one batch "
               "through a batch-N model (<model>_<H>x<W>_b<N>_<precision>, N = number of cameras). Empty = one "
@@ -103,6 +108,7 @@ class NodeParams:
     inflight_slots: int
     ort_threads: int
     input_type: str
+    io_mode: str
     cameras: tuple[str, ...]
     batch_timeout_ms: float
     max_input_pixels: int

@@ -1,4 +1,4 @@
-"""The threading both node workers share (single camera: node.FrameWorker; several cameras: node_batch.BatchWorker).
+"""The threading both node workers share (single camera: frame_worker.FrameWorker; several cameras: batch_worker.BatchWorker).
 
 A converter thread waits for a free backend slot, takes the work that is due and submits it; a collector thread
 finishes the submitted work in submission order and gives the slot back; ``stop`` lets both drain. Here also: the
@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Dict, Generic, Optional, TypeVar
 
+from ..image_codec import DEFAULT_MAX_PIXELS
+from ..runtime import Backend
 from .diagnostics import STAGES
-from .image_codec import DEFAULT_MAX_PIXELS
+from .frame_ring import SlotFrame
+from .frames import Pending, age_ms
 from .latency import RateMeter, StageLatency
-from .node_frames import Pending, age_ms
-from .runtime import Backend
 
 Work = TypeVar("Work")  # what the converter takes per submission: a frame, or a batch's frames
 
@@ -127,6 +128,13 @@ class WorkerThreads(Generic[Work]):
         if age == age:  # not NaN
             window.add("age", age)
 
+    # ---------------------------------------------------------------- frames that end without labels
+    @staticmethod
+    def _discard(msg: object) -> None:
+        """A frame that will not be published: a ring slot (process mode) goes back to its I/O process now."""
+        if isinstance(msg, SlotFrame):
+            msg.release()
+
     # ---------------------------------------------------------------- failures
     def _report(self, key: str, text: str, runtime: bool = False) -> None:
         """Remember ``text`` as the last error (and, ``runtime``, as the inference error: ERROR) and log it."""
@@ -134,6 +142,10 @@ class WorkerThreads(Generic[Work]):
         if runtime:
             self.runtime_error = text
         self.throttled(key, text)
+
+    def report_runtime(self, text: str) -> None:
+        """A failure outside this process's threads (an I/O process could not publish): ERROR, logged."""
+        self._report("runtime", text, runtime=True)
 
     def throttled(self, key: str, text: str, warn: bool = False) -> None:
         """Log ``text`` unless the same ``key`` was logged less than ``log_throttle_s`` ago."""

@@ -21,12 +21,12 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
+from ..runtime import Backend, InputMismatch
 from .diagnostics import CAMERA_STAGES, Counters
-from .image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
+from .frames import Frame, Pending, convert_frame
 from .latency import RateMeter, RollingWindow, StageLatency
-from .node_frames import Frame, Pending, convert_frame
-from .node_worker import WorkerThreads
-from .runtime import Backend, InputMismatch
+from .worker_threads import WorkerThreads
 
 
 class CameraState:
@@ -57,7 +57,7 @@ class BatchPending:
 
 
 class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
-    """Mailboxes per camera, the converter and collector threads (node_worker) and the statistics (per camera, per
+    """Mailboxes per camera, the converter and collector threads (worker_threads) and the statistics (per camera, per
     batch and in total). ``post(camera, msg)`` is called from the subscriptions; ``publish(camera, pending,
     labels)`` from the collector thread."""
 
@@ -83,6 +83,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
     def _drop_waiting(self) -> None:
         for camera in self.cameras:
             if camera.mailbox is not None:
+                self._discard(camera.mailbox.msg)
                 camera.mailbox = None
                 with self.lock:
                     camera.counters.dropped += 1
@@ -109,9 +110,9 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
         return ", ".join(f"{c.name} {c.last_input_size}" for c in self.cameras if c.last_input_size)
 
     # ---------------------------------------------------------------- subscription side
-    def post(self, camera: int, msg: object, compressed: bool = False) -> None:
+    def post(self, camera: int, msg: object, compressed: bool = False, received_ns: Optional[int] = None) -> None:
         """Put ``msg`` into camera ``camera``'s mailbox; a frame of that camera still waiting is replaced and
-        counted as its drop."""
+        counted as its drop. ``received_ns``: when it was taken, where that was another process (else now)."""
         state = self.cameras[camera]
         with self._cv:
             with self.lock:
@@ -121,9 +122,27 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
             now = time.monotonic()
             if state.mailbox is None:
                 state.waiting_since = now
+            else:
+                self._discard(state.mailbox.msg)
             state.last_frame = now
-            state.mailbox = Frame(msg, compressed, self.now_ns())
+            state.mailbox = Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns)
             self._cv.notify()
+
+    def refuse(self, camera: int, text: str) -> None:
+        """A frame camera ``camera``'s I/O process took and refused as bad input: received, failed, reported."""
+        state = self.cameras[camera]
+        with self.lock:
+            state.counters.received += 1
+        state.last_frame = time.monotonic()
+        self._fail_camera(camera, f"bad image dropped: {text}")
+
+    def drop_taken(self, camera: int) -> None:
+        """A frame camera ``camera``'s I/O process took but had no free ring slot for: received and dropped."""
+        state = self.cameras[camera]
+        with self.lock:
+            state.counters.received += 1
+            state.counters.dropped += 1
+        state.last_frame = time.monotonic()
 
     # ---------------------------------------------------------------- converter thread
     def _take(self) -> Optional[List[Optional[Frame]]]:
@@ -163,6 +182,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
                     pending, row = convert_frame(frame, order, size, self.max_pixels, self.keep_rgb, self.now_ns())
                     self.cameras[index].last_input_size = f"{pending.height}x{pending.width}"
                 except ImageDecodeError as exc:  # this camera's bad input (convert_frame's rule): row padded
+                    self._discard(frame.msg)
                     self._fail_camera(index, f"bad image dropped: {exc}")
             rows.append(row)
             pendings.append(pending)
@@ -196,6 +216,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
                 labels = resize_nearest(result.labels[index], pending.height, pending.width)
                 self.publish(index, pending, labels)
             except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
+                self._discard(pending.source)
                 self._fail_rows([index], f"publishing failed: {type(exc).__name__}: {exc}")
                 continue
             published += 1
@@ -221,7 +242,10 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
         self._report(f"input {state.name}", state.last_error)
 
     def _fail_batch(self, batch: BatchPending, text: str) -> None:
-        """A batch that could not run: every camera in it counts a failed frame."""
+        """A batch that could not run: every camera in it counts a failed frame (and gives its slot back)."""
+        for pending in batch.rows:
+            if pending is not None:
+                self._discard(pending.source)
         self._fail_rows([index for index, pending in enumerate(batch.rows) if pending is not None], text)
 
     def _fail_rows(self, cameras: Sequence[int], text: str) -> None:

@@ -6,9 +6,9 @@ converter thread takes the newest frame whenever a backend slot is free, convert
 torch: uploads it and enqueues the network on that slot's CUDA stream); a collector thread waits for the oldest
 submitted frame, resizes its labels and publishes them. So while the GPU runs frame N and its labels go out,
 frame N+1 is already being converted into the next slot.
-``FrameWorker`` holds that logic without ROS (tested on a GPU); with ``cameras`` set, node_batch.BatchWorker does
+``FrameWorker`` holds that logic without ROS (tested on a GPU); with ``cameras`` set, batch_worker.BatchWorker does
 the same for several cameras through one batch-N model. ``SegmentationNode`` wraps either in rclpy; what happens
-before the first subscription (model file, checks, engine build, backend) is node_startup.py.
+before the first subscription (model file, checks, engine build, backend) is startup.py.
 Imports only numpy, Pillow, rclpy, message packages and, lazily through the backend, onnxruntime or
 tensorrt/pycuda.
 
@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from ..image_cdr import ImageSerializer
+from ..palette import colorize, overlay
+from ..runtime import Backend
+from .batch_worker import BatchWorker
 from .diagnostics import (
     INFERENCE_TASK,
     LEVEL_NAMES,
-    Counters,
     DiagnosticReport,
     Thresholds,
     batch_values,
@@ -39,112 +42,15 @@ from .diagnostics import (
     hardware_id,
     status_name,
 )
-from .image_cdr import ImageSerializer
-from .image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
-from .node_batch import BatchWorker
-from .node_frames import Frame, Pending, convert_frame
-from .node_params import NodeParams, declare_parameters
-from .node_startup import StartupError, load_backend
-from .node_worker import WorkerThreads
-from .palette import colorize, overlay
-from .runtime import Backend
+from .frame_ring import SlotFrame
+from .frame_worker import FrameWorker
+from .frames import Pending
+from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
+from .params import NodeParams, declare_parameters
+from .startup import StartupError, load_backend
 
 NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
-
-
-class FrameWorker(WorkerThreads[Frame]):
-    """The newest-frame mailbox, the converter and collector threads (node_worker) and the statistics; no ROS in
-    here (tested on a GPU with the torch backend). ``post`` is called from the subscription; ``publish(pending,
-    labels)`` from the collector thread.
-
-    Messages are duck-typed: ``encoding/height/width/step/data/header`` (Image) or ``format/data/header``
-    (CompressedImage)."""
-
-    def __init__(self, backend: Backend, publish: Callable[[Pending, np.ndarray], None], *, keep_rgb: bool = False,
-                 latency_window: int = 300, log_throttle_s: float = 5.0, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 log: Callable[[str, bool], None] = lambda text, warn: None,
-                 now_ns: Callable[[], int] = time.time_ns) -> None:
-        super().__init__(backend, keep_rgb=keep_rgb, latency_window=latency_window, log_throttle_s=log_throttle_s,
-                         max_pixels=max_pixels, log=log, now_ns=now_ns)
-        self.publish = publish
-        self.counters = Counters()
-        self.last_frame: float | None = None
-        self.last_input_size = ""
-        self._mailbox: Frame | None = None
-
-    def _drop_waiting(self) -> None:
-        if self._mailbox is not None:
-            self._mailbox = None
-            with self.lock:
-                self.counters.dropped += 1
-
-    def snapshot(self) -> Counters:
-        with self.lock:
-            return Counters(**vars(self.counters))
-
-    # ---------------------------------------------------------------- subscription side
-    def post(self, msg: Any, compressed: bool = False) -> None:
-        """Put ``msg`` into the mailbox; a frame still waiting there is replaced and counted as dropped."""
-        with self._cv:
-            with self.lock:
-                self.counters.received += 1
-                if self._mailbox is not None:
-                    self.counters.dropped += 1
-            self.last_frame = time.monotonic()
-            self._mailbox = Frame(msg, compressed, self.now_ns())
-            self._cv.notify()
-
-    # ---------------------------------------------------------------- converter thread
-    def _take(self) -> Frame | None:
-        with self._cv:
-            while self._mailbox is None and not self._stop:
-                self._cv.wait(0.2)
-            frame, self._mailbox = self._mailbox, None
-            return frame
-
-    def _start(self, frame: Frame) -> bool:
-        """Convert and submit one frame; False (counted, logged) when it was refused or failed before submitting."""
-        try:
-            pending, network_image = convert_frame(frame, self.backend.contract.channel_order,
-                                                   self.backend.input_size, self.max_pixels, self.keep_rgb,
-                                                   self.now_ns())
-        except ImageDecodeError as exc:  # the rule of both workers (node_frames): a conversion failure is bad input
-            self._fail("input", f"bad image dropped: {exc}")
-            return False
-        self.last_input_size = f"{pending.height}x{pending.width}"
-        try:
-            self.backend.submit(network_image, pending)
-            return True
-        except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
-            self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
-        return False
-
-    # ---------------------------------------------------------------- collector thread
-    def _finish_oldest(self) -> None:
-        try:
-            pending, result = self.backend.collect()
-        except Exception as exc:  # GPU/runtime failure of an in-flight frame
-            self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
-            return
-        t0 = time.perf_counter()
-        try:
-            labels = resize_nearest(result.labels, pending.height, pending.width)
-            self.publish(pending, labels)
-        except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
-            self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
-            return
-        self._add_run_stages(pending.preprocess_ms, result.timings_ms, t0)
-        self._add_frame_stages(self.latency, pending)  # after postprocess: age counts the publishing
-        self.fps.tick()
-        with self.lock:
-            self.counters.processed += 1
-        self.runtime_error = ""
-
-    def _fail(self, key: str, text: str, runtime: bool = False) -> None:
-        with self.lock:
-            self.counters.failed += 1
-        self._report(key, text, runtime)
 
 
 class CameraIO:
@@ -160,15 +66,22 @@ class CameraIO:
         self.pub_overlay: Any = None
         self.qos_problem = ""
         self.failed_reported = 0
+        self.image_topic = ""  # io_mode process: the resolved topics its I/O process uses
+        self.labels_topic = ""
+        self.io_error = ""  # io_mode process: why its I/O process is down ("" while it runs)
 
     @property
     def topic(self) -> str:
-        return str(getattr(self.sub, "topic_name", self.prefix + "image"))
+        return self.image_topic or str(getattr(self.sub, "topic_name", self.prefix + "image"))
+
+    @property
+    def output_topic(self) -> str:
+        return self.labels_topic or str(getattr(self.pub_labels, "topic_name", self.prefix + "labels"))
 
 
 class SegmentationNode:
     """The rclpy side: parameters, publishers, the subscriptions (+ QoS events) and the diagnostics timer around a
-    :class:`FrameWorker` (one camera) or a :class:`~trt_segmentation.node_batch.BatchWorker` (``cameras``)."""
+    :class:`FrameWorker` (one camera) or a :class:`~trt_segmentation.node.batch_worker.BatchWorker` (``cameras``)."""
 
     def __init__(self, node: Any, params: NodeParams, backend: Backend, model_file: Path) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
@@ -185,8 +98,10 @@ class SegmentationNode:
         self.started = time.monotonic()
         self._failed_reported = 0
         self._qos_problems: dict[str, str] = {}
+        in_process = params.io_mode == "inprocess"
         common: dict[str, Any] = dict(
-            keep_rgb=params.publish_overlay, latency_window=params.latency_window,
+            # in io_mode process the I/O process blends the overlay from its ring slot
+            keep_rgb=params.publish_overlay and in_process, latency_window=params.latency_window,
             log_throttle_s=params.log_throttle_s, max_pixels=params.max_input_pixels,
             log=lambda text, warn: (self.log.warning if warn else self.log.error)(text),
             now_ns=lambda: int(node.get_clock().now().nanoseconds),
@@ -203,7 +118,12 @@ class SegmentationNode:
             self.cameras = [CameraIO("", "~/")]
             self.worker = self.frame_worker = FrameWorker(backend, self._publish, **common)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.serialized_input = all([self._wire(index, camera) for index, camera in enumerate(self.cameras)])
+        self.io: IoSupervisor | None = None
+        if in_process:
+            self.serialized_input = all([self._wire(index, camera) for index, camera in enumerate(self.cameras)])
+        else:
+            self.serialized_input = True
+            self.io = self._io_processes()
         single = self.cameras[0]
         self.sub, self.pub_labels = single.sub, single.pub_labels  # single-camera mode's topics
         self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
@@ -219,18 +139,69 @@ class SegmentationNode:
         }
         self.hardware_id = hardware_id(info)  # the GPU's name, or the CPU model for ONNX Runtime on the CPU
         self.status_name = status_name(node.get_name())
-        subscribed = ", ".join(c.sub.topic_name for c in self.cameras)
-        publishing = ", ".join(c.pub_labels.topic_name for c in self.cameras)
+        subscribed = ", ".join(c.topic for c in self.cameras)
+        publishing = ", ".join(c.output_topic for c in self.cameras)
         batch = f", batches of {backend.batch} (timeout {params.batch_timeout_ms:g} ms)" if params.cameras else ""
         self.log.info(
             f"{params.backend} {backend.contract.precision} {model_file} ({h}x{w}{batch}); subscribed to "
             f"{subscribed} ({params.qos_reliability}, depth {params.qos_depth}); publishing {publishing}"
         )
         self.log.info("backend: " + ", ".join(f"{k}={v}" for k, v in info.items()))
-        if self.serialized_input:
+        if self.io is not None:
+            self.log.info(f"camera I/O in {len(self.cameras)} process(es) of their own, frames through shared memory "
+                          "(io_mode process)")
+        elif self.serialized_input:
             self.log.info("transport: serialized images in and out (no per-frame message objects)")
-        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
         self.worker.start()
+        if self.io is not None and not self.io.start():
+            self.log.error("not every camera I/O process has started within 30 s; see the diagnostics")
+        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
+
+    # ---------------------------------------------------------------- io_mode process
+    def _io_processes(self) -> IoSupervisor:
+        """The supervisor of one I/O process per camera, on the topics this node would have (remappings applied)."""
+        params, node = self.params, self.node
+        image = "image/compressed" if params.input_type == "compressed" else "image"
+        specs = []
+        for camera in self.cameras:
+            camera.image_topic = node.resolve_topic_name(camera.prefix + image)
+            camera.labels_topic = node.resolve_topic_name(camera.prefix + "labels")
+            specs.append(CameraIoSpec(
+                camera.name, camera.image_topic, camera.labels_topic,
+                node.resolve_topic_name(camera.prefix + "color") if params.publish_color else "",
+                node.resolve_topic_name(camera.prefix + "overlay") if params.publish_overlay else ""))
+        settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type == "compressed",
+                              self.backend.contract.channel_order, params.max_input_pixels,
+                              self.backend.max_in_flight + 4, params.overlay_alpha, params.qos_reliability,
+                              params.qos_depth)
+        return IoSupervisor(specs, settings, self, log=lambda text, warn: (self.log.warning if warn
+                                                                          else self.log.error)(text))
+
+    # IoSink: what a camera's I/O process tells (its reader thread)
+    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None:
+        compressed = self.params.input_type == "compressed"
+        if self.batch_worker is not None:
+            self.batch_worker.post(camera, frame, compressed, received_ns)
+        elif self.frame_worker is not None:
+            self.frame_worker.post(frame, compressed, received_ns)
+
+    def refused(self, camera: int, text: str) -> None:
+        self.worker.refuse(camera, text)
+
+    def ring_full(self, camera: int) -> None:
+        self.worker.drop_taken(camera)
+
+    def qos_problem(self, camera: int, text: str) -> None:
+        io = self.cameras[camera]
+        io.qos_problem = text
+        self._qos_problems[io.topic] = text
+        self.worker.throttled("qos " + io.topic, text, warn=True)
+
+    def publish_failed(self, camera: int, text: str) -> None:
+        self.worker.report_runtime(text)
+
+    def io_state(self, camera: int, error: str) -> None:
+        self.cameras[camera].io_error = error
 
     def _wire(self, index: int, camera: CameraIO) -> bool:
         """Publishers and the subscription of one camera; True when it subscribes to serialized messages."""
@@ -300,7 +271,11 @@ class SegmentationNode:
         self._publish_camera(0, pending, labels)
 
     def _publish_camera(self, index: int, pending: Pending, labels: np.ndarray) -> None:
-        """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are)."""
+        """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are); in
+        io_mode process: write the labels into the frame's ring slot, its I/O process publishes them."""
+        if pending.source is not None:
+            pending.source.release(labels)
+            return
         camera = self.cameras[index]
         camera.pub_labels.publish(self._mono8.serialize(pending.header, labels))
         if camera.pub_color is not None:
@@ -346,7 +321,9 @@ class SegmentationNode:
             seconds_since_start=now - self.started,
             publishers=None if None in publishers else sum(p or 0 for p in publishers),
             last_input_size=worker.last_input_size, qos_problems=list(self._qos_problems.values()),
-            failed_since_last_report=new_failures, runtime_error=worker.runtime_error, last_error=worker.last_error,
+            failed_since_last_report=new_failures,
+            runtime_error=worker.runtime_error or ("" if self.batch_worker else self.cameras[0].io_error),
+            last_error=worker.last_error,
             thresholds=self.thresholds, extra_problems=stale, extra_values=batch_keys,
         )
         return [(INFERENCE_TASK, main)] + cameras
@@ -370,10 +347,13 @@ class SegmentationNode:
                 seconds_since_last_frame=None if state.last_frame is None else now - state.last_frame,
                 seconds_since_start=now - self.started, publishers=publishers[index],
                 last_input_size=state.last_input_size, qos_problems=[io.qos_problem] if io.qos_problem else [],
-                failed_since_last_report=failed, last_error=state.last_error, thresholds=self.thresholds)
+                failed_since_last_report=failed, last_error=state.last_error, thresholds=self.thresholds,
+                io_error=io.io_error)
             idle = now - (state.last_frame if state.last_frame is not None else self.started)
             if idle > self.thresholds.warn_no_frames_s:
                 stale.append(f"camera {io.name} stale: no frame for {idle:.1f} s")
+            if io.io_error:
+                stale.append(io.io_error)
             cameras.append((camera_task(io.name), report))
         windowed = batch.fill.values()
         mean_fill = float(windowed.mean()) if windowed.size else float("nan")
@@ -382,7 +362,9 @@ class SegmentationNode:
         return cameras, stale, keys
 
     def shutdown(self) -> None:
-        self.worker.stop()
+        self.worker.stop()  # frames in flight are published (through their I/O processes) first
+        if self.io is not None:
+            self.io.stop()
         if self.worker.alive:
             # never free GPU buffers under a thread that may still use them; the process is ending anyway
             self.node.get_logger().error("the inference worker did not stop in time; backend not closed")

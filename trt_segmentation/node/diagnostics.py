@@ -290,12 +290,15 @@ def build_camera_report(
     failed_since_last_report: int = 0,
     last_error: str = "",
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    io_error: str = "",
 ) -> DiagnosticReport:
     """One camera's status in multi-camera mode: WARN when it is stale (no frame for ``warn_no_frames_s``), its
-    frames are late, dropped or bad; never ERROR (a failing inference is the main status's)."""
-    problems = input_problems(counters, latency, seconds_since_last_frame, seconds_since_start, publishers,
-                              qos_problems, failed_since_last_report, last_error, thresholds)
-    level = WARN if problems else OK
+    frames are late, dropped or bad; ERROR only while its I/O process is down (``io_error``, io_mode process; a
+    failing inference is the main status's)."""
+    problems = [io_error] if io_error else []
+    problems += input_problems(counters, latency, seconds_since_last_frame, seconds_since_start, publishers,
+                               qos_problems, failed_since_last_report, last_error, thresholds)
+    level = ERROR if io_error else WARN if problems else OK
     message = "; ".join(problems) if problems else f"ok, {fps:.1f} fps"
     values: list[tuple[str, str]] = [("camera", camera), ("topic", topic)]
     values += _counter_values(counters, fps)

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Tuple
 
-from .artifacts import Precision, batch_from_name, size_from_name
-from .engine.metadata import build_hint
-from .node_params import ModelFileError, NodeParams, resolve_model_file
-from .runtime import Backend, BackendError, create_backend
+from ..artifacts import Precision, batch_from_name, size_from_name
+from ..engine.metadata import build_hint
+from ..runtime import Backend, BackendError, create_backend
+from .params import ModelFileError, NodeParams, resolve_model_file
 
 
 class StartupError(RuntimeError):
@@ -86,7 +86,7 @@ def batch_mismatch(path: Path, batch: int, params: NodeParams, hint: str) -> str
 
 def installed_tensorrt() -> str:
     """'TensorRT 10.3.0' or 'TensorRT (not installed here)' for messages."""
-    from .engine.tensorrt_adapter import real_tensorrt
+    from ..engine.tensorrt_adapter import real_tensorrt
 
     found = real_tensorrt()
     return f"TensorRT {found.version}" if found else "TensorRT (not installed here)"
@@ -95,7 +95,7 @@ def installed_tensorrt() -> str:
 def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> None:
     """build_engine_if_missing: build ``engine_path`` the way the installed TensorRT needs (explicit from the
     precision's ONNX variant next to it, or implicit from the FP32 ONNX on TensorRT 8.5/8.6), progress in the log."""
-    from .engine.builder import build_missing_engine as build  # imports TensorRT only here
+    from ..engine.builder import build_missing_engine as build  # imports TensorRT only here
 
     precision = Precision.parse(params.precision).value
     log.info(f"building {engine_path} ({precision}); this takes minutes on a Jetson")

@@ -1,0 +1,56 @@
+"""What passes between a camera's I/O process (io_process.py) and the inference process (io_supervisor.py): small
+tuples over a local socket, pickled by ``multiprocessing.connection``; the frames themselves never travel here,
+they stay in the shared-memory ring (frame_ring.py). Every frame the I/O process takes is told exactly once
+(FrameReady, BadFrame or RingFull), in order, so the inference process's counts are exact."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..image_cdr import Header
+
+
+# ------------------------------------------------------------------------------------ I/O process -> inference
+class Ready(NamedTuple):
+    """The I/O process has subscribed and can publish."""
+
+    pid: int
+
+
+class FrameReady(NamedTuple):
+    """A frame's pixels are in ``slot`` (network channel order); ``received_ns``: when it was taken (wall clock)."""
+
+    slot: int
+    header: Header
+    height: int
+    width: int
+    received_ns: int
+
+
+class BadFrame(NamedTuple):
+    """A frame refused as bad input (parse/convert error), counted on this camera."""
+
+    text: str
+
+
+class RingFull(NamedTuple):
+    """A frame taken while every slot was held by the inference process: dropped in the I/O process."""
+
+
+class QosProblem(NamedTuple):
+    text: str
+
+
+class PublishFailed(NamedTuple):
+    text: str
+
+
+# ------------------------------------------------------------------------------------ inference -> I/O process
+class Release(NamedTuple):
+    """The inference process is done with ``slot``; with ``publish`` its labels are in the slot: publish them."""
+
+    slot: int
+    publish: bool
+
+
+__all__ = ["BadFrame", "FrameReady", "PublishFailed", "QosProblem", "Ready", "Release", "RingFull"]
