@@ -127,7 +127,8 @@ def test_max_input_pixels_is_the_launched_nodes_limit(engine_dir, tmp_path) -> N
     assert sorted({(m.height, m.width) for m in lis.labels}) == [(100, 150)]
 
 
-@pytest.mark.parametrize("case", ["missing", "wrong_precision", "tensorrt_build", "out_of_range"])
+@pytest.mark.parametrize("case", ["missing", "wrong_precision", "tensorrt_build", "tensorrt_rebuild",
+                                  "out_of_range"])
 def test_missing_or_mismatched_model_is_one_clear_error(engine_dir, tmp_path, case) -> None:
     if case == "out_of_range":  # a declared range is enforced at start-up, with the parameter's name
         arguments = {"backend": "onnxruntime", "engine_dir": str(engine_dir)}
@@ -138,6 +139,15 @@ def test_missing_or_mismatched_model_is_one_clear_error(engine_dir, tmp_path, ca
         extra = {"build_engine_if_missing": "true"}
         expected = [f"building {artifact_path(engine_dir, MODEL, H, W, 'fp32', '.engine')} failed",
                     "TensorRT is not installed"]
+    elif case == "tensorrt_rebuild":  # rebuild_engine: an engine that does not fit is rebuilt, the reason logged
+        import shutil
+
+        shutil.copy(artifact_path(engine_dir, MODEL, H, W, "fp32", ".onnx"), tmp_path)
+        engine = artifact_path(tmp_path, MODEL, H, W, "fp32", ".engine")
+        engine.write_bytes(b"an engine built elsewhere, without its sidecar")
+        arguments = {"backend": "tensorrt", "engine_dir": str(tmp_path), "precision": "fp32"}
+        extra = {"rebuild_engine": "true"}
+        expected = [f"building {engine} failed", "TensorRT"]
     elif case == "missing":
         arguments = {"backend": "onnxruntime", "engine_dir": str(engine_dir), "precision": "int8"}
         extra = {"engine_height": str(H), "engine_width": str(W)}
@@ -160,3 +170,5 @@ def test_missing_or_mismatched_model_is_one_clear_error(engine_dir, tmp_path, ca
     for text in expected:
         assert text in fatal[0], fatal[0]
     assert "Traceback" not in log
+    if case == "tensorrt_rebuild":  # the parameter took effect: the start-up tried the rebuild and said why
+        assert f"rebuilding {engine}: " in log, log

@@ -205,7 +205,7 @@ def test_tensorrt_backend_refuses_clearly_before_needing_a_gpu(tmp_path) -> None
                               onnx_path=onnx)
     text = str(info.value)
     for part in (str(engine), "precision is fp16, int8 was asked", "built with TensorRT 10.3.0, this is TensorRT "
-                 "10.7.0", "the ONNX changed", "Expected TensorRT 10.7.0", "tools/build_engine.py"):
+                 "10.7.0", "the ONNX changed", "Expected TensorRT 10.7.0", "tools/build_on_target.py"):
         assert part in text, text
     check_engine_metadata(engine, meta, precision="fp16", tensorrt_version="10.3.0", compute_capability="8.7")
 

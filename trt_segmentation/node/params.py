@@ -50,7 +50,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("onnx_path", "", "Explicit .onnx for the onnxruntime backend; overrides the naming"),
     ParamSpec("build_engine_if_missing", False, "tensorrt: when the engine file is missing, build it from the "
               "precision's ONNX variant next to it (progress in the log) before subscribing; an existing but "
-              "incompatible engine is always refused with the rebuild command"),
+              "incompatible engine is refused with the rebuild command unless rebuild_engine is true"),
+    ParamSpec("rebuild_engine", False, "tensorrt: rebuild an engine that does not fit this machine (another "
+              "TensorRT, GPU or Jetson module, a changed ONNX) from the ONNX variants beside it, with the reason in the "
+              "log; false: refuse it with the reason and the command"),
     ParamSpec("inflight_slots", 2, "tensorrt/torch: frames in flight on the GPU (each slot has its own CUDA "
               "stream and buffers); 2 overlaps conversion of frame N+1 with inference of frame N",
               low=1, high=4, step=1),
@@ -105,6 +108,7 @@ class NodeParams:
     engine_path: str
     onnx_path: str
     build_engine_if_missing: bool
+    rebuild_engine: bool
     inflight_slots: int
     ort_threads: int
     input_type: str

@@ -42,7 +42,8 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
     named_batch = batch_from_name(path.name)
     if named_batch > 1 and named_batch != params.batch:  # before loading it: an engine takes long to deserialise
         raise StartupError(batch_mismatch(path, named_batch, params, hint))
-    if params.backend == "tensorrt" and params.build_engine_if_missing and not path.is_file():
+    if params.backend == "tensorrt" and ((params.build_engine_if_missing and not path.is_file())
+                                         or (params.rebuild_engine and path.is_file())):
         build_missing_engine(params, path, log)
     if not path.is_file():
         kind = {"onnxruntime": "ONNX file", "tensorrt": "TensorRT engine", "torch": "checkpoint"}[params.backend]
@@ -93,22 +94,24 @@ def installed_tensorrt() -> str:
 
 
 def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> None:
-    """build_engine_if_missing: build ``engine_path`` the way the installed TensorRT needs (explicit from the
-    precision's ONNX variant next to it, or implicit from the FP32 ONNX on TensorRT 8.5/8.6), progress in the log."""
-    from ..engine.builder import build_missing_engine as build  # imports TensorRT only here
+    """build_engine_if_missing / rebuild_engine: build ``engine_path`` when it is missing, or rebuild it when it does
+    not fit this machine, from the ONNX variants beside it the way the installed TensorRT needs (explicit, or implicit
+    on TensorRT 8.5/8.6 with the variant's Q/DQ scales as calibration table), progress in the log."""
+    from ..engine.on_target import ensure_engine  # imports TensorRT only here
 
     precision = Precision.parse(params.precision).value
-    log.info(f"building {engine_path} ({precision}); this takes minutes on a Jetson")
     t0 = time.monotonic()
     try:
-        build(engine_path, precision, progress=lambda text: log.info(f"build: {text}"))
+        action = ensure_engine(engine_path, precision, rebuild=params.rebuild_engine,
+                               progress=lambda text: log.info(f"build: {text}"), log=log.info)
     except FileNotFoundError as exc:
         size = size_from_name(engine_path.name)
         hint = build_hint(params.model, size, precision, engine_path.parent, batch=batch_from_name(engine_path.name))
         raise StartupError(f"{exc}; make it with: {hint}") from exc
     except Exception as exc:  # the builder reports TensorRT/calibration problems with its own exception types
         raise StartupError(f"building {engine_path} failed: {exc}") from exc
-    log.info(f"built {engine_path} in {time.monotonic() - t0:.0f} s")
+    if action != "fits":
+        log.info(f"{action} {engine_path} in {time.monotonic() - t0:.0f} s")
 
 
 __all__ = ["StartupError", "batch_mismatch", "build_missing_engine", "installed_tensorrt", "load_backend"]

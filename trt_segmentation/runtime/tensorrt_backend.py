@@ -61,10 +61,10 @@ def require_tensorrt() -> None:
                            "not count); use backend:=onnxruntime or install TensorRT (JetPack ships it)")
 
 
-def contract_from_metadata(meta: EngineMetadata) -> ModelContract:
+def contract_from_metadata(meta: EngineMetadata, engine_path: Path | None = None) -> ModelContract:
     data = dict(meta.contract)
     if not data:
-        raise EngineMismatch("engine metadata has no model contract; rebuild the engine: " + rebuild_command(meta))
+        raise EngineMismatch("engine metadata has no model contract; rebuild the engine: " + rebuild_command(meta, engine_path))
     data["mean"] = tuple(data["mean"])
     data["std"] = tuple(data["std"])
     return ModelContract(**data)
@@ -84,7 +84,7 @@ def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision:
             f"TensorRT {tensorrt_version}" if tensorrt_version else "", f"compute capability {compute_capability}"
             if compute_capability else "", f"precision {precision or meta.precision}") if part)
         raise EngineMismatch(f"engine {engine_path} cannot be used here: " + "; ".join(reasons)
-                             + f". Expected {expected}. Rebuild it with: {rebuild_command(meta)}")
+                             + f". Expected {expected}. Rebuild it with: {rebuild_command(meta, engine_path)}")
 
 
 def expected_shapes(contract: ModelContract) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -140,7 +140,7 @@ class TensorRtBackend(SlotBackend):
         major, minor = cuda.Device(device).compute_capability()
         check_engine_metadata(engine_path, meta, precision=precision, tensorrt_version=str(trt.__version__),
                               compute_capability=f"{major}.{minor}", platform=platform_name())
-        super().__init__(contract_from_metadata(meta))
+        super().__init__(contract_from_metadata(meta, engine_path))
         self.path = engine_path
         self.metadata = meta
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -155,12 +155,12 @@ class TensorRtBackend(SlotBackend):
             self.engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
             if self.engine is None:
                 raise EngineMismatch(f"TensorRT could not deserialize {engine_path}; rebuild it: "
-                                     f"{rebuild_command(meta)}")
+                                     f"{rebuild_command(meta, engine_path)}")
             self.input_name, self.output_name = self._io_names()
             in_shape, in_dtype = self._tensor_spec(self.input_name)
             out_shape, out_dtype = self._tensor_spec(self.output_name)
             self._check_io(meta)
-            check_engine_shapes(engine_path, self.contract, in_shape, out_shape, rebuild_command(meta))
+            check_engine_shapes(engine_path, self.contract, in_shape, out_shape, rebuild_command(meta, engine_path))
             self._contexts = [self.engine.create_execution_context() for _ in range(slots)]
         except BaseException:  # a refused engine must not keep the retained primary context (nor its objects)
             self._drop_engine()
@@ -212,7 +212,7 @@ class TensorRtBackend(SlotBackend):
         recorded = [dict(t) for t in (meta.inputs[:1] + meta.outputs[:1])]
         if recorded and recorded != actual:
             raise EngineMismatch(f"{self.path}: engine tensors {actual} differ from its metadata {recorded}; "
-                                 f"rebuild it: {rebuild_command(meta)}")
+                                 f"rebuild it: {rebuild_command(meta, self.path)}")
 
     def _enqueue(self, slot: int, input_ptr: int, output_ptr: int, stream_handle: int) -> None:
         """The SlotPipeline executor: bind the slot's buffers and enqueue the engine. A False from TensorRT raises
