@@ -13,6 +13,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 from node_fixtures import MODEL, H, W
 from node_harness import (
     STATUS,
@@ -61,7 +62,8 @@ def check_labels(lis, node_proc, references: dict[str, np.ndarray], headers: dic
     return len(received)
 
 
-def test_labels_match_offline_inference_for_four_encodings(engine_dir, tmp_path) -> None:
+@pytest.mark.parametrize("io_mode", ["inprocess", "process"])
+def test_labels_match_offline_inference_for_four_encodings(engine_dir, tmp_path, io_mode) -> None:
     big = smooth_frames(12, H, W, seed=1)
     small = smooth_frames(12, 192, 384, seed=2)
     plan = [("rgb8", 0, big), ("bgr8", 16, big), ("rgba8", 8, small), ("mono8", 5, small)]
@@ -80,7 +82,7 @@ def test_labels_match_offline_inference_for_four_encodings(engine_dir, tmp_path)
     argv, env = launch_command(
         {"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/e2e/camera/image_raw",
          "namespace": "e2e", "publish_color": "true", "precision": "fp32"},
-        extra={"diagnostics_period": "0.5", "qos_reliability": "reliable"},
+        extra={"diagnostics_period": "0.5", "qos_reliability": "reliable", "io_mode": io_mode},
     )
     with node_process(argv, env, tmp_path / "node.log") as node, \
             listener("/e2e/segmentation/labels", extra_topics=("/e2e/segmentation/color",)) as lis:

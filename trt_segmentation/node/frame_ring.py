@@ -1,9 +1,9 @@
 """The shared-memory frame ring between a camera's I/O process and the inference process (no ROS in here).
 
 One ring per camera and I/O-process generation: ``slots`` slots, each with room for one frame's pixels
-((H, W, 3) uint8 in the network's channel order, written once by the I/O process) and its labels ((H, W) uint8,
-written by the inference process, published by the I/O process). Only slot numbers, headers and counts cross the
-process boundary (io_messages.py); the pixels stay where they were written.
+((H, W, 3) uint8 in the network's channel order), written once by the I/O process and read in place by the
+inference process. Only slot numbers, headers and counts cross the process boundary (io_messages.py); the pixels
+stay where they were written.
 
 The ring is a file in /dev/shm mapped by both processes (plain ``mmap``, not multiprocessing.shared_memory: its
 resource tracker (Python 3.8-3.12) unlinks or warns about segments that attaching processes did not create, and
@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List
 
 import numpy as np
 
@@ -76,9 +76,7 @@ class FrameRing:
         self.path = path
         self.slots = slots
         self.max_pixels = max_pixels
-        self.pixel_bytes = _round_up(max_pixels * 3)
-        self.label_bytes = _round_up(max_pixels)
-        self.slot_bytes = self.pixel_bytes + self.label_bytes
+        self.slot_bytes = _round_up(max_pixels * 3)
         self.owner = owner
         size = self.slot_bytes * slots
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if owner else 0)
@@ -110,12 +108,6 @@ class FrameRing:
         start = slot * self.slot_bytes
         return self._buffer[start:start + height * width * 3].reshape(height, width, 3)
 
-    def labels(self, slot: int, height: int, width: int) -> np.ndarray:
-        """Slot ``slot``'s labels as an (H, W) uint8 view."""
-        if height * width > self.max_pixels:
-            raise ValueError(f"{height}x{width} does not fit a ring slot of {self.max_pixels} pixels")
-        start = slot * self.slot_bytes + self.pixel_bytes
-        return self._buffer[start:start + height * width].reshape(height, width)
 
     def unlink(self) -> None:
         """Remove the file (the owner, when it stops); mappings stay valid until their views are gone."""
@@ -141,14 +133,12 @@ class SlotFrame:
     def pixels(self) -> np.ndarray:
         return self.ring.pixels(self.slot, self.height, self.width)
 
-    def release(self, labels: Optional[np.ndarray] = None) -> None:
-        """Give the slot back; with ``labels`` ((H, W) uint8) they are written into it and published first."""
+    def release(self) -> None:
+        """Give the slot back to its I/O process (once; the labels were published by the inference process)."""
         if self.released:
             return
         self.released = True
-        if labels is not None:
-            np.copyto(self.ring.labels(self.slot, self.height, self.width), labels)
-        self.link.release(self.slot, labels is not None)
+        self.link.release(self.slot)
 
 
 __all__ = ["FrameRing", "PREFIX", "SHM_DIR", "SlotFrame", "pid_alive", "ring_name", "sweep_stale_rings"]

@@ -12,7 +12,7 @@ from ..image_cdr import Header
 
 # ------------------------------------------------------------------------------------ I/O process -> inference
 class Ready(NamedTuple):
-    """The I/O process has subscribed and can publish."""
+    """The I/O process has subscribed."""
 
     pid: int
 
@@ -41,16 +41,11 @@ class QosProblem(NamedTuple):
     text: str
 
 
-class PublishFailed(NamedTuple):
-    text: str
-
-
 # ------------------------------------------------------------------------------------ inference -> I/O process
 class Release(NamedTuple):
-    """The inference process is done with ``slot``; with ``publish`` its labels are in the slot: publish them."""
+    """The inference process is done with ``slot`` (its labels are published): the slot is free again."""
 
     slot: int
-    publish: bool
 
 
-__all__ = ["BadFrame", "FrameReady", "PublishFailed", "QosProblem", "Ready", "Release", "RingFull"]
+__all__ = ["BadFrame", "FrameReady", "QosProblem", "Ready", "Release", "RingFull"]

@@ -4,10 +4,12 @@
 It subscribes to the camera (serialized messages), takes each frame (rcl copies it out of the middleware while
 holding this process's GIL, not the inference process's), reads header and fields from the CDR bytes
 (image_cdr), checks and converts them (image_codec) and copies the pixels once into a free slot of the
-shared-memory ring (frame_ring), then tells the inference process the slot number and header (io_messages). When
-the inference process gives a slot back with labels in it, this process publishes labels (colour, overlay) around
-that frame's own header. It ends when the inference process closes the link or dies (PR_SET_PDEATHSIG, and the
-link's end of file), or on SIGINT/SIGTERM.
+shared-memory ring (frame_ring), then tells the inference process the slot number and header (io_messages); the
+inference process gives the slot back once that frame's labels are published. This process publishes nothing:
+its interpreter lock is left to the takes, which hold it for a whole frame copy (on a saturated GPU node the takes
+alone held it 78 % of the time, and the first design, which also published the labels here, starved its publisher
+behind them; docs/benchmarks.md). It ends when the inference process closes the link or dies (PR_SET_PDEATHSIG,
+and the link's end of file), or on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,22 +22,14 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from ..image_cdr import (
-    Header,
-    ImageSerializer,
-    compressed_from_message,
-    fields_from_message,
-    parse_compressed,
-    parse_image,
-)
+from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
 from ..image_codec import decode_compressed, image_to_array
-from ..palette import colorize, overlay
 from .frame_ring import FrameRing
-from .io_messages import BadFrame, FrameReady, PublishFailed, QosProblem, Ready, Release, RingFull
+from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
 
 PR_SET_PDEATHSIG = 1
 
@@ -52,22 +46,16 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class CameraIo:
-    """The take -> ring -> link path and the link -> publish path of one camera (the rclpy parts passed in)."""
+    """The take -> ring -> link path of one camera and the slots coming back (no rclpy in here)."""
 
-    def __init__(self, link: Connection, ring: FrameRing, order: str, max_pixels: int, overlay_alpha: float,
-                 publishers: Tuple[Any, Any, Any]) -> None:
+    def __init__(self, link: Connection, ring: FrameRing, order: str, max_pixels: int) -> None:
         self.link = link
         self.ring = ring
         self.order = order
         self.max_pixels = max_pixels
-        self.overlay_alpha = overlay_alpha
-        self.pub_labels, self.pub_color, self.pub_overlay = publishers
         self.free: List[int] = list(range(ring.slots))
-        self.held: Dict[int, Tuple[Header, int, int]] = {}
         self.lock = threading.Lock()
         self.send_lock = threading.Lock()
-        self._mono8 = ImageSerializer("mono8")
-        self._rgb8 = ImageSerializer("rgb8")
 
     def send(self, message: Any) -> None:
         with self.send_lock:
@@ -88,8 +76,6 @@ class CameraIo:
             return
         height, width = image.shape[:2]
         np.copyto(self.ring.pixels(slot, height, width), image)
-        with self.lock:
-            self.held[slot] = (header, height, width)
         self.send(FrameReady(slot, header, height, width, received_ns))
 
     def _convert(self, msg: Any, compressed: bool) -> Tuple[Header, np.ndarray]:
@@ -104,36 +90,15 @@ class CameraIo:
 
     # ---------------------------------------------------------------- link thread
     def serve(self) -> None:
-        """Slots coming back: publish their labels, free them; returns when the link closes."""
+        """Slots coming back (their frames' labels are published): free them; returns when the link closes."""
         while True:
             try:
                 message = self.link.recv()
             except (EOFError, OSError):
                 return
             if isinstance(message, Release):
-                self._finish(message)
-
-    def _finish(self, message: Release) -> None:
-        with self.lock:
-            held = self.held.pop(message.slot, None)
-        if held is not None and message.publish:
-            header, height, width = held
-            try:
-                self._publish(message.slot, header, height, width)
-            except Exception as exc:  # noqa: BLE001 - e.g. shutting down; reported, the slot still comes back
-                self.send(PublishFailed(f"publishing failed: {type(exc).__name__}: {exc}"))
-        with self.lock:
-            self.free.append(message.slot)
-
-    def _publish(self, slot: int, header: Header, height: int, width: int) -> None:
-        labels = self.ring.labels(slot, height, width)
-        self.pub_labels.publish(self._mono8.serialize(header, labels))
-        if self.pub_color is not None:
-            self.pub_color.publish(self._rgb8.serialize(header, colorize(labels)))
-        if self.pub_overlay is not None:
-            pixels = self.ring.pixels(slot, height, width)
-            rgb = pixels if self.order == "rgb" else pixels[..., ::-1]
-            self.pub_overlay.publish(self._rgb8.serialize(header, overlay(rgb, labels, self.overlay_alpha)))
+                with self.lock:
+                    self.free.append(message.slot)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -146,12 +111,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--node-name", required=True)
     parser.add_argument("--namespace", default="/")
     parser.add_argument("--image-topic", required=True, help="fully resolved")
-    parser.add_argument("--labels-topic", required=True)
-    parser.add_argument("--color-topic", default="")
-    parser.add_argument("--overlay-topic", default="")
     parser.add_argument("--compressed", action="store_true")
     parser.add_argument("--order", choices=("rgb", "bgr"), default="rgb")
-    parser.add_argument("--overlay-alpha", type=float, default=0.5)
     parser.add_argument("--reliability", choices=("reliable", "best_effort"), default="best_effort")
     parser.add_argument("--depth", type=int, default=1)
     return parser.parse_args(argv)
@@ -171,10 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ring = FrameRing.attach(args.ring, args.slots, args.max_pixels)
     rclpy.init(args=["--ros-args"])
     node = rclpy.create_node(args.node_name, namespace=args.namespace)
-    pubs = (node.create_publisher(Image, args.labels_topic, 10),
-            node.create_publisher(Image, args.color_topic, 10) if args.color_topic else None,
-            node.create_publisher(Image, args.overlay_topic, 10) if args.overlay_topic else None)
-    io = CameraIo(link, ring, args.order, args.max_pixels, args.overlay_alpha, pubs)
+    io = CameraIo(link, ring, args.order, args.max_pixels)
     reliability = ReliabilityPolicy.RELIABLE if args.reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=args.depth, reliability=reliability,
                      durability=qos_profile_sensor_data.durability)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol
 
 from .frame_ring import FrameRing, SlotFrame, ring_name, sweep_stale_rings
-from .io_messages import BadFrame, FrameReady, PublishFailed, QosProblem, Ready, Release, RingFull
+from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding trt_segmentation/
 BACKOFF_FIRST_S = 0.5
@@ -42,20 +42,15 @@ class IoSink(Protocol):
 
     def qos_problem(self, camera: int, text: str) -> None: ...
 
-    def publish_failed(self, camera: int, text: str) -> None: ...
-
     def io_state(self, camera: int, error: str) -> None: ...
 
 
 @dataclass
 class CameraIoSpec:
-    """One camera's I/O process: its resolved topics and what it converts to."""
+    """One camera's I/O process: its name and resolved image topic."""
 
     name: str
     image_topic: str
-    labels_topic: str
-    color_topic: str = ""
-    overlay_topic: str = ""
 
 
 @dataclass
@@ -66,7 +61,6 @@ class IoSettings:
     order: str
     max_pixels: int
     slots: int
-    overlay_alpha: float
     reliability: str
     depth: int
 
@@ -84,11 +78,11 @@ class IoLink:
         self.started = time.monotonic()
         self._send = threading.Lock()
 
-    def release(self, slot: int, publish: bool) -> None:
-        """Give ``slot`` back (to be published first with ``publish``); nothing when the process has gone."""
+    def release(self, slot: int) -> None:
+        """Give ``slot`` back; nothing when the process has gone."""
         try:
             with self._send:
-                self.link.send(Release(slot, publish))
+                self.link.send(Release(slot))
         except (OSError, ValueError, EOFError):
             pass
 
@@ -162,12 +156,8 @@ class IoSupervisor:
                 "--parent-pid", str(self.owner), "--ring", ring.name, "--slots", str(s.slots),
                 "--max-pixels", str(s.max_pixels),
                 "--node-name", f"{s.node_name}_io_{spec.name or 'image'}", "--namespace", s.namespace,
-                "--image-topic", spec.image_topic, "--labels-topic", spec.labels_topic, "--order", s.order,
-                "--overlay-alpha", str(s.overlay_alpha), "--reliability", s.reliability, "--depth", str(s.depth)]
-        if spec.color_topic:
-            argv += ["--color-topic", spec.color_topic]
-        if spec.overlay_topic:
-            argv += ["--overlay-topic", spec.overlay_topic]
+                "--image-topic", spec.image_topic, "--order", s.order, "--reliability", s.reliability,
+                "--depth", str(s.depth)]
         if s.compressed:
             argv.append("--compressed")
         env = dict(os.environ)
@@ -223,8 +213,6 @@ class IoSupervisor:
                     self._cv.notify_all()
             elif isinstance(message, QosProblem):
                 sink.qos_problem(index, message.text)
-            elif isinstance(message, PublishFailed):
-                sink.publish_failed(index, message.text)
         link.ring.unlink()  # frames still held keep their mapping; the name goes now
         try:
             code = link.proc.wait(timeout=5.0)

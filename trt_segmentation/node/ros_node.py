@@ -66,8 +66,7 @@ class CameraIO:
         self.pub_overlay: Any = None
         self.qos_problem = ""
         self.failed_reported = 0
-        self.image_topic = ""  # io_mode process: the resolved topics its I/O process uses
-        self.labels_topic = ""
+        self.image_topic = ""  # io_mode process: the resolved topic its I/O process subscribes to
         self.io_error = ""  # io_mode process: why its I/O process is down ("" while it runs)
 
     @property
@@ -76,7 +75,7 @@ class CameraIO:
 
     @property
     def output_topic(self) -> str:
-        return self.labels_topic or str(getattr(self.pub_labels, "topic_name", self.prefix + "labels"))
+        return str(getattr(self.pub_labels, "topic_name", self.prefix + "labels"))
 
 
 class SegmentationNode:
@@ -100,8 +99,8 @@ class SegmentationNode:
         self._qos_problems: dict[str, str] = {}
         in_process = params.io_mode == "inprocess"
         common: dict[str, Any] = dict(
-            # in io_mode process the I/O process blends the overlay from its ring slot
-            keep_rgb=params.publish_overlay and in_process, latency_window=params.latency_window,
+            # io_mode process: the overlay blends the frame in its ring slot, held until its labels are published
+            keep_rgb=params.publish_overlay, latency_window=params.latency_window,
             log_throttle_s=params.log_throttle_s, max_pixels=params.max_input_pixels,
             log=lambda text, warn: (self.log.warning if warn else self.log.error)(text),
             now_ns=lambda: int(node.get_clock().now().nanoseconds),
@@ -119,6 +118,8 @@ class SegmentationNode:
             self.worker = self.frame_worker = FrameWorker(backend, self._publish, **common)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.io: IoSupervisor | None = None
+        for camera in self.cameras:  # labels, colour and overlay go out from here in either io_mode
+            self._advertise(camera)
         if in_process:
             self.serialized_input = all([self._wire(index, camera) for index, camera in enumerate(self.cameras)])
         else:
@@ -165,15 +166,10 @@ class SegmentationNode:
         specs = []
         for camera in self.cameras:
             camera.image_topic = node.resolve_topic_name(camera.prefix + image)
-            camera.labels_topic = node.resolve_topic_name(camera.prefix + "labels")
-            specs.append(CameraIoSpec(
-                camera.name, camera.image_topic, camera.labels_topic,
-                node.resolve_topic_name(camera.prefix + "color") if params.publish_color else "",
-                node.resolve_topic_name(camera.prefix + "overlay") if params.publish_overlay else ""))
+            specs.append(CameraIoSpec(camera.name, camera.image_topic))
         settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type == "compressed",
                               self.backend.contract.channel_order, params.max_input_pixels,
-                              self.backend.max_in_flight + 4, params.overlay_alpha, params.qos_reliability,
-                              params.qos_depth)
+                              self.backend.max_in_flight + 4, params.qos_reliability, params.qos_depth)
         return IoSupervisor(specs, settings, self, log=lambda text, warn: (self.log.warning if warn
                                                                           else self.log.error)(text))
 
@@ -197,15 +193,12 @@ class SegmentationNode:
         self._qos_problems[io.topic] = text
         self.worker.throttled("qos " + io.topic, text, warn=True)
 
-    def publish_failed(self, camera: int, text: str) -> None:
-        self.worker.report_runtime(text)
-
     def io_state(self, camera: int, error: str) -> None:
         self.cameras[camera].io_error = error
 
-    def _wire(self, index: int, camera: CameraIO) -> bool:
-        """Publishers and the subscription of one camera; True when it subscribes to serialized messages."""
-        from sensor_msgs.msg import CompressedImage, Image
+    def _advertise(self, camera: CameraIO) -> None:
+        """One camera's labels (colour, overlay) publishers."""
+        from sensor_msgs.msg import Image
 
         node, params, out_qos = self.node, self.params, 10
         camera.pub_labels = node.create_publisher(Image, camera.prefix + "labels", out_qos)
@@ -213,6 +206,12 @@ class SegmentationNode:
             camera.pub_color = node.create_publisher(Image, camera.prefix + "color", out_qos)
         if params.publish_overlay:
             camera.pub_overlay = node.create_publisher(Image, camera.prefix + "overlay", out_qos)
+
+    def _wire(self, index: int, camera: CameraIO) -> bool:
+        """The subscription of one camera (io_mode inprocess); True when it subscribes to serialized messages."""
+        from sensor_msgs.msg import CompressedImage, Image
+
+        params = self.params
         compressed = params.input_type == "compressed"
         batch, single = self.batch_worker, self.frame_worker
 
@@ -272,17 +271,18 @@ class SegmentationNode:
 
     def _publish_camera(self, index: int, pending: Pending, labels: np.ndarray) -> None:
         """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are); in
-        io_mode process: write the labels into the frame's ring slot, its I/O process publishes them."""
-        if pending.source is not None:
-            pending.source.release(labels)
-            return
+        io_mode process the frame's ring slot goes back to its I/O process afterwards (the overlay read it)."""
         camera = self.cameras[index]
-        camera.pub_labels.publish(self._mono8.serialize(pending.header, labels))
-        if camera.pub_color is not None:
-            camera.pub_color.publish(self._rgb8.serialize(pending.header, colorize(labels)))
-        if camera.pub_overlay is not None and pending.rgb is not None:
-            blended = overlay(pending.rgb, labels, self.params.overlay_alpha)
-            camera.pub_overlay.publish(self._rgb8.serialize(pending.header, blended))
+        try:
+            camera.pub_labels.publish(self._mono8.serialize(pending.header, labels))
+            if camera.pub_color is not None:
+                camera.pub_color.publish(self._rgb8.serialize(pending.header, colorize(labels)))
+            if camera.pub_overlay is not None and pending.rgb is not None:
+                blended = overlay(pending.rgb, labels, self.params.overlay_alpha)
+                camera.pub_overlay.publish(self._rgb8.serialize(pending.header, blended))
+        finally:
+            if pending.source is not None:
+                pending.source.release()
 
     # ---------------------------------------------------------------- diagnostics (executor thread)
     def _publishers(self, camera: CameraIO) -> int | None:
