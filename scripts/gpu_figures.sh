@@ -67,10 +67,10 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
   }
   single process
-  multi 4 1024x2048 100 8 4
-  [ $((SECONDS - T0)) -lt 330 ] && single inprocess
-  [ $((SECONDS - T0)) -lt 390 ] && multi 4 512x1024 400 6 0
-  [ $((SECONDS - T0)) -lt 440 ] && multi 8 512x1024 400 5 0
+  single inprocess
+  [ $((SECONDS - T0)) -lt 360 ] && multi 4 1024x2048 100 8 4
+  [ $((SECONDS - T0)) -lt 420 ] && multi 4 512x1024 400 6 0
+  [ $((SECONDS - T0)) -lt 460 ] && multi 8 512x1024 400 5 0
   echo "==> $((SECONDS - T0)) s: done" | tee -a "$LOG"; ls "$OUT"
   exit 0
 fi
