@@ -202,6 +202,30 @@ def count_quantized_convs(model: Any) -> tuple[int, int]:
     return q, len(convs)
 
 
+def inline_weight_identities(model: Any) -> int:
+    """Point every consumer of ``Identity(initializer)`` at the initializer itself and drop the Identity; returns
+    how many were removed. The exporter writes such Identities where constant folding gives byte-identical weights
+    (a random-weight pyramid SwiftNet: every level's BNs fold into the shared conv weights identically), and
+    ModelOpt quantizes a weight behind an Identity per tensor, which TensorRT's INT8 rules refuse."""
+    inits = {i.name for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    alias = {
+        n.output[0]: n.input[0]
+        for n in model.graph.node
+        if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in outputs
+    }
+    if not alias:
+        return 0
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            if name in alias:
+                node.input[index] = alias[name]
+    keep = [n for n in model.graph.node if not (n.op_type == "Identity" and n.output and n.output[0] in alias)]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return len(alias)
+
+
 def expand_patterns(model: Any, patterns: Sequence[str]) -> list[str]:
     """Node names that match any of ``patterns`` (Python regexes matched against the whole name)."""
     compiled = [re.compile(p) for p in patterns]
@@ -393,7 +417,10 @@ def _qdq_graph(fp32_onnx: Path, frames: np.ndarray, method: str, options: Int8Op
     with tempfile.TemporaryDirectory(prefix="trtseg-int8-") as workdir:
         np.save(Path(workdir) / "frames.npy", frames)
         private = Path(workdir) / "fp32.onnx"  # ModelOpt rewrites the file it is given: never hand it the user's
-        shutil.copyfile(fp32_onnx, private)
+        if inline_weight_identities(fp32_model):
+            onnx.save(fp32_model, str(private))
+        else:
+            shutil.copyfile(fp32_onnx, private)
         job: dict[str, Any] = {
             "workdir": workdir, "onnx": str(private), "out": str(Path(workdir) / "qdq.onnx"),
             "frames": str(Path(workdir) / "frames.npy"), "method": method,
