@@ -109,6 +109,19 @@ def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") ->
     return np.ascontiguousarray(rgb)
 
 
+def onnxruntime_providers() -> list[str]:
+    """ONNX Runtime providers for calibration passes: CUDA first where this onnxruntime has it, else the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def modelopt_eps() -> list[str]:
+    """The same choice in ModelOpt's ``calibration_eps`` spelling."""
+    return ["cuda:0", "cpu"] if "CUDAExecutionProvider" in onnxruntime_providers() else ["cpu"]
+
+
 def whole_runs(frames: np.ndarray, batch: int) -> np.ndarray:
     """The first ``len(frames) // batch * batch`` frames: whole inputs of a static batch-``batch`` graph (the
     quantizers feed a batch-N graph N frames per run; a leftover frame cannot be fed)."""
