@@ -26,7 +26,7 @@ NAME_RE = re.compile(r"^(?P<model>.+)_(?P<h>\d+)x(?P<w>\d+)_(?P<precision>[a-z0-
 
 
 def test_members_and_their_fields() -> None:
-    assert names() == ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "mixed", "int8-cpu")
+    assert names() == ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "int8-kl2048", "mixed", "int8-cpu")
     assert {p: p.calibration for p in Precision} == {
         Precision.FP32: None, Precision.FP16: None, Precision.INT8: CalibrationMethod.ENTROPY,
         Precision.INT8_MAX: CalibrationMethod.MAX, Precision.INT8_PERCENTILE: CalibrationMethod.PERCENTILE,

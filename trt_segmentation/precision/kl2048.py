@@ -5,7 +5,11 @@ implicit path's IInt8EntropyCalibrator2 runs: a histogram of |x| with 2048 bins 
 candidate i in 128..2047 the reference distribution P is the first i bins with every outlier (bins i..2047)
 folded into bin i-1; the candidate Q is those i bins (without the outliers) merged into 128 levels and expanded
 back, each level's mass spread evenly over the bins that are non-zero in P; both are normalised and the i with the
-smallest KL(P || Q) wins; threshold = (i + 0.5) * bin width, scale = threshold / 127.
+smallest KL(P || Q) wins; threshold = (i + 0.5) * bin width, scale = threshold / 127. The publication leaves one
+case open: P's last bin holds the folded outliers while every original bin of Q's last level is empty, so Q is 0
+where P is not and the divergence is infinite for every wide candidate. Such Q bins get probability
+:data:`SMOOTHING` (taken evenly from Q's non-zero bins), the smoothing the open implementations of this algorithm
+use; without it a single far outlier would make the calibrator keep the full range.
 
 Hand-written because no maintained library computes it: ModelOpt's and ONNX Runtime's "entropy" use 128 bins
 (docs/accuracy.md), and TensorRT's own calibrator only runs inside a TensorRT build. The histograms are collected
@@ -26,11 +30,11 @@ from .calibration_data import model_runs, onnxruntime_providers
 
 NUM_BINS = 2048
 NUM_QUANTIZED_BINS = 128
+SMOOTHING = 1e-4  # probability given to bins where Q is 0 but P is not (see the module docstring)
 
 
 def kl_divergence_curve(hist: np.ndarray, num_quantized_bins: int = NUM_QUANTIZED_BINS) -> np.ndarray:
-    """KL(P || Q) for every candidate bin count i (index i; ``inf`` below ``num_quantized_bins`` and where Q is zero
-    on a bin where P is not)."""
+    """KL(P || Q) for every candidate bin count i (index i; ``inf`` below ``num_quantized_bins``)."""
     hist = np.asarray(hist, dtype=np.float64)
     n = hist.size
     suffix = np.concatenate([np.cumsum(hist[::-1])[::-1], [0.0]])  # suffix[i] = sum(hist[i:])
@@ -51,10 +55,15 @@ def kl_divergence_curve(hist: np.ndarray, num_quantized_bins: int = NUM_QUANTIZE
         spread = np.divide(group_sum, group_nonzero, out=np.zeros_like(group_sum), where=group_nonzero > 0)
         q = np.where(nonzero, spread[group_of_bin], 0.0)
         total_q = q.sum()
-        if total_q <= 0 or np.any(q[nonzero] <= 0):
+        if total_q <= 0:
             continue
         pn = p[nonzero] / total_p
         qn = q[nonzero] / total_q
+        empty = qn == 0
+        if empty.any():
+            qn = np.where(empty, SMOOTHING, qn - SMOOTHING * empty.sum() / (qn.size - empty.sum()))
+            if np.any(qn <= 0):
+                continue
         divergence[i] = float(np.sum(pn * np.log(pn / qn)))
     return divergence
 
