@@ -30,6 +30,7 @@ def test_members_and_their_fields() -> None:
     assert {p: p.calibration for p in Precision} == {
         Precision.FP32: None, Precision.FP16: None, Precision.INT8: CalibrationMethod.ENTROPY,
         Precision.INT8_MAX: CalibrationMethod.MAX, Precision.INT8_PERCENTILE: CalibrationMethod.PERCENTILE,
+        Precision.INT8_KL2048: CalibrationMethod.KL2048,
         Precision.MIXED: CalibrationMethod.ENTROPY, Precision.INT8_CPU: CalibrationMethod.MINMAX}
     assert [p for p in Precision if not p.tensorrt] == [Precision.INT8_CPU]
     assert Precision.INT8_CPU.target is Target.ONNXRUNTIME_CPU and Precision.MIXED.target is Target.TENSORRT
