@@ -252,7 +252,6 @@ def load_calibration_set(
     seed: int = 0,
 ) -> CalibrationSet:
     """Read up to ``count`` frames from ``source``, chosen by ``selection`` (see the module docstring)."""
-    src = parse_source(source)
-    how = f"{selection}, seed {seed}" if selection == "random" else selection
-    return collect_frames(_iter_rgb(src, count, selection, seed), contract, f"{src.describe()} ({how})", count,
-                          batch_size)
+    src = parse_source(source)  # the description stays the source string (metadata, sidecars compare it);
+    # the selection shows in the set's sha256 (the pixels fed), which keys the cache and is recorded beside it
+    return collect_frames(_iter_rgb(src, count, selection, seed), contract, src.describe(), count, batch_size)
