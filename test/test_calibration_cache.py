@@ -23,7 +23,6 @@ from trt_segmentation.precision.cache import (
     frames_sha256,
     load_scales,
     save_scales,
-    write_tensorrt_cache,
 )
 from trt_segmentation.precision.calibration_data import CalibrationSet, load_calibration_set
 from trt_segmentation.precision.int8 import Int8Options, activation_scales, quantize_int8
@@ -148,12 +147,6 @@ def test_fit_to_graph_turns_a_hit_with_other_tensors_into_corrupt() -> None:
     assert unknown.status == "corrupt" and "1 unknown (e.g. 'b')" in unknown.reason
     stale = CacheLookup(None, "stale", "stale")
     assert fit_to_graph(stale, ["a"], "c.json") is stale
-
-
-def test_tensorrt_table_export_uses_big_endian_float_hex(tmp_path: Path) -> None:
-    table = write_tensorrt_cache(tmp_path / "t.calibration", {"/backbone/relu/Relu_output_0": 1.0, "x": 0.5})
-    assert table.read_text().splitlines() == ["TRT-8600-EntropyCalibration2", "/backbone/relu/Relu_output_0: 3f800000",
-                                              "x: 3f000000"]
 
 
 # ---------------------------------------------------------------------------------- through quantize_int8 itself

@@ -26,10 +26,11 @@ NAME_RE = re.compile(r"^(?P<model>.+)_(?P<h>\d+)x(?P<w>\d+)_(?P<precision>[a-z0-
 
 
 def test_members_and_their_fields() -> None:
-    assert names() == ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "mixed", "int8-cpu")
+    assert names() == ("fp32", "fp16", "int8", "int8-max", "int8-percentile", "int8-kl2048", "mixed", "int8-cpu")
     assert {p: p.calibration for p in Precision} == {
         Precision.FP32: None, Precision.FP16: None, Precision.INT8: CalibrationMethod.ENTROPY,
         Precision.INT8_MAX: CalibrationMethod.MAX, Precision.INT8_PERCENTILE: CalibrationMethod.PERCENTILE,
+        Precision.INT8_KL2048: CalibrationMethod.KL2048,
         Precision.MIXED: CalibrationMethod.ENTROPY, Precision.INT8_CPU: CalibrationMethod.MINMAX}
     assert [p for p in Precision if not p.tensorrt] == [Precision.INT8_CPU]
     assert Precision.INT8_CPU.target is Target.ONNXRUNTIME_CPU and Precision.MIXED.target is Target.TENSORRT
@@ -54,8 +55,8 @@ def test_the_default_method_has_one_file_name_and_bad_names_list_the_choices() -
     assert Precision.parse("int8-entropy") is Precision.INT8 and Precision.parse(" INT8-CPU ") is Precision.INT8_CPU
     assert artifact_stem("m", 1, 2, "int8-entropy") == "m_1x2_int8"
     for bad in ("int9", "int8-kl", "fp16-max", "int8-cpu-max", ""):
-        with pytest.raises(ValueError, match="choose one of fp32, fp16, int8, int8-max, int8-percentile, mixed, "
-                                             "int8-cpu"):
+        with pytest.raises(ValueError, match="choose one of fp32, fp16, int8, int8-max, int8-percentile, "
+                                             "int8-kl2048, mixed, int8-cpu"):
             Precision.parse(bad)
 
 

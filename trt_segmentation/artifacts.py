@@ -18,12 +18,14 @@ from typing import Optional, Tuple, Union
 
 
 class CalibrationMethod(str, Enum):
-    """How INT8 activation ranges are found. entropy/max/percentile: symmetric, for TensorRT (ModelOpt Q/DQ);
-    minmax: asymmetric min..max ranges found by ONNX Runtime's own quantizer (the CPU variant)."""
+    """How INT8 activation ranges are found. entropy/max/percentile/kl2048: symmetric, for TensorRT (ModelOpt Q/DQ;
+    entropy = ModelOpt's 128-bin KL, kl2048 = TensorRT's own 2048-bin KL); minmax: asymmetric min..max ranges found
+    by ONNX Runtime's own quantizer (the CPU variant)."""
 
     ENTROPY = "entropy"
     MAX = "max"
     PERCENTILE = "percentile"
+    KL2048 = "kl2048"
     MINMAX = "minmax"
 
     def __str__(self) -> str:  # the value, also in f-strings on every Python (3.12 changed Enum.__format__)
@@ -44,8 +46,8 @@ class Target(str, Enum):
 class Precision(str, Enum):
     """A precision variant; the value is the name used in files, parameters and command lines.
 
-    ``int8`` is entropy-calibrated (the seed theses' method); ``int8-max`` / ``int8-percentile`` are the same Q/DQ
-    placement with other scales; ``mixed`` is an INT8 encoder with the rest FP16; ``int8-cpu`` is ONNX Runtime's
+    ``int8`` is entropy-calibrated (ModelOpt's 128-bin KL); ``int8-max`` / ``int8-percentile`` / ``int8-kl2048``
+    (TensorRT's own 2048-bin KL, the seed theses' calibrator) are the same Q/DQ placement with other scales; ``mixed`` is an INT8 encoder with the rest FP16; ``int8-cpu`` is ONNX Runtime's
     CPU recipe (uint8 asymmetric activations, per-channel int8 weights, Conv only) and is never given to TensorRT.
     """
 
@@ -54,6 +56,7 @@ class Precision(str, Enum):
     INT8 = "int8"
     INT8_MAX = "int8-max"
     INT8_PERCENTILE = "int8-percentile"
+    INT8_KL2048 = "int8-kl2048"
     MIXED = "mixed"
     INT8_CPU = "int8-cpu"
 
@@ -109,6 +112,7 @@ _CALIBRATION = {
     Precision.INT8: CalibrationMethod.ENTROPY,
     Precision.INT8_MAX: CalibrationMethod.MAX,
     Precision.INT8_PERCENTILE: CalibrationMethod.PERCENTILE,
+    Precision.INT8_KL2048: CalibrationMethod.KL2048,
     Precision.MIXED: CalibrationMethod.ENTROPY,
     Precision.INT8_CPU: CalibrationMethod.MINMAX,
 }

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .. import cli
+from ..precision.calibration_data import DEFAULT_SELECTION, SELECTIONS
 
 TOOL = "calibrate"
 
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"FP32 ONNX exported by {cli.script_name('export_onnx')}")
     cli.add_precision(p, required=True, what="variants to make (fp32 is the input itself)")
     cli.add_calibration(p)
+    p.add_argument("--calibration-select", choices=SELECTIONS, default=DEFAULT_SELECTION,
+                   help="which frames of the source: spread = evenly over it (every k-th image, each city its share, "
+                        "a bag's whole time span), random = a seeded sample, first = the first N (default spread)")
+    p.add_argument("--calibration-seed", type=int, default=0, help="seed of --calibration-select random (default 0)")
     p.add_argument("--percentile", type=float, default=None, metavar="P",
                    help="percentile for int8-percentile (default 99.99)")
     p.add_argument("--mixed-config", type=Path, metavar="YAML", help="layer overrides for mixed (docs/precision.md)")
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration = None
         if args.calibration:
             calibration = load_calibration_set(args.calibration, contract, args.calibration_count,
-                                               args.calibration_batch)
+                                               args.calibration_batch, args.calibration_select, args.calibration_seed)
             print(f"calibration: {len(calibration)} frames from {calibration.description}")
         elif any(needs_calibration(v) for v in variants):
             raise CalibrationDataError("int8, int8-*, mixed and int8-cpu need --calibration DIR | "

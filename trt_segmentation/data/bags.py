@@ -348,25 +348,41 @@ def _decode_image(msg: Any, msgtype: str) -> np.ndarray:
     return np.ascontiguousarray(image_to_array(msg.encoding, msg.height, msg.width, msg.step, msg.data, "rgb"))
 
 
-def iter_bag_images(bag_dir: str | Path, topic: str | None = None, limit: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(receive time in ns, RGB uint8 HxWx3)`` for an Image or CompressedImage topic of a bag.
+def _image_topic(reader: BagReader, topic: str | None) -> str:
+    available = {t: m for t, m in reader.topics.items() if m in IMAGE_TYPES}
+    if topic is None:
+        if len(available) != 1:
+            listing = ", ".join(f"{t} ({m})" for t, m in sorted(available.items())) or "none"
+            raise BagError(f"{reader.path}: choose an image topic; image topics in the bag: {listing}")
+        return next(iter(available))
+    if topic not in available:
+        listing = ", ".join(f"{t} ({m})" for t, m in sorted(reader.topics.items())) or "none"
+        raise BagError(f"{reader.path}: no Image/CompressedImage topic {topic!r}; topics: {listing}")
+    return topic
+
+
+def bag_image_times(bag_dir: str | Path, topic: str | None = None) -> list[int]:
+    """Receive times (ns) of the image topic's messages, in bag order (nothing is deserialized)."""
+    with BagReader(bag_dir) as reader:
+        return [timestamp for _, _, timestamp, _ in reader.messages([_image_topic(reader, topic)])]
+
+
+def iter_bag_images(bag_dir: str | Path, topic: str | None = None, limit: int | None = None,
+                    indices: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(receive time in ns, RGB uint8 HxWx3)`` for an Image or CompressedImage topic of a bag: the first
+    ``limit`` messages, or (``indices``) only the messages at those positions.
 
     Without ``topic`` the bag must hold exactly one image topic."""
     from ..image_codec import ImageDecodeError
 
     with BagReader(bag_dir) as reader:
-        available = {t: m for t, m in reader.topics.items() if m in IMAGE_TYPES}
-        if topic is None:
-            if len(available) != 1:
-                listing = ", ".join(f"{t} ({m})" for t, m in sorted(available.items())) or "none"
-                raise BagError(f"{reader.path}: choose an image topic; image topics in the bag: {listing}")
-            topic = next(iter(available))
-        elif topic not in available:
-            listing = ", ".join(f"{t} ({m})" for t, m in sorted(reader.topics.items())) or "none"
-            raise BagError(f"{reader.path}: no Image/CompressedImage topic {topic!r}; topics: {listing}")
+        topic = _image_topic(reader, topic)
+        last = max(indices) if indices else None
         for i, (_, msgtype, timestamp, raw) in enumerate(reader.messages([topic])):
-            if limit is not None and i >= limit:
+            if (limit is not None and i >= limit) or (last is not None and i > last):
                 return
+            if indices is not None and i not in indices:
+                continue
             try:
                 image = _decode_image(reader.deserialize(raw, msgtype), msgtype)
             except ImageDecodeError as exc:

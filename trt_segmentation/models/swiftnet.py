@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..encoder_scope import ENCODER_MODULES
 from .layers import BNReluConv, SpatialPyramidPooling, Upsample, UpsampleBlend, upsample
 from .resnet import STAGE_CHANNELS, BasicBlock, PyramidBasicBlock, check_encoder, make_stage
 
@@ -49,6 +50,9 @@ def _register_normalisation(module: nn.Module, mean: tuple[float, ...], std: tup
 class SingleScaleBackbone(nn.Module):
     """ResNet encoder + SPP on layer4 + three ladder upsampling modules (keys under ``backbone.``)."""
 
+    encoder_modules = ENCODER_MODULES  # the encoder (what mixed precision puts in INT8); the rest is the decoder
+    encoder_runs = 1  # how often the encoder runs per image
+
     def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD) -> None:
         super().__init__()
         blocks = check_encoder(encoder)
@@ -80,10 +84,13 @@ class SingleScaleBackbone(nn.Module):
 class PyramidBackbone(nn.Module):
     """Shared ResNet over a 3-level bicubic image pyramid, per-level BNs, features summed by resolution."""
 
+    encoder_modules = ENCODER_MODULES  # the encoder (shared by the levels; what mixed precision puts in INT8)
+
     def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD, levels: int = 3) -> None:
         super().__init__()
         blocks = check_encoder(encoder)
         self.pyramid_levels = levels
+        self.encoder_runs = levels  # once per pyramid level: each level's Convs are separate nodes in an export
         _register_normalisation(self, mean, std)
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.ModuleList(nn.BatchNorm2d(64) for _ in range(levels))
@@ -154,6 +161,22 @@ class SwiftNet(nn.Module):
         else:
             raise ValueError(f"unknown SwiftNet variant {arch.variant!r}; choose 'single_scale' or 'pyramid'")
         self.logits = BNReluConv(NUM_FEATURES, arch.num_classes, k=1, bias=True)
+
+    @property
+    def encoder_modules(self) -> tuple[str, ...]:
+        """The encoder's modules, as attribute names on ``backbone`` (see trt_segmentation/encoder_scope.py)."""
+        return typing.cast("tuple[str, ...]", self.backbone.encoder_modules)
+
+    def encoder_conv_count(self) -> int:
+        """Convolutions the encoder runs per image (per pyramid level for the pyramid model): the Conv nodes of an
+        ONNX export inside the encoder scope, i.e. what the ``mixed`` variant must quantize."""
+        convs = sum(
+            1
+            for name in self.encoder_modules
+            for module in getattr(self.backbone, name).modules()
+            if isinstance(module, nn.Conv2d)
+        )
+        return convs * int(typing.cast(int, self.backbone.encoder_runs))
 
     @property
     def mean(self) -> torch.Tensor:

@@ -7,8 +7,8 @@ so a different image list, resize or channel order shows; their description is n
 its parameters, and the quantizer versions (the libraries that compute the scales and this package's quantizer
 code). A file whose key differs is *stale*; one that cannot be parsed, whose checksum fails, whose scales are not
 finite positive numbers or whose tensors are not the quantized graph's (:func:`fit_to_graph`) is *corrupt*. Both
-are reported and recomputed, never used. (TensorRT's own cache for the implicit path is a different file; see
-engine/implicit_calibrator.py.)
+are reported and recomputed, never used. (The TensorRT calibration table for the implicit path is written from a
+variant's Q/DQ scales by engine/calibration_table.py; TensorRT's own cache is engine/implicit_calibrator.py's.)
 """
 
 from __future__ import annotations
@@ -188,15 +188,3 @@ def save_scales(path: str | Path, key: dict[str, Any], scales: dict[str, Any], i
     tmp.replace(path)
     return path
 
-
-def write_tensorrt_cache(path: str | Path, scales: dict[str, float], header: str = "TRT-8600-EntropyCalibration2") -> Path:
-    """The same scales in TensorRT's calibration-table text format (``tensor: <big-endian float hex>``).
-
-    TensorRT's ONNX parser names network tensors after the ONNX tensors, so a table written from the FP32 ONNX's
-    activation scales can seed the implicit-path build on a Jetson that has no calibration images.
-    """
-    import struct
-
-    lines = [header] + [f"{name}: {struct.pack('!f', scale).hex()}" for name, scale in sorted(scales.items())]
-    Path(path).write_text("\n".join(lines) + "\n")
-    return Path(path)

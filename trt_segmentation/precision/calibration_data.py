@@ -7,13 +7,18 @@ A source is written as one string so that it fits a command line and the engine 
 ``train``), ``bag:PATH[@/topic]`` (sensor_msgs/Image messages; the only Image topic if none is named).
 Frames whose size differs from the model input are resized (bilinear) when the aspect ratio matches; another
 aspect ratio is an error, because squashing would calibrate on shapes the camera never produces.
+
+Which frames (:data:`SELECTIONS`): ``spread`` (default) takes ``count`` frames evenly over the whole source -- every
+k-th image of a folder, every k-th of a Cityscapes split sorted by city (so each city gives its share), the frames
+nearest ``count`` evenly spaced times over a bag's time span; ``random`` a seeded random sample (sorted back into
+source order); ``first`` the first ``count`` (the old behaviour: one city of Cityscapes, a bag's first seconds).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,8 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_COUNT = 64
 DEFAULT_BATCH_SIZE = 8
+SELECTIONS = ("spread", "random", "first")
+DEFAULT_SELECTION = "spread"
 ASPECT_TOLERANCE = 0.02
 
 
@@ -61,7 +68,39 @@ def parse_source(spec: str | Path | CalibrationSource) -> CalibrationSource:
     return CalibrationSource(kind, Path(path).expanduser(), selector or None)
 
 
-def _iter_rgb(source: CalibrationSource, limit: int) -> Iterator[np.ndarray]:
+def select_indices(positions: Sequence[float] | int, count: int, selection: str = DEFAULT_SELECTION,
+                   seed: int = 0) -> list[int]:
+    """Indices of ``count`` items (all when fewer) among ``positions`` (their times, or a number of items spaced
+    evenly): ``spread`` the item nearest each of ``count`` evenly spaced points over the span (each point at the
+    middle of its 1/count share), ``random`` a seeded sample, ``first`` the first ``count``; sorted, unique."""
+    if selection not in SELECTIONS:
+        raise CalibrationDataError(f"unknown calibration selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    pos = np.arange(positions, dtype=np.float64) if isinstance(positions, int) else np.asarray(positions, np.float64)
+    total = int(pos.size)
+    if count >= total:
+        return list(range(total))
+    if selection == "first":
+        return list(range(count))
+    if selection == "random":
+        return sorted(int(i) for i in np.random.default_rng(seed).choice(total, size=count, replace=False))
+    order = np.argsort(pos, kind="stable")
+    ordered = pos[order]
+    targets = ordered[0] + (np.arange(count) + 0.5) / count * (ordered[-1] - ordered[0] + (1 if isinstance(positions, int) else 0))
+    chosen: list[int] = []
+    taken: set[int] = set()
+    for target in targets:
+        at = int(np.clip(np.searchsorted(ordered, target), 0, total - 1))
+        candidates = sorted(range(max(0, at - 1), min(total, at + 2)), key=lambda j: abs(ordered[j] - target))
+        pick = next((j for j in candidates if j not in taken), None)
+        if pick is None:  # crowded: the nearest free item on either side
+            pick = min((j for j in range(total) if j not in taken), key=lambda j: abs(ordered[j] - target))
+        taken.add(pick)
+        chosen.append(int(order[pick]))
+    return sorted(chosen)
+
+
+def _iter_rgb(source: CalibrationSource, limit: int, selection: str = DEFAULT_SELECTION,
+              seed: int = 0) -> Iterator[np.ndarray]:
     """RGB uint8 HxWx3 frames from the data layer's readers (imported lazily); their errors become ours."""
     if not source.path.exists():
         raise CalibrationDataError(f"calibration source {source.describe()}: {source.path} does not exist")
@@ -69,22 +108,25 @@ def _iter_rgb(source: CalibrationSource, limit: int) -> Iterator[np.ndarray]:
     from ..data.cityscapes import DatasetError
 
     try:
-        if source.kind == "folder":
-            from ..data.image_folder import iter_image_folder
+        if source.kind in ("folder", "cityscapes"):
+            from ..data.image_folder import list_images, read_rgb
 
-            for _, rgb in iter_image_folder(source.path, limit=limit, recursive=True):
-                yield rgb
-        elif source.kind == "cityscapes":
-            from ..data.cityscapes import CityscapesSplit
-            from ..data.image_folder import read_rgb
+            if source.kind == "folder":
+                paths = list_images(source.path, recursive=True)
+                if not paths:
+                    raise FileNotFoundError(f"no .png/.jpg images in {source.path}")
+            else:
+                from ..data.cityscapes import CityscapesSplit
 
-            split = CityscapesSplit(source.path, source.selector or "train")
-            for path in split.image_paths[:limit]:  # images only: calibration needs no labels
-                yield read_rgb(path)
+                paths = list(CityscapesSplit(source.path, source.selector or "train").image_paths)  # sorted by city
+            for index in select_indices(len(paths), limit, selection, seed):  # images only: no labels needed
+                yield read_rgb(paths[index])
         else:
-            from ..data.bags import iter_bag_images
+            from ..data.bags import bag_image_times, iter_bag_images
 
-            for _, rgb in iter_bag_images(source.path, source.selector, limit=limit):
+            times = bag_image_times(source.path, source.selector)
+            wanted = set(select_indices(times, limit, selection, seed))
+            for _, rgb in iter_bag_images(source.path, source.selector, indices=wanted):
                 yield rgb
     except (FileNotFoundError, DatasetError, BagError) as exc:
         raise CalibrationDataError(f"calibration source {source.describe()}: {exc}") from exc
@@ -107,6 +149,19 @@ def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") ->
     if contract.channel_order == "bgr":
         rgb = rgb[..., ::-1]
     return np.ascontiguousarray(rgb)
+
+
+def onnxruntime_providers() -> list[str]:
+    """ONNX Runtime providers for calibration passes: CUDA first where this onnxruntime has it, else the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def modelopt_eps() -> list[str]:
+    """The same choice in ModelOpt's ``calibration_eps`` spelling."""
+    return ["cuda:0", "cpu"] if "CUDAExecutionProvider" in onnxruntime_providers() else ["cpu"]
 
 
 def whole_runs(frames: np.ndarray, batch: int) -> np.ndarray:
@@ -193,7 +248,10 @@ def load_calibration_set(
     contract: ModelContract,
     count: int = DEFAULT_COUNT,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    selection: str = DEFAULT_SELECTION,
+    seed: int = 0,
 ) -> CalibrationSet:
-    """Read up to ``count`` frames from ``source`` (see the module docstring for the syntax)."""
-    src = parse_source(source)
-    return collect_frames(_iter_rgb(src, count), contract, src.describe(), count, batch_size)
+    """Read up to ``count`` frames from ``source``, chosen by ``selection`` (see the module docstring)."""
+    src = parse_source(source)  # the description stays the source string (metadata, sidecars compare it);
+    # the selection shows in the set's sha256 (the pixels fed), which keys the cache and is recorded beside it
+    return collect_frames(_iter_rgb(src, count, selection, seed), contract, src.describe(), count, batch_size)

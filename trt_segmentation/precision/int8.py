@@ -37,11 +37,11 @@ import numpy as np
 
 from ..hashing import sha256_file
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
-from .calibration_data import CalibrationSet, model_runs, whole_runs
+from .calibration_data import CalibrationSet, model_runs, modelopt_eps, onnxruntime_providers, whole_runs
 
 LOG = logging.getLogger(__name__)
 
-METHODS = ("entropy", "max", "percentile")
+METHODS = ("entropy", "max", "percentile", "kl2048")
 DEFAULT_PERCENTILE = 99.99
 # ModelOpt writes opset 19 ("Updating minimum opset ... to 19"); the TensorRT 8.5/8.6 ONNX parsers document
 # opsets up to 17, and INT8 Q/DQ over float32 means the same at 13-17 as at 19 (19 added float8 and fp16 inputs)
@@ -202,6 +202,30 @@ def count_quantized_convs(model: Any) -> tuple[int, int]:
     return q, len(convs)
 
 
+def inline_weight_identities(model: Any) -> int:
+    """Point every consumer of ``Identity(initializer)`` at the initializer itself and drop the Identity; returns
+    how many were removed. The exporter writes such Identities where constant folding gives byte-identical weights
+    (a random-weight pyramid SwiftNet: every level's BNs fold into the shared conv weights identically), and
+    ModelOpt quantizes a weight behind an Identity per tensor, which TensorRT's INT8 rules refuse."""
+    inits = {i.name for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    alias = {
+        n.output[0]: n.input[0]
+        for n in model.graph.node
+        if n.op_type == "Identity" and n.input[0] in inits and n.output[0] not in outputs
+    }
+    if not alias:
+        return 0
+    for node in model.graph.node:
+        for index, name in enumerate(node.input):
+            if name in alias:
+                node.input[index] = alias[name]
+    keep = [n for n in model.graph.node if not (n.op_type == "Identity" and n.output and n.output[0] in alias)]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return len(alias)
+
+
 def expand_patterns(model: Any, patterns: Sequence[str]) -> list[str]:
     """Node names that match any of ``patterns`` (Python regexes matched against the whole name)."""
     compiled = [re.compile(p) for p in patterns]
@@ -264,7 +288,7 @@ def _modelopt_worker(job: dict[str, Any]) -> None:  # runs in a separate process
             quantize_mode="int8",
             calibration_data=np.ascontiguousarray(frames),
             calibration_method=job["method"],
-            calibration_eps=["cpu"],
+            calibration_eps=job["eps"],
             nodes_to_quantize=job["nodes_to_quantize"] or None,
             nodes_to_exclude=job["nodes_to_exclude"] or None,
             high_precision_dtype="fp32",  # fp16 (mixed) is a separate, controlled pass; scales stay fp32 here
@@ -288,8 +312,12 @@ def _percentile_worker(job: dict[str, Any]) -> None:  # separate process, never 
                 augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                 calibrate_method=CalibrationMethod.Percentile,
                 extra_options={"symmetric": True, "percentile": job["percentile"], "num_bins": 2048},
+                providers=job["providers"],
             )
-            for run in model_runs(frames, job["batch"]):  # one graph input per call: histograms merge, RAM flat
+            from tqdm import tqdm
+
+            runs = list(model_runs(frames, job["batch"]))
+            for run in tqdm(runs, desc="percentile calibration", unit="run", leave=False):  # one graph input per call: histograms merge, RAM flat
                 calibrator.collect_data(_OneRunReader(job["input_name"], run))
             ranges = calibrator.compute_data()
         wanted = set(job["tensors"])
@@ -353,11 +381,13 @@ def quantize_int8(
         LOG.info(
             "int8 %s: calibrating on %d frames of %s (%s)", options.method, len(calibration), calibration.description,
             "ModelOpt Q/DQ placement + ONNX Runtime percentile histograms" if options.method == "percentile"
-            else "ModelOpt",
+            else "ModelOpt Q/DQ placement + TensorRT's 2048-bin KL (precision/kl2048.py)"
+            if options.method == "kl2048" else "ModelOpt",
         )
-        if options.method == "percentile":
+        if options.method in ("percentile", "kl2048"):  # ModelOpt's placement, our scales
             model = _qdq_graph(fp32_onnx, frames[:batch], "max", options)
-            scales = _percentile_scales(fp32_onnx, model, frames, batch, options.percentile)
+            scales = (_percentile_scales(fp32_onnx, model, frames, batch, options.percentile)
+                      if options.method == "percentile" else _kl2048_scales(fp32_onnx, model, frames, batch))
             apply_activation_scales(model, scales)
         else:
             model = _qdq_graph(fp32_onnx, frames, options.method, options)
@@ -393,11 +423,14 @@ def _qdq_graph(fp32_onnx: Path, frames: np.ndarray, method: str, options: Int8Op
     with tempfile.TemporaryDirectory(prefix="trtseg-int8-") as workdir:
         np.save(Path(workdir) / "frames.npy", frames)
         private = Path(workdir) / "fp32.onnx"  # ModelOpt rewrites the file it is given: never hand it the user's
-        shutil.copyfile(fp32_onnx, private)
+        if inline_weight_identities(fp32_model):
+            onnx.save(fp32_model, str(private))
+        else:
+            shutil.copyfile(fp32_onnx, private)
         job: dict[str, Any] = {
             "workdir": workdir, "onnx": str(private), "out": str(Path(workdir) / "qdq.onnx"),
             "frames": str(Path(workdir) / "frames.npy"), "method": method,
-            "nodes_to_quantize": include, "nodes_to_exclude": exclude,
+            "nodes_to_quantize": include, "nodes_to_exclude": exclude, "eps": modelopt_eps(),
         }
         run_isolated(_modelopt_worker, job, "modelopt-quantize")
         return onnx.load(str(job["out"]))
@@ -415,11 +448,18 @@ def _percentile_scales(fp32_onnx: Path, model: Any, frames: np.ndarray, batch: i
         job = {
             "workdir": workdir, "onnx": str(private), "frames": str(Path(workdir) / "frames.npy"),
             "tensors": sorted(activation_scales(model)), "percentile": percentile, "input_name": input_name,
-            "batch": batch,
+            "batch": batch, "providers": onnxruntime_providers(),
         }
         result = run_isolated(_percentile_worker, job, "ort-percentile")
     scales = {name: max(amax, 1e-8) / 127.0 for name, amax in result["amax"].items()}
     return _equalise_concat_groups(model, scales)
+
+
+def _kl2048_scales(fp32_onnx: Path, model: Any, frames: np.ndarray, batch: int) -> dict[str, float]:
+    from .kl2048 import kl2048_amax
+
+    amax = kl2048_amax(fp32_onnx, sorted(activation_scales(model)), frames, batch)
+    return _equalise_concat_groups(model, {name: max(value, 1e-8) / 127.0 for name, value in amax.items()})
 
 
 def _equalise_concat_groups(model: Any, scales: dict[str, float]) -> dict[str, float]:

@@ -1,18 +1,19 @@
 """Mixed precision (the seed thesis' table 5.1): the ResNet encoder in INT8, SPP, decoder and logits in FP16.
 
 Which layers go where is a small YAML file (all keys optional; node names are the legacy exporter's scopes,
-e.g. ``/backbone/layer3/layer3.1/conv2/Conv``; patterns are Python regexes matched against the whole name)::
+e.g. ``/backbone/layer3/layer3.1/conv2/Conv``, or ``/backbone/layer3.1/conv2_1/Conv`` for pyramid level 1;
+patterns are Python regexes matched against the whole name)::
 
-    int8:           # nodes to quantize; default: the encoder (stem conv, maxpool, layer1..layer4)
-      - '(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])/.*'
+    int8:           # nodes to quantize; default: the encoder (stem conv, maxpool, layer1..layer4, every level)
+      - '(/model)?/backbone/(conv1|bn1|relu|maxpool|layer1|layer2|layer3|layer4)([._][0-9][0-9._]*)?/.*'
     exclude_int8:   # of those, keep these out of INT8 (they run in FP16)
       - '/backbone/conv1/Conv'
     fp32:           # keep these in FP32 (the preprocessing in front of the network always is)
       - '/logits/conv/Conv'
 
-The encoder is defined once, here (:data:`ENCODER_SCOPE`): :data:`ENCODER_PATTERN` (ONNX node names, the
-default ``int8`` entry) and :data:`ENCODER_LAYERS` (TensorRT layer names, for the implicit path in
-engine/builder.py) derive from it, and config/mixed_precision.yaml spells the default out for users to copy
+The encoder is defined once, by the models (``SwiftNet.encoder_modules`` = encoder_scope.ENCODER_MODULES):
+:data:`ENCODER_SCOPE`, :data:`ENCODER_PATTERN` (ONNX node names, the default ``int8`` entry) and
+:data:`ENCODER_LAYERS` (TensorRT layer names, for the implicit path in engine/builder.py) derive from it, and config/mixed_precision.yaml spells the default out for users to copy
 (test/test_mixed_config.py checks that it still equals :class:`MixedConfig`'s defaults).
 
 Pure Python + PyYAML; the work is done by :mod:`.int8` and :mod:`.fp16`.
@@ -25,12 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: the ResNet encoder's scope in exported names: stem conv, bn, relu, maxpool, layer1..4 (optionally under /model)
-ENCODER_SCOPE = r"(/model)?/backbone/(conv1|bn1|relu|maxpool|layer[1-4])"
+from ..encoder_scope import ENCODER_MODULES, onnx_node_pattern, scope_pattern, tensorrt_layer_pattern
+
+#: the ResNet encoder's scope in exported names (stem conv, bn, relu, maxpool, layer1..4, every pyramid level)
+ENCODER_SCOPE = scope_pattern(ENCODER_MODULES)
 #: ONNX node names inside the encoder (full match), e.g. /backbone/layer3/layer3.1/conv2/Conv
-ENCODER_PATTERN = ENCODER_SCOPE + "/.*"
+ENCODER_PATTERN = onnx_node_pattern(ENCODER_MODULES)
 #: TensorRT layer names of the encoder (TensorRT names layers after the ONNX nodes; searched, not full-matched)
-ENCODER_LAYERS = ENCODER_SCOPE + "(/|$)"
+ENCODER_LAYERS = tensorrt_layer_pattern(ENCODER_MODULES)
 KEYS = ("int8", "exclude_int8", "fp32")
 
 

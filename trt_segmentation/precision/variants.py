@@ -26,6 +26,7 @@ from ..onnx_metadata import ModelContract
 from .calibration_data import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_COUNT,
+    DEFAULT_SELECTION,
     CalibrationDataError,
     CalibrationSet,
     CalibrationSource,
@@ -90,6 +91,8 @@ def make_variant(
     *,
     calibration_count: int = DEFAULT_COUNT,
     calibration_batch: int = DEFAULT_BATCH_SIZE,
+    calibration_selection: str = DEFAULT_SELECTION,
+    calibration_seed: int = 0,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     mixed_config: MixedConfig | str | Path | None = None,
@@ -122,7 +125,8 @@ def make_variant(
         calib = (
             calibration
             if isinstance(calibration, CalibrationSet)
-            else load_calibration_set(calibration, contract, calibration_count, calibration_batch)
+            else load_calibration_set(calibration, contract, calibration_count, calibration_batch,
+                                      calibration_selection, calibration_seed)
         )
     if needs_calibration(variant) and calib is None:
         raise CalibrationDataError(
