@@ -6,6 +6,11 @@ Backends, on the files the build tools wrote:
 PyTorch on a CUDA GPU (random weights; speed does not depend on them):
   trt_seg_benchmark --torch --model swiftnet_ss_rn18 swiftnet_pyr_rn18 --size 1024x2048 --dtypes fp32 fp16
   (rows: eager channels-last, the same captured as one CUDA graph, and with --executor the node's torch executor)
+Per-part profile (encoder / SPP or pyramid fusion / upsampling path / final resize + ArgMax, seed 000's split):
+  trt_seg_benchmark --parts torch --model swiftnet_ss_rn18 swiftnet_pyr_rn34 --size 1024x2048 --dtypes fp32 fp16
+    (GPU: each part its own CUDA graph, channels-last, cuDNN autotuned, CUDA events; the whole frame last)
+  trt_seg_benchmark --parts onnxruntime --model swiftnet_ss_rn18 --size 512x1024
+    (CPU: each part exported to its own ONNX file and run in its own ONNX Runtime session; the whole model last)
 Compare rows of one run only: absolute numbers depend on the machine and what else runs on it.
 """
 
@@ -26,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--onnx-dir", type=Path, help="folder of <model>_<H>x<W>_<precision>.onnx (ONNX Runtime)")
     cli.add_engine_dir(where, help="folder of <model>_<H>x<W>_<precision>.engine (TensorRT)")
     where.add_argument("--torch", action="store_true", help="PyTorch models on --device (CUDA events)")
+    where.add_argument("--parts", choices=("torch", "onnxruntime"),
+                       help="per-part profile of each --model: torch (CUDA GPU, --dtypes) or onnxruntime (CPU, fp32)")
     cli.add_model(p, default=None, many=True,
                   help="one or more model names (in the file names; --torch: the architectures); default swiftnet_ss_rn18")
     cli.add_size(p, default=(1024, 2048), help="input size")
@@ -51,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     height, width = args.size
+    if args.parts:
+        return _parts(args, models, height, width)
     timings = []
     if args.torch:
         import torch
@@ -109,6 +118,45 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print()
     print(format_table(timings, title))
+    return 0
+
+
+def _parts(args: argparse.Namespace, models: list[str], height: int, width: int) -> int:
+    """--parts: one table per model and dtype (parts, their sum, the whole frame), all from this run."""
+    import tempfile
+
+    import torch
+
+    from ..benchmarking import format_parts_table, time_onnxruntime_parts, time_torch_parts
+    from ..models import architecture_from_name
+    from ..models.swiftnet import SwiftNet, check_input_size
+
+    if args.parts == "torch" and not torch.cuda.is_available():
+        print("error: --parts torch times on a CUDA GPU (CUDA events) and this PyTorch sees none", file=sys.stderr)
+        return 2
+    for name in models:
+        arch = architecture_from_name(name)
+        try:
+            check_input_size(arch, height, width)
+        except ValueError as exc:
+            return cli.error(exc)
+        torch.manual_seed(0)  # random weights: speed does not depend on them
+        if args.parts == "torch":
+            warmup, repeats = max(args.warmup, 10), max(args.repeats, 50)
+            for dtype in args.dtypes:
+                timings = time_torch_parts(name, SwiftNet(arch), height, width, dtype, warmup, repeats)
+                title = (f"{name} {dtype}, PyTorch {torch.__version__} on {torch.cuda.get_device_name()}, "
+                         f"{height}x{width}, batch 1 (GPU time, CUDA events, one CUDA graph per row)")
+                print(format_parts_table(timings, title) + "\n", flush=True)
+        else:
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            with tempfile.TemporaryDirectory(prefix="trt_seg_parts_") as folder:
+                timings = time_onnxruntime_parts(name, SwiftNet(arch), height, width, folder, args.threads,
+                                                 args.warmup, args.repeats)
+            title = (f"{name} fp32, ONNX Runtime (CPU), {height}x{width}, batch 1 "
+                     "(wall time of one session run per row; each part exported alone)")
+            print(format_parts_table(timings, title) + "\n", flush=True)
     return 0
 
 
