@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--onnx-dir", type=Path, help="folder of <model>_<H>x<W>_<precision>.onnx (ONNX Runtime)")
     cli.add_engine_dir(where, help="folder of <model>_<H>x<W>_<precision>.engine (TensorRT)")
     where.add_argument("--torch", action="store_true", help="PyTorch models on --device (CUDA events)")
+    where.add_argument("--onnx-files", type=Path, nargs="+", metavar="FILE",
+                       help="any exported ONNX files (e.g. plain vs --fold-bn vs pruned), one row each, ONNX Runtime")
     where.add_argument("--parts", choices=("torch", "onnxruntime"),
                        help="per-part profile of each --model: torch (CUDA GPU, --dtypes) or onnxruntime (CPU, fp32)")
     cli.add_model(p, default=None, many=True,
@@ -93,26 +95,30 @@ def main(argv: list[str] | None = None) -> int:
         from ..artifacts import artifact_path
         from ..runtime import BackendError, create_backend
 
-        kind, folder, suffix = (("onnxruntime", args.onnx_dir, ".onnx") if args.onnx_dir
+        kind, folder, suffix = (("onnxruntime", args.onnx_dir, ".onnx") if not args.engine_dir
                                 else ("tensorrt", args.engine_dir, ".engine"))
         rng = np.random.default_rng(0)
         frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
-        for name in models:
-            for variant in args.precision:
-                label = variant if len(models) == 1 else f"{name} {variant}"
-                path = artifact_path(folder, name, height, width, variant, suffix)
-                if not path.is_file():
-                    print(f"  skipping {label}: {path} not found", file=sys.stderr)
-                    continue
-                options = {"threads": args.threads} if kind == "onnxruntime" else {}
-                try:
-                    backend = create_backend(kind, path, **options)
-                except BackendError as exc:
-                    return cli.error(exc)
-                with backend:
-                    timings.append(time_backend(label, backend, frames, args.warmup, args.repeats))
-                print(f"  {timings[-1]}", flush=True)
-        title = f"{kind}, {' '.join(models)} {height}x{width}, batch 1 (wall time of a whole infer call)"
+        if args.onnx_files:
+            rows = [(path.stem, path) for path in args.onnx_files]
+        else:
+            rows = [(variant if len(models) == 1 else f"{name} {variant}",
+                     artifact_path(folder, name, height, width, variant, suffix))
+                    for name in models for variant in args.precision]
+        for label, path in rows:
+            if not path.is_file():
+                print(f"  skipping {label}: {path} not found", file=sys.stderr)
+                continue
+            options = {"threads": args.threads} if kind == "onnxruntime" else {}
+            try:
+                backend = create_backend(kind, path, **options)
+            except BackendError as exc:
+                return cli.error(exc)
+            with backend:
+                timings.append(time_backend(label, backend, frames, args.warmup, args.repeats))
+            print(f"  {timings[-1]}", flush=True)
+        what = "files given" if args.onnx_files else " ".join(models)
+        title = f"{kind}, {what} {height}x{width}, batch 1 (wall time of a whole infer call)"
     if not timings:
         print("error: nothing was timed", file=sys.stderr)
         return 2
