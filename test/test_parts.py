@@ -80,3 +80,24 @@ def test_group_layer_times_of_fused_layers() -> None:
     totals = group_layer_times(layers)
     assert totals == {"encoder": 1.25, "context": 0.5, "upsampling": 2.5, "resize_argmax": 3.125, MIXED: 4.0,
                       OTHER: 0.0625}
+
+
+def test_layer_profiler_sums_reported_times_into_parts() -> None:
+    """The IProfiler subclass made from TensorRT-RTX's bindings (TensorRT calls report_layer_time per layer and
+    run; here it is called as TensorRT would: executing an engine needs a GPU)."""
+    from trt_segmentation.engine.tensorrt_adapter import tensorrt_rtx
+    from trt_segmentation.network_parts import format_parts, layer_profiler
+
+    found = tensorrt_rtx()
+    if found is None:
+        pytest.skip("TensorRT-RTX is not installed")
+    profiler = layer_profiler(found.module)
+    assert isinstance(profiler, found.module.IProfiler)
+    for _ in range(2):  # two runs
+        profiler.report_layer_time("/backbone/conv1/Conv + /backbone/relu/Relu", 0.5)
+        profiler.report_layer_time("/Resize", 0.25)
+    totals = group_layer_times(profiler.layers())
+    assert totals["encoder"] == 1.0 and totals["resize_argmax"] == 0.5
+    table = format_parts(totals, "TensorRT per-layer time by part")
+    assert "| encoder (incl. input cast/normalise) | 1.000 | 67% |" in table
+    assert "mixed" not in table

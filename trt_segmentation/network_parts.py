@@ -15,7 +15,7 @@ members span parts is reported under ``mixed`` with the parts it spans. No torch
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 PARTS = ("encoder", "context", "upsampling", "resize_argmax")
 PART_TITLES = {
@@ -82,6 +82,25 @@ def group_layer_times(layers: Iterable[Tuple[str, float]]) -> Dict[str, float]:
     return totals
 
 
+def layer_profiler(trt: Any) -> Any:
+    """A TensorRT ``IProfiler`` (``trt``: the ``tensorrt`` module, or TensorRT-RTX's bindings) that sums each
+    layer's reported time over the runs it sees: ``context.profiler = p``; run; ``group_layer_times(p.layers())``
+    (divide by the number of runs for a per-frame figure)."""
+
+    class LayerProfiler(trt.IProfiler):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)
+            self.times: Dict[str, float] = {}
+
+        def report_layer_time(self, layer_name: str, ms: float) -> None:
+            self.times[layer_name] = self.times.get(layer_name, 0.0) + float(ms)
+
+        def layers(self) -> List[Tuple[str, float]]:
+            return list(self.times.items())
+
+    return LayerProfiler()
+
+
 def format_parts(totals: Dict[str, float], title: str = "per-part time") -> str:
     """A small markdown table: each part's time and share of the sum."""
     whole = sum(totals.values()) or 1.0
@@ -93,5 +112,5 @@ def format_parts(totals: Dict[str, float], title: str = "per-part time") -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MIXED", "OTHER", "PARTS", "PART_TITLES", "format_parts", "group_layer_times", "part_of_layer",
-           "part_of_node", "parts_of_layer"]
+__all__ = ["MIXED", "OTHER", "PARTS", "PART_TITLES", "format_parts", "group_layer_times", "layer_profiler",
+           "part_of_layer", "part_of_node", "parts_of_layer"]

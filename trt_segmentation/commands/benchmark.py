@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_size(p, default=(1024, 2048), help="input size")
     cli.add_precision(p, default=["fp32", "fp16", "int8", "mixed"], what="variants to time (files mode)")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "fp16"], help="--torch: fp32, fp16, bf16")
+    p.add_argument("--checkpoints", type=Path, nargs="+", metavar="FILE", default=[],
+                   help="--torch: also time these checkpoints (e.g. full vs trt_seg_prune output), rows named by file")
+    p.add_argument("--fold-bn", action="store_true",
+                   help="--torch: also time each network with its decoder batch norms folded (models/fold.py)")
     p.add_argument("--executor", action="store_true",
                    help="--torch: also time the node's torch executor through the CUDA slots (needs pycuda)")
     p.add_argument("--repeats", type=int, default=20, help="timed runs per row (default 20)")
@@ -50,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
-    models = args.model or ["swiftnet_ss_rn18"]
+    models = args.model or ([] if args.checkpoints else ["swiftnet_ss_rn18"])
     from ..benchmarking import (
         format_table,
         time_backend,
@@ -69,13 +73,21 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("error: --torch times on a CUDA GPU (CUDA events) and this PyTorch sees none", file=sys.stderr)
             return 2
-        from ..models import architecture_from_name
+        from ..models import CheckpointError, architecture_from_name, load_checkpoint
+        from ..models.fold import fold_batchnorms
         from ..models.swiftnet import SwiftNet
 
         warmup, repeats = max(args.warmup, 10), max(args.repeats, 50)
-        for name in models:
+        networks = [(name, lambda name=name: SwiftNet(architecture_from_name(name))) for name in models]
+        networks += [(path.stem, lambda path=path: load_checkpoint(path)) for path in args.checkpoints]
+        if args.fold_bn:
+            networks += [(f"{label} folded", lambda make=make: fold_batchnorms(make())) for label, make in networks]
+        for name, make in networks:
             for dtype in args.dtypes:
-                model = SwiftNet(architecture_from_name(name))
+                try:
+                    model = make()
+                except (CheckpointError, FileNotFoundError) as exc:
+                    return cli.error(exc)
                 timings.append(time_torch_model(f"{name} {dtype} eager", model, height, width, dtype, "cuda",
                                                 warmup, repeats))
                 print(f"  {timings[-1]}", flush=True)
