@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -147,6 +148,11 @@ def _part_inputs(model, height: int, width: int, device: str, dtype: str, seed: 
     return model, parts, tensors
 
 
+def _replayer(graph: Any) -> Callable[[int], object]:
+    """``run(i)`` for :func:`_event_times_ms`: one replay of a captured CUDA graph."""
+    return lambda i: graph.replay()
+
+
 def time_torch_parts(name: str, model, height: int, width: int, dtype: str = "fp16",  # noqa: ANN001
                      warmup: int = 10, repeats: int = 50) -> list[Timing]:
     """GPU time of each part (encoder, context, upsampling, resize + ArgMax) and of the whole frame, each captured
@@ -160,9 +166,14 @@ def time_torch_parts(name: str, model, height: int, width: int, dtype: str = "fp
 
     torch.backends.cudnn.benchmark = True
     model, parts, tensors = _part_inputs(model, height, width, "cuda", dtype)
-    runs: list[tuple[str, Callable[[], object]]] = [
-        (part.name, (lambda part=part: run_part(part, tensors))) for part in parts]
-    runs.append(("whole frame", lambda: frames_to_labels(model, tensors["frame"], model.mean.dtype, channels_last=True)))
+    def part_run(part: Any) -> Callable[[], object]:
+        return lambda: run_part(part, tensors)
+
+    def whole() -> object:
+        return frames_to_labels(model, tensors["frame"], model.mean.dtype, channels_last=True)
+
+    runs: list[tuple[str, Callable[[], object]]] = [(part.name, part_run(part)) for part in parts]
+    runs.append(("whole frame", whole))
     timings = []
     for label, fn in runs:
         side = torch.cuda.Stream()
@@ -175,7 +186,7 @@ def time_torch_parts(name: str, model, height: int, width: int, dtype: str = "fp
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 fn()
-        timings.append(summarise(f"{name} {dtype} {label}", _event_times_ms(lambda i, g=graph: g.replay(), warmup, repeats)))
+        timings.append(summarise(f"{name} {dtype} {label}", _event_times_ms(_replayer(graph), warmup, repeats)))
     return timings
 
 
@@ -211,7 +222,7 @@ def time_onnxruntime_parts(name: str, model, height: int, width: int, folder, th
     from .export import ExportOptions, export_onnx
     from .runtime.onnxruntime_backend import X64_EXACT_INT8_KEY
 
-    def session(path) -> object:  # noqa: ANN001
+    def session(path) -> Any:  # noqa: ANN001
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3

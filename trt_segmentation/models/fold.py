@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import functools
 import operator
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,6 +36,8 @@ from .swiftnet import PyramidBackbone, SingleScaleBackbone, SwiftNet, _check_slo
 
 def bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode batch norm as ``a * x + b`` (float64 for the folding arithmetic)."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise ValueError("a batch norm without running statistics cannot be folded")
     var = bn.running_var.double()
     a = bn.weight.double() / torch.sqrt(var + bn.eps)
     return a, bn.bias.double() - bn.running_mean.double() * a
@@ -50,6 +53,12 @@ def scale_conv(conv: nn.Conv2d, a: torch.Tensor, b: torch.Tensor | None = None) 
     conv.bias = nn.Parameter(bias.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
 
 
+def typing_tensor(value: object) -> torch.Tensor:
+    """A module attribute known to be a tensor (a registered buffer), typed as one."""
+    assert isinstance(value, torch.Tensor)
+    return value
+
+
 def then_affine(conv: nn.Conv2d, a: torch.Tensor, b: torch.Tensor) -> nn.Conv2d:
     """A copy of ``conv`` followed by ``a * x + b`` as one conv."""
     out = copy.deepcopy(conv)
@@ -62,7 +71,7 @@ class FoldedSpatialPyramidPooling(nn.Module):
 
     def __init__(self, spp: SpatialPyramidPooling) -> None:
         super().__init__()
-        modules = list(spp.spp.children())
+        modules: list[Any] = list(spp.spp.children())
         bottleneck, levels, fuse = modules[0], modules[1:-1], modules[-1]
         self.grids, self.num_levels = spp.grids, spp.num_levels
         self.norm, self.relu = bottleneck.norm, bottleneck.relu  # follows the encoder's ReLU: stays
@@ -97,21 +106,23 @@ class FoldedPyramidBackbone(nn.Module):
     def __init__(self, backbone: PyramidBackbone) -> None:
         super().__init__()
         self.base = backbone
-        self.register_buffer("img_mean", backbone.img_mean)
-        self.register_buffer("img_std", backbone.img_std)
+        self.register_buffer("img_mean", typing_tensor(backbone.img_mean))
+        self.register_buffer("img_std", typing_tensor(backbone.img_std))
         self.pyramid_levels = backbone.pyramid_levels
         self.projections = nn.ModuleList(
             nn.ModuleList(copy.deepcopy(backbone.upsample_bottlenecks[3 - stage]) for stage in range(4))
             for _ in range(backbone.pyramid_levels))
         del backbone.upsample_bottlenecks  # every use has its own copy now
 
-    def slot_members(self, slot: int) -> list[nn.Conv2d]:
+    def slot_members(self, slot: int) -> list[Any]:
         """The convs summed in slot ``slot`` (0 = stride 4, the finest)."""
-        return [self.projections[level][slot - level] for level in range(self.pyramid_levels)
+        projections: Any = self.projections
+        return [projections[level][slot - level] for level in range(self.pyramid_levels)
                 if 0 <= slot - level <= 3]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        base = self.base
+        base: Any = self.base
+        projections: Any = self.projections
         pyramid = [x] + [
             nn.functional.interpolate(x, scale_factor=1.0 / 2**level, mode="bicubic", align_corners=False)
             for level in range(1, self.pyramid_levels)
@@ -119,7 +130,7 @@ class FoldedPyramidBackbone(nn.Module):
         slots: list[list[torch.Tensor]] = [[] for _ in range(self.pyramid_levels + 3)]
         for level, image in enumerate(pyramid):
             for stage, feature in enumerate(base._encode_level(image, level)):
-                slots[level + stage].append(self.projections[level][stage](feature))
+                slots[level + stage].append(projections[level][stage](feature))
         _check_slot_sizes(slots, tuple(x.shape[2:]))
         slots = slots[::-1]
         out = slots[0][0]
@@ -128,7 +139,7 @@ class FoldedPyramidBackbone(nn.Module):
         return out
 
 
-def _fold_blend(blend: nn.Module, producer: nn.Conv2d, members: list[nn.Conv2d]) -> None:
+def _fold_blend(blend: Any, producer: nn.Conv2d, members: list[Any]) -> None:
     """The blend BN on ``resize(producer(...)) + sum(members(...))`` into those convs; the BN becomes Identity."""
     a, b = bn_affine(blend.blend_conv.norm)
     scale_conv(producer, a)
@@ -141,15 +152,18 @@ def _fold_blend(blend: nn.Module, producer: nn.Conv2d, members: list[nn.Conv2d])
 def fold_batchnorms(model: SwiftNet) -> SwiftNet:
     """A copy of ``model`` (eval mode) with every exactly foldable batch norm folded (see the module doc)."""
     model = copy.deepcopy(model).eval()
-    backbone = model.backbone
-    if isinstance(backbone, SingleScaleBackbone):
+    backbone: Any = model.backbone
+    logits: Any = model.logits
+    producer: Any
+    if isinstance(model.backbone, SingleScaleBackbone):
         backbone.spp = FoldedSpatialPyramidPooling(backbone.spp)
         producer = backbone.spp.fuse
         for module in backbone.upsample:
             _fold_blend(module, producer, [module.bottleneck.conv])
             producer = module.blend_conv.conv
-    elif isinstance(backbone, PyramidBackbone):
-        folded = model.backbone = FoldedPyramidBackbone(backbone)
+    elif isinstance(model.backbone, PyramidBackbone):
+        folded = FoldedPyramidBackbone(backbone)
+        model.backbone = folded
         top = folded.pyramid_levels + 2
         producer = folded.slot_members(top)[0]
         for index, blend in enumerate(backbone.upsample_blends):
@@ -157,6 +171,6 @@ def fold_batchnorms(model: SwiftNet) -> SwiftNet:
             producer = blend.blend_conv.conv
     else:
         raise TypeError(f"cannot fold batch norms of {type(backbone).__name__}")
-    scale_conv(producer, *bn_affine(model.logits.norm))
-    model.logits.norm = nn.Identity()
+    scale_conv(producer, *bn_affine(logits.norm))
+    logits.norm = nn.Identity()
     return model

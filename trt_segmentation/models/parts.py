@@ -17,6 +17,7 @@ import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +58,7 @@ def _frame_to_input(model: SwiftNet, frame: torch.Tensor) -> torch.Tensor:
 
 
 def _ss_encoder(model: SwiftNet, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    b = model.backbone
+    b: Any = model.backbone
     x = b.maxpool(b.relu(b.bn1(b.conv1(_frame_to_input(model, frame)))))
     skips = []
     for stage in (b.layer1, b.layer2, b.layer3, b.layer4):
@@ -67,18 +68,20 @@ def _ss_encoder(model: SwiftNet, frame: torch.Tensor) -> tuple[torch.Tensor, ...
 
 
 def _ss_context(model: SwiftNet, s4: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return (model.backbone.spp(s4),)
+    backbone: Any = model.backbone
+    return (backbone.spp(s4),)
 
 
 def _ss_upsampling(model: SwiftNet, x: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor,
                    s3: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    for module, skip in zip(model.backbone.upsample, (s3, s2, s1)):
+    backbone: Any = model.backbone
+    for module, skip in zip(backbone.upsample, (s3, s2, s1)):
         x = module(x, skip)
     return (model.logits(x),)
 
 
 def _pyr_encoder(model: SwiftNet, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    b = model.backbone
+    b: Any = model.backbone
     x = _frame_to_input(model, frame)
     pyramid = [x] + [F.interpolate(x, scale_factor=1.0 / 2**level, mode="bicubic", align_corners=False)
                      for level in range(1, b.pyramid_levels)]
@@ -89,7 +92,7 @@ def _pyr_encoder(model: SwiftNet, frame: torch.Tensor) -> tuple[torch.Tensor, ..
 
 
 def _pyr_context(model: SwiftNet, *features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    b = model.backbone
+    b: Any = model.backbone
     slots: list[list[torch.Tensor]] = [[] for _ in range(b.pyramid_levels + 3)]
     for index, feature in enumerate(features):
         level, stage = divmod(index, 4)
@@ -99,7 +102,8 @@ def _pyr_context(model: SwiftNet, *features: torch.Tensor) -> tuple[torch.Tensor
 
 def _pyr_upsampling(model: SwiftNet, *slots: torch.Tensor) -> tuple[torch.Tensor, ...]:
     out = slots[0]
-    for slot, blend in zip(slots[1:], model.backbone.upsample_blends):
+    backbone: Any = model.backbone
+    for slot, blend in zip(slots[1:], backbone.upsample_blends):
         out = blend(out, slot)
     return (model.logits(out),)
 
@@ -114,12 +118,14 @@ def _resize_argmax(size: tuple[int, int]) -> Callable[..., tuple[torch.Tensor, .
 def split(model: SwiftNet, height: int, width: int) -> list[Part]:
     """The four parts of ``model`` at ``height`` x ``width`` (names in :data:`network_parts.PARTS`)."""
     final = _resize_argmax((height, width))
+    backbone: Any = model.backbone
+    fns: list[tuple[Callable[..., tuple[torch.Tensor, ...]], tuple[str, ...], tuple[str, ...]]]
     if model.arch.variant == "single_scale":
         skips = ("s1", "s2", "s3", "s4")
         fns = [(_ss_encoder, ("frame",), skips), (_ss_context, ("s4",), ("context",)),
                (_ss_upsampling, ("context", "s1", "s2", "s3"), ("logits_quarter",))]
     else:
-        levels = model.backbone.pyramid_levels
+        levels = backbone.pyramid_levels
         features = tuple(f"l{level}s{stage}" for level in range(levels) for stage in range(1, 5))
         slots = tuple(f"slot{i}" for i in range(levels + 3))
         fns = [(_pyr_encoder, ("frame",), features), (_pyr_context, features, slots),

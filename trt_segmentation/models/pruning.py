@@ -107,9 +107,9 @@ def prune_state(state: Mapping[str, torch.Tensor], arch: Architecture, stages: S
     pruned = {}
     for key, tensor in state.items():
         out = tensor
-        for dim, group in enumerate(tensor_groups(key)):
-            if group in keep and out.dim() > dim:
-                out = out.index_select(dim, keep[group])
+        for dim, owner in enumerate(tensor_groups(key)):
+            if owner is not None and owner in keep and out.dim() > dim:
+                out = out.index_select(dim, keep[owner])
         pruned[key] = out.clone() if out is tensor else out
     stage_widths = tuple(len(keep[_stage(s)]) if _stage(s) in keep else widths.stages[s - 1] for s in range(1, 5))
     inner = tuple(tuple(len(keep[("inner", s, b)]) if ("inner", s, b) in keep else widths.inner[s - 1][b]
