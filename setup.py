@@ -8,8 +8,7 @@ PACKAGE = "trt_segmentation"
 # the command-line tools (trt_segmentation/commands/<tool>.py, tools/<tool>.py in a source checkout); listed here and
 # in trt_segmentation/cli.py TOOLS (test_commands checks they agree): setup.py cannot import the package it builds
 TOOLS = ("build_engine", "export_onnx", "calibrate", "evaluate", "train", "model_info", "make_rosbag",
-         "play_rosbag", "make_street_scenes", "benchmark", "check_on_target")
-TOOLS += ("build_on_target",)  # builds engines from ONNX variants on the target, no torch (issue 18)
+         "play_rosbag", "make_street_scenes", "benchmark", "check_on_target", "build_on_target", "prune")
 
 setup(
     name=PACKAGE,

@@ -44,3 +44,24 @@ def test_benchmark_refuses_torch_without_cuda() -> None:
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "--torch"], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2 and "CUDA" in run.stderr
+
+
+def test_benchmark_parts_onnxruntime() -> None:
+    """--parts onnxruntime: one table per model, the four parts, their sum and the whole frame, from one run."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "benchmark.py"), "--parts", "onnxruntime", "--model", "swiftnet_ss_rn18",
+         "swiftnet_pyr_rn18", "--size", "128x256", "--repeats", "2", "--warmup", "1", "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    for model in ("swiftnet_ss_rn18", "swiftnet_pyr_rn18"):
+        rows = dict(re.findall(rf"^\| {model} fp32 ([\w ]+) \| ([\d.]+) \|", run.stdout, re.M))
+        assert list(rows) == ["encoder", "context", "upsampling", "resize_argmax", "whole frame"], run.stdout
+    sums = [float(v) for v in re.findall(r"^\| sum of the parts \| ([\d.]+) \|", run.stdout, re.M)]
+    assert len(sums) == 2
+
+
+def test_benchmark_parts_refuses_a_size_the_pyramid_cannot_run() -> None:
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "--parts", "onnxruntime", "--model",
+                          "swiftnet_pyr_rn18", "--size", "97x193"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "pyramid SwiftNet cannot fuse" in run.stderr

@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -127,6 +128,134 @@ def time_torch_executor(name: str, model, height: int, width: int, dtype: str = 
     finally:
         backend.close()
     return summarise(name, samples)
+
+
+def _part_inputs(model, height: int, width: int, device: str, dtype: str, seed: int = 0):  # noqa: ANN001, ANN202
+    """The model in ``dtype`` (channels-last on CUDA, as the CUDA-graph executor holds it), its four parts and the
+    named tensors of one random uint8 frame run through them (each part's inputs, computed once)."""
+    import torch
+
+    from .models.parts import run_parts, split
+
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
+    memory = torch.channels_last if device != "cpu" else torch.contiguous_format
+    model = model.to(device=device, dtype=torch_dtype, memory_format=memory).eval()
+    generator = torch.Generator().manual_seed(seed)
+    frame = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8, generator=generator).to(device)
+    parts = split(model, height, width)
+    with torch.inference_mode():
+        tensors = run_parts(parts, frame)
+    return model, parts, tensors
+
+
+def _replayer(graph: Any) -> Callable[[int], object]:
+    """``run(i)`` for :func:`_event_times_ms`: one replay of a captured CUDA graph."""
+    return lambda i: graph.replay()
+
+
+def time_torch_parts(name: str, model, height: int, width: int, dtype: str = "fp16",  # noqa: ANN001
+                     warmup: int = 10, repeats: int = 50) -> list[Timing]:
+    """GPU time of each part (encoder, context, upsampling, resize + ArgMax) and of the whole frame, each captured
+    as its own CUDA graph over static inputs (channels-last, cuDNN autotuned: the node's CUDA-graph executor's
+    configuration) and replayed; CUDA events around each replay. The whole-frame row is last (the parts' sum
+    is a little above it: a graph boundary costs a launch and the parts cannot fuse across it)."""
+    import torch
+
+    from .models.parts import run_part
+    from .runtime.torch_model import frames_to_labels
+
+    torch.backends.cudnn.benchmark = True
+    model, parts, tensors = _part_inputs(model, height, width, "cuda", dtype)
+    def part_run(part: Any) -> Callable[[], object]:
+        return lambda: run_part(part, tensors)
+
+    def whole() -> object:
+        return frames_to_labels(model, tensors["frame"], model.mean.dtype, channels_last=True)
+
+    runs: list[tuple[str, Callable[[], object]]] = [(part.name, part_run(part)) for part in parts]
+    runs.append(("whole frame", whole))
+    timings = []
+    for label, fn in runs:
+        side = torch.cuda.Stream()
+        with torch.inference_mode():
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up (cuDNN autotuning) off the capture stream
+                for _ in range(3):
+                    fn()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                fn()
+        timings.append(summarise(f"{name} {dtype} {label}", _event_times_ms(_replayer(graph), warmup, repeats)))
+    return timings
+
+
+def export_parts(model, height: int, width: int, folder, opset: int = 17) -> list:  # noqa: ANN001
+    """Each part of ``model`` (fp32, CPU) as its own ONNX file in ``folder``: ``(Part, path, inputs)`` where
+    ``inputs`` are the part's input arrays from one random frame. Same exporter settings as export.py."""
+    import warnings
+    from pathlib import Path
+
+    import torch
+
+    model, parts, tensors = _part_inputs(model, height, width, "cpu", "fp32")
+    out = []
+    for part in parts:
+        path = Path(folder) / f"{part.name}.onnx"
+        args = tuple(tensors[n] for n in part.inputs)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(part.module, args, str(path), input_names=list(part.inputs),
+                              output_names=list(part.outputs), opset_version=opset, dynamo=False,
+                              do_constant_folding=True)
+        out.append((part, path, {n: tensors[n].numpy() for n in part.inputs}))
+    return out
+
+
+def time_onnxruntime_parts(name: str, model, height: int, width: int, folder, threads: int = 0,  # noqa: ANN001
+                           warmup: int = 2, repeats: int = 10) -> list[Timing]:
+    """Wall time of each part exported alone (:func:`export_parts`) in its own ONNX Runtime CPU session (the
+    session settings of runtime/onnxruntime_backend.py), then the whole model's export (labels_uint8, uint8
+    RGB input) in one session: the last row. Parts run on the inputs the previous parts computed."""
+    import onnxruntime as ort
+
+    from .export import ExportOptions, export_onnx
+    from .runtime.onnxruntime_backend import X64_EXACT_INT8_KEY
+
+    def session(path) -> Any:  # noqa: ANN001
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        options.add_session_config_entry(X64_EXACT_INT8_KEY, "1")
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    timings = []
+    rows = [(part.name, path, feeds) for part, path, feeds in export_parts(model, height, width, folder)]
+    whole = export_onnx(model.float(), f"{folder}/whole.onnx", ExportOptions(height, width))
+    frame = rows[0][2]["frame"]
+    rows.append(("whole frame", f"{folder}/whole.onnx", {whole.input_name: frame}))
+    for label, path, feeds in rows:
+        sess = session(path)
+        for _ in range(warmup):
+            sess.run(None, feeds)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            sess.run(None, feeds)
+            samples.append((time.perf_counter() - start) * 1e3)
+        timings.append(summarise(f"{name} fp32 {label}", samples))
+    return timings
+
+
+def format_parts_table(timings: list[Timing], title: str) -> str:
+    """Markdown table of one model's part rows and its whole-frame row: each part's share of the parts' sum."""
+    parts, whole = timings[:-1], timings[-1]
+    total = sum(t.median_ms for t in parts) or 1.0
+    lines = [f"### {title}", "", "| row | median ms | share of the parts' sum |", "|---|---:|---:|"]
+    lines += [f"| {t.name} | {t.median_ms:.3f} | {t.median_ms / total:.0%} |" for t in parts]
+    lines.append(f"| sum of the parts | {total:.3f} | |")
+    lines.append(f"| {whole.name} | {whole.median_ms:.3f} | |")
+    return "\n".join(lines)
 
 
 def format_table(timings: list[Timing], title: str) -> str:

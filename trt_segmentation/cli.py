@@ -26,8 +26,7 @@ PACKAGE = "trt_segmentation"
 SCRIPT_PREFIX = "trt_seg_"
 #: the tools installed as ``trt_seg_<name>`` (code in trt_segmentation/commands/<name>.py)
 TOOLS = ("build_engine", "export_onnx", "calibrate", "evaluate", "train", "model_info", "make_rosbag",
-         "play_rosbag", "make_street_scenes", "benchmark", "check_on_target")
-TOOLS += ("build_on_target",)  # builds engines from ONNX variants on the target, no torch (issue 18)
+         "play_rosbag", "make_street_scenes", "benchmark", "check_on_target", "build_on_target", "prune")
 #: ``--precision`` choices: every variant, plus int8-entropy (another name of int8)
 PRECISION_CHOICES = names() + ("int8-entropy",)
 

@@ -37,6 +37,8 @@ class ExportOptions:
     output: str = "labels_uint8"
     opset: int = 17
     batch: int = 1  # static: frames per run (one per camera in multi-camera mode)
+    fold_batchnorm: bool = False  # exact: decoder BNs folded into convs before export (models/fold.py)
+    argmax_before_resize: bool = False  # approximate: ArgMax at 1/4 resolution, labels resized nearest
 
     def validate(self) -> None:
         if self.batch < 1:
@@ -45,6 +47,8 @@ class ExportOptions:
             raise ExportError(f"unknown input format {self.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
         if self.output not in OUTPUT_KINDS:
             raise ExportError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUT_KINDS)}")
+        if self.argmax_before_resize and self.output == "logits":
+            raise ExportError("argmax_before_resize gives labels; it needs a labels_* output, not logits")
         if self.opset < MIN_OPSET:
             raise ExportError(f"opset {self.opset} is too old; use {MIN_OPSET} or newer")
 
@@ -67,15 +71,26 @@ class ExportWrapper(nn.Module):
             if self.options.input_format == "uint8_bgr":
                 x = torch.index_select(x, 3, self.channel_index)
             x = self.model.normalise(x.permute(0, 3, 1, 2))
-        logits = self.model.forward_normalised(x)
-        if self.options.output == "logits":
-            return logits
-        labels = torch.argmax(logits, dim=1)
+        if self.options.argmax_before_resize:
+            labels = labels_resized_nearest(self.model, x)
+        else:
+            logits = self.model.forward_normalised(x)
+            if self.options.output == "logits":
+                return logits
+            labels = torch.argmax(logits, dim=1)
         if self.options.output == "labels_int32":
             return labels.to(torch.int32)
         # through float32: the class index (< 256) is exact in float32, and TensorRT 8.5/8.6 cast to UINT8 from
         # float types only (see the module docstring)
         return labels.to(torch.float32).to(torch.uint8)
+
+
+def labels_resized_nearest(model: SwiftNet, x: torch.Tensor) -> torch.Tensor:
+    """ArgMax of the 1/4-resolution logits, resized nearest to the input size (float class indices, N x H x W):
+    the bilinear resize of all logits channels to full size is skipped; labels differ along class borders."""
+    quarter = torch.argmax(model.logits(model.backbone(x)), dim=1, keepdim=True).to(torch.float32)
+    size = (int(x.shape[2]), int(x.shape[3]))
+    return torch.nn.functional.interpolate(quarter, size=size, mode="nearest")[:, 0]
 
 
 def example_input(options: ExportOptions) -> torch.Tensor:
@@ -99,6 +114,7 @@ def contract_for(model: SwiftNet, options: ExportOptions) -> ModelContract:
         mean=mean,  # type: ignore[arg-type]
         std=std,  # type: ignore[arg-type]
         batch=options.batch,
+        extra={key: "true" for key in ("fold_batchnorm", "argmax_before_resize") if getattr(options, key)},
     )
 
 
@@ -110,6 +126,10 @@ def export_model(model: SwiftNet, options: ExportOptions) -> onnx.ModelProto:
     except ValueError as exc:
         raise ExportError(str(exc)) from exc
     model = model.eval()
+    if options.fold_batchnorm:
+        from .models.fold import fold_batchnorms
+
+        model = fold_batchnorms(model)
     wrapper = ExportWrapper(model, options).eval()
     contract = contract_for(model, options)
     buffer = io.BytesIO()

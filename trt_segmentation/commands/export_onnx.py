@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="labels_uint8", choices=["labels_uint8", "labels_int32", "logits"],
                    help="labels_uint8 (ArgMax in the graph, default), labels_int32, or raw logits")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    p.add_argument("--fold-bn", action="store_true",
+                   help="exact lighter graph: fold the decoder's batch norms into convs (docs/speed_levers.md)")
+    p.add_argument("--argmax-before-resize", action="store_true",
+                   help="ArgMax at 1/4 resolution, labels resized nearest (not exact: docs/speed_levers.md)")
     cli.add_out(p, default="artifacts", help="output folder, or a path ending in .onnx for the file itself")
     p.add_argument("--check-tensorrt", action="store_true",
                    help="also parse and build the file with the TensorRT(-RTX) parser/builder available here")
@@ -55,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = SwiftNet(architecture_from_name(args.model, args.num_classes)).eval()
         height, width = args.size
-        options = ExportOptions(height, width, args.input_format, args.output, args.opset, batch=args.batch)
+        options = ExportOptions(height, width, args.input_format, args.output, args.opset, batch=args.batch,
+                                fold_batchnorm=args.fold_bn, argmax_before_resize=args.argmax_before_resize)
         out = (args.out if args.out.suffix.lower() == ".onnx"
                else artifact_path(args.out, model.arch.name, height, width, "fp32", ".onnx", batch=args.batch))
         contract = export_onnx(model, out, options)

@@ -1,4 +1,7 @@
-"""Load checkpoints of the original SwiftNet (HEAD key layout), detect the architecture, refuse v0 files."""
+"""Load checkpoints of the original SwiftNet (HEAD key layout), detect the architecture, refuse v0 files.
+
+A channel-pruned checkpoint (models/pruning.py) has the same keys with narrower tensors: its encoder widths are
+read off the weight shapes, so every loader builds the narrower model without being told."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .resnet import STAGE_BLOCKS, EncoderWidths
 from .swiftnet import Architecture, SwiftNet
 
 
@@ -49,7 +53,20 @@ def infer_architecture(state: Mapping[str, torch.Tensor]) -> Architecture:
         raise CheckpointError("not a SwiftNet checkpoint: key 'logits.conv.weight' is missing")
     variant = "pyramid" if any(k.startswith("backbone.upsample_bottlenecks.") for k in state) else "single_scale"
     encoder = "resnet34" if "backbone.layer3.5.conv1.weight" in state else "resnet18"
-    return Architecture(variant, encoder, int(state["logits.conv.weight"].shape[0]))
+    return Architecture(variant, encoder, int(state["logits.conv.weight"].shape[0]), infer_widths(state, encoder))
+
+
+def infer_widths(state: Mapping[str, torch.Tensor], encoder: str) -> EncoderWidths | None:
+    """The encoder widths the weight shapes give (``layer<i>.<j>.conv1/conv2``); None for the standard widths or
+    where the keys are missing (then loading reports the missing keys)."""
+    try:
+        stages = tuple(int(state[f"backbone.layer{i}.0.conv2.weight"].shape[0]) for i in range(1, 5))
+        inner = tuple(tuple(int(state[f"backbone.layer{i}.{j}.conv1.weight"].shape[0]) for j in range(blocks))
+                      for i, blocks in enumerate(STAGE_BLOCKS[encoder], start=1))
+    except KeyError:
+        return None
+    widths = EncoderWidths(stages, inner)  # type: ignore[arg-type]
+    return None if widths == EncoderWidths.full(encoder) else widths
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..encoder_scope import ENCODER_MODULES
 from .layers import BNReluConv, SpatialPyramidPooling, Upsample, UpsampleBlend, upsample
-from .resnet import STAGE_CHANNELS, BasicBlock, PyramidBasicBlock, check_encoder, make_stage
+from .resnet import BasicBlock, EncoderWidths, PyramidBasicBlock, check_encoder, make_stage
 
 DEFAULT_MEAN = (73.15, 82.90, 72.3)
 DEFAULT_STD = (47.67, 48.49, 47.73)
@@ -36,6 +36,10 @@ class Architecture:
     variant: str
     encoder: str
     num_classes: int = 19
+    widths: EncoderWidths | None = None  # a channel-pruned encoder (models/pruning.py); None: the standard widths
+
+    def encoder_widths(self) -> EncoderWidths:
+        return self.widths or EncoderWidths.full(self.encoder)
 
     @property
     def name(self) -> str:
@@ -53,20 +57,23 @@ class SingleScaleBackbone(nn.Module):
     encoder_modules = ENCODER_MODULES  # the encoder (what mixed precision puts in INT8); the rest is the decoder
     encoder_runs = 1  # how often the encoder runs per image
 
-    def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD) -> None:
+    def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD,
+                 widths: EncoderWidths | None = None) -> None:
         super().__init__()
         blocks = check_encoder(encoder)
+        w = widths or EncoderWidths.full(encoder)
         _register_normalisation(self, mean, std)
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(3, w.stages[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(w.stages[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = make_stage(BasicBlock, 64, 64, blocks[0], 1)
-        self.layer2 = make_stage(BasicBlock, 64, 128, blocks[1], 2)
-        self.layer3 = make_stage(BasicBlock, 128, 256, blocks[2], 2)
-        self.layer4 = make_stage(BasicBlock, 256, 512, blocks[3], 2)
-        self.spp = SpatialPyramidPooling(512, bt_size=NUM_FEATURES, level_size=NUM_FEATURES // 3, out_size=NUM_FEATURES)
-        self.upsample = nn.ModuleList(Upsample(NUM_FEATURES, ch, NUM_FEATURES) for ch in (256, 128, 64))
+        self.layer1 = make_stage(BasicBlock, w.stages[0], w.stages[0], blocks[0], 1, w.inner[0])
+        self.layer2 = make_stage(BasicBlock, w.stages[0], w.stages[1], blocks[1], 2, w.inner[1])
+        self.layer3 = make_stage(BasicBlock, w.stages[1], w.stages[2], blocks[2], 2, w.inner[2])
+        self.layer4 = make_stage(BasicBlock, w.stages[2], w.stages[3], blocks[3], 2, w.inner[3])
+        self.spp = SpatialPyramidPooling(w.stages[3], bt_size=NUM_FEATURES, level_size=NUM_FEATURES // 3,
+                                         out_size=NUM_FEATURES)
+        self.upsample = nn.ModuleList(Upsample(NUM_FEATURES, ch, NUM_FEATURES) for ch in reversed(w.stages[:3]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised NCHW image -> 128-channel features at 1/4 resolution."""
@@ -86,23 +93,25 @@ class PyramidBackbone(nn.Module):
 
     encoder_modules = ENCODER_MODULES  # the encoder (shared by the levels; what mixed precision puts in INT8)
 
-    def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD, levels: int = 3) -> None:
+    def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD, levels: int = 3,
+                 widths: EncoderWidths | None = None) -> None:
         super().__init__()
         blocks = check_encoder(encoder)
+        w = widths or EncoderWidths.full(encoder)
         self.pyramid_levels = levels
         self.encoder_runs = levels  # once per pyramid level: each level's Convs are separate nodes in an export
         _register_normalisation(self, mean, std)
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.ModuleList(nn.BatchNorm2d(64) for _ in range(levels))
+        self.conv1 = nn.Conv2d(3, w.stages[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.ModuleList(nn.BatchNorm2d(w.stages[0]) for _ in range(levels))
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = make_stage(PyramidBasicBlock, 64, 64, blocks[0], 1, levels=levels)
-        self.layer2 = make_stage(PyramidBasicBlock, 64, 128, blocks[1], 2, levels=levels)
-        self.layer3 = make_stage(PyramidBasicBlock, 128, 256, blocks[2], 2, levels=levels)
-        self.layer4 = make_stage(PyramidBasicBlock, 256, 512, blocks[3], 2, levels=levels)
+        self.layer1 = make_stage(PyramidBasicBlock, w.stages[0], w.stages[0], blocks[0], 1, w.inner[0], levels=levels)
+        self.layer2 = make_stage(PyramidBasicBlock, w.stages[0], w.stages[1], blocks[1], 2, w.inner[1], levels=levels)
+        self.layer3 = make_stage(PyramidBasicBlock, w.stages[1], w.stages[2], blocks[2], 2, w.inner[2], levels=levels)
+        self.layer4 = make_stage(PyramidBasicBlock, w.stages[2], w.stages[3], blocks[3], 2, w.inner[3], levels=levels)
         # index 0..3 = layer4, layer3, layer2, layer1 (plain 1x1 projections, shared by all levels)
         self.upsample_bottlenecks = nn.ModuleList(
-            nn.Conv2d(ch, NUM_FEATURES, kernel_size=1, bias=False) for ch in reversed(STAGE_CHANNELS)
+            nn.Conv2d(ch, NUM_FEATURES, kernel_size=1, bias=False) for ch in reversed(w.stages)
         )
         self.upsample_blends = nn.ModuleList(UpsampleBlend(NUM_FEATURES) for _ in range(2 + levels))
 
@@ -154,10 +163,12 @@ class SwiftNet(nn.Module):
         self.arch = arch
         if arch.num_classes < 2 or arch.num_classes > 255:
             raise ValueError(f"num_classes must be in 2..255 (labels are uint8), got {arch.num_classes}")
+        if arch.widths is not None and not arch.widths.fits(arch.encoder):
+            raise ValueError(f"encoder widths {arch.widths} do not fit a {arch.encoder}")
         if arch.variant == "single_scale":
-            self.backbone: nn.Module = SingleScaleBackbone(arch.encoder, mean, std)
+            self.backbone: nn.Module = SingleScaleBackbone(arch.encoder, mean, std, widths=arch.widths)
         elif arch.variant == "pyramid":
-            self.backbone = PyramidBackbone(arch.encoder, mean, std)
+            self.backbone = PyramidBackbone(arch.encoder, mean, std, widths=arch.widths)
         else:
             raise ValueError(f"unknown SwiftNet variant {arch.variant!r}; choose 'single_scale' or 'pyramid'")
         self.logits = BNReluConv(NUM_FEATURES, arch.num_classes, k=1, bias=True)

@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from torch import nn
 
 from ..metrics import confusion_matrix, scores_from_confusion
 from ..models import SwiftNet, architecture_from_name, load_into
-from ..models.checkpoint import CheckpointError, load_state_dict_file
+from ..models.checkpoint import CheckpointError, infer_widths, load_state_dict_file
+from ..models.swiftnet import Architecture
 from ..palette import IGNORE_LABEL
 from .transforms import TrainAugmentation
 
@@ -366,6 +367,19 @@ def _cuda_sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _with_widths_of(arch: Architecture, cfg: TrainConfig) -> Architecture:
+    """``arch`` with the encoder widths of the weights the run starts from (a channel-pruned --init or the resumed
+    run's weights; models/pruning.py), so a pruned network trains at its own widths."""
+    source = _resume_paths(cfg.resume)[1] if cfg.resume else (Path(cfg.init) if cfg.init else None)
+    if source is None or not Path(source).is_file():
+        return arch  # a missing file is reported where it is loaded
+    try:
+        widths = infer_widths(load_state_dict_file(source), arch.encoder)
+    except CheckpointError as exc:
+        raise TrainingError(str(exc)) from exc
+    return replace(arch, widths=widths)
+
+
 class Trainer:
     """One training run; ``run()`` trains to the configured length, validating and checkpointing on the way."""
 
@@ -382,7 +396,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
-        arch = architecture_from_name(cfg.model, cfg.num_classes)
+        arch = _with_widths_of(architecture_from_name(cfg.model, cfg.num_classes), cfg)
         from ..models import check_input_size
 
         check_input_size(arch, cfg.crop, cfg.crop)

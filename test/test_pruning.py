@@ -1,0 +1,153 @@
+"""Structured pruning (models/pruning.py, trt_seg_prune): exact where it removes dead channels, a plain narrower
+SwiftNet whose checkpoint records its widths, and the pruned network goes everywhere a full one goes (export, every
+precision variant, a TensorRT-RTX build, ONNX Runtime, fine-tuning with --init)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from trt_segmentation.models import MODEL_NAMES, infer_architecture, load_checkpoint
+from trt_segmentation.models.checkpoint import load_state_dict_file
+from trt_segmentation.models.pruning import RECIPES, prune_model, tensor_groups
+from trt_segmentation.models.resnet import EncoderWidths
+
+ROOT = Path(__file__).resolve().parents[1]
+H, W = 128, 256
+
+
+def _kill_half(model, stages) -> None:  # noqa: ANN001
+    """Make every second channel of the chosen stages (residual and inner) dead: its producing filters and the
+    scale and shift of every BN over it are zero, so it carries 0 everywhere and removing it changes nothing."""
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            group = tensor_groups(key)[0]
+            if group is None or group[1] not in stages or tensor.dim() == 0:
+                continue
+            if key.endswith(("running_mean", "running_var")):
+                continue
+            tensor[1::2] = 0
+
+
+@pytest.mark.parametrize("name", list(MODEL_NAMES))
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_pruning_dead_channels_is_exact(name: str, recipe: str, random_model_factory) -> None:  # noqa: ANN001
+    arch = MODEL_NAMES[name]
+    stages, ratio = RECIPES[recipe]
+    model = random_model_factory(arch.variant, arch.encoder)
+    _kill_half(model, stages)
+    pruned = prune_model(model, stages, ratio)
+    full = EncoderWidths.full(arch.encoder)
+    widths = pruned.arch.widths
+    assert widths is not None and widths.fits(arch.encoder)
+    for s in range(1, 5):
+        factor = 2 if s in stages else 1
+        assert widths.stages[s - 1] * factor == full.stages[s - 1]
+        assert all(w * factor == f for w, f in zip(widths.inner[s - 1], full.inner[s - 1]))
+    image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(2)) * 255
+    with torch.no_grad():
+        reference, candidate = model(image), pruned(image)
+    assert (reference - candidate).abs().max().item() < 1e-4
+    assert pruned.arch.name == model.arch.name  # same model name: artifact names, contracts, the node
+
+
+def test_pruning_keeps_the_channels_of_largest_l1_norm(random_model_factory) -> None:  # noqa: ANN001
+    model = random_model_factory()
+    pruned = prune_model(model, [3], 0.5)
+    old, new = model.backbone.layer3, pruned.backbone.layer3
+
+    def top_half(norms: torch.Tensor) -> torch.Tensor:
+        return torch.sort(torch.topk(norms, len(norms) // 2).indices).values
+
+    # inner channels: the filters of conv1 with the largest L1 norms (BN statistics show which were kept)
+    inner = top_half(old[1].conv1.weight.detach().abs().sum(dim=(1, 2, 3)))
+    assert torch.equal(new[1].bn1.running_mean, old[1].bn1.running_mean[inner])
+    # residual channels: the largest L1 norms summed over every filter that writes the stream
+    scores = old[0].downsample[0].weight.detach().abs().sum(dim=(1, 2, 3))
+    for block in old:
+        scores = scores + block.conv2.weight.detach().abs().sum(dim=(1, 2, 3))
+    stream = top_half(scores)
+    assert torch.equal(new[0].bn2.running_mean, old[0].bn2.running_mean[stream])
+    assert torch.equal(pruned.backbone.upsample[0].bottleneck.norm.running_var,
+                       model.backbone.upsample[0].bottleneck.norm.running_var[stream])
+
+
+def test_pruning_refuses_bad_settings(random_model_factory) -> None:  # noqa: ANN001
+    model = random_model_factory()
+    with pytest.raises(ValueError, match="ratio"):
+        prune_model(model, [1], 1.0)
+    with pytest.raises(ValueError, match="stages"):
+        prune_model(model, [5], 0.5)
+
+
+#: the variants each pruned model is made in; the pyramid's int8/mixed Q/DQ graphs are refused by the INT8 rule
+#: check for the full pyramid model too (its level-shared convs: not a pruning matter), so it gets fp16 only here
+VARIANTS = {"swiftnet_ss_rn18": ("fp16", "int8", "mixed", "int8-cpu"), "swiftnet_pyr_rn18": ("fp16",)}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_prune_tool_checkpoint_export_variants_and_tensorrt_rtx(name: str, tmp_path: Path) -> None:
+    """trt_seg_prune -> checkpoint (fp16) -> load (widths from shapes) -> export -> precision variants ->
+    ONNX Runtime labels; fp32 and fp16 build with TensorRT-RTX."""
+    from trt_segmentation.data.street_scenes import write_street_split
+    from trt_segmentation.engine.tensorrt_parse_check import check_onnx
+    from trt_segmentation.export import ExportOptions, export_onnx, read_contract
+    from trt_segmentation.precision import make_variant
+    from trt_segmentation.precision.calibration_data import load_calibration_set
+    from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    out = tmp_path / "pruned_all.pt"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "prune.py"), "--random-weights", "--model",
+                          name, "--blocks", "1", "2", "3", "4", "--out", str(out), "--fp16",
+                          "--size", f"{H}x{W}"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "residual widths (32, 64, 128, 256)" in run.stdout and "fewer)" in run.stdout
+    state = load_state_dict_file(out)
+    assert state["backbone.layer1.0.conv1.weight"].dtype == torch.float16
+    arch = infer_architecture(state)
+    assert arch.name == name and arch.widths is not None and arch.widths.stages == (32, 64, 128, 256)
+    model = load_checkpoint(out)
+    fp32 = tmp_path / f"{name}_{H}x{W}_fp32.onnx"
+    export_onnx(model, fp32, ExportOptions(H, W))
+    write_street_split(tmp_path / "street", "train", 8, seed=0, height=H, width=W, progress=False)
+    calibration = load_calibration_set(tmp_path / "street" / "leftImg8bit" / "train", read_contract(onnx.load(str(fp32))),
+                                       count=8, batch_size=8)
+    frame = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    labels = {}
+    for variant in ("fp32", *VARIANTS[name]):
+        path = fp32 if variant == "fp32" else tmp_path / f"pruned_{variant}.onnx"
+        if variant != "fp32":
+            make_variant(fp32, variant, path, calibration)
+        with OnnxRuntimeBackend(path, threads=1) as backend:
+            labels[variant] = backend.infer(frame).labels
+        assert labels[variant].shape == (H, W)
+    assert (labels["fp16"] == labels["fp32"]).mean() > 0.95
+    for variant in ("fp32", "fp16"):
+        path = fp32 if variant == "fp32" else tmp_path / f"pruned_{variant}.onnx"
+        report = check_onnx(path)
+        assert report.ok, report.summary()
+
+
+def test_train_init_on_pruned_weights(tmp_path: Path) -> None:
+    """trt_seg_train --init <pruned.pt> trains the pruned network at its own widths and saves it so."""
+    from trt_segmentation.data.street_scenes import write_street_split
+
+    pruned = tmp_path / "ss_b12.pt"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "prune.py"), "--random-weights", "--blocks", "1", "2",
+                          "--out", str(pruned), "--size", "64x128"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    write_street_split(tmp_path / "street", "train", 4, seed=0, height=64, width=128, progress=False)
+    write_street_split(tmp_path / "street", "val", 2, seed=1, height=64, width=128, progress=False)
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--data", str(tmp_path / "street"),
+                          "--init", str(pruned), "--crop", "64", "--batch-size", "2", "--iterations", "2",
+                          "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "run"), "--no-progress"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    trained = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert trained.arch.widths is not None and trained.arch.widths.stages == (32, 64, 256, 512)
