@@ -125,3 +125,17 @@ def test_identity_aliased_weights_are_inlined(tmp_path: Path) -> None:
     onnx.checker.check_model(proto)
     inits = {i.name for i in proto.graph.initializer}
     assert all(n.input[1] in inits for n in proto.graph.node if n.op_type == "Conv")
+
+
+@pytest.mark.slow
+def test_every_variant_loads_and_runs_in_the_onnxruntime_backend(case) -> None:  # noqa: ANN001
+    """What the node runs on a CPU: each variant opens in the project's ONNX Runtime backend and labels a batch
+    (the pyramid int8-cpu graphs once failed to load: ORT's NHWC pass broke their bicubic Resize)."""
+    from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    name, batch, _, _, paths = case
+    frames = np.random.default_rng(1).integers(0, 256, (batch, H, W, 3), dtype=np.uint8)
+    for precision in ("fp32", "int8", "mixed", "int8-cpu"):
+        with OnnxRuntimeBackend(paths[precision]) as backend:
+            labels = backend.infer_batch(list(frames)).labels
+        assert labels.shape == (batch, H, W) and labels.max() < 19, (name, precision)

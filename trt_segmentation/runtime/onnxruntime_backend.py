@@ -25,6 +25,9 @@ def read_contract_from_session(session: Any, source: str) -> ModelContract:
     return ModelContract.from_json(meta[METADATA_KEY])
 
 
+NHWC_TRANSFORMER = "NhwcTransformer"
+
+
 def open_session(
     model: Union[str, Path, bytes], threads: int = 0, providers: Optional[List[str]] = None
 ) -> Tuple[Any, ModelContract]:
@@ -44,7 +47,12 @@ def open_session(
     chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
     data = model if isinstance(model, bytes) else str(model)
     try:
-        session = ort.InferenceSession(data, options, providers=chosen)
+        try:
+            session = ort.InferenceSession(data, options, providers=chosen)
+        except Exception:  # noqa: BLE001 - retried once, re-raised below if that fails too
+            # ORT's CPU NHWC layout pass moves the pyramid models' bicubic Resize of an int8-cpu graph into a
+            # form its cubic kernel then refuses at load; without that one pass the graph loads and runs
+            session = ort.InferenceSession(data, options, providers=chosen, disabled_optimizers=[NHWC_TRANSFORMER])
         contract = read_contract_from_session(session, source)
         if contract.extra.get("ort_graph_optimization") == "disable":
             # fp16 + Q/DQ graphs are mis-fused by ORT's CPU optimiser; their precision step marks them so
