@@ -399,9 +399,13 @@ class GilProfiler:
 def _child_env() -> Dict[str, str]:
     """The environment of the benchmark's processes (unbuffered, the source root on PYTHONPATH), after setting this
     process's own: its listener too needs the node's transport profile (large frames need the SHM profile) and
-    loopback-only discovery."""
+    loopback-only discovery. Every process that takes or builds whole frames (camera, relay, listener, node) keeps
+    them on the heap (trt_segmentation/node/heap.py), so the relay's floor and the node pay the same for a take."""
     from harness.launch_emulation import transport_profile_env
+    from trt_segmentation.node.heap import ENVIRONMENT, keep_frames_on_heap
 
+    keep_frames_on_heap()
+    os.environ.update(ENVIRONMENT)
     os.environ.update(transport_profile_env())
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")

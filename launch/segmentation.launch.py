@@ -36,8 +36,8 @@ IMAGE_REMAP_FROM = "~/image"
 
 # launch argument -> description; each becomes the node parameter of the same name when not empty
 PARAMETER_ARGUMENTS = {
-    "precision": "fp32 | fp16 | int8 | mixed (int8-max, int8-percentile) | int8-cpu (backend onnxruntime only): picks "
-                 "<model>_<H>x<W>_<precision>.engine (.onnx for onnxruntime)",
+    "precision": "fp32 | fp16 (default) | int8 | mixed (int8-max, int8-percentile, int8-kl2048) | int8-cpu (backend "
+                 "onnxruntime only): picks <model>_<H>x<W>_<precision>.engine (.onnx for onnxruntime)",
     "backend": "tensorrt | onnxruntime | torch",
     "model": "model name, e.g. swiftnet_ss_rn18 (first part of the engine file name)",
     "engine_dir": "folder with the .engine/.json/.onnx files",

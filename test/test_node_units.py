@@ -81,7 +81,7 @@ def test_diagnostics_levels() -> None:
 def test_cameras_pick_the_batch_n_file_and_are_checked(tmp_path) -> None:
     for name in ("m_256x512_fp32.onnx", "m_256x512_b3_fp32.onnx", "m_128x256_b2_fp32.onnx"):
         (tmp_path / name).touch()
-    base = {"backend": "onnxruntime", "model": "m", "engine_dir": str(tmp_path)}
+    base = {"backend": "onnxruntime", "model": "m", "engine_dir": str(tmp_path), "precision": "fp32"}
     assert resolve_model_file(params_from_dict(base)).name == "m_256x512_fp32.onnx"  # a b3 file beside it is ignored
     three = params_from_dict(dict(base, cameras=["front", "left", "right"]))
     assert three.cameras == ("front", "left", "right") and three.batch == 3
@@ -270,3 +270,15 @@ def test_documented_startup_error_is_what_the_node_prints(tmp_path, monkeypatch)
         load_backend(params, None)
     printed = f"[FATAL] [segmentation]: cannot start: {raised.value}".replace(installed_tensorrt(), "TensorRT 10.3.0")
     assert documented == printed
+
+
+def test_the_node_processes_keep_frames_on_the_heap_where_glibc_runs_them() -> None:
+    """heap.keep_frames_on_heap (called by the node and each I/O process before their first take) is taken by
+    glibc; the environment form the benchmark hands its camera/relay/listener holds the same numbers."""
+    import platform
+
+    from trt_segmentation.node.heap import ENVIRONMENT, MMAP_THRESHOLD, TRIM_THRESHOLD, keep_frames_on_heap
+
+    assert keep_frames_on_heap() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    assert ENVIRONMENT == {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
+    assert MMAP_THRESHOLD >= 1024 * 2048 * 3  # above a 1024x2048 RGB frame

@@ -29,6 +29,7 @@ import numpy as np
 from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
 from ..image_codec import decode_compressed, image_to_array
 from .frame_ring import FrameRing
+from .heap import keep_frames_on_heap
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
 
 PR_SET_PDEATHSIG = 1
@@ -121,6 +122,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     die_with_parent(args.parent_pid)
+    keep_frames_on_heap()  # the takes are this process's whole job: each frame's bytes reuse heap pages (heap.py)
     # two threads hand frames on (executor: take; link thread: publish): the node's switch interval (ros_node.py)
     sys.setswitchinterval(0.0005)
     import rclpy

@@ -36,7 +36,7 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "tensorrt", "Inference backend: tensorrt (Jetson/GPU), onnxruntime (any machine, "
               "CUDA provider if present), torch (CUDA, PyTorch checkpoint; for tests)", BACKEND_CHOICES),
-    ParamSpec("precision", Precision.FP32.value, "Precision variant; picks <model>_<H>x<W>_<precision>.engine (or "
+    ParamSpec("precision", Precision.FP16.value, "Precision variant; picks <model>_<H>x<W>_<precision>.engine (or "
               ".onnx for onnxruntime) in engine_dir. int8 = entropy-calibrated; int8-max/int8-percentile name the "
               "other calibration methods; int8-cpu = ONNX Runtime's CPU INT8 (backend onnxruntime only, the fastest "
               "on x86 CPUs)", names()),

@@ -45,6 +45,7 @@ from .diagnostics import (
 from .frame_ring import SlotFrame
 from .frame_worker import FrameWorker
 from .frames import Pending
+from .heap import keep_frames_on_heap
 from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import NodeParams, declare_parameters
 from .startup import StartupError, load_backend
@@ -381,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     # GIL wait up to the switch interval (5 ms by default) for one that holds it: 0.5 ms cut the node's age at
     # 1024x2048 from 2.1x to 1.5-1.7x the raw-CDR relay's on 2 cores (tools/benchmark_node.py, docs/benchmarks.md)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    keep_frames_on_heap()  # before the first take: each frame's bytes reuse heap pages (heap.py)
     rclpy.init(args=sys.argv if argv is None else argv)
     node = rclpy.create_node(NODE_NAME)
     app: SegmentationNode | None = None
