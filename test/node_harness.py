@@ -30,10 +30,10 @@ if __name__ == "__main__":  # the publisher process: the harness package sits be
 # is not installable here): harness.launch_emulation builds that command line
 from harness.launch_emulation import (  # noqa: F401 (re-exported)
     NodeProcess,
-    launch_command,
     launch_constants,
     launch_function,
 )
+from harness.launch_emulation import launch_command as launch_file_command
 from harness.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
 from trt_segmentation.node.diagnostics import camera_task, status_name
 
@@ -44,6 +44,14 @@ PROFILE = REPO / "config" / "fastdds_shm.xml"
 #: the node's main /diagnostics status as diagnostic_updater names it ("segmentation: inference"); the name has no
 #: namespace, so a test in a namespace looks it up by the same name
 STATUS = status_name(launch_constants()["NODE_NAME"])
+
+
+def launch_command(arguments: dict[str, str] | None = None, **kwargs: Any) -> tuple[list[str], dict[str, str]]:
+    """The launch file's node command (harness.launch_emulation) for the tests' models: their folders hold FP32
+    files, so ``precision`` is fp32 unless a test names one (the launch file's own default, fp16, is for GPUs)."""
+    arguments = dict(arguments or {})
+    arguments.setdefault("precision", "fp32")
+    return launch_file_command(arguments, **kwargs)
 
 
 def camera_status(camera: str) -> str:
