@@ -364,6 +364,13 @@ class GilProfiler:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    def report(self, title: str, path: Path) -> None:
+        """Wait for the recordings, write their :meth:`summary` to ``path`` and print it."""
+        self.wait()
+        text = self.summary(title)
+        path.write_text(text)
+        print(text, flush=True)
+
     def summary(self, title: str) -> str:
         """A markdown table: per process the GIL-holding samples and the share of them under each key function."""
         if not self.runs:
@@ -476,11 +483,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                             if args.profile_seconds else None)
                 rss = _wait_for_arrivals(listener, NODE_LABELS, camera, count, args.rate, node.rss_mb)
                 if profiler is not None:
-                    profiler.wait()
-                    text = profiler.summary(f"GIL profile, one camera {height}x{width} at {args.rate:g} Hz "
-                                            f"({', '.join(args.param) or 'default params'})")
-                    (out / "gil_profile.md").write_text(text)
-                    print(text, flush=True)
+                    profiler.report(f"GIL profile, one camera {height}x{width} at {args.rate:g} Hz "
+                                    f"({', '.join(args.param) or 'default params'})", out / "gil_profile.md")
                 time.sleep(1.2)  # one more diagnostics period
                 rss.append(node.rss_mb())
                 status = listener.status(NODE_STATUS)
@@ -704,11 +708,9 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
             phases["batched"] = _multi_phase("batched", listener, batched_topics, [node], env, args, count, warmup,
                                              baseline)
             if profiler is not None:
-                profiler.wait()
-                text = profiler.summary(f"GIL profile, batched node, {n} cameras {args.size[0]}x{args.size[1]} at "
-                                        f"{args.rate:g} Hz ({', '.join(args.param) or 'default params'})")
-                (out / "gil_profile_batched.md").write_text(text)
-                print(text, flush=True)
+                profiler.report(f"GIL profile, batched node, {n} cameras {args.size[0]}x{args.size[1]} at "
+                                f"{args.rate:g} Hz ({', '.join(args.param) or 'default params'})",
+                                out / "gil_profile_batched.md")
         finally:
             node.stop()
         print(f"    {phases['batched'].throughput_fps:.2f} labels/s in all", flush=True)
