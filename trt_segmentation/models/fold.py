@@ -22,8 +22,6 @@ by float rounding only (test_fold: max |logit difference| < 1e-4).
 from __future__ import annotations
 
 import copy
-import functools
-import operator
 from typing import Any
 
 import torch
@@ -31,7 +29,7 @@ from torch import nn
 
 from .layers import SpatialPyramidPooling, upsample
 from .pooling import exact_adaptive_avg_pool2d
-from .swiftnet import PyramidBackbone, SingleScaleBackbone, SwiftNet, _check_slot_sizes
+from .swiftnet import PyramidBackbone, SingleScaleBackbone, SwiftNet
 
 
 def bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,22 +119,8 @@ class FoldedPyramidBackbone(nn.Module):
                 if 0 <= slot - level <= 3]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        base: Any = self.base
         projections: Any = self.projections
-        pyramid = [x] + [
-            nn.functional.interpolate(x, scale_factor=1.0 / 2**level, mode="bicubic", align_corners=False)
-            for level in range(1, self.pyramid_levels)
-        ]
-        slots: list[list[torch.Tensor]] = [[] for _ in range(self.pyramid_levels + 3)]
-        for level, image in enumerate(pyramid):
-            for stage, feature in enumerate(base._encode_level(image, level)):
-                slots[level + stage].append(projections[level][stage](feature))
-        _check_slot_sizes(slots, tuple(x.shape[2:]))
-        slots = slots[::-1]
-        out = slots[0][0]
-        for slot, blend in zip(slots[1:], base.upsample_blends):
-            out = blend(out, functools.reduce(operator.add, slot))
-        return out
+        return self.base.fuse(x, lambda level, stage: projections[level][stage])
 
 
 def _fold_blend(blend: Any, producer: nn.Conv2d, members: list[Any]) -> None:

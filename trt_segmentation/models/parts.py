@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..network_parts import PARTS
@@ -83,29 +82,21 @@ def _ss_upsampling(model: SwiftNet, x: torch.Tensor, s1: torch.Tensor, s2: torch
 def _pyr_encoder(model: SwiftNet, frame: torch.Tensor) -> tuple[torch.Tensor, ...]:
     b: Any = model.backbone
     x = _frame_to_input(model, frame)
-    pyramid = [x] + [F.interpolate(x, scale_factor=1.0 / 2**level, mode="bicubic", align_corners=False)
-                     for level in range(1, b.pyramid_levels)]
     features: list[torch.Tensor] = []
-    for level, image in enumerate(pyramid):
+    for level, image in enumerate(b.image_pyramid(x)):
         features += b._encode_level(image, level)
     return tuple(features)
 
 
 def _pyr_context(model: SwiftNet, *features: torch.Tensor) -> tuple[torch.Tensor, ...]:
     b: Any = model.backbone
-    slots: list[list[torch.Tensor]] = [[] for _ in range(b.pyramid_levels + 3)]
-    for index, feature in enumerate(features):
-        level, stage = divmod(index, 4)
-        slots[level + stage].append(b.upsample_bottlenecks[3 - stage](feature))
+    slots = b.project([list(features[i:i + 4]) for i in range(0, len(features), 4)])
     return tuple(functools.reduce(operator.add, slot) for slot in slots[::-1])
 
 
 def _pyr_upsampling(model: SwiftNet, *slots: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    out = slots[0]
     backbone: Any = model.backbone
-    for slot, blend in zip(slots[1:], backbone.upsample_blends):
-        out = blend(out, slot)
-    return (model.logits(out),)
+    return (model.logits(backbone.blend_slots(slots)),)
 
 
 def _resize_argmax(size: tuple[int, int]) -> Callable[..., tuple[torch.Tensor, ...]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import operator
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -124,23 +125,39 @@ class PyramidBackbone(nn.Module):
             features.append(skip)
         return features
 
+    def image_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The image at each level (level l at 1/2**l, bicubic)."""
+        return [x] + [F.interpolate(x, scale_factor=1.0 / 2**level, mode="bicubic", align_corners=False)
+                      for level in range(1, self.pyramid_levels)]
+
+    def project(self, features: list[list[torch.Tensor]],
+                projection: Callable[[int, int], nn.Module] | None = None) -> list[list[torch.Tensor]]:
+        """Each level's four stage features through its 1x1 bottleneck (``projection(level, stage)``; default
+        the shared ones), gathered into the slots they are summed in, finest slot first."""
+        project = projection or (lambda level, stage: self.upsample_bottlenecks[3 - stage])
+        slots: list[list[torch.Tensor]] = [[] for _ in range(self.pyramid_levels + 3)]
+        for level, level_features in enumerate(features):
+            for stage, feature in enumerate(level_features):
+                slots[level + stage].append(project(level, stage)(feature))
+        return slots
+
+    def blend_slots(self, sums: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The slots' sums, coarsest first, through the upsampling blends."""
+        out = sums[0]
+        for summed, blend in zip(sums[1:], self.upsample_blends):
+            out = blend(out, summed)
+        return out
+
+    def fuse(self, x: torch.Tensor, projection: Callable[[int, int], nn.Module] | None = None) -> torch.Tensor:
+        """:meth:`forward` with another bottleneck per (level, stage) use (models/fold.py gives each its own)."""
+        features = [self._encode_level(image, level) for level, image in enumerate(self.image_pyramid(x))]
+        slots = self.project(features, projection)
+        _check_slot_sizes(slots, tuple(x.shape[2:]))
+        return self.blend_slots([functools.reduce(operator.add, slot) for slot in slots[::-1]])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised NCHW image -> 128-channel features at 1/4 resolution."""
-        pyramid = [x] + [
-            F.interpolate(x, scale_factor=1.0 / 2**level, mode="bicubic", align_corners=False)
-            for level in range(1, self.pyramid_levels)
-        ]
-        slots: list[list[torch.Tensor]] = [[] for _ in range(self.pyramid_levels + 3)]
-        for level, image in enumerate(pyramid):
-            features = self._encode_level(image, level)
-            for stage, feature in enumerate(features):
-                slots[level + stage].append(self.upsample_bottlenecks[3 - stage](feature))
-        _check_slot_sizes(slots, tuple(x.shape[2:]))
-        slots = slots[::-1]
-        out = slots[0][0]
-        for slot, blend in zip(slots[1:], self.upsample_blends):
-            out = blend(out, functools.reduce(operator.add, slot))
-        return out
+        return self.fuse(x)
 
 
 def _check_slot_sizes(slots: list[list[torch.Tensor]], size: tuple[int, ...]) -> None:
