@@ -4,7 +4,8 @@ Two phases with the same camera and listener: first a minimal relay (takes each 
 publishes a pre-built mono8 image with the same header: the transport floor, no inference, no conversion), then
 the segmentation node started as the launch file starts it. The listener measures each label's age (arrival time
 minus the header stamp the camera set); the node's own stages come from its /diagnostics. Every figure of the
-node is also given as a ratio to the relay's from the same run. Used by ``tools/benchmark_node.py``; the camera
+node is also given as a ratio to the relay's from the same run; with several cameras, N relays give the floor of N
+cameras before N single-camera nodes and one batched node run. Used by ``tools/benchmark_node.py``; the camera
 and relay are this module's ``camera`` / ``relay`` sub-commands, each in its own process.
 """
 
@@ -563,16 +564,25 @@ class MultiPhase:
     status: Dict[str, str] = field(default_factory=dict)
 
 
-def aggregate_throughput(arrivals: Dict[str, List[float]], warmup: int) -> float:
-    """Labels per second of all topics together: every label after each topic's first ``warmup``, over the span
-    from the first to the last of them."""
-    times = sorted(t for values in arrivals.values() for t in values[warmup:])
+WARMUP_S = 1.0  # each topic's first second of labels is left out of the multi-camera figures
+
+
+def after_warmup(arrivals: List[float], warmup_s: float) -> int:
+    """Index of a topic's first label more than ``warmup_s`` after its first label: the warm-up is a time, not a
+    count, so a configuration that delivers far fewer labels than were offered still keeps its measured ones."""
+    return next((i for i, t in enumerate(arrivals) if t - arrivals[0] > warmup_s), len(arrivals))
+
+
+def aggregate_throughput(arrivals: Dict[str, List[float]], warmup_s: float) -> float:
+    """Labels per second of all topics together: every label after each topic's warm-up (``after_warmup``), over
+    the span from the first to the last of them."""
+    times = sorted(t for values in arrivals.values() for t in values[after_warmup(values, warmup_s):])
     span = times[-1] - times[0] if len(times) > 1 else 0.0
     return (len(times) - 1) / span if span > 0 else float("nan")
 
 
 def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes: List[Any], env: Dict[str, str],
-                 args: argparse.Namespace, count: int, warmup: int, gpu_baseline: Optional[float]) -> MultiPhase:
+                 args: argparse.Namespace, count: int, warmup_s: float, gpu_baseline: Optional[float]) -> MultiPhase:
     """Cameras -> ``nodes`` (already started): wait for every labels publisher, run the N camera processes,
     collect ages and memory."""
     for topic in topics.values():
@@ -600,41 +610,45 @@ def _multi_phase(name: str, listener: AgeListener, topics: Dict[str, str], nodes
             last, settle = total, time.monotonic() + 3.0
         time.sleep(0.1)
     rss = sum(n.rss_mb() for n in nodes)
-    ages = {c: listener.take(t)[warmup:] for c, t in topics.items()}
+    arrivals = {c: listener.arrival_times(t) for c, t in topics.items()}
+    ages = {c: listener.take(t)[after_warmup(arrivals[c], warmup_s):] for c, t in topics.items()}
     nan = float("nan")
     return MultiPhase(
         name, len(nodes), count, {c: listener.count(t) for c, t in topics.items()},
         {c: float(np.percentile(a, 50)) if a else nan for c, a in ages.items()},
         {c: float(np.percentile(a, 95)) if a else nan for c, a in ages.items()},
-        aggregate_throughput({c: listener.arrival_times(t) for c, t in topics.items()}, warmup),
+        aggregate_throughput(arrivals, warmup_s),
         max(rss, rss_peak), gpu_peak, listener.status(NODE_STATUS))
 
 
-def report_multi_markdown(single: MultiPhase, batched: MultiPhase, setup: Dict[str, str]) -> str:
+def report_multi_markdown(relay: MultiPhase, single: MultiPhase, batched: MultiPhase, setup: Dict[str, str]) -> str:
     def ratio(a: Optional[float], b: Optional[float]) -> str:
         return f"{a / b:.2f}x" if a is not None and b and a == a and b == b else "n/a"
+
+    def ages(phase: MultiPhase, camera: str) -> str:
+        return (f"{phase.delivered[camera]}/{phase.sent_per_camera}, {phase.age_p50_ms[camera]:.0f} / "
+                f"{phase.age_p95_ms[camera]:.0f}")
 
     cameras = list(batched.delivered)
     lines = [f"### {len(cameras)} cameras: one batched node vs {single.nodes} single-camera nodes (same run)", ""]
     lines += [", ".join(f"{k}: {v}" for k, v in setup.items()), ""]
-    lines += [f"| figure | {single.nodes} single-camera nodes (batch 1) | 1 node, batch {len(cameras)} | "
-              "batched / single |", "|---|---:|---:|---:|"]
-    lines.append(f"| aggregate throughput, labels/s | {single.throughput_fps:.2f} | {batched.throughput_fps:.2f} | "
-                 f"{ratio(batched.throughput_fps, single.throughput_fps)} |")
+    lines += [f"| figure | {relay.nodes} raw-CDR relays (floor) | {single.nodes} single-camera nodes (batch 1) | "
+              f"1 node, batch {len(cameras)} | batched / single |", "|---|---:|---:|---:|---:|"]
+    lines.append(f"| aggregate throughput, labels/s | {relay.throughput_fps:.2f} | {single.throughput_fps:.2f} | "
+                 f"{batched.throughput_fps:.2f} | {ratio(batched.throughput_fps, single.throughput_fps)} |")
+    lines.append(f"| throughput / floor | 1.00x | {ratio(single.throughput_fps, relay.throughput_fps)} | "
+                 f"{ratio(batched.throughput_fps, relay.throughput_fps)} | |")
     for camera in cameras:
-        lines.append(f"| {camera}: delivered / sent, age p50 / p95 ms | {single.delivered[camera]}/"
-                     f"{single.sent_per_camera}, {single.age_p50_ms[camera]:.0f} / {single.age_p95_ms[camera]:.0f} | "
-                     f"{batched.delivered[camera]}/{batched.sent_per_camera}, {batched.age_p50_ms[camera]:.0f} / "
-                     f"{batched.age_p95_ms[camera]:.0f} | {ratio(batched.age_p95_ms[camera], single.age_p95_ms[camera])}"
-                     " (p95) |")
-    lines.append(f"| node RSS MB (sum over the node processes, peak) | {single.rss_mb:.0f} | {batched.rss_mb:.0f} | "
+        lines.append(f"| {camera}: delivered / sent, age p50 / p95 ms | {ages(relay, camera)} | {ages(single, camera)} | "
+                     f"{ages(batched, camera)} | {ratio(batched.age_p95_ms[camera], single.age_p95_ms[camera])} (p95) |")
+    lines.append(f"| node RSS MB (sum over the node processes, peak) | | {single.rss_mb:.0f} | {batched.rss_mb:.0f} | "
                  f"{ratio(batched.rss_mb, single.rss_mb)} |")
-    gpu = (f"| GPU memory MiB (nvidia-smi, the node processes, peak) | {single.gpu_mib:.0f} | {batched.gpu_mib:.0f} | "
+    gpu = (f"| GPU memory MiB (nvidia-smi, the node processes, peak) | | {single.gpu_mib:.0f} | {batched.gpu_mib:.0f} | "
            f"{ratio(batched.gpu_mib, single.gpu_mib)} |" if single.gpu_mib is not None and batched.gpu_mib is not None
-           else "| GPU memory | n/a (no nvidia-smi or no GPU process) | | |")
+           else "| GPU memory | | n/a (no nvidia-smi or no GPU process) | | |")
     lines.append(gpu)
     fill = batched.status.get("batch_fill_ratio", "n/a")
-    lines.append(f"| batched node: batches, fill ratio (real rows / batch), dropped / received | | "
+    lines.append(f"| batched node: batches, fill ratio (real rows / batch), dropped / received | | | "
                  f"{batched.status.get('batches', '?')}, {fill}, {batched.status.get('frames_dropped', '?')} / "
                  f"{batched.status.get('frames_received', '?')} | |")
     return "\n".join(lines)
@@ -647,8 +661,9 @@ def model_path(args: argparse.Namespace) -> Optional[Path]:
 
 
 def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
-    """``args.camera_count`` camera processes into as many single-camera nodes, then the same cameras into one
-    node of batch ``args.camera_count``; writes multi_camera_benchmark.{md,json} into ``args.out``."""
+    """``args.camera_count`` camera processes into as many raw-CDR relays (the transport floor of N cameras), then
+    into as many single-camera nodes, then into one node of batch ``args.camera_count``; writes
+    multi_camera_benchmark.{md,json} into ``args.out``."""
     from harness.launch_emulation import NodeProcess, launch_command
 
     n = args.camera_count
@@ -656,11 +671,12 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     env = _child_env()
     count = int(args.rate * args.seconds)
-    warmup = max(3, int(args.rate))
+    warmup_s = WARMUP_S
     cameras = [f"cam{i}" for i in range(n)]
     single_topics = {c: f"/{MULTI_NAMESPACE}/{c}/segmentation/labels" for c in cameras}
     batched_topics = {c: f"/{MULTI_NAMESPACE}/segmentation/{c}/labels" for c in cameras}
-    listener = AgeListener(list(single_topics.values()) + list(batched_topics.values()))
+    relay_topics = {c: f"/{MULTI_NAMESPACE}/relay/{c}/labels" for c in cameras}
+    listener = AgeListener(list(relay_topics.values()) + list(single_topics.values()) + list(batched_topics.values()))
     base = {"backend": args.backend, "precision": args.precision, "model": args.model,
             "engine_dir": str(args.engine_dir)}
     extra = {"diagnostics_period": "0.5", "inflight_slots": str(args.slots)}
@@ -677,19 +693,29 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
 
     phases: Dict[str, MultiPhase] = {}
     try:
-        print(f"==> phase 1/2: {n} single-camera nodes, {n} cameras of {args.size[0]}x{args.size[1]} rgb8 at "
+        print(f"==> phase 1/3: {n} raw-CDR relays (the transport floor of {n} cameras: no node at all)", flush=True)
+        relays = [NodeProcess([sys.executable, "-m", "harness.node_benchmark", "relay", "--input",
+                               f"/{MULTI_NAMESPACE}/{c}/image_raw", "--output", relay_topics[c]], env,
+                              out / f"relay_{c}.log") for c in cameras]
+        try:
+            phases["relay"] = _multi_phase("relay", listener, relay_topics, relays, env, args, count, warmup_s, None)
+        finally:
+            for relay in relays:
+                relay.stop()
+        print(f"    {phases['relay'].throughput_fps:.2f} labels/s in all", flush=True)
+        print(f"==> phase 2/3: {n} single-camera nodes, {n} cameras of {args.size[0]}x{args.size[1]} rgb8 at "
               f"{args.rate:g} Hz each, {count} frames per camera", flush=True)
         baseline = gpu_used_mib()
         nodes = [start({"namespace": f"{MULTI_NAMESPACE}/{c}", "image_topic": f"/{MULTI_NAMESPACE}/{c}/image_raw"},
                        extra, f"node_{c}.log") for c in cameras]
         try:
-            phases["single"] = _multi_phase("single", listener, single_topics, nodes, env, args, count, warmup,
+            phases["single"] = _multi_phase("single", listener, single_topics, nodes, env, args, count, warmup_s,
                                             baseline)
         finally:
             for node in nodes:
                 node.stop()
         print(f"    {phases['single'].throughput_fps:.2f} labels/s in all", flush=True)
-        print(f"==> phase 2/2: one node, cameras {cameras}, batch {n}", flush=True)
+        print(f"==> phase 3/3: one node, cameras {cameras}, batch {n}", flush=True)
         time.sleep(2.0)  # the single-camera nodes' GPU memory is released
         baseline = gpu_used_mib()
         node = start({"namespace": MULTI_NAMESPACE, "cameras": f"[{','.join(cameras)}]",
@@ -703,9 +729,9 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
                 time.sleep(0.2)
             if node.proc.poll() is not None:
                 raise RuntimeError(f"the batched node exited ({node.proc.returncode}):\n{node.log()[-3000:]}")
-            profiler = (GilProfiler(node, out, args.profile_seconds, 3.0 + warmup / args.rate, "batched")
+            profiler = (GilProfiler(node, out, args.profile_seconds, 3.0 + warmup_s, "batched")
                         if args.profile_seconds else None)
-            phases["batched"] = _multi_phase("batched", listener, batched_topics, [node], env, args, count, warmup,
+            phases["batched"] = _multi_phase("batched", listener, batched_topics, [node], env, args, count, warmup_s,
                                              baseline)
             if profiler is not None:
                 profiler.report(f"GIL profile, batched node, {n} cameras {args.size[0]}x{args.size[1]} at "
@@ -719,12 +745,14 @@ def run_multi(args: argparse.Namespace) -> Dict[str, Any]:
     setup = {"cameras": str(n), "size": f"{args.size[0]}x{args.size[1]} rgb8", "rate": f"{args.rate:g} Hz per camera",
              "frames per camera": str(count), "backend": args.backend, "precision": args.precision,
              "model": args.model, "batch_timeout_ms": f"{args.batch_timeout_ms:g}",
-             "params": " ".join(args.param) or "defaults", "warm-up labels left out per camera": str(warmup),
+             "params": " ".join(args.param) or "defaults", "warm-up left out per camera": f"first {warmup_s:g} s of labels",
              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
-    markdown = report_multi_markdown(phases["single"], phases["batched"], setup)
-    single, batched = phases["single"], phases["batched"]
-    results = {"setup": setup, "single": asdict(single), "batched": asdict(batched),
+    markdown = report_multi_markdown(phases["relay"], phases["single"], phases["batched"], setup)
+    relay, single, batched = phases["relay"], phases["single"], phases["batched"]
+    results = {"setup": setup, "relay": asdict(relay), "single": asdict(single), "batched": asdict(batched),
                "ratios": {"throughput": batched.throughput_fps / single.throughput_fps,
+                          "single_to_floor": single.throughput_fps / relay.throughput_fps,
+                          "batched_to_floor": batched.throughput_fps / relay.throughput_fps,
                           "rss": batched.rss_mb / single.rss_mb,
                           "gpu_memory": (batched.gpu_mib / single.gpu_mib
                                          if batched.gpu_mib is not None and single.gpu_mib else None)}}

@@ -10,7 +10,9 @@
 # 512x1024 (issue #12; about 8 minutes); io = issue #16 (about 9 minutes, random weights, io_mode process): the GPU
 # tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then inprocess; py-spy --gil per
 # process each), 4 cameras at saturation (1024x2048 at 100 Hz, 512x1024 at 400 Hz) and 8 cameras of 512x1024,
-# batched node vs single-camera nodes. At most 8 files land in $OUT.
+# batched node vs single-camera nodes; floors = only io's multi-camera runs (no pycuda build, no GPU tests, about 5
+# minutes), each with N raw-CDR relays first (the transport floor of N cameras), plus 4 cameras of 256x512.
+# At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to a folder for the results}
@@ -30,7 +32,7 @@ python3 -m venv /tmp/rv
 site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
 echo "$site" > /tmp/rv/lib/python3.12/site-packages/torch_venv.pth
 /tmp/rv/bin/pip install -q --no-index --no-deps --no-compile .whl/ros/*.whl || exit 1
-[ "$MODE" = io ] || ( CUDA_ROOT=/usr/local/cuda /tmp/rv/bin/pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
+[ "$MODE" = io ] || [ "$MODE" = floors ] || ( CUDA_ROOT=/usr/local/cuda /tmp/rv/bin/pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
     .whl/pycuda-*.tar.gz .whl/*.whl > "$OUT/pycuda_build.log" 2>&1; echo "pycuda build exit $?" >> "$OUT/pycuda_build.log" ) &
 build=$!
 [ "$MODE" = io ] && build=$early_build
@@ -39,15 +41,17 @@ PY=/tmp/rv/bin/python
 LOG=$OUT/run.log
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   $PY -c 'import torch, rclpy, sys; print("python", sys.version.split()[0], "torch", torch.__version__)'; } | tee "$LOG"
-if [ "$MODE" = io ]; then
+if [ "$MODE" = io ] || [ "$MODE" = floors ]; then
   ckpt=/tmp/random_swiftnet.pt  # random weights: the node's timing does not depend on them
   $PY -c 'import sys, torch; from trt_segmentation.models import build_model; torch.manual_seed(0)
 torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "$ckpt"
   python3 -m pip install -q --no-index --no-deps --target /tmp/spy .whl/spy/*.whl && export PATH=/tmp/spy/bin:$PATH
-  wait $build; tail -1 /tmp/pycuda_build.log | tee -a "$LOG"
-  echo "==> $((SECONDS - T0)) s: GPU tests" | tee -a "$LOG"
-  GPU_SLOTS_REPORT=$OUT/gpu_slots.json timeout 150 $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 \
-      | tail -8 | tee -a "$LOG"
+  if [ "$MODE" = io ]; then
+    wait $build; tail -1 /tmp/pycuda_build.log | tee -a "$LOG"
+    echo "==> $((SECONDS - T0)) s: GPU tests" | tee -a "$LOG"
+    GPU_SLOTS_REPORT=$OUT/gpu_slots.json timeout 150 $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 \
+        | tail -8 | tee -a "$LOG"
+  fi
   single() {  # io_mode: one camera 1024x2048 offered 200 Hz, relay then node, py-spy on every node process
     echo "==> $((SECONDS - T0)) s: one camera, 200 Hz, io_mode $1" | tee -a "$LOG"
     timeout -s INT -k 15 110 $PY tools/benchmark_node.py --size 1024x2048 --rate 200 --seconds 8 --floor-seconds 5 --backend torch \
@@ -66,11 +70,18 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     cat "/tmp/bench/multi_$1_$2/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
     grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
   }
-  single process
-  single inprocess
-  [ $((SECONDS - T0)) -lt 360 ] && multi 4 1024x2048 100 8 4
-  [ $((SECONDS - T0)) -lt 420 ] && multi 4 512x1024 400 6 0
-  [ $((SECONDS - T0)) -lt 460 ] && multi 8 512x1024 400 5 0
+  if [ "$MODE" = floors ]; then
+    multi 4 1024x2048 100 8 0
+    multi 4 512x1024 400 6 0
+    [ $((SECONDS - T0)) -lt 330 ] && multi 8 512x1024 400 5 0
+    [ $((SECONDS - T0)) -lt 420 ] && multi 4 256x512 1000 4 0
+  else
+    single process
+    single inprocess
+    [ $((SECONDS - T0)) -lt 360 ] && multi 4 1024x2048 100 8 4
+    [ $((SECONDS - T0)) -lt 420 ] && multi 4 512x1024 400 6 0
+    [ $((SECONDS - T0)) -lt 460 ] && multi 8 512x1024 400 5 0
+  fi
   echo "==> $((SECONDS - T0)) s: done" | tee -a "$LOG"; ls "$OUT"
   exit 0
 fi

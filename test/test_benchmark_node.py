@@ -36,8 +36,8 @@ def test_benchmark_node_reports_both_phases(tmp_path: Path) -> None:
 
 
 def test_benchmark_node_compares_single_camera_nodes_with_one_batched_node(tmp_path: Path) -> None:
-    """--camera-count 2 on the torch-free stand-in model (batch 1 and batch 2 files): both phases deliver on every
-    camera, the ratio is computed from the run's own figures."""
+    """--camera-count 2 on the torch-free stand-in model (batch 1 and batch 2 files): the relays' floor and both node
+    configurations deliver on every camera, the ratios are computed from the run's own figures."""
     sys.path.insert(0, str(REPO / "test"))
     from tiny_model import write_tiny_model
 
@@ -54,8 +54,10 @@ def test_benchmark_node_compares_single_camera_nodes_with_one_batched_node(tmp_p
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads((out / "multi_camera_benchmark.json").read_text())
-    single, batched = data["single"], data["batched"]
-    assert single["nodes"] == 2 and batched["nodes"] == 1
+    relay, single, batched = data["relay"], data["single"], data["batched"]
+    assert relay["nodes"] == 2 and single["nodes"] == 2 and batched["nodes"] == 1
+    assert data["ratios"]["batched_to_floor"] == batched["throughput_fps"] / relay["throughput_fps"]
+    assert min(relay["delivered"].values()) >= 5, proc.stdout  # the transport floor of the same cameras
     for phase in (single, batched):
         assert set(phase["delivered"]) == {"cam0", "cam1"} and min(phase["delivered"].values()) >= 5, proc.stdout
         assert phase["rss_mb"] > 0 and all(v > 0 for v in phase["age_p95_ms"].values())
