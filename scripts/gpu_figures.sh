@@ -11,7 +11,8 @@
 # tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then inprocess; py-spy --gil per
 # process each), 4 cameras at saturation (1024x2048 at 100 Hz, 512x1024 at 400 Hz) and 8 cameras of 512x1024,
 # batched node vs single-camera nodes; floors = only io's multi-camera runs (no pycuda build, no GPU tests, about 5
-# minutes), each with N raw-CDR relays first (the transport floor of N cameras), plus 4 cameras of 256x512.
+# minutes), each with N raw-CDR relays first (the transport floor of N cameras), plus 4 cameras of 256x512, after
+# one camera of 1024x2048 at 10 Hz (io_mode process: the age budget).
 # At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,14 +53,15 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     GPU_SLOTS_REPORT=$OUT/gpu_slots.json timeout 150 $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 \
         | tail -8 | tee -a "$LOG"
   fi
-  single() {  # io_mode: one camera 1024x2048 offered 200 Hz, relay then node, py-spy on every node process
-    echo "==> $((SECONDS - T0)) s: one camera, 200 Hz, io_mode $1" | tee -a "$LOG"
-    timeout -s INT -k 15 110 $PY tools/benchmark_node.py --size 1024x2048 --rate 200 --seconds 8 --floor-seconds 5 --backend torch \
-        --precision fp16 --checkpoint "$ckpt" --engine-size 1024x2048 --slots 2 --param "io_mode=$1" \
-        --profile-seconds 5 --out "/tmp/bench/single_$1" 2>&1 | grep -v "camera: [0-9]" | tail -14 | tee -a "$LOG"
-    cat "/tmp/bench/single_$1/node_benchmark.md" >> "$OUT/node_bench.md"; echo >> "$OUT/node_bench.md"
-    cat "/tmp/bench/single_$1/gil_profile.md" >> "$OUT/gil_profile.md"; echo >> "$OUT/gil_profile.md"
-    grep -hE "Traceback|Error|error" /tmp/bench/single_$1/*.log | head -5 >> "$OUT/node_errors.txt"
+  single() {  # io_mode [rate [profile-seconds]]: one camera 1024x2048 (200 Hz), relay then node, py-spy (5 s) on
+    local rate=${2:-200} profile=${3:-5} dir=/tmp/bench/single_$1_${2:-200}  # every node process
+    echo "==> $((SECONDS - T0)) s: one camera, $rate Hz, io_mode $1" | tee -a "$LOG"
+    timeout -s INT -k 15 110 $PY tools/benchmark_node.py --size 1024x2048 --rate "$rate" --seconds 8 --floor-seconds 5 \
+        --backend torch --precision fp16 --checkpoint "$ckpt" --engine-size 1024x2048 --slots 2 --param "io_mode=$1" \
+        --profile-seconds "$profile" --out "$dir" 2>&1 | grep -v "camera: [0-9]" | tail -14 | tee -a "$LOG"
+    cat "$dir/node_benchmark.md" >> "$OUT/node_bench.md"; echo >> "$OUT/node_bench.md"
+    [ -f "$dir/gil_profile.md" ] && { cat "$dir/gil_profile.md" >> "$OUT/gil_profile.md"; echo >> "$OUT/gil_profile.md"; }
+    grep -hE "Traceback|Error|error" "$dir"/*.log | head -5 >> "$OUT/node_errors.txt"
   }
   multi() {  # cameras size rate seconds profile-seconds
     echo "==> $((SECONDS - T0)) s: $1 cameras of $2 at $3 Hz each, io_mode process" | tee -a "$LOG"
@@ -71,6 +73,7 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
   }
   if [ "$MODE" = floors ]; then
+    single process 10 0
     multi 4 1024x2048 100 8 0
     multi 4 512x1024 400 6 0
     [ $((SECONDS - T0)) -lt 330 ] && multi 8 512x1024 400 5 0

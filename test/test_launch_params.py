@@ -123,7 +123,11 @@ def test_node_started_like_the_launch_file(engine_dir, tmp_path) -> None:
     with node_process(argv, env, tmp_path / "node.log") as node, listener() as lis:
         name = "/cam_front/segmentation"
         lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
-        subs = dict(lis.node.get_subscriber_names_and_types_by_node("segmentation", "/cam_front"))
+        # io_mode process (the default): the image subscription belongs to the camera's I/O process
+        # (<node>_io_image); the labels are published by the node itself
+        lis.wait_for(lambda: ("segmentation_io_image", "/cam_front") in lis.node.get_node_names_and_namespaces(), 30,
+                     "the camera's I/O process on the graph", node)
+        subs = dict(lis.node.get_subscriber_names_and_types_by_node("segmentation_io_image", "/cam_front"))
         pubs = dict(lis.node.get_publisher_names_and_types_by_node("segmentation", "/cam_front"))
         assert "/cam/front/image_raw" in subs
         assert {"/cam_front/segmentation/labels", "/cam_front/segmentation/overlay", "/diagnostics"} <= set(pubs)

@@ -60,10 +60,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("ort_threads", 0, "onnxruntime: intra-op threads (0 = ONNX Runtime's default)", low=0, high=64, step=1),
     ParamSpec("input_type", "raw", "raw: subscribe to sensor_msgs/Image on ~/image; compressed: "
               "sensor_msgs/CompressedImage (jpeg/png) on ~/image/compressed", INPUT_TYPES),
-    ParamSpec("io_mode", "inprocess", "process: each camera's subscription, take, check and publishing run in an I/O "
-              "process of its own that hands frames over through a shared-memory ring (the take of a large frame "
-              "holds that process's interpreter lock, not the inference process's); inprocess: all in the node's "
-              "process (measured faster so far: docs/benchmarks.md)", IO_MODES),
+    ParamSpec("io_mode", "process", "process: each camera's subscription, take and check run in an I/O process of "
+              "its own that hands frames over through a shared-memory ring (the take of a large frame holds that "
+              "process's interpreter lock, not the inference process's; on a GPU 0.97x the transport's rate vs 0.60x "
+              "inprocess: docs/benchmarks.md); inprocess: all in the node's process (debugging, no /dev/shm)",
+              IO_MODES),
     ParamSpec("cameras", [], "Multi-camera mode: camera names, e.g. [front, left, right]; each gets ~/<name>/image "
               "(or ~/<name>/image/compressed) in and ~/<name>/labels (color, overlay) out, and all run as one batch "
               "through a batch-N model (<model>_<H>x<W>_b<N>_<precision>, N = number of cameras). Empty = one "
