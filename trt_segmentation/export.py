@@ -19,13 +19,14 @@ import onnx
 import torch
 from torch import nn
 
+from .errors import SegmentationError
 from .models.swiftnet import SwiftNet, check_input_size
 from .onnx_metadata import INPUT_FORMATS, METADATA_KEY, OUTPUT_KINDS, ModelContract
 
 MIN_OPSET = 17
 
 
-class ExportError(ValueError):
+class ExportError(ValueError, SegmentationError):
     """The export was asked for something unsupported (size, option)."""
 
 

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     if args.implicit and args.mixed_config:
@@ -85,11 +86,8 @@ def main(argv: list[str] | None = None) -> int:
               "(make it in a call without --implicit)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
     from ..pipeline import PipelineRequest, run_pipeline
-    from ..precision.calibration_data import CalibrationDataError
-    from ..precision.int8 import QuantizationError
-    from ..precision.variants import VariantError, needs_calibration
+    from ..precision.variants import needs_calibration
 
     if any(needs_calibration(p) for p in precisions) and not args.calibration:
         need = ", ".join(p.value for p in precisions if needs_calibration(p))
@@ -104,11 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         timing_cache=args.timing_cache, opt_level=args.opt_level, dla_core=args.dla_core,
         use_cache=not args.no_cache, verbose=args.verbose,
     )
-    try:
-        steps = run_pipeline(request)
-    except (CalibrationDataError, VariantError, QuantizationError, BuildError, TensorRTUnavailable, ValueError,
-            FileNotFoundError) as exc:
-        return cli.error(exc)
+    steps = run_pipeline(request)
     print("\nsummary:")
     for step in steps:
         engine = step.engine or ("none (ONNX Runtime CPU variant)" if not step.precision.tensorrt else "NOT BUILT")

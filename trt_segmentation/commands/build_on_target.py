@@ -71,13 +71,14 @@ def _size(engine_dir: Path, model: str, batch: int) -> tuple[int, int] | None:
     return sizes.pop() if len(sizes) == 1 else None  # type: ignore[return-value]
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.engine_dir, "engine folder", folder=True)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from ..artifacts import Precision, artifact_path
     from ..engine.on_target import build_from_folder, fit_problems
-    from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+    from ..errors import COMMAND_ERRORS
 
     size = args.size or _size(args.engine_dir, args.model, args.batch)
     if size is None:
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{cli.tool_command('build_engine')} and copy it here", file=sys.stderr)
             failed += 1
             continue
-        except (BuildError, TensorRTUnavailable, ValueError) as exc:
+        except COMMAND_ERRORS as exc:  # one engine failed: say why, build the others
             cli.error(exc)
             failed += 1
             continue

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.engine_dir, "engine folder", folder=True)
@@ -72,15 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     print("environment: " + ", ".join(f"{k} {v}" for k, v in environment().items()), flush=True)
     height, width = args.size
-    try:
-        precisions = [p.value for p in cli.expand_precisions(args.precision)]
-        rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.image_count,
-                          image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
-                          calibration=args.calibration, dla=not args.no_dla, rebuild=args.rebuild,
-                          device=args.device,
-                          log=lambda text: print(text, flush=True))
-    except (FileNotFoundError, ValueError) as exc:
-        return cli.error(exc)
+    precisions = [p.value for p in cli.expand_precisions(args.precision)]
+    rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.image_count,
+                      image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
+                      calibration=args.calibration, dla=not args.no_dla, rebuild=args.rebuild,
+                      device=args.device,
+                      log=lambda text: print(text, flush=True))
     print()
     print(format_table(rows))
     code = exit_code(rows)

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = cli.parse_args(parser, argv, TOOL)
@@ -94,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     cli.require_file(args.engine, "TensorRT engine")
     cli.require_file(args.data, "data folder", folder=True)
     from ..artifacts import Precision
-    from ..data.cityscapes import DatasetError
     from ..evaluation import agreement, evaluate_backend, evaluate_variants, variants_markdown
     from ..runtime.backend import BackendError
 
@@ -172,10 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(result.to_dict(), indent=2))
         return 0
-    except BackendError as exc:
+    except BackendError as exc:  # the model would not open or run: exit code 3 (other errors: 2, cli.command)
         return cli.error(exc, 3)
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
-        return cli.error(exc)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import check_camera_name
+from ..errors import SegmentationError
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -36,7 +37,7 @@ METADATA_VERSIONS = (9, 8, 5)
 DEFAULT_TOPIC = "/camera/image_raw"
 
 
-class BagError(Exception):
+class BagError(SegmentationError):
     """A bag cannot be written, read or played; the message names the bag, topic or message."""
 
 

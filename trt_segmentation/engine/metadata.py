@@ -17,6 +17,7 @@ from typing import Any
 
 from ..artifacts import Precision, artifact_path, batch_from_name, size_from_name
 from ..cli import tool_argv, tool_command
+from ..errors import SegmentationError
 from .tensorrt_adapter import same_platform
 
 SCHEMA_VERSION = 1
@@ -27,7 +28,7 @@ BUILDERS = ("tensorrt", "tensorrt-rtx")
 TYPINGS = ("strong", "weak", "implicit")
 
 
-class MetadataError(ValueError):
+class MetadataError(ValueError, SegmentationError):
     """The sidecar is missing, unreadable or does not follow the schema."""
 
 

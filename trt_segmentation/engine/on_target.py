@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import Precision, batch_from_name, size_from_name
+from ..errors import SegmentationError
 from ..hashing import sha256_file
 from .calibration_table import ImplicitCalibration
 from .metadata import (
@@ -39,7 +40,7 @@ LOG = logging.getLogger(__name__)
 _DLA_SUFFIX = re.compile(r"\.dla(\d+)$")
 
 
-class EngineDoesNotFit(RuntimeError):
+class EngineDoesNotFit(RuntimeError, SegmentationError):
     """An engine exists but does not fit this machine, and rebuilding it was not allowed."""
 
 

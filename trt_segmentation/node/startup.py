@@ -13,11 +13,12 @@ from typing import Any, Tuple
 
 from ..artifacts import Precision, batch_from_name, size_from_name
 from ..engine.metadata import build_hint
+from ..errors import SegmentationError
 from ..runtime import Backend, BackendError, create_backend
 from .params import ModelFileError, NodeParams, resolve_model_file
 
 
-class StartupError(RuntimeError):
+class StartupError(RuntimeError, SegmentationError):
     """The node cannot start (missing/mismatched model file, bad parameter); the message says how to fix it."""
 
 

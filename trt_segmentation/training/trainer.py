@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SegmentationError
 from ..metrics import confusion_matrix, scores_from_confusion
 from ..models import SwiftNet, architecture_from_name, load_into
 from ..models.checkpoint import CheckpointError, infer_widths, load_state_dict_file
@@ -45,7 +46,7 @@ HISTORY = "history.jsonl"
 ENCODER_PREFIXES = ("backbone.conv1.", "backbone.bn1.", "backbone.layer")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(RuntimeError, SegmentationError):
     """Training cannot start or continue (bad data root, unusable resume/init file, bad settings)."""
 
 
