@@ -34,10 +34,10 @@ def test_imports_stay_light(layer: str) -> None:
 # ------------------------------------------------------------------------------------------------ import direction
 LAYERS = {"models": 0, "export": 1, "precision": 2, "engine": 3, "runtime": 4, "node": 5, "image_cdr": 5}
 """The pipeline's order. Modules not listed are either shared foundations (onnx_metadata, artifacts, hashing,
-cuda_driver, image_codec, palette, cli, cpu_features, metrics, encoder_scope: they import no layer) or stand above every layer
+cuda_driver, image_codec, palette, cli, cpu_features, metrics, encoder_scope, errors, build_request: they import no layer) or stand above every layer
 (evaluation, benchmarking, data, training; the test/demo harness lives outside the package: harness/)."""
 FOUNDATIONS = ("onnx_metadata", "artifacts", "hashing", "cuda_driver", "image_codec", "palette", "cli",
-               "cpu_features", "metrics", "encoder_scope")
+               "cpu_features", "metrics", "encoder_scope", "errors", "build_request")
 
 
 def _imports(path) -> list:  # noqa: ANN001

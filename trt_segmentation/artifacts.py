@@ -6,15 +6,17 @@ TensorRT builds it, which builder flags) is a field of the member instead of a r
 
 One name encodes every setting that changes the result, so switching precision can never pick up another
 precision's file: ``<model>_<H>x<W>_<precision>.onnx`` / ``.engine`` / ``.json`` (engine metadata sidecar), and
-``<model>_<H>x<W>_b<N>_<precision>.*`` for a static batch of N > 1 frames (multi-camera mode).
+``<model>_<H>x<W>_b<N>_<precision>.*`` for a static batch of N > 1 frames (multi-camera mode). Folders of them are
+searched through one catalogue, :class:`ArtifactFolder`.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 
 class CalibrationMethod(str, Enum):
@@ -174,3 +176,92 @@ def batch_from_name(name: str) -> int:
     """The static batch an artifact name carries (``..._512x1024_b4_fp16.onnx`` -> 4); 1 when it names none."""
     match = _BATCH_IN_NAME.search(name)
     return int(match.group(1)) if match else 1
+
+
+# ------------------------------------------------------------------------------------------------- the catalogue
+_PRECISION_ALTERNATIVES = "|".join(sorted((re.escape(p.value) for p in Precision), key=len, reverse=True))
+_ARTIFACT_NAME = re.compile(rf"^(?P<model>.+?)_(?P<height>\d+)x(?P<width>\d+)(?:_b(?P<batch>\d+))?"
+                            rf"_(?P<precision>{_PRECISION_ALTERNATIVES})(?:\.dla(?P<dla>\d+))?(?P<suffix>\.[^.]+)$")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file of an artifact folder, read from its name ``<model>_<H>x<W>[_b<N>]_<precision>[.dla<K>]<suffix>``
+    (``.dla<K>`` only before ``.engine``: an engine built for DLA core K)."""
+
+    directory: Path
+    model: str
+    height: int
+    width: int
+    precision: Precision
+    suffix: str
+    batch: int = 1
+    dla_core: int = -1
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def name(self) -> str:
+        dla = f".dla{self.dla_core}" if self.dla_core >= 0 else ""
+        return artifact_stem(self.model, self.height, self.width, self.precision, self.batch) + dla + self.suffix
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self.name
+
+    @classmethod
+    def from_path(cls, path: Union[str, Path]) -> Optional[Artifact]:
+        """The artifact ``path`` names, or None for a file named otherwise (also a non-canonical ``_b1_``)."""
+        path = Path(path)
+        match = _ARTIFACT_NAME.match(path.name)
+        if match is None:
+            return None
+        found = cls(path.parent, match["model"], int(match["height"]), int(match["width"]),
+                    Precision(match["precision"]), match["suffix"], int(match["batch"] or 1),
+                    int(match["dla"]) if match["dla"] is not None else -1)
+        return found if found.name == path.name else None
+
+
+class ArtifactFolder:
+    """The one search of a folder of build artifacts: every lookup by model, size, batch, precision and suffix
+    (the tools, the target check, the build hints) reads the folder through :meth:`find`."""
+
+    def __init__(self, directory: Union[str, Path]) -> None:
+        self.directory = Path(directory)
+
+    def path(self, model: str, height: int, width: int, precision: Union[str, Precision], suffix: str,
+             batch: int = 1, dla_core: int = -1) -> Path:
+        """Where that artifact is (or would be) in this folder."""
+        return Artifact(self.directory, model, height, width, Precision.parse(precision), suffix, batch,
+                        dla_core).path
+
+    def find(self, model: Optional[str] = None, size: Optional[Tuple[int, int]] = None, batch: Optional[int] = None,
+             precision: Union[str, Precision, None] = None, suffix: Optional[str] = None,
+             dla_core: Optional[int] = -1) -> List[Artifact]:
+        """The artifacts in the folder that match every criterion given (None: any), sorted by name;
+        ``dla_core`` -1 (default) = GPU engines and every non-engine file, None = any."""
+        if not self.directory.is_dir():
+            return []
+        wanted = Precision.parse(precision) if precision is not None else None
+        found = []
+        for path in self.directory.iterdir():
+            item = Artifact.from_path(path)
+            if item is None or not path.is_file():
+                continue
+            if ((model is None or item.model == model) and (size is None or item.size == tuple(size))
+                    and (batch is None or item.batch == batch) and (wanted is None or item.precision is wanted)
+                    and (suffix is None or item.suffix == suffix) and (dla_core is None or item.dla_core == dla_core)):
+                found.append(item)
+        return sorted(found, key=lambda a: a.name)
+
+    def sizes(self, model: str, *, batch: int = 1, precision: Union[str, Precision] = Precision.FP32,
+              suffix: str = ".onnx") -> List[Tuple[int, int]]:
+        """The sizes of ``model``'s artifacts of that batch, precision and suffix, sorted."""
+        return sorted({a.size for a in self.find(model, batch=batch, precision=precision, suffix=suffix)})
+
+    def batches(self, model: str, size: Tuple[int, int], precision: Union[str, Precision],
+                suffix: str = ".onnx") -> List[int]:
+        """The static batches of ``model``'s artifacts of that size, precision and suffix, sorted."""
+        return sorted({a.batch for a in self.find(model, size=size, precision=precision, suffix=suffix)})

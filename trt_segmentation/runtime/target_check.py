@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import artifact_path, batch_from_name, check_variant
+from ..artifacts import ArtifactFolder, artifact_path, check_variant
 from .backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
@@ -183,12 +183,7 @@ def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.nd
 
 def batch_variants(engine_dir: Path, model: str, height: int, width: int, precision: str) -> list[int]:
     """The batches N > 1 of the ``<model>_<H>x<W>_b<N>_<precision>.onnx`` files in ``engine_dir``."""
-    found = set()
-    for path in Path(engine_dir).glob(f"{model}_{height}x{width}_b*_{precision}.onnx"):
-        batch = batch_from_name(path.name)
-        if batch > 1 and path.name == artifact_path(engine_dir, model, height, width, precision, ".onnx", batch).name:
-            found.add(batch)
-    return sorted(found)
+    return [b for b in ArtifactFolder(engine_dir).batches(model, (height, width), precision) if b > 1]
 
 
 def _build(row: CheckRow, build: Callable[[], object]) -> bool:
@@ -304,9 +299,7 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     precision = check_variant(precision)
     variant = artifact_path(engine_dir, model, height, width, precision, ".onnx")
     fp32 = artifact_path(engine_dir, model, height, width, "fp32", ".onnx")
-    engine = artifact_path(engine_dir, model, height, width, precision, ".engine")
-    if dla_core >= 0:
-        engine = engine.with_name(engine.name.replace(".engine", f".dla{dla_core}.engine"))
+    engine = ArtifactFolder(engine_dir).path(model, height, width, precision, ".engine", dla_core=dla_core)
     trt = real_tensorrt()
     path = build_path(trt, precision, variant, dla_core=dla_core) if trt is not None else "explicit"
     onnx = fp32 if path == "implicit" else variant
