@@ -26,7 +26,7 @@ TOOL = "evaluate"
 
 
 def _open(path: Path, args: argparse.Namespace, kind: str | None = None) -> Any:
-    from ..evaluation import open_model
+    from ..runtime import open_model_file
 
     options: dict[str, object] = {}
     suffix = path.suffix.lower()
@@ -36,7 +36,7 @@ def _open(path: Path, args: argparse.Namespace, kind: str | None = None) -> Any:
         kind = "checkpoint"
     elif suffix == ".onnx" and kind in (None, "onnxruntime"):
         options = {"threads": args.threads}
-    return open_model(path, kind, **options)
+    return open_model_file(path, kind, **options)
 
 
 def _split(args: argparse.Namespace) -> Any:

@@ -1,4 +1,6 @@
-"""Inference backends behind one interface; heavy libraries are imported only when a backend is chosen."""
+"""Inference backends behind one interface, made by one factory (:func:`create_backend`, or
+:func:`open_model_file` that tells the kind from the file name); heavy libraries are imported only when a backend
+is chosen."""
 
 from __future__ import annotations
 
@@ -6,13 +8,19 @@ from pathlib import Path
 
 from .backend import Backend, BackendError, InferenceResult, InputMismatch
 
+#: the node's backends (a torch CUDA-slot backend among them)
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
+#: every kind :func:`create_backend` makes: the node's, and a plain PyTorch checkpoint (evaluation, CPU or CUDA)
+ALL_KINDS = BACKENDS + ("checkpoint",)
+#: file suffix -> the kind that runs it (:func:`open_model_file`)
+KIND_OF_SUFFIX = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "checkpoint",
+                  ".pth": "checkpoint", ".ckpt": "checkpoint", ".tar": "checkpoint"}
 
 
 def create_backend(kind: str, path: str | Path, **options: object) -> Backend:
     """Create the backend ``kind`` for the model file ``path`` (an .onnx, an .engine for tensorrt, a checkpoint for
-    torch). Its batch (frames per run, ``Backend.batch``) is the file's: the ONNX contract or the engine's sidecar;
-    the torch backend takes it as ``batch=N``."""
+    torch and checkpoint). Its batch (frames per run, ``Backend.batch``) is the file's: the ONNX contract or the
+    engine's sidecar; the torch backend takes it as ``batch=N``; checkpoint runs one frame per call."""
     if kind == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
@@ -25,7 +33,28 @@ def create_backend(kind: str, path: str | Path, **options: object) -> Backend:
         from .torch_backend import TorchBackend  # imports torch only when constructed
 
         return TorchBackend(path, **options)  # type: ignore[arg-type]
+    if kind == "checkpoint":
+        from .checkpoint_backend import CheckpointBackend  # imports torch only when constructed
+
+        return CheckpointBackend(path, **options)  # type: ignore[arg-type]
     raise BackendError(f"unknown or unavailable backend {kind!r}; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "InferenceResult", "InputMismatch", "create_backend"]
+def open_model_file(path: str | Path, kind: str | None = None, **options: object) -> Backend:
+    """:func:`create_backend` with the kind told by the file name (``.onnx`` -> onnxruntime, ``.engine``/``.plan``
+    -> tensorrt, ``.pt``/``.pth``/``.ckpt``/``.tar`` -> checkpoint) unless ``kind`` is given; a backend library
+    missing here is a BackendError too."""
+    path = Path(path)
+    kind = kind or KIND_OF_SUFFIX.get(path.suffix.lower())
+    if kind is None:
+        raise BackendError(f"cannot tell the model kind of {path}; pass backend='onnxruntime'|'tensorrt'|'checkpoint'")
+    try:
+        return create_backend(kind, path, **options)
+    except BackendError:
+        raise
+    except ImportError as exc:  # e.g. TensorRT or pycuda missing on this machine
+        raise BackendError(f"the {kind} backend is not available here ({exc}); {path} cannot be evaluated") from exc
+
+
+__all__ = ["ALL_KINDS", "BACKENDS", "Backend", "BackendError", "InferenceResult", "InputMismatch", "create_backend",
+           "open_model_file"]
