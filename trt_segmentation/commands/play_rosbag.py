@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     own_args, ros_args = split_ros_args(sys.argv[1:] if argv is None else list(argv))
     args = cli.parse_args(build_parser(), own_args, TOOL)
-    from ..data.bags import BagReader, play_bag
+    from ..data.bag_player import play_bag
+    from ..data.bags import BagReader
 
     try:
         if args.info:
