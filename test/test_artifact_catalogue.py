@@ -86,3 +86,21 @@ def test_a_hint_without_a_source_says_what_is_missing() -> None:
     assert argv[argv.index("--calibration") + 1].startswith("<images")
     named = BuildRequest(precisions=[Precision.FP16], model="m", size=(64, 64), batch=2, out_dir=Path("e")).to_argv()
     assert named[:2] == ["--onnx", "e/m_64x64_b2_fp32.onnx"]
+
+
+# ------------------------------------------------------------------------------------------------ closed types
+def test_closed_types_parse_once_and_say_what_they_mean() -> None:
+    from trt_segmentation.artifacts import BackendKind, InputFormat
+    from trt_segmentation.runtime import BACKENDS
+
+    assert [p.family for p in (Precision.INT8_MAX, Precision.INT8_KL2048, Precision.MIXED, Precision.FP16)] == [
+        Precision.INT8, Precision.INT8, Precision.MIXED, Precision.FP16]
+    assert BackendKind.for_file("m.PT") is BackendKind.CHECKPOINT and BackendKind.for_file("m.plan").value == "tensorrt"
+    assert BackendKind.for_file("m.txt") is None and BACKENDS == ("onnxruntime", "tensorrt", "torch")
+    assert InputFormat.parse("uint8_bgr").channel_order == "bgr" and not InputFormat.FLOAT_NORMALISED.camera
+    with pytest.raises(ValueError, match="choose one of onnxruntime, tensorrt, torch, checkpoint"):
+        BackendKind.parse("openvino")
+    from trt_segmentation.onnx_metadata import ModelContract
+
+    contract = ModelContract("m", 19, 8, 8, "uint8_bgr", "labels_uint8", "image", "labels", (0.0,) * 3, (1.0,) * 3)
+    assert contract.input_format is InputFormat.UINT8_BGR and ModelContract.from_json(contract.to_json()) == contract

@@ -14,8 +14,11 @@ HEAVY = ("torch", "onnx", "modelopt", "onnxconverter_common", "rclpy")
 CASES = {
     "runtime": ["trt_segmentation.runtime", "trt_segmentation.runtime.onnxruntime_backend",
                 "trt_segmentation.runtime.tensorrt_backend", "trt_segmentation.runtime.cuda_slots",
-                "trt_segmentation.runtime.torch_model",
-                "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette"],
+                "trt_segmentation.runtime.torch_model", "trt_segmentation.runtime.checkpoint_backend",
+                "trt_segmentation.runtime.target_check",
+                "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette",
+                "trt_segmentation.artifacts", "trt_segmentation.errors", "trt_segmentation.build_request",
+                "trt_segmentation.cli"],
     "node": ["trt_segmentation.node." + name.stem for name in NODE_DIR.glob("*.py")] + ["trt_segmentation.image_cdr"],
 }
 

@@ -1,4 +1,5 @@
-"""Precision variants as one closed type, and the file names of build artifacts (pure Python, no dependencies).
+"""Precision variants and the other closed sets of the pipeline as types (:class:`Precision`, :class:`BackendKind`,
+:class:`BuilderKind`, :class:`InputFormat`), and the file names of build artifacts (pure Python, no dependencies).
 
 :class:`Precision` is the only list of variants: tools (argparse choices), node parameters, file names, the launch
 file and the engine sidecar all use its values, and every property a caller needs (calibration method, whether
@@ -94,6 +95,14 @@ class Precision(str, Enum):
         """TensorRT's implicit path (FP32 ONNX + builder flags + its entropy calibrator) can build it."""
         return self in (Precision.FP32, Precision.FP16, Precision.INT8, Precision.MIXED)
 
+    @property
+    def family(self) -> Precision:
+        """The arithmetic it runs: FP32, FP16, INT8 (every INT8 variant, whatever its calibration) or MIXED; e.g.
+        the key of the on-target check's pass thresholds."""
+        if self is Precision.MIXED or self.calibration is None:
+            return self
+        return Precision.INT8
+
     @classmethod
     def parse(cls, text: Union[str, "Precision"]) -> Precision:
         """The member named ``text``; ``int8-entropy`` is accepted for ``int8``. ValueError lists the choices."""
@@ -106,6 +115,95 @@ class Precision(str, Enum):
             return cls(name)
         except ValueError:
             raise ValueError(f"unknown precision variant {text!r}; choose one of {', '.join(names())}") from None
+
+
+class BackendKind(str, Enum):
+    """What runs a model file: ONNX Runtime, TensorRT, PyTorch on the CUDA slots (the node's three), or a plain
+    PyTorch checkpoint (evaluation, CPU or CUDA)."""
+
+    ONNXRUNTIME = "onnxruntime"
+    TENSORRT = "tensorrt"
+    TORCH = "torch"
+    CHECKPOINT = "checkpoint"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def node(self) -> bool:
+        """The node can run it (``backend`` parameter)."""
+        return self is not BackendKind.CHECKPOINT
+
+    @classmethod
+    def parse(cls, text: Union[str, "BackendKind"]) -> BackendKind:
+        """The member named ``text``; ValueError lists the choices."""
+        if isinstance(text, BackendKind):
+            return text
+        try:
+            return cls(str(text).strip().lower())
+        except ValueError:
+            raise ValueError(f"unknown backend {text!r}; choose one of {', '.join(m.value for m in cls)}") from None
+
+    @classmethod
+    def for_file(cls, path: Union[str, Path]) -> Optional[BackendKind]:
+        """The kind that runs a file, told by its suffix (None when the suffix says nothing)."""
+        return _KIND_OF_SUFFIX.get(Path(path).suffix.lower())
+
+
+_KIND_OF_SUFFIX = {".onnx": BackendKind.ONNXRUNTIME, ".engine": BackendKind.TENSORRT, ".plan": BackendKind.TENSORRT,
+                   ".pt": BackendKind.CHECKPOINT, ".pth": BackendKind.CHECKPOINT, ".ckpt": BackendKind.CHECKPOINT,
+                   ".tar": BackendKind.CHECKPOINT}
+#: the node's backends
+NODE_BACKENDS: Tuple[BackendKind, ...] = tuple(k for k in BackendKind if k.node)
+
+
+class BuilderKind(str, Enum):
+    """How TensorRT builds an engine: ``explicit`` from the precision's own ONNX variant (its Q/DQ nodes and casts),
+    ``implicit`` from the FP32 ONNX with builder flags and a calibrator (TensorRT 8.5-10.x where the parser does
+    not take the variant, and INT8 on DLA before TensorRT 10). A DLA core is where an engine runs, on either
+    path (``dla_core``), not a third way of building."""
+
+    EXPLICIT = "explicit"
+    IMPLICIT = "implicit"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class InputFormat(str, Enum):
+    """What the network's input takes: camera bytes (N, H, W, 3) uint8 in RGB or BGR order, normalised in the
+    graph, or (N, 3, H, W) float already normalised."""
+
+    UINT8_RGB = "uint8_rgb"
+    UINT8_BGR = "uint8_bgr"
+    FLOAT_NORMALISED = "float_normalised"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def camera(self) -> bool:
+        """uint8 camera frames (what the node and the TensorRT / torch backends feed)."""
+        return self is not InputFormat.FLOAT_NORMALISED
+
+    @property
+    def channel_order(self) -> str:
+        return "bgr" if self is InputFormat.UINT8_BGR else "rgb"
+
+    @classmethod
+    def parse(cls, text: Union[str, "InputFormat"]) -> InputFormat:
+        """The member named ``text``; ValueError lists the choices."""
+        if isinstance(text, InputFormat):
+            return text
+        try:
+            return cls(str(text))
+        except ValueError:
+            raise ValueError(f"unknown input format {text!r}; choose one of "
+                             f"{', '.join(m.value for m in cls)}") from None
+
+
+#: camera input formats (export choices for deployment, build_engine's --input-format)
+CAMERA_FORMATS: Tuple[InputFormat, ...] = tuple(f for f in InputFormat if f.camera)
 
 
 _CALIBRATION = {

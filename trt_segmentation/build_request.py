@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import cli
-from .artifacts import Precision, artifact_stem
+from .artifacts import CAMERA_FORMATS, InputFormat, Precision, artifact_stem
 
 SOURCE_PLACEHOLDER = "<fp32 onnx, or --checkpoint PT>"
 SIZE_PLACEHOLDER = "<H>x<W>"
 CALIBRATION_PLACEHOLDER = "<images: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]>"
-INPUT_FORMATS = ("uint8_rgb", "uint8_bgr")
 BUILDERS = ("auto", "tensorrt", "tensorrt-rtx", "none")
 
 
@@ -33,7 +32,7 @@ class BuildRequest:
     onnx: Optional[Path] = None
     size: Optional[Tuple[int, int]] = None  # required with a checkpoint; checked against an ONNX
     batch: int = 1  # static frames per run: exported with a checkpoint; checked against an ONNX
-    input_format: str = "uint8_rgb"
+    input_format: InputFormat = InputFormat.UINT8_RGB
     calibration: Optional[str] = None
     calibration_count: int = 64
     calibration_batch: int = 8
@@ -60,7 +59,7 @@ class BuildRequest:
                          help=f"FP32 ONNX made by {cli.script_name('export_onnx')}")
         cli.add_size(p, help="network input size HEIGHTxWIDTH, e.g. 512x1024 (needed with --checkpoint)")
         cli.add_batch(p)
-        p.add_argument("--input-format", default="uint8_rgb", choices=list(INPUT_FORMATS),
+        p.add_argument("--input-format", default="uint8_rgb", choices=[f.value for f in CAMERA_FORMATS],
                        help="camera byte order the graph takes when exporting a checkpoint (default uint8_rgb)")
         cli.add_precision(p, default=["fp16"], allow_all=True, what="precisions to build")
         cli.add_calibration(p)
@@ -86,7 +85,7 @@ class BuildRequest:
         """The request of parsed build_engine flags (``--precision all`` expanded)."""
         return cls(
             precisions=cli.expand_precisions(args.precision), checkpoint=args.checkpoint, onnx=args.onnx,
-            size=args.size, batch=args.batch, input_format=args.input_format, calibration=args.calibration,
+            size=args.size, batch=args.batch, input_format=InputFormat.parse(args.input_format), calibration=args.calibration,
             calibration_count=args.calibration_count, calibration_batch=args.calibration_batch,
             mixed_config=args.mixed_config, out_dir=args.out, builder=args.builder, implicit=args.implicit,
             workspace_mib=args.workspace_mib, timing_cache=args.timing_cache, opt_level=args.opt_level,
@@ -123,7 +122,7 @@ class BuildRequest:
         argv += _flag("--opt-level", self.opt_level, None)
         argv += _flag("--dla-core", self.dla_core, -1)
         argv += ["--implicit"] if self.implicit else []
-        argv += _flag("--input-format", self.input_format, "uint8_rgb")
+        argv += _flag("--input-format", self.input_format.value, InputFormat.UINT8_RGB.value)
         argv += _flag("--calibration-batch", self.calibration_batch, 8)
         argv += ["--no-cache"] if not self.use_cache else []
         argv += _flag("--builder", self.builder, "auto")
@@ -155,16 +154,19 @@ class BuildRequest:
         several separated by spaces (default fp32); a size such as ``<H>x<W>`` counts as unknown."""
         precision = opts.get("precision") or "fp32"
         names = precision.split() if isinstance(precision, str) else [str(p) for p in precision]
-        size = opts.get("size")
-        if isinstance(size, str):
+        given = opts.get("size")
+        size: Optional[Tuple[int, int]] = None
+        if isinstance(given, str):
             try:
-                size = cli.parse_size(size)
-            except argparse.ArgumentTypeError:
+                size = cli.parse_size(given)
+            except argparse.ArgumentTypeError:  # a placeholder such as <H>x<W>
                 size = None
+        elif given:
+            size = (int(given[0]), int(given[1]))
         return cls(
             precisions=[Precision.parse(n) for n in names],
             checkpoint=_path(opts.get("checkpoint")), onnx=_path(opts.get("onnx")),
-            size=tuple(size) if size else None,  # type: ignore[arg-type]
+            size=size,
             batch=int(opts.get("batch") or 1), calibration=opts.get("calibration"),
             calibration_count=int(opts.get("calibration_count") or 64), mixed_config=_path(opts.get("mixed_config")),
             out_dir=Path(str(opts.get("out_dir") or "artifacts")), workspace_mib=opts.get("workspace_mib"),

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .artifacts import BackendKind, Precision, artifact_path
 from .image_codec import resize_image, resize_nearest
 from .metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
 from .runtime import create_backend, open_model_file
@@ -245,14 +246,12 @@ class VariantRow:
     error: str | None = None  # why it was skipped (missing file, backend unavailable)
 
 
-def evaluate_variants(directory: str | Path, model: str, height: int, width: int, variants: Sequence[str],
-                      split: Sequence[Any], limit: int | None = None, backend: str = "onnxruntime",
-                      suffix: str = ".onnx", progress: bool = True, reference: str = "fp32",
-                      **options: Any) -> list[VariantRow]:
+def evaluate_variants(directory: str | Path, model: str, height: int, width: int, variants: Sequence[Precision],
+                      split: Sequence[Any], limit: int | None = None,
+                      backend: BackendKind = BackendKind.ONNXRUNTIME, suffix: str = ".onnx", progress: bool = True,
+                      reference: Precision = Precision.FP32, **options: Any) -> list[VariantRow]:
     """Evaluate each precision variant ``<model>_<H>x<W>_<variant><suffix>`` in ``directory`` on ``split``, with
     agreement against ``reference`` (evaluated first). Missing or unloadable files become rows with ``error``."""
-    from .artifacts import artifact_path
-
     order = sorted(variants, key=lambda v: v != reference)  # reference first, others in the given order
     rows = {v: VariantRow(v, artifact_path(directory, model, height, width, v, suffix)) for v in order}
     ref_predictions: list[np.ndarray] | None = None

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import Precision, artifact_path
+from .artifacts import BuilderKind, Precision, artifact_path
 from .build_request import BuildRequest
 from .engine.builder import build_engine, build_path, explicit_path_problem
 from .engine.tensorrt_adapter import BuildError, TensorRTUnavailable, load_tensorrt
@@ -149,7 +149,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         else:
             engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
                                    batch=contract.batch)
-            implicit = req.implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) == "implicit"
+            implicit = req.implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
             scales_from = None
             if implicit and not req.implicit:
                 problem = explicit_path_problem(trt, step.onnx).split(";")[0] or "DLA takes no Q/DQ network here"

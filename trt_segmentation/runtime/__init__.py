@@ -6,46 +6,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..artifacts import NODE_BACKENDS, BackendKind
 from .backend import Backend, BackendError, InferenceResult, InputMismatch
 
-#: the node's backends (a torch CUDA-slot backend among them)
-BACKENDS = ("onnxruntime", "tensorrt", "torch")
-#: every kind :func:`create_backend` makes: the node's, and a plain PyTorch checkpoint (evaluation, CPU or CUDA)
-ALL_KINDS = BACKENDS + ("checkpoint",)
-#: file suffix -> the kind that runs it (:func:`open_model_file`)
-KIND_OF_SUFFIX = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "checkpoint",
-                  ".pth": "checkpoint", ".ckpt": "checkpoint", ".tar": "checkpoint"}
+#: the node's backends (a torch CUDA-slot backend among them); create_backend also makes BackendKind.CHECKPOINT
+BACKENDS = tuple(k.value for k in NODE_BACKENDS)
 
 
-def create_backend(kind: str, path: str | Path, **options: object) -> Backend:
+def create_backend(kind: BackendKind | str, path: str | Path, **options: object) -> Backend:
     """Create the backend ``kind`` for the model file ``path`` (an .onnx, an .engine for tensorrt, a checkpoint for
     torch and checkpoint). Its batch (frames per run, ``Backend.batch``) is the file's: the ONNX contract or the
-    engine's sidecar; the torch backend takes it as ``batch=N``; checkpoint runs one frame per call."""
-    if kind == "onnxruntime":
+    engine's sidecar; the torch backend takes it as ``batch=N``; checkpoint runs one frame per call. A kind given
+    as text is parsed here (the runtime's edge)."""
+    try:
+        kind = BackendKind.parse(kind)
+    except ValueError:
+        raise BackendError(f"unknown or unavailable backend {kind!r}; choose one of {', '.join(BACKENDS)}") from None
+    if kind is BackendKind.ONNXRUNTIME:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path, **options)  # type: ignore[arg-type]
-    if kind == "tensorrt":
+    if kind is BackendKind.TENSORRT:
         from .tensorrt_backend import TensorRtBackend  # imports tensorrt and pycuda only when constructed
 
         return TensorRtBackend(path, **options)  # type: ignore[arg-type]
-    if kind == "torch":
+    if kind is BackendKind.TORCH:
         from .torch_backend import TorchBackend  # imports torch only when constructed
 
         return TorchBackend(path, **options)  # type: ignore[arg-type]
-    if kind == "checkpoint":
-        from .checkpoint_backend import CheckpointBackend  # imports torch only when constructed
+    from .checkpoint_backend import CheckpointBackend  # imports torch only when constructed
 
-        return CheckpointBackend(path, **options)  # type: ignore[arg-type]
-    raise BackendError(f"unknown or unavailable backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    return CheckpointBackend(path, **options)  # type: ignore[arg-type]
 
 
-def open_model_file(path: str | Path, kind: str | None = None, **options: object) -> Backend:
+def open_model_file(path: str | Path, kind: BackendKind | None = None, **options: object) -> Backend:
     """:func:`create_backend` with the kind told by the file name (``.onnx`` -> onnxruntime, ``.engine``/``.plan``
     -> tensorrt, ``.pt``/``.pth``/``.ckpt``/``.tar`` -> checkpoint) unless ``kind`` is given; a backend library
     missing here is a BackendError too."""
     path = Path(path)
-    kind = kind or KIND_OF_SUFFIX.get(path.suffix.lower())
+    kind = kind or BackendKind.for_file(path)
     if kind is None:
         raise BackendError(f"cannot tell the model kind of {path}; pass backend='onnxruntime'|'tensorrt'|'checkpoint'")
     try:
@@ -56,5 +55,5 @@ def open_model_file(path: str | Path, kind: str | None = None, **options: object
         raise BackendError(f"the {kind} backend is not available here ({exc}); {path} cannot be evaluated") from exc
 
 
-__all__ = ["ALL_KINDS", "BACKENDS", "Backend", "BackendError", "InferenceResult", "InputMismatch", "create_backend",
+__all__ = ["BACKENDS", "BackendKind", "Backend", "BackendError", "InferenceResult", "InputMismatch", "create_backend",
            "open_model_file"]

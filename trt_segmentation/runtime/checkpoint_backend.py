@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import InputFormat
 from ..onnx_metadata import ModelContract
 from .backend import Backend, InferenceResult
 from .torch_model import frames_to_labels, load_module, model_name
@@ -33,7 +34,7 @@ class CheckpointBackend(Backend):
         self.model = model.eval().to(self.device)
         contract = ModelContract(
             model=model_name(model), num_classes=getattr(getattr(model, "arch", None), "num_classes", 19),
-            height=height, width=width, input_format="uint8_rgb", output="labels_uint8", input_name="image",
+            height=height, width=width, input_format=InputFormat.UINT8_RGB, output="labels_uint8", input_name="image",
             output_name="labels", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), precision="fp32",
             extra={"source": str(checkpoint) if isinstance(checkpoint, (str, Path)) else "module"})
         super().__init__(contract)
