@@ -16,7 +16,6 @@ from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.data.cityscapes import CityscapesSplit
 from trt_segmentation.data.street_scenes import write_street_split
 from trt_segmentation.evaluation import (
-    CheckpointBackend,
     agreement,
     evaluate_backend,
     evaluate_variants,
@@ -26,6 +25,7 @@ from trt_segmentation.evaluation import (
 from trt_segmentation.export import ExportOptions, export_onnx, read_contract, set_contract
 from trt_segmentation.metrics import ConfusionMatrix
 from trt_segmentation.runtime import create_backend
+from trt_segmentation.runtime.checkpoint_backend import CheckpointBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 64, 128

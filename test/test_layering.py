@@ -14,8 +14,11 @@ HEAVY = ("torch", "onnx", "modelopt", "onnxconverter_common", "rclpy")
 CASES = {
     "runtime": ["trt_segmentation.runtime", "trt_segmentation.runtime.onnxruntime_backend",
                 "trt_segmentation.runtime.tensorrt_backend", "trt_segmentation.runtime.cuda_slots",
-                "trt_segmentation.runtime.torch_model",
-                "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette"],
+                "trt_segmentation.runtime.torch_model", "trt_segmentation.runtime.checkpoint_backend",
+                "trt_segmentation.runtime.target_check",
+                "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette",
+                "trt_segmentation.artifacts", "trt_segmentation.errors", "trt_segmentation.build_request",
+                "trt_segmentation.cli"],
     "node": ["trt_segmentation.node." + name.stem for name in NODE_DIR.glob("*.py")] + ["trt_segmentation.image_cdr"],
 }
 
@@ -34,10 +37,10 @@ def test_imports_stay_light(layer: str) -> None:
 # ------------------------------------------------------------------------------------------------ import direction
 LAYERS = {"models": 0, "export": 1, "precision": 2, "engine": 3, "runtime": 4, "node": 5, "image_cdr": 5}
 """The pipeline's order. Modules not listed are either shared foundations (onnx_metadata, artifacts, hashing,
-cuda_driver, image_codec, palette, cli, cpu_features, metrics, encoder_scope: they import no layer) or stand above every layer
+cuda_driver, image_codec, palette, cli, cpu_features, metrics, encoder_scope, errors, build_request: they import no layer) or stand above every layer
 (evaluation, benchmarking, data, training; the test/demo harness lives outside the package: harness/)."""
 FOUNDATIONS = ("onnx_metadata", "artifacts", "hashing", "cuda_driver", "image_codec", "palette", "cli",
-               "cpu_features", "metrics", "encoder_scope")
+               "cpu_features", "metrics", "encoder_scope", "errors", "build_request")
 
 
 def _imports(path) -> list:  # noqa: ANN001

@@ -36,7 +36,7 @@ def test_one_model_path_for_the_torch_backend_and_evaluation(random_model_factor
     CheckpointBackend, equal plain PyTorch inference, and BGR frames with ``flip`` equal the RGB frames."""
     import numpy as np
 
-    from trt_segmentation.evaluation import CheckpointBackend
+    from trt_segmentation.runtime.checkpoint_backend import CheckpointBackend
     from trt_segmentation.runtime.torch_model import frames_to_labels, load_module, model_name
 
     model = random_model_factory(seed=6)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted(str(p.relative_to(ROOT)) for folder in ("runtime", "node")
                for p in (ROOT / "trt_segmentation" / folder).glob("*.py")) + [
     f"trt_segmentation/{name}.py" for name in ("cuda_driver", "image_codec", "image_cdr", "onnx_metadata",
-                                               "artifacts")]
+                                               "artifacts", "errors", "build_request")]
 CONFIG = """[mypy]
 strict = True
 follow_imports = silent

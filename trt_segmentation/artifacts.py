@@ -1,4 +1,5 @@
-"""Precision variants as one closed type, and the file names of build artifacts (pure Python, no dependencies).
+"""Precision variants and the other closed sets of the pipeline as types (:class:`Precision`, :class:`BackendKind`,
+:class:`BuilderKind`, :class:`InputFormat`), and the file names of build artifacts (pure Python, no dependencies).
 
 :class:`Precision` is the only list of variants: tools (argparse choices), node parameters, file names, the launch
 file and the engine sidecar all use its values, and every property a caller needs (calibration method, whether
@@ -6,15 +7,17 @@ TensorRT builds it, which builder flags) is a field of the member instead of a r
 
 One name encodes every setting that changes the result, so switching precision can never pick up another
 precision's file: ``<model>_<H>x<W>_<precision>.onnx`` / ``.engine`` / ``.json`` (engine metadata sidecar), and
-``<model>_<H>x<W>_b<N>_<precision>.*`` for a static batch of N > 1 frames (multi-camera mode).
+``<model>_<H>x<W>_b<N>_<precision>.*`` for a static batch of N > 1 frames (multi-camera mode). Folders of them are
+searched through one catalogue, :class:`ArtifactFolder`.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 
 class CalibrationMethod(str, Enum):
@@ -92,6 +95,14 @@ class Precision(str, Enum):
         """TensorRT's implicit path (FP32 ONNX + builder flags + its entropy calibrator) can build it."""
         return self in (Precision.FP32, Precision.FP16, Precision.INT8, Precision.MIXED)
 
+    @property
+    def family(self) -> Precision:
+        """The arithmetic it runs: FP32, FP16, INT8 (every INT8 variant, whatever its calibration) or MIXED; e.g.
+        the key of the on-target check's pass thresholds."""
+        if self is Precision.MIXED or self.calibration is None:
+            return self
+        return Precision.INT8
+
     @classmethod
     def parse(cls, text: Union[str, "Precision"]) -> Precision:
         """The member named ``text``; ``int8-entropy`` is accepted for ``int8``. ValueError lists the choices."""
@@ -104,6 +115,95 @@ class Precision(str, Enum):
             return cls(name)
         except ValueError:
             raise ValueError(f"unknown precision variant {text!r}; choose one of {', '.join(names())}") from None
+
+
+class BackendKind(str, Enum):
+    """What runs a model file: ONNX Runtime, TensorRT, PyTorch on the CUDA slots (the node's three), or a plain
+    PyTorch checkpoint (evaluation, CPU or CUDA)."""
+
+    ONNXRUNTIME = "onnxruntime"
+    TENSORRT = "tensorrt"
+    TORCH = "torch"
+    CHECKPOINT = "checkpoint"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def node(self) -> bool:
+        """The node can run it (``backend`` parameter)."""
+        return self is not BackendKind.CHECKPOINT
+
+    @classmethod
+    def parse(cls, text: Union[str, "BackendKind"]) -> BackendKind:
+        """The member named ``text``; ValueError lists the choices."""
+        if isinstance(text, BackendKind):
+            return text
+        try:
+            return cls(str(text).strip().lower())
+        except ValueError:
+            raise ValueError(f"unknown backend {text!r}; choose one of {', '.join(m.value for m in cls)}") from None
+
+    @classmethod
+    def for_file(cls, path: Union[str, Path]) -> Optional[BackendKind]:
+        """The kind that runs a file, told by its suffix (None when the suffix says nothing)."""
+        return _KIND_OF_SUFFIX.get(Path(path).suffix.lower())
+
+
+_KIND_OF_SUFFIX = {".onnx": BackendKind.ONNXRUNTIME, ".engine": BackendKind.TENSORRT, ".plan": BackendKind.TENSORRT,
+                   ".pt": BackendKind.CHECKPOINT, ".pth": BackendKind.CHECKPOINT, ".ckpt": BackendKind.CHECKPOINT,
+                   ".tar": BackendKind.CHECKPOINT}
+#: the node's backends
+NODE_BACKENDS: Tuple[BackendKind, ...] = tuple(k for k in BackendKind if k.node)
+
+
+class BuilderKind(str, Enum):
+    """How TensorRT builds an engine: ``explicit`` from the precision's own ONNX variant (its Q/DQ nodes and casts),
+    ``implicit`` from the FP32 ONNX with builder flags and a calibrator (TensorRT 8.5-10.x where the parser does
+    not take the variant, and INT8 on DLA before TensorRT 10). A DLA core is where an engine runs, on either
+    path (``dla_core``), not a third way of building."""
+
+    EXPLICIT = "explicit"
+    IMPLICIT = "implicit"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class InputFormat(str, Enum):
+    """What the network's input takes: camera bytes (N, H, W, 3) uint8 in RGB or BGR order, normalised in the
+    graph, or (N, 3, H, W) float already normalised."""
+
+    UINT8_RGB = "uint8_rgb"
+    UINT8_BGR = "uint8_bgr"
+    FLOAT_NORMALISED = "float_normalised"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @property
+    def camera(self) -> bool:
+        """uint8 camera frames (what the node and the TensorRT / torch backends feed)."""
+        return self is not InputFormat.FLOAT_NORMALISED
+
+    @property
+    def channel_order(self) -> str:
+        return "bgr" if self is InputFormat.UINT8_BGR else "rgb"
+
+    @classmethod
+    def parse(cls, text: Union[str, "InputFormat"]) -> InputFormat:
+        """The member named ``text``; ValueError lists the choices."""
+        if isinstance(text, InputFormat):
+            return text
+        try:
+            return cls(str(text))
+        except ValueError:
+            raise ValueError(f"unknown input format {text!r}; choose one of "
+                             f"{', '.join(m.value for m in cls)}") from None
+
+
+#: camera input formats (export choices for deployment, build_engine's --input-format)
+CAMERA_FORMATS: Tuple[InputFormat, ...] = tuple(f for f in InputFormat if f.camera)
 
 
 _CALIBRATION = {
@@ -174,3 +274,92 @@ def batch_from_name(name: str) -> int:
     """The static batch an artifact name carries (``..._512x1024_b4_fp16.onnx`` -> 4); 1 when it names none."""
     match = _BATCH_IN_NAME.search(name)
     return int(match.group(1)) if match else 1
+
+
+# ------------------------------------------------------------------------------------------------- the catalogue
+_PRECISION_ALTERNATIVES = "|".join(sorted((re.escape(p.value) for p in Precision), key=len, reverse=True))
+_ARTIFACT_NAME = re.compile(rf"^(?P<model>.+?)_(?P<height>\d+)x(?P<width>\d+)(?:_b(?P<batch>\d+))?"
+                            rf"_(?P<precision>{_PRECISION_ALTERNATIVES})(?:\.dla(?P<dla>\d+))?(?P<suffix>\.[^.]+)$")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file of an artifact folder, read from its name ``<model>_<H>x<W>[_b<N>]_<precision>[.dla<K>]<suffix>``
+    (``.dla<K>`` only before ``.engine``: an engine built for DLA core K)."""
+
+    directory: Path
+    model: str
+    height: int
+    width: int
+    precision: Precision
+    suffix: str
+    batch: int = 1
+    dla_core: int = -1
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def name(self) -> str:
+        dla = f".dla{self.dla_core}" if self.dla_core >= 0 else ""
+        return artifact_stem(self.model, self.height, self.width, self.precision, self.batch) + dla + self.suffix
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self.name
+
+    @classmethod
+    def from_path(cls, path: Union[str, Path]) -> Optional[Artifact]:
+        """The artifact ``path`` names, or None for a file named otherwise (also a non-canonical ``_b1_``)."""
+        path = Path(path)
+        match = _ARTIFACT_NAME.match(path.name)
+        if match is None:
+            return None
+        found = cls(path.parent, match["model"], int(match["height"]), int(match["width"]),
+                    Precision(match["precision"]), match["suffix"], int(match["batch"] or 1),
+                    int(match["dla"]) if match["dla"] is not None else -1)
+        return found if found.name == path.name else None
+
+
+class ArtifactFolder:
+    """The one search of a folder of build artifacts: every lookup by model, size, batch, precision and suffix
+    (the tools, the target check, the build hints) reads the folder through :meth:`find`."""
+
+    def __init__(self, directory: Union[str, Path]) -> None:
+        self.directory = Path(directory)
+
+    def path(self, model: str, height: int, width: int, precision: Union[str, Precision], suffix: str,
+             batch: int = 1, dla_core: int = -1) -> Path:
+        """Where that artifact is (or would be) in this folder."""
+        return Artifact(self.directory, model, height, width, Precision.parse(precision), suffix, batch,
+                        dla_core).path
+
+    def find(self, model: Optional[str] = None, size: Optional[Tuple[int, int]] = None, batch: Optional[int] = None,
+             precision: Union[str, Precision, None] = None, suffix: Optional[str] = None,
+             dla_core: Optional[int] = -1) -> List[Artifact]:
+        """The artifacts in the folder that match every criterion given (None: any), sorted by name;
+        ``dla_core`` -1 (default) = GPU engines and every non-engine file, None = any."""
+        if not self.directory.is_dir():
+            return []
+        wanted = Precision.parse(precision) if precision is not None else None
+        found = []
+        for path in self.directory.iterdir():
+            item = Artifact.from_path(path)
+            if item is None or not path.is_file():
+                continue
+            if ((model is None or item.model == model) and (size is None or item.size == tuple(size))
+                    and (batch is None or item.batch == batch) and (wanted is None or item.precision is wanted)
+                    and (suffix is None or item.suffix == suffix) and (dla_core is None or item.dla_core == dla_core)):
+                found.append(item)
+        return sorted(found, key=lambda a: a.name)
+
+    def sizes(self, model: str, *, batch: int = 1, precision: Union[str, Precision] = Precision.FP32,
+              suffix: str = ".onnx") -> List[Tuple[int, int]]:
+        """The sizes of ``model``'s artifacts of that batch, precision and suffix, sorted."""
+        return sorted({a.size for a in self.find(model, batch=batch, precision=precision, suffix=suffix)})
+
+    def batches(self, model: str, size: Tuple[int, int], precision: Union[str, Precision],
+                suffix: str = ".onnx") -> List[int]:
+        """The static batches of ``model``'s artifacts of that size, precision and suffix, sorted."""
+        return sorted({a.batch for a in self.find(model, size=size, precision=precision, suffix=suffix)})

@@ -5,6 +5,8 @@
   (``--calibration``, ``--calibration-count``, ``--calibration-batch``).
 * One message for a missing input file (:func:`require_file`): ``error: <what> not found: <path>``, exit code 2
   like argparse's usage errors.
+* One wrapper (:func:`command`) around every tool's ``main``: a package error (errors.SegmentationError), an
+  OSError or a ValueError becomes the one line ``error: <message>`` and exit code 2.
 * :func:`tool_command` names a tool the way it runs where the user is: ``ros2 run trt_segmentation trt_seg_<tool>``
   after ``colcon build``, ``python tools/<tool>.py`` in a source checkout, ``trt_seg_<tool>`` after pip.
 * Old spellings of renamed flags (``--precisions``, ``--count``, ``--out-dir``, ...) are still read
@@ -14,13 +16,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, cast
 
 from .artifacts import ENGINE_SET, names
+from .errors import COMMAND_ERRORS
 
 PACKAGE = "trt_segmentation"
 SCRIPT_PREFIX = "trt_seg_"
@@ -221,6 +225,21 @@ def error(exc: BaseException, code: int = 2) -> int:
     else:
         print(f"error: {exc}", file=sys.stderr)
     return code
+
+
+Main = TypeVar("Main", bound=Callable[..., int])
+
+
+def command(main: Main) -> Main:
+    """Decorator of a tool's ``main(argv) -> exit code``: the errors of :data:`errors.COMMAND_ERRORS` raised
+    anywhere inside become :func:`error`'s one line and exit code 2 (no traceback)."""
+    @functools.wraps(main)
+    def run(argv: Optional[Sequence[str]] = None) -> int:
+        try:
+            return main(argv)
+        except COMMAND_ERRORS as exc:
+            return error(exc)
+    return cast(Main, run)
 
 
 # ------------------------------------------------------------------------------------------ naming the tools

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import SegmentationError
 
-class CudaUnavailable(RuntimeError):
+
+class CudaUnavailable(RuntimeError, SegmentationError):
     """pycuda or a CUDA device is missing."""
 
 

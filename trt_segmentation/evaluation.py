@@ -3,7 +3,7 @@
 Frames whose size differs from the model input are resized (bilinear) to the model size; the predicted labels
 are resized back (nearest) to the label size and scored there, so scores are always at label resolution. Frames
 are given to the backend in ``backend.contract.channel_order``. A PyTorch checkpoint is evaluated through
-:class:`CheckpointBackend` (torch imported only there), so all three model kinds share one scoring path.
+runtime's checkpoint backend (torch imported only there), so all three model kinds share one scoring path.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from .artifacts import BackendKind, Precision, artifact_path
 from .image_codec import resize_image, resize_nearest
 from .metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
-from .onnx_metadata import ModelContract
-from .runtime.backend import Backend, BackendError, InferenceResult
+from .runtime import create_backend, open_model_file
+from .runtime.backend import Backend, BackendError
 
 
 @dataclass
@@ -223,10 +224,8 @@ def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, fram
     """Fraction of pixels where ``candidate`` predicts the same label as ``reference`` on ``frames`` (network-size
     camera frames, e.g. calibration frames), both run by ONNX Runtime on the CPU. Batch-N models run N frames per
     run, a last partial run padded with rows that are not compared."""
-    from .runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-    ref = OnnxRuntimeBackend(reference_onnx, providers=["CPUExecutionProvider"])
-    cand = OnnxRuntimeBackend(candidate_onnx, providers=["CPUExecutionProvider"])
+    ref = create_backend("onnxruntime", reference_onnx, providers=["CPUExecutionProvider"])
+    cand = create_backend("onnxruntime", candidate_onnx, providers=["CPUExecutionProvider"])
     same = total = 0
     try:
         for a, b in zip(_run_labels(ref, list(frames)), _run_labels(cand, list(frames))):
@@ -238,71 +237,6 @@ def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, fram
     return same / max(total, 1)
 
 
-class CheckpointBackend(Backend):
-    """A SwiftNet checkpoint run with plain PyTorch (CPU or CUDA) at the frame's own size, or at ``height`` x
-    ``width`` when given. For evaluation only; the node's GPU path is the TensorRT / torch-slot backends. Loading
-    and inference are the torch backend's (runtime/torch_model.py), without its CUDA slots."""
-
-    name = "torch-checkpoint"
-
-    def __init__(self, checkpoint: str | Path | Any, height: int = 0, width: int = 0, device: str = "cpu",
-                 threads: int = 0) -> None:
-        import torch
-
-        from .runtime.torch_model import load_module, model_name
-
-        model = load_module(checkpoint)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        self._torch = torch
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        contract = ModelContract(
-            model=model_name(model), num_classes=getattr(getattr(model, "arch", None), "num_classes", 19),
-            height=height, width=width, input_format="uint8_rgb", output="labels_uint8", input_name="image",
-            output_name="labels", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), precision="fp32",
-            extra={"source": str(checkpoint) if isinstance(checkpoint, (str, Path)) else "module"})
-        super().__init__(contract)
-
-    def check_frame(self, image: np.ndarray) -> None:
-        if self.contract.height > 0:
-            super().check_frame(image)
-        elif image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"frames must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-
-    def infer(self, image: np.ndarray) -> InferenceResult:
-        from .runtime.torch_model import frames_to_labels
-
-        self.check_frame(image)
-        torch = self._torch
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            frames = torch.from_numpy(np.array(image, dtype=np.uint8)).to(self.device)[None]
-            labels = frames_to_labels(self.model, frames, torch.float32)[0].cpu().numpy()
-        return InferenceResult(labels, {"inference": (time.perf_counter() - t0) * 1e3})
-
-
-def open_model(path: str | Path, backend: str | None = None, **options: Any) -> Backend:
-    """A backend for a model file: ``.onnx`` -> ONNX Runtime, ``.engine``/``.plan`` -> TensorRT,
-    ``.pt``/``.pth``/``.ckpt`` -> :class:`CheckpointBackend`; ``backend`` overrides the guess."""
-    from .runtime import create_backend
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    kind = backend or ("onnxruntime" if suffix == ".onnx" else "tensorrt" if suffix in (".engine", ".plan")
-                       else "checkpoint" if suffix in (".pt", ".pth", ".ckpt", ".tar") else None)
-    if kind is None:
-        raise BackendError(f"cannot tell the model kind of {path}; pass backend='onnxruntime'|'tensorrt'|'checkpoint'")
-    if kind == "checkpoint":
-        return CheckpointBackend(path, **options)
-    try:
-        return create_backend(kind, path, **options)
-    except BackendError:
-        raise
-    except ImportError as exc:  # e.g. TensorRT or pycuda missing on this machine
-        raise BackendError(f"the {kind} backend is not available here ({exc}); {path} cannot be evaluated") from exc
-
-
 # ------------------------------------------------------------------------------------ precision-variant table
 @dataclass
 class VariantRow:
@@ -312,14 +246,12 @@ class VariantRow:
     error: str | None = None  # why it was skipped (missing file, backend unavailable)
 
 
-def evaluate_variants(directory: str | Path, model: str, height: int, width: int, variants: Sequence[str],
-                      split: Sequence[Any], limit: int | None = None, backend: str = "onnxruntime",
-                      suffix: str = ".onnx", progress: bool = True, reference: str = "fp32",
-                      **options: Any) -> list[VariantRow]:
+def evaluate_variants(directory: str | Path, model: str, height: int, width: int, variants: Sequence[Precision],
+                      split: Sequence[Any], limit: int | None = None,
+                      backend: BackendKind = BackendKind.ONNXRUNTIME, suffix: str = ".onnx", progress: bool = True,
+                      reference: Precision = Precision.FP32, **options: Any) -> list[VariantRow]:
     """Evaluate each precision variant ``<model>_<H>x<W>_<variant><suffix>`` in ``directory`` on ``split``, with
     agreement against ``reference`` (evaluated first). Missing or unloadable files become rows with ``error``."""
-    from .artifacts import artifact_path
-
     order = sorted(variants, key=lambda v: v != reference)  # reference first, others in the given order
     rows = {v: VariantRow(v, artifact_path(directory, model, height, width, v, suffix)) for v in order}
     ref_predictions: list[np.ndarray] | None = None
@@ -329,7 +261,7 @@ def evaluate_variants(directory: str | Path, model: str, height: int, width: int
             row.error = f"missing: {row.path}"
             continue
         try:
-            be = open_model(row.path, backend, **options)
+            be = open_model_file(row.path, backend, **options)
         except BackendError as exc:
             row.error = str(exc)
             continue

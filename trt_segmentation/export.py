@@ -19,13 +19,15 @@ import onnx
 import torch
 from torch import nn
 
+from .artifacts import InputFormat
+from .errors import SegmentationError
 from .models.swiftnet import SwiftNet, check_input_size
 from .onnx_metadata import INPUT_FORMATS, METADATA_KEY, OUTPUT_KINDS, ModelContract
 
 MIN_OPSET = 17
 
 
-class ExportError(ValueError):
+class ExportError(ValueError, SegmentationError):
     """The export was asked for something unsupported (size, option)."""
 
 
@@ -33,7 +35,7 @@ class ExportError(ValueError):
 class ExportOptions:
     height: int
     width: int
-    input_format: str = "uint8_rgb"
+    input_format: InputFormat = InputFormat.UINT8_RGB
     output: str = "labels_uint8"
     opset: int = 17
     batch: int = 1  # static: frames per run (one per camera in multi-camera mode)
@@ -43,8 +45,11 @@ class ExportOptions:
     def validate(self) -> None:
         if self.batch < 1:
             raise ExportError(f"batch must be at least 1, got {self.batch}")
-        if self.input_format not in INPUT_FORMATS:
-            raise ExportError(f"unknown input format {self.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}")
+        try:
+            object.__setattr__(self, "input_format", InputFormat.parse(self.input_format))
+        except ValueError:
+            raise ExportError(f"unknown input format {self.input_format!r}; choose one of {', '.join(INPUT_FORMATS)}"
+                              ) from None
         if self.output not in OUTPUT_KINDS:
             raise ExportError(f"unknown output {self.output!r}; choose one of {', '.join(OUTPUT_KINDS)}")
         if self.argmax_before_resize and self.output == "logits":
@@ -63,12 +68,12 @@ class ExportWrapper(nn.Module):
         self.channel_index = torch.tensor([2, 1, 0], dtype=torch.int64)  # BGR -> RGB, a graph constant
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if self.options.input_format == "float_normalised":
+        if not self.options.input_format.camera:
             x = image
         else:
             # cast before the transpose: TensorRT refuses a uint8 Transpose
             x = image.to(torch.float32)
-            if self.options.input_format == "uint8_bgr":
+            if self.options.input_format is InputFormat.UINT8_BGR:
                 x = torch.index_select(x, 3, self.channel_index)
             x = self.model.normalise(x.permute(0, 3, 1, 2))
         if self.options.argmax_before_resize:

@@ -17,6 +17,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from .errors import SegmentationError
+
 # encoding -> (channels, index of R, G, B inside a pixel); mono8 has one channel used for all three
 ENCODINGS: Dict[str, Tuple[int, Tuple[int, int, int]]] = {
     "rgb8": (3, (0, 1, 2)),
@@ -31,7 +33,7 @@ COMPRESSED_FORMATS = ("jpeg", "png")
 DEFAULT_MAX_PIXELS = 1 << 25
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(ValueError, SegmentationError):
     """An image message cannot be turned into pixels (bad size, step, encoding or payload)."""
 
 

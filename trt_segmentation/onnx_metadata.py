@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from .artifacts import InputFormat
+
 METADATA_KEY = "trt_segmentation"
 
-INPUT_FORMATS = ("uint8_rgb", "uint8_bgr", "float_normalised")
+INPUT_FORMATS = tuple(f.value for f in InputFormat)
 OUTPUT_KINDS = ("labels_uint8", "labels_int32", "logits")
 
 
@@ -29,7 +31,7 @@ class ModelContract:
     num_classes: int
     height: int
     width: int
-    input_format: str
+    input_format: InputFormat  # text (a contract read from JSON) is parsed on construction
     output: str
     input_name: str
     output_name: str
@@ -39,10 +41,13 @@ class ModelContract:
     extra: dict[str, str] = field(default_factory=dict)
     batch: int = 1  # contracts written before batching existed have no "batch" key: they are batch 1
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_format", InputFormat.parse(self.input_format))
+
     @property
     def channel_order(self) -> str:
         """``rgb`` or ``bgr``: the order of the 3 channels the graph's uint8 input expects (float is RGB)."""
-        return "bgr" if self.input_format == "uint8_bgr" else "rgb"
+        return self.input_format.channel_order
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -9,38 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .artifacts import Precision, artifact_path
+from .artifacts import BuilderKind, Precision, artifact_path
+from .build_request import BuildRequest
 from .engine.builder import build_engine, build_path, explicit_path_problem
 from .engine.tensorrt_adapter import BuildError, TensorRTUnavailable, load_tensorrt
 from .hashing import sha256_file
 from .onnx_metadata import read_contract_dict
 
-
-@dataclass
-class PipelineRequest:
-    """What tools/build_engine.py asks for: a checkpoint or FP32 ONNX, precisions, calibration, build options."""
-
-    precisions: list[Precision]
-    checkpoint: Path | None = None
-    onnx: Path | None = None
-    size: tuple[int, int] | None = None  # required with a checkpoint; checked against an ONNX
-    batch: int = 1  # static frames per run: exported with a checkpoint; checked against an ONNX
-    input_format: str = "uint8_rgb"
-    calibration: str | None = None
-    calibration_count: int = 64
-    calibration_batch: int = 8
-    mixed_config: Path | None = None
-    out_dir: Path = Path("artifacts")
-    builder: str = "auto"  # auto | tensorrt | tensorrt-rtx | none (variants only)
-    implicit: bool = False
-    workspace_mib: int | None = None
-    timing_cache: Path | None = None
-    opt_level: int | None = None
-    dla_core: int = -1
-    use_cache: bool = True
-    verbose: bool = False
+#: what tools/build_engine.py asks for (its flags, typed: build_request.py)
+PipelineRequest = BuildRequest
 
 
 @dataclass
@@ -51,24 +29,6 @@ class PipelineStep:
     check: str = ""
     skipped: str = ""  # why no engine was written
     seconds: float = 0.0
-
-
-def _rebuild_options(req: PipelineRequest) -> dict[str, Any]:
-    return {
-        "checkpoint": str(req.checkpoint) if req.checkpoint else None,
-        "onnx": str(req.onnx) if req.onnx and not req.checkpoint else None,
-        "size": f"{req.size[0]}x{req.size[1]}" if req.size else None,
-        "batch": req.batch,
-        "calibration": req.calibration,
-        "calibration_count": req.calibration_count if req.calibration else None,
-        "mixed_config": str(req.mixed_config) if req.mixed_config else None,
-        "out_dir": str(req.out_dir),
-        "workspace_mib": req.workspace_mib,
-        "timing_cache": str(req.timing_cache) if req.timing_cache else None,
-        "opt_level": req.opt_level,
-        "dla_core": req.dla_core,
-        "implicit": req.implicit,
-    }
 
 
 def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path, str | None]:
@@ -189,7 +149,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         else:
             engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
                                    batch=contract.batch)
-            implicit = req.implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) == "implicit"
+            implicit = req.implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
             scales_from = None
             if implicit and not req.implicit:
                 problem = explicit_path_problem(trt, step.onnx).split(";")[0] or "DLA takes no Q/DQ network here"
@@ -203,7 +163,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                          scales_from=scales_from, builder=trt.builder,
                          implicit=implicit, workspace_mib=req.workspace_mib, timing_cache=req.timing_cache,
                          opt_level=req.opt_level, dla_core=req.dla_core, source_sha256=source_sha,
-                         build_options=dict(_rebuild_options(req), precision=precision),
+                         build_options=dict(req.to_options(), precision=precision),
                          progress=lambda line: log(f"    {line}"), verbose=req.verbose)
             step.engine = engine
             log(f"  engine: {engine} (+ {engine.with_suffix('.json').name})")

@@ -63,21 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _size(engine_dir: Path, model: str, batch: int) -> tuple[int, int] | None:
-    from ..artifacts import batch_from_name, size_from_name
+    from ..artifacts import ArtifactFolder
 
-    sizes = {size_from_name(p.name) for p in engine_dir.glob(f"{model}_*x*_fp32.onnx")
-             if batch_from_name(p.name) == batch}
-    sizes.discard(None)
-    return sizes.pop() if len(sizes) == 1 else None  # type: ignore[return-value]
+    sizes = ArtifactFolder(engine_dir).sizes(model, batch=batch)
+    return sizes[0] if len(sizes) == 1 else None
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.engine_dir, "engine folder", folder=True)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from ..artifacts import Precision, artifact_path
+    from ..artifacts import ArtifactFolder, Precision
     from ..engine.on_target import build_from_folder, fit_problems
-    from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable
+    from ..errors import COMMAND_ERRORS
 
     size = args.size or _size(args.engine_dir, args.model, args.batch)
     if size is None:
@@ -85,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{'_b' + str(args.batch) if args.batch > 1 else ''}_fp32.onnx", file=sys.stderr)
         return 2
     height, width = size
+    folder = ArtifactFolder(args.engine_dir)
 
     def variant(p: Precision) -> Path:
-        return artifact_path(args.engine_dir, args.model, height, width, p, ".onnx", batch=args.batch)
+        return folder.path(args.model, height, width, p, ".onnx", batch=args.batch)
 
     if args.precision:
         precisions = [p for p in cli.expand_precisions(args.precision) if p.tensorrt]
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed = 0
     for index, precision in enumerate(precisions, 1):
-        engine = artifact_path(args.engine_dir, args.model, height, width, precision, ".engine", batch=args.batch)
-        if args.dla_core >= 0:
-            engine = engine.with_name(engine.name.replace(".engine", f".dla{args.dla_core}.engine"))
+        engine = folder.path(args.model, height, width, precision, ".engine", batch=args.batch, dla_core=args.dla_core)
         head = f"[{index}/{len(precisions)}] {precision}"
         if engine.is_file() and not args.force and args.builder == "tensorrt":
             problems = fit_problems(engine, precision, device=args.device)
@@ -127,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{cli.tool_command('build_engine')} and copy it here", file=sys.stderr)
             failed += 1
             continue
-        except (BuildError, TensorRTUnavailable, ValueError) as exc:
+        except COMMAND_ERRORS as exc:  # one engine failed: say why, build the others
             cli.error(exc)
             failed += 1
             continue

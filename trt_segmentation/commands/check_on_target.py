@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from .. import cli
+from ..artifacts import ENGINE_SET, Precision, names
 
 TOOL = "check_on_target"
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_engine_dir(p, default="artifacts", help="folder with the .onnx/.engine files")
     cli.add_model(p)
     cli.add_size(p, default=(1024, 2048), help="engine input size")
-    cli.add_precision(p, default=["fp32", "fp16", "int8", "mixed"], what="precisions to check")
+    cli.add_precision(p, default=list(names(ENGINE_SET)), what="precisions to check")
     p.add_argument("--image-count", type=cli.positive_int, default=8, metavar="N",
                    help="number of test images (default 8)")
     p.add_argument("--images-dir", type=Path, help="folder of .png/.jpg test images (default: synthetic)")
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.engine_dir, "engine folder", folder=True)
@@ -66,21 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.min_agreement:
         name, _, value = item.partition("=")
         try:
-            thresholds[name] = float(value)
+            thresholds[Precision.parse(name).family] = float(value)
         except ValueError:
             print(f"error: --min-agreement takes PRECISION=FRACTION, e.g. int8=0.97; got {item!r}", file=sys.stderr)
             return 2
     print("environment: " + ", ".join(f"{k} {v}" for k, v in environment().items()), flush=True)
     height, width = args.size
-    try:
-        precisions = [p.value for p in cli.expand_precisions(args.precision)]
-        rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.image_count,
-                          image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
-                          calibration=args.calibration, dla=not args.no_dla, rebuild=args.rebuild,
-                          device=args.device,
-                          log=lambda text: print(text, flush=True))
-    except (FileNotFoundError, ValueError) as exc:
-        return cli.error(exc)
+    precisions = cli.expand_precisions(args.precision)
+    rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.image_count,
+                      image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
+                      calibration=args.calibration, dla=not args.no_dla, rebuild=args.rebuild,
+                      device=args.device,
+                      log=lambda text: print(text, flush=True))
     print()
     print(format_table(rows))
     code = exit_code(rows)

@@ -21,22 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from .. import cli
+from ..artifacts import BackendKind
 
 TOOL = "evaluate"
 
 
-def _open(path: Path, args: argparse.Namespace, kind: str | None = None) -> Any:
-    from ..evaluation import open_model
+def _open(path: Path, args: argparse.Namespace, kind: BackendKind | None = None) -> Any:
+    from ..runtime import open_model_file
 
     options: dict[str, object] = {}
-    suffix = path.suffix.lower()
-    if kind == "checkpoint" or (kind is None and suffix in (".pt", ".pth", ".ckpt", ".tar")):
+    kind = kind or BackendKind.for_file(path)
+    if kind is BackendKind.CHECKPOINT:
         h, w = args.size or (0, 0)
         options = {"height": h, "width": w, "device": args.device, "threads": args.threads}
-        kind = "checkpoint"
-    elif suffix == ".onnx" and kind in (None, "onnxruntime"):
+    elif kind is BackendKind.ONNXRUNTIME and path.suffix.lower() == ".onnx":
         options = {"threads": args.threads}
-    return open_model(path, kind, **options)
+    return open_model_file(path, kind, **options)
 
 
 def _split(args: argparse.Namespace) -> Any:
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = cli.parse_args(parser, argv, TOOL)
@@ -94,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     cli.require_file(args.engine, "TensorRT engine")
     cli.require_file(args.data, "data folder", folder=True)
     from ..artifacts import Precision
-    from ..data.cityscapes import DatasetError
     from ..evaluation import agreement, evaluate_backend, evaluate_variants, variants_markdown
     from ..runtime.backend import BackendError
 
@@ -111,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("int8-cpu is an ONNX Runtime CPU variant with no engine: evaluate it with --onnx-dir")
             if args.engine_dir:
                 rows = evaluate_variants(args.engine_dir, args.model, h, w, variants, split, args.limit,
-                                         backend="tensorrt", suffix=".engine", progress=progress)
+                                         backend=BackendKind.TENSORRT, suffix=".engine", progress=progress)
                 backend = "TensorRT"
             else:
                 rows = evaluate_variants(args.onnx_dir, args.model, h, w, variants, split, args.limit,
-                                         backend="onnxruntime", suffix=".onnx", progress=progress, threads=args.threads)
+                                         backend=BackendKind.ONNXRUNTIME, suffix=".onnx", progress=progress,
+                                         threads=args.threads)
                 backend = "ONNX Runtime"
             table = variants_markdown(rows, f"`{args.data}` split `{args.split}`", backend=backend,
                                       notes=_dataset_note(split))
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data:
             parser.error("--data is required")
         path = args.checkpoint or args.onnx or args.engine
-        backend = _open(path, args, "checkpoint" if args.checkpoint else "tensorrt" if args.engine else "onnxruntime")
+        backend = _open(path, args, BackendKind.CHECKPOINT if args.checkpoint else BackendKind.TENSORRT if args.engine
+                        else BackendKind.ONNXRUNTIME)
         split = _split(args)
         result = evaluate_backend(backend, split, args.limit, progress, desc=path.name)
         print(f"{path} on {args.data} [{args.split}]")
@@ -172,10 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(result.to_dict(), indent=2))
         return 0
-    except BackendError as exc:
+    except BackendError as exc:  # the model would not open or run: exit code 3 (other errors: 2, cli.command)
         return cli.error(exc, 3)
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
-        return cli.error(exc)
 
 
 if __name__ == "__main__":

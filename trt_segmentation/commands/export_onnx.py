@@ -45,27 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.checkpoint, "checkpoint")
-    from ..artifacts import artifact_path
-    from ..export import ExportError, ExportOptions, export_onnx
-    from ..models import CheckpointError, architecture_from_name, load_checkpoint
+    from ..artifacts import InputFormat, artifact_path
+    from ..export import ExportOptions, export_onnx
+    from ..models import architecture_from_name, load_checkpoint
     from ..models.swiftnet import SwiftNet
 
-    try:
-        if args.checkpoint:
-            model = load_checkpoint(args.checkpoint)
-        else:
-            model = SwiftNet(architecture_from_name(args.model, args.num_classes)).eval()
-        height, width = args.size
-        options = ExportOptions(height, width, args.input_format, args.output, args.opset, batch=args.batch,
-                                fold_batchnorm=args.fold_bn, argmax_before_resize=args.argmax_before_resize)
-        out = (args.out if args.out.suffix.lower() == ".onnx"
-               else artifact_path(args.out, model.arch.name, height, width, "fp32", ".onnx", batch=args.batch))
-        contract = export_onnx(model, out, options)
-    except (CheckpointError, ExportError, ValueError, FileNotFoundError) as exc:
-        return cli.error(exc)
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint)
+    else:
+        model = SwiftNet(architecture_from_name(args.model, args.num_classes)).eval()
+    height, width = args.size
+    options = ExportOptions(height, width, InputFormat.parse(args.input_format), args.output, args.opset, batch=args.batch,
+                            fold_batchnorm=args.fold_bn, argmax_before_resize=args.argmax_before_resize)
+    out = (args.out if args.out.suffix.lower() == ".onnx"
+           else artifact_path(args.out, model.arch.name, height, width, "fp32", ".onnx", batch=args.batch))
+    contract = export_onnx(model, out, options)
     batch = f", batch {args.batch}" if args.batch > 1 else ""
     print(f"wrote {out}: {contract.model} {contract.height}x{contract.width}{batch}, input {contract.input_name} "
           f"({contract.input_format}), output {contract.output_name} ({contract.output})")

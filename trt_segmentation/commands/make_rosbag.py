@@ -121,12 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = cli.parse_args(parser, argv, TOOL)
     cli.require_file(args.images, "image folder", folder=True)
     cli.require_file(args.cityscapes, "dataset root", folder=True)
-    from ..data.bags import DEFAULT_TOPIC, BagError, CameraStream, camera_topic, write_camera_bag
+    from ..data.bags import DEFAULT_TOPIC, CameraStream, camera_topic, write_camera_bag
 
     if args.cameras and args.topic:
         parser.error("--topic names the single camera's topic; with --cameras each camera is /cameras/<NAME>/image")
@@ -134,23 +135,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--camera-size / --camera-rate need --cameras")
     if len(set(args.cameras)) != len(args.cameras):
         parser.error(f"--cameras names a camera twice: {' '.join(args.cameras)}")
-    try:
-        if args.cameras:
-            sizes = _per_camera(args.camera_size, args.cameras, "--camera-size", cli.parse_size)
-            rates = _per_camera(args.camera_rate, args.cameras, "--camera-rate", _rate)
-            streams = []
-            for name in args.cameras:
-                frames, count = frames_from_args(args, sizes.get(name), camera=name)
-                streams.append(CameraStream(camera_topic(name), frames, rates.get(name, args.fps), name, count))
-        else:
-            frames, count = frames_from_args(args)
-            streams = [CameraStream(args.topic or DEFAULT_TOPIC, frames, args.fps, args.frame_id, count)]
-        summary = write_camera_bag(
-            args.output, streams, encoding=args.encoding, storage=args.storage, compressed=args.compressed,
-            jpeg_quality=args.jpeg_quality, metadata_version=args.metadata_version, overwrite=args.overwrite,
-            progress=not args.quiet)
-    except (BagError, FileNotFoundError, ValueError) as exc:
-        return cli.error(exc)
+    if args.cameras:
+        sizes = _per_camera(args.camera_size, args.cameras, "--camera-size", cli.parse_size)
+        rates = _per_camera(args.camera_rate, args.cameras, "--camera-rate", _rate)
+        streams = []
+        for name in args.cameras:
+            frames, count = frames_from_args(args, sizes.get(name), camera=name)
+            streams.append(CameraStream(camera_topic(name), frames, rates.get(name, args.fps), name, count))
+    else:
+        frames, count = frames_from_args(args)
+        streams = [CameraStream(args.topic or DEFAULT_TOPIC, frames, args.fps, args.frame_id, count)]
+    summary = write_camera_bag(
+        args.output, streams, encoding=args.encoding, storage=args.storage, compressed=args.compressed,
+        jpeg_quality=args.jpeg_quality, metadata_version=args.metadata_version, overwrite=args.overwrite,
+        progress=not args.quiet)
     print(summary)
     return 0
 

@@ -22,24 +22,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.checkpoint, "checkpoint")
-    from ..models import MODEL_NAMES, CheckpointError, build_model, load_checkpoint
+    from ..models import MODEL_NAMES, build_model, load_checkpoint
     from ..models.complexity import count_gmacs, count_parameters
 
     height, width = args.size
-    try:
-        if args.checkpoint:
-            models = [load_checkpoint(args.checkpoint)]
-        else:
-            names = args.model or list(MODEL_NAMES)
-            unknown = [n for n in names if n not in MODEL_NAMES]
-            if unknown:
-                raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
-            models = [build_model(MODEL_NAMES[n].variant, MODEL_NAMES[n].encoder) for n in names]
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        return cli.error(exc)
+    if args.checkpoint:
+        models = [load_checkpoint(args.checkpoint)]
+    else:
+        names = args.model or list(MODEL_NAMES)
+        unknown = [n for n in names if n not in MODEL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+        models = [build_model(MODEL_NAMES[n].variant, MODEL_NAMES[n].encoder) for n in names]
     print(f"{'model':<20} {'parameters':>12} {'GMAC @' + f'{height}x{width}':>16}")
     for model in models:
         print(f"{model.arch.name:<20} {count_parameters(model):>12,} {count_gmacs(model, height, width):>16.1f}")

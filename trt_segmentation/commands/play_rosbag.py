@@ -57,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     own_args, ros_args = split_ros_args(sys.argv[1:] if argv is None else list(argv))
     args = cli.parse_args(build_parser(), own_args, TOOL)
-    from ..data.bags import BagError, BagReader, play_bag
+    from ..data.bag_player import play_bag
+    from ..data.bags import BagReader
 
     try:
         if args.info:
@@ -79,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
                      max_messages=args.max_messages, delay=args.delay)
         finally:
             rclpy.try_shutdown()
-    except BagError as exc:
-        return cli.error(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -91,6 +91,7 @@ def explicit_options(argv: list[str] | None) -> set[str]:
     return set(vars(cli.parse_args(parser, argv, TOOL)))
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.init, "checkpoint")
@@ -98,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ..models import load_checkpoint
-    from ..models.checkpoint import CheckpointError
-    from ..training import TrainConfig, TrainingError, save_weights, train
+    from ..training import TrainConfig, save_weights, train
 
     values = {field: getattr(args, dest) for dest, field in _FIELDS.items()}
     values["data_root"] = str(args.data) if args.data else None
@@ -138,8 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result = train(cfg)
-    except (TrainingError, CheckpointError, ValueError, FileNotFoundError) as exc:
-        return cli.error(exc)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: {cli.tool_command(TOOL, '--resume', str(out))}", file=sys.stderr)
         return 130

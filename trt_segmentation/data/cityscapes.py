@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import SegmentationError
+
 IMAGE_SUFFIX = "_leftImg8bit.png"
 TRAIN_IDS_SUFFIX = "_gtFine_labelTrainIds.png"
 LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
 
 
-class DatasetError(Exception):
+class DatasetError(SegmentationError):
     """A dataset root, split or file is missing or inconsistent; the message says which file and what to do."""
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Precision, artifact_path, batch_from_name
+from ..artifacts import BuilderKind, Precision, artifact_path, batch_from_name
 from ..cli import tool_command
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract_dict, read_onnx_opset
@@ -295,8 +295,8 @@ def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
 
 
 def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Path | None,
-               dla_core: int = -1) -> str:
-    """'explicit' or 'implicit': the way the installed TensorRT can build ``precision``. Explicit (the variant
+               dla_core: int = -1) -> BuilderKind:
+    """Explicit or implicit: the way the installed TensorRT can build ``precision``. Explicit (the variant
     ONNX) wherever its parser takes the variant; implicit (FP32 ONNX + flags + calibrator) on TensorRT 8.5-10.x
     when it does not (mixed precision is opset 19 there: its FP16 Q/DQ inputs need opset 19), and for INT8 on a
     DLA core before TensorRT 10 (``dla_core`` >= 0): the DLA of TensorRT 8.x does not take Q/DQ networks
@@ -304,12 +304,12 @@ def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Pa
     the variant's own scales as its table (calibration_table.py) quantizes the same tensors the same way."""
     member = tensorrt_precision(precision)
     if dla_core >= 0 and member.uses_int8 and trt.builder == "tensorrt" and trt.major < 10:
-        return "implicit"
+        return BuilderKind.IMPLICIT
     if variant_onnx is not None and Path(variant_onnx).is_file() and not explicit_path_problem(trt, variant_onnx):
-        return "explicit"
+        return BuilderKind.EXPLICIT
     if trt.builder == "tensorrt" and trt.major < 11 and tensorrt_precision(precision).implicit_ok:
-        return "implicit"
-    return "explicit"
+        return BuilderKind.IMPLICIT
+    return BuilderKind.EXPLICIT
 
 
 def build_missing_engine(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,

@@ -22,7 +22,7 @@ LOG = logging.getLogger(__name__)
 
 def network_input_spec(contract: ModelContract) -> tuple[tuple[int, ...], np.dtype[Any]]:
     """(shape, dtype) of the graph input the contract describes (its static batch first)."""
-    if contract.input_format == "float_normalised":
+    if not contract.input_format.camera:
         return (contract.batch, 3, contract.height, contract.width), np.dtype(np.float32)
     return (contract.batch, contract.height, contract.width, 3), np.dtype(np.uint8)
 

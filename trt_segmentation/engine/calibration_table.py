@@ -24,6 +24,8 @@ import struct
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from ..errors import SegmentationError
+
 ALGORITHM = "EntropyCalibration2"  # the header TensorRT checks against IInt8EntropyCalibrator2
 _HEADER = re.compile(r"^TRT-(\d+)-(\w+)$")
 _ENTRY = re.compile(r"^(\S.*): ([0-9a-fA-F]{8})$")
@@ -39,7 +41,7 @@ class ImplicitCalibration(str, enum.Enum):
         return self.value
 
 
-class CalibrationTableError(ValueError):
+class CalibrationTableError(ValueError, SegmentationError):
     """The variant has no usable activation scales, or a table does not parse."""
 
 

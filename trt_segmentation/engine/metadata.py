@@ -15,8 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Precision, artifact_path, batch_from_name, size_from_name
+from ..artifacts import ArtifactFolder, Precision, batch_from_name
+from ..build_request import BuildRequest
 from ..cli import tool_argv, tool_command
+from ..errors import SegmentationError
 from .tensorrt_adapter import same_platform
 
 SCHEMA_VERSION = 1
@@ -27,7 +29,7 @@ BUILDERS = ("tensorrt", "tensorrt-rtx")
 TYPINGS = ("strong", "weak", "implicit")
 
 
-class MetadataError(ValueError):
+class MetadataError(ValueError, SegmentationError):
     """The sidecar is missing, unreadable or does not follow the schema."""
 
 
@@ -183,10 +185,6 @@ def check_compatible(
     return reasons
 
 
-def _arg(flag: str, value: object) -> list[str]:
-    return [] if value is None or value is False else [flag] if value is True else [flag, str(value)]
-
-
 def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
     """The ONNX file an engine was built from, expected next to the engine: the precision variant on the strongly
     typed path, the FP32 file on the implicit one (recorded as ``build_options['source_onnx']``)."""
@@ -225,17 +223,13 @@ def build_hint(model: str, size: tuple[int, int] | None, precision: str, directo
     and batch (so the engine is what is missing), the on-target build from it (no torch); else (the variant itself
     is missing) tools/build_engine.py on the build machine."""
     options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory), "batch": batch}
-    sources = sorted(Path(directory).glob(f"{model}_*x*_fp32.onnx")) if Path(directory).is_dir() else []
-    sources = [p for p in sources if batch_from_name(p.name) == batch]
-    if size is not None:
-        sources = [p for p in sources
-                   if p.name == artifact_path(directory, model, *size, "fp32", ".onnx", batch=batch).name]
+    sources = ArtifactFolder(directory).find(model, size=size, batch=batch, precision=Precision.FP32, suffix=".onnx")
     if len(sources) == 1:
-        options["onnx"] = str(sources[0])
+        options["onnx"] = str(sources[0].path)
         if size is None:
-            size = size_from_name(sources[0].name)
-    if size is not None and _tensorrt_precision(precision) and artifact_path(
-            directory, model, *size, precision, ".onnx", batch=batch).is_file():
+            size = sources[0].size
+    if size is not None and _tensorrt_precision(precision) and ArtifactFolder(directory).path(
+            model, *size, precision, ".onnx", batch=batch).is_file():
         return on_target_command(directory, precision, size, batch, model=model)  # the engine is what is missing
     options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
     return rebuild_command(options)
@@ -248,17 +242,12 @@ def _tensorrt_precision(name: str) -> bool:
         return False
 
 
-def _calibrated(name: str) -> bool:
-    try:
-        return Precision.parse(name).calibration is not None
-    except ValueError:  # a placeholder such as '<precision>'
-        return False
-
-
-def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any], engine_path: str | Path | None = None) -> str:
+def rebuild_command(meta_or_args: EngineMetadata | BuildRequest | dict[str, Any],
+                    engine_path: str | Path | None = None) -> str:
     """The exact command that rebuilds an engine. From its metadata: the on-target build from the variants beside
     the engine (``engine_path``'s folder as it is here; without it, the folder the build recorded), which needs no
-    torch. From build options (a dict): tools/build_engine.py on the build machine."""
+    torch. From a build request (or its options as a dict, :meth:`BuildRequest.from_options`): tools/build_engine.py
+    on the build machine, its flags written by :meth:`BuildRequest.to_argv`."""
     if isinstance(meta_or_args, EngineMetadata):
         meta = meta_or_args
         folder = Path(engine_path).parent if engine_path is not None else Path(
@@ -266,33 +255,6 @@ def rebuild_command(meta_or_args: EngineMetadata | dict[str, Any], engine_path: 
         dla = meta.dla_core if meta.dla_core >= 0 else -1
         return on_target_command(folder, meta.precision, (meta.height, meta.width), meta.batch, model=meta.model,
                                  dla_core=dla)
-    opts = dict(meta_or_args)
-    argv = tool_argv("build_engine")  # as it runs here: ros2 run, a source checkout's tools/, or the pip script
-    batch = int(opts.get("batch") or 1)
-    precisions = str(opts.get("precision", "fp32")).split()
-    if opts.get("checkpoint"):
-        argv += ["--checkpoint", str(opts["checkpoint"])]
-    elif opts.get("onnx"):
-        argv += ["--onnx", str(opts["onnx"])]
-    elif opts.get("model") and opts.get("size") and "<" not in str(opts["size"]):
-        folder = str(opts.get("out_dir") or "artifacts")
-        batch_part = f"_b{batch}" if batch > 1 else ""
-        argv += ["--onnx", f"{folder}/{opts['model']}_{opts['size']}{batch_part}_fp32.onnx"]  # tools/export_onnx.py
-    else:
-        argv += ["--onnx", "<fp32 onnx, or --checkpoint PT>"]
-    argv += _arg("--size", opts.get("size"))
-    argv += _arg("--batch", batch if batch > 1 else None)
-    argv += ["--precision", *precisions]
-    calibration = opts.get("calibration")
-    if calibration is None and any(_calibrated(p) for p in precisions):
-        calibration = "<images: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]>"
-    argv += _arg("--calibration", calibration)
-    argv += _arg("--calibration-count", opts.get("calibration_count"))
-    argv += _arg("--mixed-config", opts.get("mixed_config"))
-    argv += _arg("--out", opts.get("out_dir"))
-    argv += _arg("--workspace-mib", opts.get("workspace_mib"))
-    argv += _arg("--timing-cache", opts.get("timing_cache"))
-    argv += _arg("--opt-level", opts.get("opt_level"))
-    argv += _arg("--dla-core", opts.get("dla_core") if (opts.get("dla_core") or -1) >= 0 else None)
-    argv += _arg("--implicit", bool(opts.get("implicit")))
-    return shlex.join(argv)
+    request = meta_or_args if isinstance(meta_or_args, BuildRequest) else BuildRequest.from_options(meta_or_args)
+    # as it runs here (ros2 run, a source checkout's tools/, or the pip script), with the flags build_engine parses
+    return shlex.join(tool_argv("build_engine") + request.to_argv())

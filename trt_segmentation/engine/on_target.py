@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Precision, batch_from_name, size_from_name
+from ..artifacts import BuilderKind, Precision, batch_from_name, size_from_name
+from ..errors import SegmentationError
 from ..hashing import sha256_file
 from .calibration_table import ImplicitCalibration
 from .metadata import (
@@ -39,7 +40,7 @@ LOG = logging.getLogger(__name__)
 _DLA_SUFFIX = re.compile(r"\.dla(\d+)$")
 
 
-class EngineDoesNotFit(RuntimeError):
+class EngineDoesNotFit(RuntimeError, SegmentationError):
     """An engine exists but does not fit this machine, and rebuilding it was not allowed."""
 
 
@@ -115,7 +116,7 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
                                "workspace_mib": workspace_mib, "timing_cache": timing_cache, "opt_level": opt_level,
                                "verbose": verbose,
                                "build_options": {"on_target": True, "out_dir": str(engine_path.parent)}}
-    if path == "explicit":
+    if path is BuilderKind.EXPLICIT:
         if not variant.is_file():
             raise FileNotFoundError(2, f"cannot build {engine_path}: its source ONNX variant is missing", str(variant))
         return build_engine(variant, engine_path, precision, **options)

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import SegmentationError
+
 if TYPE_CHECKING:
     import tensorrt as trt_api
 
 LOG = logging.getLogger(__name__)
 
 
-class TensorRTUnavailable(RuntimeError):
+class TensorRTUnavailable(RuntimeError, SegmentationError):
     """No TensorRT builder that can make this engine is installed here."""
 
 
@@ -194,7 +196,7 @@ class BuildResult:
     typing: str  # 'strong' | 'weak' | 'implicit' (metadata.TYPINGS)
 
 
-class BuildError(RuntimeError):
+class BuildError(RuntimeError, SegmentationError):
     """Parsing or building failed; the message carries the parser/builder errors."""
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import torch
 
+from ..errors import SegmentationError
 from .resnet import STAGE_BLOCKS, EncoderWidths
 from .swiftnet import Architecture, SwiftNet
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ValueError, SegmentationError):
     """A checkpoint file does not fit the requested SwiftNet."""
 
 

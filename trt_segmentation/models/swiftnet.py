@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..encoder_scope import ENCODER_MODULES
+from ..errors import SegmentationError
 from .layers import BNReluConv, SpatialPyramidPooling, Upsample, UpsampleBlend, upsample
 from .resnet import BasicBlock, EncoderWidths, PyramidBasicBlock, check_encoder, make_stage
 
@@ -26,7 +27,7 @@ DEFAULT_STD = (47.67, 48.49, 47.73)
 NUM_FEATURES = 128
 
 
-class UnsupportedInputSize(ValueError):
+class UnsupportedInputSize(ValueError, SegmentationError):
     """The model cannot run at the requested input size."""
 
 

@@ -31,6 +31,7 @@ from ..image_codec import decode_compressed, image_to_array
 from .frame_ring import FrameRing
 from .heap import keep_frames_on_heap
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
+from .qos import image_qos
 
 PR_SET_PDEATHSIG = 1
 
@@ -127,7 +128,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.setswitchinterval(0.0005)
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage, Image
 
     link = Connection(args.fd)
@@ -135,9 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     rclpy.init(args=["--ros-args"])
     node = rclpy.create_node(args.node_name, namespace=args.namespace)
     io = CameraIo(link, ring, args.order, args.max_pixels)
-    reliability = ReliabilityPolicy.RELIABLE if args.reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=args.depth, reliability=reliability,
-                     durability=qos_profile_sensor_data.durability)
+    qos = image_qos(args.reliability, args.depth)
     try:
         from rclpy.event_handler import SubscriptionEventCallbacks
     except ImportError:  # Humble

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..artifacts import Precision, artifact_path, batch_from_name, check_camera_name, names, size_from_name
 from ..engine.metadata import build_hint
+from ..errors import SegmentationError
 from ..image_codec import DEFAULT_MAX_PIXELS
 
 BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
@@ -207,7 +208,7 @@ def _value(node: Any, name: str) -> Any:
 
 
 
-class ModelFileError(FileNotFoundError):
+class ModelFileError(FileNotFoundError, SegmentationError):
     """No usable model file for the chosen backend/precision; the message says which file and how to make it."""
 
 

@@ -48,6 +48,7 @@ from .frames import Pending
 from .heap import keep_frames_on_heap
 from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import NodeParams, declare_parameters
+from .qos import image_qos
 from .startup import StartupError, load_backend
 
 NODE_NAME = "segmentation"
@@ -239,12 +240,7 @@ class SegmentationNode:
             return self.node.create_subscription(msg_type, topic, callback, qos, event_callbacks=callbacks), False
 
     def _image_qos(self) -> Any:
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-        reliability = (ReliabilityPolicy.RELIABLE if self.params.qos_reliability == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params.qos_depth, reliability=reliability,
-                          durability=qos_profile_sensor_data.durability)
+        return image_qos(self.params.qos_reliability, self.params.qos_depth)
 
     def _event_callbacks(self, camera: CameraIO) -> Any:
         try:

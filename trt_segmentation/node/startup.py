@@ -11,23 +11,25 @@ import time
 from pathlib import Path
 from typing import Any, Tuple
 
-from ..artifacts import Precision, batch_from_name, size_from_name
+from ..artifacts import BackendKind, Precision, batch_from_name, size_from_name
 from ..engine.metadata import build_hint
+from ..errors import SegmentationError
 from ..runtime import Backend, BackendError, create_backend
 from .params import ModelFileError, NodeParams, resolve_model_file
 
 
-class StartupError(RuntimeError):
+class StartupError(RuntimeError, SegmentationError):
     """The node cannot start (missing/mismatched model file, bad parameter); the message says how to fix it."""
 
 
 def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
     """Resolve the model file for backend+precision, check it and create the backend, or raise StartupError."""
-    try:
+    try:  # the node's parameters as types, once
         precision = Precision.parse(params.precision)
+        kind = BackendKind.parse(params.backend)
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
-    if params.backend == "tensorrt" and not precision.tensorrt:
+    if kind is BackendKind.TENSORRT and not precision.tensorrt:
         raise StartupError(f"precision {precision} is an ONNX Runtime CPU variant and never runs in TensorRT (there is "
                            f"no {precision} engine); use backend onnxruntime with it, or a TensorRT precision "
                            "(int8 or mixed on a Jetson)")
@@ -42,20 +44,20 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
     named_batch = batch_from_name(path.name)
     if named_batch > 1 and named_batch != params.batch:  # before loading it: an engine takes long to deserialise
         raise StartupError(batch_mismatch(path, named_batch, params, hint))
-    if params.backend == "tensorrt" and ((params.build_engine_if_missing and not path.is_file())
+    if kind is BackendKind.TENSORRT and ((params.build_engine_if_missing and not path.is_file())
                                          or (params.rebuild_engine and path.is_file())):
         build_missing_engine(params, path, log)
     if not path.is_file():
-        kind = {"onnxruntime": "ONNX file", "tensorrt": "TensorRT engine", "torch": "checkpoint"}[params.backend]
+        what = {BackendKind.ONNXRUNTIME: "ONNX file", BackendKind.TENSORRT: "TensorRT engine"}.get(kind, "checkpoint")
         expect = ""
-        if params.backend == "tensorrt":
+        if kind is BackendKind.TENSORRT:
             expect = (f" (expected: a {precision} engine built by {installed_tensorrt()} for this GPU, with its "
                       f".json sidecar next to it)")
-        raise StartupError(f"{kind} not found: {path}{expect}. Build it with: {hint}")
+        raise StartupError(f"{what} not found: {path}{expect}. Build it with: {hint}")
     options: dict[str, Any] = {}
-    if params.backend == "onnxruntime":
+    if kind is BackendKind.ONNXRUNTIME:
         options["threads"] = params.ort_threads
-    elif params.backend == "tensorrt":
+    elif kind is BackendKind.TENSORRT:
         # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
         options.update(slots=params.inflight_slots, precision=precision.value)
     else:  # torch: the checkpoint in FP32 or FP16 as one CUDA graph per slot; it refuses int8/mixed itself
@@ -64,13 +66,13 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
         if params.engine_height and params.engine_width:
             options.update(height=params.engine_height, width=params.engine_width)
     try:
-        backend = create_backend(params.backend, path, **options)
+        backend = create_backend(kind, path, **options)
     except BackendError as exc:
         raise StartupError(str(exc)) from exc
     if backend.batch != params.batch:
         backend.close()
         raise StartupError(batch_mismatch(path, backend.batch, params, hint))
-    if params.backend == "onnxruntime" and backend.contract.precision != precision:
+    if kind is BackendKind.ONNXRUNTIME and backend.contract.precision != precision:
         backend.close()
         raise StartupError(f"{path} holds a {backend.contract.precision} model, precision {precision} was asked "
                            f"for; rebuild it: {hint}")

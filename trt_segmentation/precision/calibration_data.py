@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SegmentationError
 from ..image_codec import resize_image
 from ..onnx_metadata import ModelContract
 
@@ -36,7 +37,7 @@ DEFAULT_SELECTION = "spread"
 ASPECT_TOLERANCE = 0.02
 
 
-class CalibrationDataError(ValueError):
+class CalibrationDataError(ValueError, SegmentationError):
     """The calibration source is missing, empty, too small or has frames that do not fit the model."""
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SegmentationError
 from ..hashing import sha256_file
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
 from .calibration_data import CalibrationSet, model_runs, modelopt_eps, onnxruntime_providers, whole_runs
@@ -48,7 +49,7 @@ DEFAULT_PERCENTILE = 99.99
 QDQ_OPSET = 17
 
 
-class QuantizationError(RuntimeError):
+class QuantizationError(RuntimeError, SegmentationError):
     """The quantizer failed, or its output breaks the Q/DQ rules TensorRT needs."""
 
 

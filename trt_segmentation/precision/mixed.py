@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..encoder_scope import ENCODER_MODULES, onnx_node_pattern, scope_pattern, tensorrt_layer_pattern
+from ..errors import SegmentationError
 
 #: the ResNet encoder's scope in exported names (stem conv, bn, relu, maxpool, layer1..4, every pyramid level)
 ENCODER_SCOPE = scope_pattern(ENCODER_MODULES)
@@ -37,7 +38,7 @@ ENCODER_LAYERS = tensorrt_layer_pattern(ENCODER_MODULES)
 KEYS = ("int8", "exclude_int8", "fp32")
 
 
-class MixedConfigError(ValueError):
+class MixedConfigError(ValueError, SegmentationError):
     """The mixed-precision override file is unreadable or names unknown keys/invalid patterns."""
 
 

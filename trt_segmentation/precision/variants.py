@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import ENGINE_SET, CalibrationMethod, Precision, names
+from ..errors import SegmentationError
 from ..hashing import sha256_file
 from ..onnx_metadata import ModelContract
 from .calibration_data import (
@@ -40,7 +41,7 @@ VARIANTS = names()
 ENGINE_PRECISIONS = names(ENGINE_SET)  # what `--precision all` builds (the launch switch)
 
 
-class VariantError(ValueError):
+class VariantError(ValueError, SegmentationError):
     """The variant cannot be made from this input (wrong file, precision, or missing calibration)."""
 
 

@@ -15,14 +15,15 @@ from typing import Any, Optional, Sequence  # typing's: subscripted at run time 
 
 import numpy as np
 
+from ..errors import SegmentationError
 from ..onnx_metadata import ModelContract
 
 
-class BackendError(RuntimeError):
+class BackendError(RuntimeError, SegmentationError):
     """A backend could not be created or could not run (missing file, wrong engine, missing library)."""
 
 
-class InputMismatch(ValueError):
+class InputMismatch(ValueError, SegmentationError):
     """A frame does not fit the model input (size, channels, dtype)."""
 
 

@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import artifact_path, batch_from_name, check_variant
+from ..artifacts import ArtifactFolder, BuilderKind, Precision, artifact_path, check_variant
 from .backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
-DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.995, "int8": 0.98, "mixed": 0.98}
+#: keyed by Precision.family (every INT8 variant shares int8's)
+DEFAULT_MIN_AGREEMENT = {Precision.FP32: 0.999, Precision.FP16: 0.995, Precision.INT8: 0.98, Precision.MIXED: 0.98}
 NEEDS_TARGET = "TensorRT needed"
 #: a batch-N variant is checked on the target when N frames of H x W are at most this many pixels (4 frames of
 #: 512x1024): its engine builds in minutes on a Jetson, a larger one is left to tools/build_engine.py
@@ -183,12 +184,7 @@ def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.nd
 
 def batch_variants(engine_dir: Path, model: str, height: int, width: int, precision: str) -> list[int]:
     """The batches N > 1 of the ``<model>_<H>x<W>_b<N>_<precision>.onnx`` files in ``engine_dir``."""
-    found = set()
-    for path in Path(engine_dir).glob(f"{model}_{height}x{width}_b*_{precision}.onnx"):
-        batch = batch_from_name(path.name)
-        if batch > 1 and path.name == artifact_path(engine_dir, model, height, width, precision, ".onnx", batch).name:
-            found.add(batch)
-    return sorted(found)
+    return [b for b in ArtifactFolder(engine_dir).batches(model, (height, width), precision) if b > 1]
 
 
 def _build(row: CheckRow, build: Callable[[], object]) -> bool:
@@ -304,20 +300,18 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     precision = check_variant(precision)
     variant = artifact_path(engine_dir, model, height, width, precision, ".onnx")
     fp32 = artifact_path(engine_dir, model, height, width, "fp32", ".onnx")
-    engine = artifact_path(engine_dir, model, height, width, precision, ".engine")
-    if dla_core >= 0:
-        engine = engine.with_name(engine.name.replace(".engine", f".dla{dla_core}.engine"))
+    engine = ArtifactFolder(engine_dir).path(model, height, width, precision, ".engine", dla_core=dla_core)
     trt = real_tensorrt()
-    path = build_path(trt, precision, variant, dla_core=dla_core) if trt is not None else "explicit"
-    onnx = fp32 if path == "implicit" else variant
+    path = build_path(trt, precision, variant, dla_core=dla_core) if trt is not None else BuilderKind.EXPLICIT
+    onnx = fp32 if path is BuilderKind.IMPLICIT else variant
     if engine.is_file() and not build:  # an existing engine is compared on the ONNX its sidecar names
         try:
             meta = read_metadata(engine)
             onnx = source_onnx_path(engine, meta)
-            path = "implicit" if meta.typing == "implicit" else path
+            path = BuilderKind.IMPLICIT if meta.typing == "implicit" else path
         except MetadataError:
             pass
-    row = CheckRow(precision, "MISSING", f"dla{dla_core}" if dla_core >= 0 else path, str(onnx), str(engine))
+    row = CheckRow(precision, "MISSING", f"dla{dla_core}" if dla_core >= 0 else path.value, str(onnx), str(engine))
     if not onnx.is_file():
         hint = build_hint(model, (height, width), precision, engine_dir)
         row.notes.append(f"{onnx.name} is missing; make it with: {hint}")
@@ -342,7 +336,7 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
             except TensorRTUnavailable as exc:
                 row.notes.append(f"no TensorRT-RTX parse check ({exc})")
         return row
-    if path == "implicit" and onnx == fp32:
+    if path is BuilderKind.IMPLICIT and onnx == fp32:
         row.notes.append(f"implicit: {explicit_path_problem(trt, variant) or 'no variant ONNX'}".split(";")[0])
     if not prepare_engine(row, engine, precision, build=build, rebuild=rebuild, device=device,
                           calibration=calibration, implicit_calibration=implicit_calibration, log=log):
@@ -362,25 +356,26 @@ def dla_cores() -> int:
     return int(getattr(builder, "num_DLA_cores", 0))
 
 
-def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions: list[str], *, images: int = 8,
-               image_dir: Path | None = None, build: bool = False, min_agreement: dict[str, float] | None = None,
+def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions: list[Precision], *, images: int = 8,
+               image_dir: Path | None = None, build: bool = False,
+               min_agreement: dict[Precision, float] | None = None,
                calibration: str | None = None, dla: bool = True, log: Any = print, rebuild: bool = False,
                device: int = 0, implicit_calibration: str | None = None) -> list[CheckRow]:
     """Every precision the way this TensorRT builds it, plus DLA rows (fp16/int8/mixed) where DLA cores exist."""
-    thresholds = dict(DEFAULT_MIN_AGREEMENT, **(min_agreement or {}))
+    thresholds = {**DEFAULT_MIN_AGREEMENT, **(min_agreement or {})}
     frames = sample_images(images, height, width, image_dir)
     fp32_onnx = artifact_path(engine_dir, model, height, width, "fp32", ".onnx")
     reference = _ort_labels(fp32_onnx, frames)[0] if fp32_onnx.is_file() else None
     cores = dla_cores() if dla else 0
     rows = []
     for precision in precisions:
-        base = check_variant(precision).split("-")[0]
-        for core in [-1] + ([0] if cores and base != "fp32" else []):  # DLA runs FP16/INT8 only
+        base = precision.family
+        for core in [-1] + ([0] if cores and base is not Precision.FP32 else []):  # DLA runs FP16/INT8 only
             rows.append(check_precision(engine_dir, model, height, width, precision, frames, reference, build=build,
                                         min_agreement=thresholds[base], calibration=calibration, dla_core=core,
                                         log=log, rebuild=rebuild, device=device,
                                         implicit_calibration=implicit_calibration))
-        for batch in batch_variants(engine_dir, model, height, width, check_variant(precision)):
+        for batch in batch_variants(engine_dir, model, height, width, precision):
             if batch * height * width > MAX_BATCH_PIXELS:
                 log(f"[{precision} b{batch}] not checked: {batch} x {height}x{width} is more than "
                     f"{MAX_BATCH_PIXELS} pixels per run")

@@ -90,7 +90,7 @@ def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision:
 def expected_shapes(contract: ModelContract) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(input, output) shapes of an engine built from the ONNX of ``contract`` (batch axis first, static)."""
     n, h, w = contract.batch, contract.height, contract.width
-    shape_in = (n, 3, h, w) if contract.input_format == "float_normalised" else (n, h, w, 3)
+    shape_in = (n, h, w, 3) if contract.input_format.camera else (n, 3, h, w)
     shape_out = (n, contract.num_classes, h, w) if contract.output == "logits" else (n, h, w)
     return shape_in, shape_out
 

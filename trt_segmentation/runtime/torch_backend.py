@@ -14,6 +14,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from ..artifacts import InputFormat
 from ..onnx_metadata import ModelContract
 from .backend import BackendError
 from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline
@@ -136,12 +137,12 @@ class TorchBackend(SlotBackend):
     gpu_timings = True
 
     def __init__(self, source: Any, height: int = 1024, width: int = 2048, slots: int = 2, device: int = 0,
-                 input_format: str = "uint8_rgb", num_classes: int = 19, precision: str = "fp32",
+                 input_format: InputFormat = InputFormat.UINT8_RGB, num_classes: int = 19, precision: str = "fp32",
                  cuda_graph: bool = True, batch: int = 1) -> None:
         import torch
 
         check_precision(precision)
-        if input_format not in ("uint8_rgb", "uint8_bgr"):  # the executor reads uint8 frames from the slot
+        if not InputFormat.parse(input_format).camera:  # the executor reads uint8 frames from the slot
             raise BackendError(f"the torch backend takes uint8_rgb or uint8_bgr frames, not {input_format}")
         if batch < 1:
             raise BackendError(f"batch must be at least 1, got {batch}")
