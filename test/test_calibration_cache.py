@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
@@ -25,7 +29,7 @@ from trt_segmentation.precision.cache import (
     save_scales,
 )
 from trt_segmentation.precision.calibration_data import CalibrationSet, load_calibration_set
-from trt_segmentation.precision.int8 import Int8Options, activation_scales, quantize_int8
+from trt_segmentation.precision.int8 import METHOD_CODE, METHODS, Int8Options, activation_scales, quantize_int8
 
 H, W = 128, 256  # small: each calibration here is a ModelOpt run in a fresh interpreter
 OPTIONS = Int8Options(method="max")
@@ -54,7 +58,8 @@ def setup(tmp_path_factory, random_model_factory):  # noqa: ANN001, ANN201
 
 def _key(**changes):  # noqa: ANN003, ANN202
     args = {"model_sha256": "a" * 64, "calibration_sha256": "b" * 64, "method": "max", "params": OPTIONS.key_params()}
-    return cache_key(**dict(args, **changes))
+    args.update(changes)
+    return cache_key(**args, quantizer_modules=METHOD_CODE[str(args["method"])])
 
 
 def test_cache_round_trip_and_every_kind_of_damage(tmp_path: Path) -> None:
@@ -123,6 +128,62 @@ def test_a_cache_made_by_another_quantizer_version_is_stale(tmp_path: Path, pack
     assert lookup.status == "stale" and "(versions changed)" in lookup.reason
 
 
+def _module_file(module: str) -> Path:
+    spec = find_spec(module)
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin)
+
+
+def test_every_method_keys_the_sha256_of_each_module_that_computes_its_scales() -> None:
+    for method in METHODS:
+        versions = _key(method=method)["versions"]
+        for module in METHOD_CODE[method]:
+            assert versions[module] == sha256_file(_module_file(module)), (method, module)
+    kl2048 = "trt_segmentation.precision.kl2048"
+    assert kl2048 in METHOD_CODE["kl2048"] and kl2048 in _key(method="kl2048")["versions"]
+    assert kl2048 not in _key(method="entropy")["versions"]  # entropy scales do not depend on the 2048-bin code
+    with pytest.raises(ValueError, match="no source file"):
+        cache_key(model_sha256="a", calibration_sha256="b", method="max", quantizer_modules=["no_such.module"])
+    with pytest.raises(ValueError, match="needs the modules"):
+        cache_key(model_sha256="a", calibration_sha256="b", method="max", quantizer_modules=[])
+
+
+_KEY_OF = """import json, sys
+from trt_segmentation.precision.cache import cache_key
+from trt_segmentation.precision.int8 import METHOD_CODE
+print(json.dumps({m: cache_key(model_sha256="a", calibration_sha256="b", method=m, quantizer_modules=METHOD_CODE[m])
+                  for m in sys.argv[1:]}))
+"""
+
+
+def _keys_from(root: Path, *methods: str) -> dict:
+    """The cache keys of ``methods`` computed by the package copy under ``root`` (a fresh interpreter)."""
+    env = dict(os.environ, PYTHONPATH=str(root))
+    done = subprocess.run([sys.executable, "-c", _KEY_OF, *methods], env=env, cwd=root, capture_output=True,
+                          text=True, check=True)  # cwd: -c puts it first on sys.path
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize(("edited", "entropy_stale"),
+                         [("kl2048.py", False), ("int8.py", True), ("calibration_data.py", True)])
+def test_editing_a_method_s_code_makes_its_cached_scales_stale(tmp_path: Path, edited: str,
+                                                               entropy_stale: bool) -> None:
+    """A real copy of the package, one real source file edited: the kl2048 cache written before goes stale (its
+    2048-bin KL code, or the code around it, changed); the entropy cache only when its own code changed."""
+    package = _module_file("trt_segmentation").parent
+    shutil.copytree(package, tmp_path / "trt_segmentation", ignore=shutil.ignore_patterns("__pycache__", "assets"))
+    before = _keys_from(tmp_path, "kl2048", "entropy")
+    assert before == _keys_from(package.parent, "kl2048", "entropy")  # the copy hashes like the original
+    caches = {m: save_scales(tmp_path / f"{m}.calib.json", key, {"t": 0.5}) for m, key in before.items()}
+    assert all(load_scales(caches[m], key).status == "hit" for m, key in before.items())
+    source = tmp_path / "trt_segmentation" / "precision" / edited
+    source.write_text(source.read_text() + "\n# an edit that could change the scales\n")
+    after = _keys_from(tmp_path, "kl2048", "entropy")
+    kl = load_scales(caches["kl2048"], after["kl2048"])
+    assert (kl.status, kl.scales) == ("stale", None) and "(versions changed)" in kl.reason
+    assert load_scales(caches["entropy"], after["entropy"]).status == ("stale" if entropy_stale else "hit")
+
+
 def test_the_calibration_key_is_the_pixels_not_their_description() -> None:
     frames = np.zeros((2, 4, 6, 3), np.uint8)
     nudged = frames.copy()
@@ -132,10 +193,11 @@ def test_the_calibration_key_is_the_pixels_not_their_description() -> None:
     assert frames_sha256(frames[..., ::-1]) == frames_sha256(np.ascontiguousarray(frames[..., ::-1]))
     # the hash the callers pass (CalibrationSet.sha256) is this one, whatever the set is called
     assert CalibrationSet(nudged, "one").sha256 == CalibrationSet(nudged, "two").sha256 == frames_sha256(nudged)
-    assert cache_key(model_sha256="a", calibration_frames=nudged, method="max")["calibration_sha256"] == \
-        frames_sha256(nudged)
+    assert cache_key(model_sha256="a", calibration_frames=nudged, method="max",
+                     quantizer_modules=METHOD_CODE["max"])["calibration_sha256"] == frames_sha256(nudged)
     with pytest.raises(ValueError, match="not the hash"):
-        cache_key(model_sha256="a", calibration_frames=nudged, calibration_sha256=frames_sha256(frames), method="max")
+        cache_key(model_sha256="a", calibration_frames=nudged, calibration_sha256=frames_sha256(frames), method="max",
+                  quantizer_modules=METHOD_CODE["max"])
 
 
 def test_fit_to_graph_turns_a_hit_with_other_tensors_into_corrupt() -> None:
@@ -180,7 +242,7 @@ def test_a_rebuild_reuses_the_scales_and_leaves_the_fp32_file_alone(setup, calib
     assert activation_scales(onnx.load(str(tmp_path / "b.onnx"))) == first.scales
     # the key the real path wrote is cache.py's key of this model, these pixels, this method and its parameters
     assert body["key"] == cache_key(model_sha256=sha256_file(fp32), calibration_frames=calibration.frames,
-                                    method="max", params=OPTIONS.key_params())
+                                    method="max", params=OPTIONS.key_params(), quantizer_modules=METHOD_CODE["max"])
     # the quantizers only ever see private copies: the user's FP32 file (whose hash keys the cache) is untouched
     assert (fp32.read_bytes(), fp32.stat().st_mtime_ns) == untouched
 

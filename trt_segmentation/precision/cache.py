@@ -4,8 +4,8 @@ The file is JSON: ``{"key": {...}, "key_sha256": ..., "scales": {tensor: scale},
 asymmetric CPU variant, int8-cpu, each entry is the tensor's calibrated ``[lowest, highest]`` range instead). The key
 holds everything that changes the scales: the FP32 model's sha256, the calibration frames' sha256 (pixels as fed,
 so a different image list, resize or channel order shows; their description is not part of it), the method and
-its parameters, and the quantizer versions (the libraries that compute the scales and this package's quantizer
-code). A file whose key differs is *stale*; one that cannot be parsed, whose checksum fails, whose scales are not
+its parameters, and the quantizer versions (the libraries that compute the scales, and the sha256 of every
+module of this package whose code computed them: the caller names those per method, e.g. int8.py's METHOD_CODE). A file whose key differs is *stale*; one that cannot be parsed, whose checksum fails, whose scales are not
 finite positive numbers or whose tensors are not the quantized graph's (:func:`fit_to_graph`) is *corrupt*. Both
 are reported and recomputed, never used. (The TensorRT calibration table for the implicit path is written from a
 variant's Q/DQ scales by engine/calibration_table.py; TensorRT's own cache is engine/implicit_calibrator.py's.)
@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,6 @@ CACHE_FORMAT = 1
 # max calibration), ONNX Runtime (runs the calibration passes; percentile histograms), onnx and onnx-graphsurgeon
 # (graph rewriting inside ModelOpt), numpy (histograms and amax reductions)
 QUANTIZER_PACKAGES = ("nvidia-modelopt", "onnxruntime", "onnx", "onnx-graphsurgeon", "numpy")
-# this package's own quantizer code (calibrator options, percentile bins, scale equalisation) changes scales too;
-# the CPU variant's quantizer module (precision/int8_cpu.py) stands in for it in that variant's key
-QUANTIZER_MODULE = "trt_segmentation.precision.int8"
 
 
 def _canonical(obj: Any) -> str:
@@ -45,9 +43,10 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(_canonical(obj).encode()).hexdigest()
 
 
-def quantizer_versions(module: str = QUANTIZER_MODULE) -> dict[str, str]:
-    """Versions of the libraries whose algorithms produce the scales, and the sha256 of this package's quantizer
-    source ``module`` (a change of either invalidates the cache)."""
+def quantizer_versions(modules: Sequence[str]) -> dict[str, str]:
+    """Versions of the libraries whose algorithms produce the scales, and the sha256 of the source of each of this
+    package's ``modules`` that computed them (a change of any of them invalidates the cache). A module that cannot
+    be found is an error: a key without its code's hash would outlive a change of that code."""
     from importlib.metadata import PackageNotFoundError, version
     from importlib.util import find_spec
 
@@ -57,8 +56,16 @@ def quantizer_versions(module: str = QUANTIZER_MODULE) -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = "absent"
-    spec = find_spec(module)
-    out[module] = sha256_file(spec.origin) if spec and spec.origin else "absent"
+    if not modules:
+        raise ValueError("quantizer_versions needs the modules whose code computes the scales")
+    for module in modules:
+        try:
+            spec = find_spec(module)
+        except ModuleNotFoundError:  # its parent package is missing
+            spec = None
+        if spec is None or not spec.origin:
+            raise ValueError(f"quantizer module {module!r} has no source file to hash")
+        out[module] = sha256_file(spec.origin)
     return out
 
 
@@ -79,11 +86,11 @@ def cache_key(
     method: str,
     params: dict[str, Any] | None = None,
     calibration_frames: np.ndarray | None = None,
-    quantizer_module: str = QUANTIZER_MODULE,
+    quantizer_modules: Sequence[str],
 ) -> dict[str, Any]:
     """The key a cache must carry to be used. The calibration part is the pixels' hash: pass the frames (hashed
-    here) or their ``frames_sha256``; given both, they must agree. ``quantizer_module``: the package module
-    whose source computes these scales (its sha256 is one of the versions)."""
+    here) or their ``frames_sha256``; given both, they must agree. ``quantizer_modules``: every package module
+    whose code computes these scales for ``method`` (each one's sha256 is among the versions)."""
     if calibration_frames is not None:
         pixels = frames_sha256(calibration_frames)
         if calibration_sha256 is not None and calibration_sha256 != pixels:
@@ -97,7 +104,7 @@ def cache_key(
         "calibration_sha256": calibration_sha256,
         "method": method,
         "params": params or {},
-        "versions": quantizer_versions(quantizer_module),
+        "versions": quantizer_versions(quantizer_modules),
     }
 
 

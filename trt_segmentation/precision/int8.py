@@ -37,12 +37,24 @@ import numpy as np
 
 from ..errors import SegmentationError
 from ..hashing import sha256_file
+from . import calibration_data, kl2048
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
 from .calibration_data import CalibrationSet, model_runs, modelopt_eps, onnxruntime_providers, whole_runs
 
 LOG = logging.getLogger(__name__)
 
-METHODS = ("entropy", "max", "percentile", "kl2048")
+# Per calibration method, this package's modules whose code computes its scales: their sha256 keys the calibration
+# cache (precision/cache.py), so editing any of them makes cached scales stale. This module places the Q/DQ and
+# runs every method (calibrator options, percentile bins, scale equalisation); calibration_data.py cuts the frames
+# into the runs the calibrators see; kl2048.py computes int8-kl2048's thresholds.
+_SHARED_CODE = (__name__, calibration_data.__name__)
+METHOD_CODE: dict[str, tuple[str, ...]] = {
+    "entropy": _SHARED_CODE,
+    "max": _SHARED_CODE,
+    "percentile": _SHARED_CODE,
+    "kl2048": (*_SHARED_CODE, kl2048.__name__),
+}
+METHODS = tuple(METHOD_CODE)
 DEFAULT_PERCENTILE = 99.99
 # ModelOpt writes opset 19 ("Updating minimum opset ... to 19"); the TensorRT 8.5/8.6 ONNX parsers document
 # opsets up to 17, and INT8 Q/DQ over float32 means the same at 13-17 as at 19 (19 added float8 and fp16 inputs)
@@ -364,7 +376,7 @@ def quantize_int8(
     frames = whole_runs(calibration.frames, batch)  # a batch-N graph takes N frames per run
     key = cache_key(
         model_sha256=sha256_file(fp32_onnx), calibration_sha256=calibration.sha256, method=options.method,
-        params=options.key_params(),
+        params=options.key_params(), quantizer_modules=METHOD_CODE[options.method],
     )
     lookup = load_scales(cache_path, key) if cache_path else None
     cache_status = lookup.status if lookup else "disabled"
@@ -457,9 +469,7 @@ def _percentile_scales(fp32_onnx: Path, model: Any, frames: np.ndarray, batch: i
 
 
 def _kl2048_scales(fp32_onnx: Path, model: Any, frames: np.ndarray, batch: int) -> dict[str, float]:
-    from .kl2048 import kl2048_amax
-
-    amax = kl2048_amax(fp32_onnx, sorted(activation_scales(model)), frames, batch)
+    amax = kl2048.kl2048_amax(fp32_onnx, sorted(activation_scales(model)), frames, batch)
     return _equalise_concat_groups(model, {name: max(value, 1e-8) / 127.0 for name, value in amax.items()})
 
 

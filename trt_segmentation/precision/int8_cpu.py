@@ -9,7 +9,7 @@ VNNI, see trt_segmentation/cpu_features.py, and kept with VNNI, see :func:`recip
 building machine and the choice are recorded in the contract (``extra``).
 
 The ranges are cached like the other variants' scales (precision/cache.py: method ``minmax``, the recipe as
-parameters, this module's sha256 among the versions). ONNX Runtime's quantizer runs in a fresh interpreter
+parameters, the sha256 of this module and of calibration_data.py among the versions). ONNX Runtime's quantizer runs in a fresh interpreter
 (:func:`.int8.run_isolated`): ModelOpt patches ORT's calibrators when imported, so they never share a process.
 """
 
@@ -30,12 +30,16 @@ import numpy as np
 from ..artifacts import CalibrationMethod
 from ..cpu_features import ARM64, X86_VNNI, cpu_class
 from ..hashing import sha256_file
+from . import calibration_data
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
 from .calibration_data import CalibrationSet, whole_runs
 from .int8 import Int8Result, QuantizationError, graph_batch, run_isolated
 
 LOG = logging.getLogger(__name__)
 OP_TYPES = ("Conv",)  # ONNX Runtime's CPU gains come from QLinearConv; other ops quantized add Q/DQ hops only
+# this package's code that computes the ranges (its sha256 keys the cache): the recipe and worker here, and the
+# cutting of frames into runs (calibration_data.py)
+CODE = (__name__, calibration_data.__name__)
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def quantize_int8_cpu(
     start = time.perf_counter()
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     key = cache_key(model_sha256=sha256_file(fp32_onnx), calibration_sha256=calibration.sha256,
-                    method=CalibrationMethod.MINMAX.value, params=recipe.key_params(), quantizer_module=__name__)
+                    method=CalibrationMethod.MINMAX.value, params=recipe.key_params(), quantizer_modules=CODE)
     lookup = load_scales(cache_path, key, ranges=True) if cache_path else None
     cache_status = lookup.status if lookup else "disabled"
     cached = lookup.scales if lookup is not None else None
