@@ -219,6 +219,7 @@ _CALIBRATION = {
 
 #: what ``--precision all`` builds and the launch file's switch: one variant per TensorRT precision
 ENGINE_SET: Tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.INT8, Precision.MIXED)
+CALIBRATION_COUNT = 64  # calibration frames by default (docs/accuracy.md's sweep: 8-512 frames agree alike)
 
 
 def names(precisions: Optional[Tuple[Precision, ...]] = None) -> Tuple[str, ...]:

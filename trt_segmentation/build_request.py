@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import cli
-from .artifacts import CAMERA_FORMATS, InputFormat, Precision, artifact_stem
+from .artifacts import CALIBRATION_COUNT, CAMERA_FORMATS, InputFormat, Precision, artifact_stem
 
 SOURCE_PLACEHOLDER = "<fp32 onnx, or --checkpoint PT>"
 SIZE_PLACEHOLDER = "<H>x<W>"
@@ -34,7 +34,7 @@ class BuildRequest:
     batch: int = 1  # static frames per run: exported with a checkpoint; checked against an ONNX
     input_format: InputFormat = InputFormat.UINT8_RGB
     calibration: Optional[str] = None
-    calibration_count: int = 64
+    calibration_count: int = CALIBRATION_COUNT
     calibration_batch: int = 8
     mixed_config: Optional[Path] = None
     out_dir: Path = field(default_factory=lambda: Path("artifacts"))
@@ -114,7 +114,7 @@ class BuildRequest:
         if calibration is None and any(p.calibration is not None for p in self.precisions):
             calibration = CALIBRATION_PLACEHOLDER
         argv += _flag("--calibration", calibration, None)
-        argv += _flag("--calibration-count", self.calibration_count, 64)
+        argv += _flag("--calibration-count", self.calibration_count, CALIBRATION_COUNT)
         argv += _flag("--mixed-config", self.mixed_config, None)
         argv += ["--out", str(self.out_dir)]
         argv += _flag("--workspace-mib", self.workspace_mib, None)
@@ -168,7 +168,7 @@ class BuildRequest:
             checkpoint=_path(opts.get("checkpoint")), onnx=_path(opts.get("onnx")),
             size=size,
             batch=int(opts.get("batch") or 1), calibration=opts.get("calibration"),
-            calibration_count=int(opts.get("calibration_count") or 64), mixed_config=_path(opts.get("mixed_config")),
+            calibration_count=int(opts.get("calibration_count") or CALIBRATION_COUNT), mixed_config=_path(opts.get("mixed_config")),
             out_dir=Path(str(opts.get("out_dir") or "artifacts")), workspace_mib=opts.get("workspace_mib"),
             timing_cache=_path(opts.get("timing_cache")), opt_level=opts.get("opt_level"),
             dla_core=int(opts["dla_core"]) if opts.get("dla_core") is not None else -1,

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, cast
 
-from .artifacts import ENGINE_SET, names
+from .artifacts import CALIBRATION_COUNT, ENGINE_SET, names
 from .errors import COMMAND_ERRORS
 
 PACKAGE = "trt_segmentation"
@@ -130,8 +130,8 @@ def add_calibration(parser: argparse._ActionsContainer, *, needed_for: str = "in
                         help=f"calibration images for {needed_for}: DIR, cityscapes:ROOT[@split] or bag:PATH[@/topic]")
     if not counts:  # a tool that hands the source on to a builder that picks its own frames
         return
-    parser.add_argument("--calibration-count", type=positive_int, default=64, metavar="N",
-                        help="use at most N calibration frames (default 64)")
+    parser.add_argument("--calibration-count", type=positive_int, default=CALIBRATION_COUNT, metavar="N",
+                        help=f"use at most N calibration frames (default {CALIBRATION_COUNT})")
     parser.add_argument("--calibration-batch", type=positive_int, default=8, metavar="B",
                         help="calibration frames are used in whole batches of B; fewer than B frames is an error "
                              "(default 8)")

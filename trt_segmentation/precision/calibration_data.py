@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import CALIBRATION_COUNT
 from ..errors import SegmentationError
 from ..image_codec import resize_image
 from ..onnx_metadata import ModelContract
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_COUNT = 64
+DEFAULT_COUNT = CALIBRATION_COUNT
 DEFAULT_BATCH_SIZE = 8
 SELECTIONS = ("spread", "random", "first")
 DEFAULT_SELECTION = "spread"
