@@ -55,10 +55,10 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
         options["threads"] = params.ort_threads
     elif kind is BackendKind.TENSORRT:
         # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
-        options.update(slots=params.inflight_slots, precision=precision.value)
+        options.update(slots=params.inflight_slots, precision=precision)
     else:  # torch: the checkpoint in FP32 or FP16 as one CUDA graph per slot; it refuses int8/mixed itself
         # a checkpoint has no static batch: the torch backend is told it (one frame per camera)
-        options.update(slots=params.inflight_slots, precision=precision.value, batch=params.batch)
+        options.update(slots=params.inflight_slots, precision=precision, batch=params.batch)
         if params.engine_height and params.engine_width:
             options.update(height=params.engine_height, width=params.engine_width)
     try:
