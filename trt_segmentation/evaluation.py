@@ -224,8 +224,8 @@ def label_agreement(reference_onnx: str | Path, candidate_onnx: str | Path, fram
     """Fraction of pixels where ``candidate`` predicts the same label as ``reference`` on ``frames`` (network-size
     camera frames, e.g. calibration frames), both run by ONNX Runtime on the CPU. Batch-N models run N frames per
     run, a last partial run padded with rows that are not compared."""
-    ref = create_backend("onnxruntime", reference_onnx, providers=["CPUExecutionProvider"])
-    cand = create_backend("onnxruntime", candidate_onnx, providers=["CPUExecutionProvider"])
+    ref = create_backend(BackendKind.ONNXRUNTIME, reference_onnx, providers=["CPUExecutionProvider"])
+    cand = create_backend(BackendKind.ONNXRUNTIME, candidate_onnx, providers=["CPUExecutionProvider"])
     same = total = 0
     try:
         for a, b in zip(_run_labels(ref, list(frames)), _run_labels(cand, list(frames))):

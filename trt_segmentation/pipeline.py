@@ -58,7 +58,7 @@ def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path,
 
     source_sha = sha256_file(req.checkpoint)
     model = load_checkpoint(req.checkpoint)
-    out = artifact_path(req.out_dir, model.arch.name, req.size[0], req.size[1], "fp32", ".onnx", batch=req.batch)
+    out = artifact_path(req.out_dir, model.arch.name, req.size[0], req.size[1], Precision.FP32, ".onnx", batch=req.batch)
     log(f"exporting {req.checkpoint} -> {out}")
     export_onnx(model, out, ExportOptions(req.size[0], req.size[1], req.input_format, batch=req.batch))
     return out, source_sha
@@ -70,7 +70,7 @@ def _fp32_in_out_dir(fp32: Path, out_dir: Path, model: str, height: int, width: 
     elsewhere): the folder of variants is what goes to the target, whose implicit path builds from this file."""
     import shutil
 
-    target = artifact_path(out_dir, model, height, width, "fp32", ".onnx", batch=batch)
+    target = artifact_path(out_dir, model, height, width, Precision.FP32, ".onnx", batch=batch)
     if target.exists() and target.resolve() == Path(fp32).resolve():
         return Path(fp32)
     if not target.exists() or sha256_file(target) != sha256_file(fp32):
@@ -107,8 +107,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         if trt is not None and req.builder == "auto" and trt.builder == "tensorrt-rtx":
             trt, no_engine_reason = None, NO_ENGINE_HELP
     steps = []
-    for index, name in enumerate(req.precisions, 1):
-        precision = Precision.parse(name)
+    for index, precision in enumerate(req.precisions, 1):  # members: BuildRequest.from_args parsed them
         start = time.perf_counter()
         log(f"[{index}/{len(req.precisions)}] {precision}")
         step = PipelineStep(precision)

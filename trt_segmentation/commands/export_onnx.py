@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.checkpoint, "checkpoint")
-    from ..artifacts import InputFormat, artifact_path
+    from ..artifacts import InputFormat, Precision, artifact_path
     from ..export import ExportOptions, export_onnx
     from ..models import architecture_from_name, load_checkpoint
     from ..models.swiftnet import SwiftNet
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ExportOptions(height, width, InputFormat.parse(args.input_format), args.output, args.opset, batch=args.batch,
                             fold_batchnorm=args.fold_bn, argmax_before_resize=args.argmax_before_resize)
     out = (args.out if args.out.suffix.lower() == ".onnx"
-           else artifact_path(args.out, model.arch.name, height, width, "fp32", ".onnx", batch=args.batch))
+           else artifact_path(args.out, model.arch.name, height, width, Precision.FP32, ".onnx", batch=args.batch))
     contract = export_onnx(model, out, options)
     batch = f", batch {args.batch}" if args.batch > 1 else ""
     print(f"wrote {out}: {contract.model} {contract.height}x{contract.width}{batch}, input {contract.input_name} "

@@ -307,7 +307,7 @@ def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Pa
         return BuilderKind.IMPLICIT
     if variant_onnx is not None and Path(variant_onnx).is_file() and not explicit_path_problem(trt, variant_onnx):
         return BuilderKind.EXPLICIT
-    if trt.builder == "tensorrt" and trt.major < 11 and tensorrt_precision(precision).implicit_ok:
+    if trt.builder == "tensorrt" and trt.major < 11 and member.implicit_ok:
         return BuilderKind.IMPLICIT
     return BuilderKind.EXPLICIT
 

@@ -40,7 +40,7 @@ class EngineMetadata:
     model: str
     height: int
     width: int
-    precision: str  # a TensorRT Precision value: fp32 | fp16 | int8 | int8-max | int8-percentile | mixed
+    precision: str  # a TensorRT Precision's value (fp32 | fp16 | int8 | ...), checked against Precision when read
     tensorrt_version: str
     builder: str  # 'tensorrt' | 'tensorrt-rtx'
     typing: str  # one of TYPINGS
@@ -77,8 +77,12 @@ class EngineMetadata:
             raise MetadataError(
                 f"engine metadata schema_version {version!r} is newer than this tool understands ({SCHEMA_VERSION})"
             )
+        try:  # the sidecar read is an edge: its precision names a variant (kept as the value, as it was written)
+            precision = Precision.parse(data["precision"]).value
+        except ValueError as exc:
+            raise MetadataError(f"engine metadata precision: {exc}") from None
         # unknown keys from a newer minor writer are ignored rather than fatal
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in names and k != "precision"}, precision=precision)
 
 
 def metadata_path(engine_path: str | Path) -> Path:
@@ -142,7 +146,7 @@ def batch_problem(meta: EngineMetadata, name: str | None = None) -> str:
 def check_compatible(
     meta: EngineMetadata,
     *,
-    precision: str,
+    precision: str | Precision,
     tensorrt_version: str | None = None,
     compute_capability: str | None = None,
     onnx_sha256: str | None = None,
@@ -153,6 +157,7 @@ def check_compatible(
     """Human-readable reasons why the engine described by ``meta`` must not be used here; empty if it may.
     Checks given as None are skipped: the loader checks precision, builder and ONNX before TensorRT is needed."""
     reasons = []
+    precision = Precision.parse(precision)  # a name from a caller's command line or test: parsed here
     if meta.schema_version != SCHEMA_VERSION:
         reasons.append(f"metadata schema {meta.schema_version} != {SCHEMA_VERSION}")
     if meta.precision != precision:
@@ -199,9 +204,9 @@ def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
 ON_TARGET_TOOL = "build_on_target"
 
 
-def on_target_command(engine_dir: str | Path, precisions: list[str] | str, size: tuple[int, int] | None = None,
-                      batch: int = 1, *, model: str | None = None, dla_core: int = -1, device: int = 0,
-                      extra: list[str] | None = None) -> str:
+def on_target_command(engine_dir: str | Path, precisions: list[str] | list[Precision] | str | Precision,
+                      size: tuple[int, int] | None = None, batch: int = 1, *, model: str | None = None,
+                      dla_core: int = -1, device: int = 0, extra: list[str] | None = None) -> str:
     """The command that builds engines from the variants in ``engine_dir`` on this machine, paths as they are here."""
     argv = tool_argv(ON_TARGET_TOOL) + ["--engine-dir", str(engine_dir)]
     if model:
@@ -209,7 +214,7 @@ def on_target_command(engine_dir: str | Path, precisions: list[str] | str, size:
     argv += ["--size", f"{size[0]}x{size[1]}" if size else "<H>x<W>"]
     if batch > 1:
         argv += ["--batch", str(batch)]
-    argv += ["--precision", *([precisions] if isinstance(precisions, str) else precisions)]
+    argv += ["--precision", *(str(p) for p in ([precisions] if isinstance(precisions, str) else precisions))]
     if dla_core >= 0:
         argv += ["--dla-core", str(dla_core)]
     if device:
@@ -217,29 +222,24 @@ def on_target_command(engine_dir: str | Path, precisions: list[str] | str, size:
     return shlex.join(argv + list(extra or []))
 
 
-def build_hint(model: str, size: tuple[int, int] | None, precision: str, directory: Path | str,
+def build_hint(model: str, size: tuple[int, int] | None, precision: str | Precision, directory: Path | str,
                batch: int = 1) -> str:
     """The command that makes the missing file: where ``directory`` holds the precision's ONNX variant of that size
     and batch (so the engine is what is missing), the on-target build from it (no torch); else (the variant itself
-    is missing) tools/build_engine.py on the build machine."""
-    options: dict[str, Any] = {"model": model, "precision": precision, "out_dir": str(directory), "batch": batch}
+    is missing) tools/build_engine.py on the build machine. ``precision`` given as a name is parsed here."""
+    precision = Precision.parse(precision)
+    options: dict[str, Any] = {"model": model, "precision": precision.value, "out_dir": str(directory),
+                               "batch": batch}
     sources = ArtifactFolder(directory).find(model, size=size, batch=batch, precision=Precision.FP32, suffix=".onnx")
     if len(sources) == 1:
         options["onnx"] = str(sources[0].path)
         if size is None:
             size = sources[0].size
-    if size is not None and _tensorrt_precision(precision) and ArtifactFolder(directory).path(
+    if size is not None and precision.tensorrt and ArtifactFolder(directory).path(
             model, *size, precision, ".onnx", batch=batch).is_file():
         return on_target_command(directory, precision, size, batch, model=model)  # the engine is what is missing
     options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
     return rebuild_command(options)
-
-
-def _tensorrt_precision(name: str) -> bool:
-    try:
-        return Precision.parse(name).tensorrt
-    except ValueError:
-        return False
 
 
 def rebuild_command(meta_or_args: EngineMetadata | BuildRequest | dict[str, Any],

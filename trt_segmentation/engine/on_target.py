@@ -59,17 +59,17 @@ def variant_beside(engine_path: str | Path) -> Path:
 def fp32_beside(engine_path: str | Path, precision: str | Precision) -> Path:
     """The FP32 ONNX beside it (the implicit path's source)."""
     variant = variant_beside(engine_path)
-    suffix = f"_{Precision.parse(precision).value}.onnx"
+    precision = Precision.parse(precision)
+    suffix = f"_{precision.value}.onnx"
     if not variant.name.endswith(suffix):
-        raise ValueError(f"{Path(engine_path).name} is not named <model>_<H>x<W>[_b<N>]_{Precision.parse(precision)}"
-                         ".engine")
+        raise ValueError(f"{Path(engine_path).name} is not named <model>_<H>x<W>[_b<N>]_{precision}.engine")
     return variant.with_name(variant.name[: -len(suffix)] + "_fp32.onnx")
 
 
 def command_for(engine_path: str | Path, precision: str | Precision, model: str | None = None) -> str:
     """:func:`on_target_command` for one engine file."""
     engine_path = Path(engine_path)
-    return on_target_command(engine_path.parent, Precision.parse(precision).value, size_from_name(engine_path.name),
+    return on_target_command(engine_path.parent, Precision.parse(precision), size_from_name(engine_path.name),
                              batch_from_name(engine_path.name), model=model, dla_core=dla_core_of(engine_path))
 
 
@@ -87,7 +87,7 @@ def fit_problems(engine_path: str | Path, precision: str | Precision, *, device:
     capability = gpu_identity(device)[1]
     source = source_onnx_path(engine_path, meta)
     return check_compatible(
-        meta, precision=Precision.parse(precision).value, builder="tensorrt",
+        meta, precision=Precision.parse(precision), builder="tensorrt",
         tensorrt_version=trt.version if trt is not None else None,
         compute_capability=capability if capability != "none" else None,
         onnx_sha256=sha256_file(source) if source.is_file() else None, platform=platform_name(),
@@ -148,7 +148,7 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
     (:func:`fit_problems`), rebuild it from the variants beside it if ``rebuild``, else raise
     :class:`EngineDoesNotFit` with the reasons and the command. Returns what it did: 'fits', 'built' or 'rebuilt'.
     What the node calls under its ``rebuild_engine`` parameter, and trt_seg_check_on_target --rebuild."""
-    engine_path = Path(engine_path)
+    engine_path, precision = Path(engine_path), Precision.parse(precision)
     if engine_path.is_file():
         problems = fit_problems(engine_path, precision, device=device)
         if not problems:

@@ -12,13 +12,16 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Precision, artifact_path, batch_from_name, check_camera_name, names, size_from_name
+from ..artifacts import NODE_BACKENDS, ArtifactFolder, BackendKind, Precision, check_camera_name, names
 from ..engine.metadata import build_hint
 from ..errors import SegmentationError
 from ..image_codec import DEFAULT_MAX_PIXELS
+from .qos import RELIABILITIES
 
-BACKEND_CHOICES = ("tensorrt", "onnxruntime", "torch")
-RELIABILITY_CHOICES = ("best_effort", "reliable")
+DEFAULT_BACKEND = BackendKind.TENSORRT
+#: the node's backends, the default first (the order ``ros2 param describe`` and the parameters file list them)
+BACKEND_CHOICES = tuple(k.value for k in sorted(NODE_BACKENDS, key=lambda k: k is not DEFAULT_BACKEND))
+RELIABILITY_CHOICES = RELIABILITIES
 INPUT_TYPES = ("raw", "compressed")
 IO_MODES = ("process", "inprocess")
 
@@ -35,7 +38,7 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("backend", "tensorrt", "Inference backend: tensorrt (Jetson/GPU), onnxruntime (any machine, "
+    ParamSpec("backend", DEFAULT_BACKEND.value, "Inference backend: tensorrt (Jetson/GPU), onnxruntime (any machine, "
               "CUDA provider if present), torch (CUDA, PyTorch checkpoint; for tests)", BACKEND_CHOICES),
     ParamSpec("precision", Precision.FP16.value, "Precision variant; picks <model>_<H>x<W>_<precision>.engine (or "
               ".onnx for onnxruntime) in engine_dir. int8 = entropy-calibrated; int8-max/int8-percentile name the "
@@ -101,8 +104,11 @@ PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 
 @dataclass(frozen=True)
 class NodeParams:
-    backend: str
-    precision: str
+    """The parameters as types: made by :func:`params_from_dict` or :func:`declare_parameters` (the edges), which
+    check the choices and ranges of the values as given and parse the closed sets (backend, precision) once."""
+
+    backend: BackendKind
+    precision: Precision
     model: str
     engine_dir: str
     engine_height: int
@@ -142,7 +148,7 @@ class NodeParams:
         return max(1, len(self.cameras))
 
     def validated(self) -> NodeParams:
-        """Check the choices and ranges of ``PARAMETERS`` (also when read from a dict, not through ROS)."""
+        """Check the camera names (the choices and ranges are checked by :func:`typed_params` before parsing)."""
         for name in self.cameras:
             try:
                 check_camera_name(name)
@@ -150,13 +156,20 @@ class NodeParams:
                 raise ValueError(f"parameter cameras: {exc}, since it becomes the topic ~/<name>/image") from None
         if len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"parameter cameras names a camera twice: {list(self.cameras)}")
-        for spec in PARAMETERS:
-            value = getattr(self, spec.name)
-            if spec.choices and value not in spec.choices:
-                raise ValueError(f"parameter {spec.name}={value!r}: choose one of {', '.join(spec.choices)}")
-            if spec.low is not None and not spec.low <= value <= spec.high:
-                raise ValueError(f"parameter {spec.name}={value!r} is outside [{spec.low}, {spec.high}]")
         return self
+
+
+def typed_params(values: dict[str, Any]) -> NodeParams:
+    """The edge: every parameter's value as ROS or a dict gives it, checked against the choices and ranges of
+    ``PARAMETERS``, then the backend and precision parsed into their types; the camera names checked."""
+    for spec in PARAMETERS:
+        value = values[spec.name]
+        if spec.choices and value not in spec.choices:
+            raise ValueError(f"parameter {spec.name}={value!r}: choose one of {', '.join(spec.choices)}")
+        if spec.low is not None and not spec.low <= value <= spec.high:
+            raise ValueError(f"parameter {spec.name}={value!r} is outside [{spec.low}, {spec.high}]")
+    typed = dict(values, backend=BackendKind.parse(values["backend"]), precision=Precision.parse(values["precision"]))
+    return NodeParams(**typed).validated()
 
 
 def params_from_dict(values: dict[str, Any]) -> NodeParams:
@@ -164,8 +177,7 @@ def params_from_dict(values: dict[str, Any]) -> NodeParams:
     unknown = sorted(set(values) - set(PARAMETER_NAMES))
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETER_NAMES)}")
-    merged = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
-    return NodeParams(**merged).validated()
+    return typed_params({p.name: values.get(p.name, p.default) for p in PARAMETERS})
 
 
 def declare_parameters(node: Any) -> NodeParams:
@@ -193,8 +205,7 @@ def declare_parameters(node: Any) -> NodeParams:
             node.declare_parameter(spec.name, default, descriptor)
         except Exception as exc:  # rclpy's InvalidParameterValue/TypeException: out of range or wrong type
             raise ValueError(f"parameter {spec.name}: {exc}") from exc
-    values = {f.name: _value(node, f.name) for f in fields(NodeParams)}
-    return NodeParams(**values).validated()
+    return typed_params({f.name: _value(node, f.name) for f in fields(NodeParams)})
 
 
 def _value(node: Any, name: str) -> Any:
@@ -212,13 +223,12 @@ class ModelFileError(FileNotFoundError, SegmentationError):
     """No usable model file for the chosen backend/precision; the message says which file and how to make it."""
 
 
-def _find_size(directory: Path, model: str, precision: str, suffix: str, batch: int = 1) -> tuple[int, int]:
-    pattern = f"{model}_*x*_{'b%d_' % batch if batch > 1 else ''}{precision}{suffix}"
-    found = [p for p in directory.glob(f"{model}_*x*_{precision}{suffix}") if batch_from_name(p.name) == batch]
-    sizes = sorted({size for size in (size_from_name(p.name) for p in found) if size is not None})
+def _find_size(directory: Path, model: str, precision: Precision, suffix: str, batch: int = 1) -> tuple[int, int]:
+    sizes = ArtifactFolder(directory).sizes(model, batch=batch, precision=precision, suffix=suffix)
     if len(sizes) == 1:
         return sizes[0]
     if not sizes:
+        pattern = f"{model}_*x*_{'b%d_' % batch if batch > 1 else ''}{precision}{suffix}"
         cameras = f" (batch {batch}: one frame per camera)" if batch > 1 else ""
         raise ModelFileError(
             f"no {pattern} in {directory}{cameras}; set engine_height/engine_width (or engine_path/onnx_path) or "
@@ -232,14 +242,14 @@ def _find_size(directory: Path, model: str, precision: str, suffix: str, batch: 
 def resolve_model_file(params: NodeParams) -> Path:
     """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name
     (with ``_b<N>_`` for N > 1 cameras)."""
-    precision = Precision.parse(params.precision)
-    if params.backend == "onnxruntime" and params.onnx_path:
+    precision, backend = params.precision, params.backend
+    if backend is BackendKind.ONNXRUNTIME and params.onnx_path:
         return Path(params.onnx_path)
-    if params.backend in ("tensorrt", "torch") and params.engine_path:
+    if backend in (BackendKind.TENSORRT, BackendKind.TORCH) and params.engine_path:
         return Path(params.engine_path)
-    if params.backend == "torch":
+    if backend is BackendKind.TORCH:
         raise ModelFileError("backend torch needs engine_path: a PyTorch checkpoint (.pt)")
-    suffix = ".onnx" if params.backend == "onnxruntime" else ".engine"
+    suffix = ".onnx" if backend is BackendKind.ONNXRUNTIME else ".engine"
     directory = Path(params.engine_dir)
     if params.engine_height and params.engine_width:
         size = (params.engine_height, params.engine_width)
@@ -254,17 +264,20 @@ def resolve_model_file(params: NodeParams) -> Path:
                 size = _find_size(directory, params.model, precision, ".onnx", params.batch)
             except ModelFileError:
                 raise no_engine from None
-    return artifact_path(directory, params.model, size[0], size[1], precision, suffix, batch=params.batch)
+    return ArtifactFolder(directory).path(params.model, size[0], size[1], precision, suffix, batch=params.batch)
 
 
 __all__ = [
     "BACKEND_CHOICES",
+    "DEFAULT_BACKEND",
     "ModelFileError",
     "NodeParams",
     "PARAMETERS",
     "PARAMETER_NAMES",
     "ParamSpec",
+    "RELIABILITY_CHOICES",
     "declare_parameters",
     "params_from_dict",
     "resolve_model_file",
+    "typed_params",
 ]

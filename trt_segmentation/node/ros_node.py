@@ -133,7 +133,7 @@ class SegmentationNode:
         info = backend.describe()
         h, w = backend.input_size
         self.info = {
-            "backend": params.backend,
+            "backend": params.backend.value,
             "precision": backend.contract.precision,
             "engine_file": str(model_file),
             "model": backend.contract.model,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Tuple
 
-from ..artifacts import BackendKind, Precision, batch_from_name, size_from_name
+from ..artifacts import BackendKind, batch_from_name, size_from_name
 from ..engine.metadata import build_hint
 from ..errors import SegmentationError
 from ..runtime import Backend, BackendError, create_backend
@@ -24,11 +24,7 @@ class StartupError(RuntimeError, SegmentationError):
 
 def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
     """Resolve the model file for backend+precision, check it and create the backend, or raise StartupError."""
-    try:  # the node's parameters as types, once
-        precision = Precision.parse(params.precision)
-        kind = BackendKind.parse(params.backend)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from exc
+    precision, kind = params.precision, params.backend  # parsed into types by the parameters' edge
     if kind is BackendKind.TENSORRT and not precision.tensorrt:
         raise StartupError(f"precision {precision} is an ONNX Runtime CPU variant and never runs in TensorRT (there is "
                            f"no {precision} engine); use backend onnxruntime with it, or a TensorRT precision "
@@ -59,10 +55,10 @@ def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
         options["threads"] = params.ort_threads
     elif kind is BackendKind.TENSORRT:
         # the backend hashes the ONNX the engine was built from (named in its sidecar): a re-export is refused
-        options.update(slots=params.inflight_slots, precision=precision.value)
+        options.update(slots=params.inflight_slots, precision=precision)
     else:  # torch: the checkpoint in FP32 or FP16 as one CUDA graph per slot; it refuses int8/mixed itself
         # a checkpoint has no static batch: the torch backend is told it (one frame per camera)
-        options.update(slots=params.inflight_slots, precision=precision.value, batch=params.batch)
+        options.update(slots=params.inflight_slots, precision=precision, batch=params.batch)
         if params.engine_height and params.engine_width:
             options.update(height=params.engine_height, width=params.engine_width)
     try:
@@ -101,7 +97,7 @@ def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> Non
     on TensorRT 8.5/8.6 with the variant's Q/DQ scales as calibration table), progress in the log."""
     from ..engine.on_target import ensure_engine  # imports TensorRT only here
 
-    precision = Precision.parse(params.precision).value
+    precision = params.precision
     t0 = time.monotonic()
     try:
         action = ensure_engine(engine_path, precision, rebuild=params.rebuild_engine,

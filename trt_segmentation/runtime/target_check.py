@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import ArtifactFolder, BuilderKind, Precision, artifact_path, check_variant
+from ..artifacts import ArtifactFolder, BuilderKind, Precision, artifact_path
 from .backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
@@ -44,7 +44,7 @@ MAX_BATCH_PIXELS = 4 * 512 * 1024
 
 @dataclass
 class CheckRow:
-    precision: str
+    precision: Precision
     status: str  # PASS | FAIL | MISSING | NEEDS-TENSORRT | SKIPPED (not checked here, by design)
     path: str = "explicit"  # explicit | implicit | dla<N> (the way this TensorRT builds it)
     onnx: str = ""
@@ -119,7 +119,7 @@ def _ort_labels(onnx: Path, images: list[np.ndarray]) -> tuple[list[np.ndarray],
     return labels, float(np.median(times))
 
 
-def _tensorrt_labels(engine: Path, precision: str, images: list[np.ndarray], device: int = 0
+def _tensorrt_labels(engine: Path, precision: Precision, images: list[np.ndarray], device: int = 0
                      ) -> tuple[list[np.ndarray], float]:
     from .tensorrt_backend import TensorRtBackend
 
@@ -169,7 +169,7 @@ def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[
     return labels, float(np.median(times))
 
 
-def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.ndarray]], device: int = 0
+def _tensorrt_batch_labels(engine: Path, precision: Precision, groups: list[list[np.ndarray]], device: int = 0
                            ) -> tuple[list[np.ndarray], float]:
     from .tensorrt_backend import TensorRtBackend
 
@@ -182,7 +182,7 @@ def _tensorrt_batch_labels(engine: Path, precision: str, groups: list[list[np.nd
     return labels, float(np.median([r.timings_ms["inference"] for r in results]))
 
 
-def batch_variants(engine_dir: Path, model: str, height: int, width: int, precision: str) -> list[int]:
+def batch_variants(engine_dir: Path, model: str, height: int, width: int, precision: Precision) -> list[int]:
     """The batches N > 1 of the ``<model>_<H>x<W>_b<N>_<precision>.onnx`` files in ``engine_dir``."""
     return [b for b in ArtifactFolder(engine_dir).batches(model, (height, width), precision) if b > 1]
 
@@ -199,7 +199,7 @@ def _build(row: CheckRow, build: Callable[[], object]) -> bool:
     return True
 
 
-def prepare_engine(row: CheckRow, engine: Path, precision: str, *, build: bool, rebuild: bool, device: int = 0,
+def prepare_engine(row: CheckRow, engine: Path, precision: Precision, *, build: bool, rebuild: bool, device: int = 0,
                    calibration: str | None = None, implicit_calibration: str | None = None,
                    log: Any = print) -> bool:
     """Make ``engine`` ready for the row: build it when missing (or always with ``build``); an existing one that
@@ -246,7 +246,7 @@ def _compare(row: CheckRow, run: Callable[[], tuple[list[np.ndarray], float]], o
     return row
 
 
-def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: str, batch: int,
+def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: str | Precision, batch: int,
                 images: list[np.ndarray], *, build: bool, min_agreement: float, log: Any = print,
                 rebuild: bool = False, device: int = 0, calibration: str | None = None,
                 implicit_calibration: str | None = None) -> CheckRow:
@@ -255,7 +255,7 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
     from ..engine.builder import build_path
     from ..engine.tensorrt_adapter import real_tensorrt
 
-    precision = check_variant(precision)
+    precision = Precision.parse(precision)  # a name from a caller (a test) is parsed here
     onnx = artifact_path(engine_dir, model, height, width, precision, ".onnx", batch=batch)
     engine = artifact_path(engine_dir, model, height, width, precision, ".engine", batch=batch)
     row = CheckRow(precision, "MISSING", f"b{batch}", str(onnx), str(engine), batch=batch)
@@ -285,8 +285,8 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
                     min_agreement, note=" (worst row)")
 
 
-def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str, images: list[np.ndarray],
-                    reference_fp32: list[np.ndarray] | None, *, build: bool, min_agreement: float,
+def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str | Precision,
+                    images: list[np.ndarray], reference_fp32: list[np.ndarray] | None, *, build: bool, min_agreement: float,
                     parse_check: bool = True, calibration: str | None = None, dla_core: int = -1,
                     log: Any = print, rebuild: bool = False, device: int = 0,
                     implicit_calibration: str | None = None) -> CheckRow:
@@ -297,9 +297,9 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     from ..engine.tensorrt_adapter import real_tensorrt
     from ..onnx_metadata import read_onnx_opset
 
-    precision = check_variant(precision)
+    precision = Precision.parse(precision)  # a name from a caller (a test) is parsed here
     variant = artifact_path(engine_dir, model, height, width, precision, ".onnx")
-    fp32 = artifact_path(engine_dir, model, height, width, "fp32", ".onnx")
+    fp32 = artifact_path(engine_dir, model, height, width, Precision.FP32, ".onnx")
     engine = ArtifactFolder(engine_dir).path(model, height, width, precision, ".engine", dla_core=dla_core)
     trt = real_tensorrt()
     path = build_path(trt, precision, variant, dla_core=dla_core) if trt is not None else BuilderKind.EXPLICIT
@@ -364,7 +364,7 @@ def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions
     """Every precision the way this TensorRT builds it, plus DLA rows (fp16/int8/mixed) where DLA cores exist."""
     thresholds = {**DEFAULT_MIN_AGREEMENT, **(min_agreement or {})}
     frames = sample_images(images, height, width, image_dir)
-    fp32_onnx = artifact_path(engine_dir, model, height, width, "fp32", ".onnx")
+    fp32_onnx = artifact_path(engine_dir, model, height, width, Precision.FP32, ".onnx")
     reference = _ort_labels(fp32_onnx, frames)[0] if fp32_onnx.is_file() else None
     cores = dla_cores() if dla else 0
     rows = []

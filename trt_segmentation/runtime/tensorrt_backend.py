@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts import Precision
 from ..engine.metadata import (
     EngineMetadata,
     MetadataError,
@@ -70,7 +71,7 @@ def contract_from_metadata(meta: EngineMetadata, engine_path: Path | None = None
     return ModelContract(**data)
 
 
-def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: str | None,
+def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: str | Precision | None,
                           tensorrt_version: str | None = None, compute_capability: str | None = None,
                           onnx_path: Path | None = None, platform: str | None = None) -> None:
     """Raise :class:`EngineMismatch` naming the file, every reason and the exact rebuild command. Checks given as
@@ -115,11 +116,15 @@ class TensorRtBackend(SlotBackend):
 
     name = "tensorrt"
 
-    def __init__(self, path: str | Path, slots: int = 2, device: int = 0, precision: str | None = None,
+    def __init__(self, path: str | Path, slots: int = 2, device: int = 0, precision: str | Precision | None = None,
                  onnx_path: str | Path | None = None) -> None:
         engine_path = Path(path)
         if not engine_path.is_file():
             raise BackendError(f"TensorRT engine not found: {engine_path}")
+        try:  # the backend's option as given (a name from a test or a tool) parsed once
+            precision = Precision.parse(precision) if precision is not None else None
+        except ValueError as exc:
+            raise EngineMismatch(f"engine {engine_path}: {exc}") from None
         try:
             meta = read_metadata(engine_path)
         except MetadataError as exc:

@@ -14,21 +14,27 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from ..artifacts import InputFormat
+from ..artifacts import InputFormat, Precision
 from ..onnx_metadata import ModelContract
 from .backend import BackendError
 from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline
 from .torch_model import frames_to_labels, load_module, model_name, normalisation
 
 #: what this backend can run; int8 and mixed need TensorRT (or ONNX Runtime on the Q/DQ files)
-TORCH_PRECISIONS = ("fp32", "fp16")
+TORCH_PRECISIONS = (Precision.FP32, Precision.FP16)
 
 
-def check_precision(precision: str) -> None:
-    """Refuse, clearly, a precision this backend cannot run."""
-    if precision not in TORCH_PRECISIONS:
+def check_precision(precision: str | Precision) -> Precision:
+    """``precision`` as the member this backend runs (a name, from the backend's options, is parsed here); refuse,
+    clearly, a precision it cannot run."""
+    try:
+        member = Precision.parse(precision)
+    except ValueError:
+        member = None
+    if member is None or member not in TORCH_PRECISIONS:
         raise BackendError(f"the torch backend runs {' or '.join(TORCH_PRECISIONS)}, not {precision}; int8 and "
                            "mixed need the tensorrt backend (or onnxruntime on their ONNX files)")
+    return member
 
 
 class _DeviceArray:
@@ -53,13 +59,13 @@ class TorchExecutor:
     the GPU runs one network at a time anyway. The labels go to each slot's own output buffer, never to the pool.
     """
 
-    def __init__(self, module: Any, height: int, width: int, channel_order: str = "rgb", precision: str = "fp32",
-                 cuda_graph: bool = True, batch: int = 1) -> None:
+    def __init__(self, module: Any, height: int, width: int, channel_order: str = "rgb",
+                 precision: str | Precision = Precision.FP32, cuda_graph: bool = True, batch: int = 1) -> None:
         import torch
 
-        check_precision(precision)
+        precision = check_precision(precision)
         self.torch = torch
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.dtype = torch.float16 if precision is Precision.FP16 else torch.float32
         self.module = module.to(dtype=self.dtype, memory_format=torch.channels_last)
         if batch < 1:
             raise BackendError(f"batch must be at least 1, got {batch}")
@@ -137,11 +143,11 @@ class TorchBackend(SlotBackend):
     gpu_timings = True
 
     def __init__(self, source: Any, height: int = 1024, width: int = 2048, slots: int = 2, device: int = 0,
-                 input_format: InputFormat = InputFormat.UINT8_RGB, num_classes: int = 19, precision: str = "fp32",
-                 cuda_graph: bool = True, batch: int = 1) -> None:
+                 input_format: InputFormat = InputFormat.UINT8_RGB, num_classes: int = 19,
+                 precision: str | Precision = Precision.FP32, cuda_graph: bool = True, batch: int = 1) -> None:
         import torch
 
-        check_precision(precision)
+        precision = check_precision(precision)
         if not InputFormat.parse(input_format).camera:  # the executor reads uint8 frames from the slot
             raise BackendError(f"the torch backend takes uint8_rgb or uint8_bgr frames, not {input_format}")
         if batch < 1:
@@ -157,7 +163,7 @@ class TorchBackend(SlotBackend):
         contract = ModelContract(
             model=name, num_classes=num_classes, height=height, width=width, input_format=input_format,
             output="labels_uint8", input_name="image", output_name="labels", mean=mean, std=std,
-            precision=precision, extra={"executor": "cuda_graph" if cuda_graph else "eager"}, batch=batch,
+            precision=precision.value, extra={"executor": "cuda_graph" if cuda_graph else "eager"}, batch=batch,
         )
         super().__init__(contract)
         self.executor = TorchExecutor(module, height, width, contract.channel_order, precision, cuda_graph, batch)
