@@ -17,10 +17,40 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Type, TypeVar, Union
+
+_Member = TypeVar("_Member", bound="ClosedSet")
 
 
-class CalibrationMethod(str, Enum):
+class ClosedSet(str, Enum):
+    """Base of the closed sets below: a member is its name (``str(member)`` and f-strings give the value on every
+    Python; 3.12 changed Enum.__format__) and ``parse`` turns a user's text into the member once, at an edge."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def _what(cls) -> str:
+        """What the set is called in the error message."""
+        return cls.__name__
+
+    @classmethod
+    def _normalise(cls, text: str) -> str:
+        return text.strip().lower()
+
+    @classmethod
+    def parse(cls: Type[_Member], text: Union[str, _Member]) -> _Member:
+        """The member named ``text``; ValueError names the choices."""
+        if isinstance(text, cls):
+            return text
+        try:
+            return cls(cls._normalise(str(text)))
+        except ValueError:
+            raise ValueError(f"unknown {cls._what()} {text!r}; choose one of "
+                             f"{', '.join(m.value for m in cls)}") from None
+
+
+class CalibrationMethod(ClosedSet):
     """How INT8 activation ranges are found. entropy/max/percentile/kl2048: symmetric, for TensorRT (ModelOpt Q/DQ;
     entropy = ModelOpt's 128-bin KL, kl2048 = TensorRT's own 2048-bin KL); minmax: asymmetric min..max ranges found
     by ONNX Runtime's own quantizer (the CPU variant)."""
@@ -31,22 +61,16 @@ class CalibrationMethod(str, Enum):
     KL2048 = "kl2048"
     MINMAX = "minmax"
 
-    def __str__(self) -> str:  # the value, also in f-strings on every Python (3.12 changed Enum.__format__)
-        return str(self.value)
 
-
-class Target(str, Enum):
+class Target(ClosedSet):
     """What runs a variant: TensorRT engines (Jetson/GPU; ONNX Runtime runs these files too), or ONNX Runtime's
     CPU kernels only (never fed to TensorRT)."""
 
     TENSORRT = "tensorrt"
     ONNXRUNTIME_CPU = "onnxruntime-cpu"
 
-    def __str__(self) -> str:
-        return str(self.value)
 
-
-class Precision(str, Enum):
+class Precision(ClosedSet):
     """A precision variant; the value is the name used in files, parameters and command lines.
 
     ``int8`` is entropy-calibrated (ModelOpt's 128-bin KL); ``int8-max`` / ``int8-percentile`` / ``int8-kl2048``
@@ -62,9 +86,6 @@ class Precision(str, Enum):
     INT8_KL2048 = "int8-kl2048"
     MIXED = "mixed"
     INT8_CPU = "int8-cpu"
-
-    def __str__(self) -> str:
-        return str(self.value)
 
     @property
     def calibration(self) -> Optional[CalibrationMethod]:
@@ -104,20 +125,17 @@ class Precision(str, Enum):
         return Precision.INT8
 
     @classmethod
-    def parse(cls, text: Union[str, "Precision"]) -> Precision:
-        """The member named ``text``; ``int8-entropy`` is accepted for ``int8``. ValueError lists the choices."""
-        if isinstance(text, Precision):
-            return text
-        name = str(text).strip().lower()
-        if name == "int8-" + CalibrationMethod.ENTROPY.value:
-            return cls.INT8
-        try:
-            return cls(name)
-        except ValueError:
-            raise ValueError(f"unknown precision variant {text!r}; choose one of {', '.join(names())}") from None
+    def _what(cls) -> str:
+        return "precision variant"
+
+    @classmethod
+    def _normalise(cls, text: str) -> str:
+        """``int8-entropy`` is accepted for ``int8``."""
+        name = text.strip().lower()
+        return Precision.INT8.value if name == "int8-" + CalibrationMethod.ENTROPY.value else name
 
 
-class BackendKind(str, Enum):
+class BackendKind(ClosedSet):
     """What runs a model file: ONNX Runtime, TensorRT, PyTorch on the CUDA slots (the node's three), or a plain
     PyTorch checkpoint (evaluation, CPU or CUDA)."""
 
@@ -126,23 +144,14 @@ class BackendKind(str, Enum):
     TORCH = "torch"
     CHECKPOINT = "checkpoint"
 
-    def __str__(self) -> str:
-        return str(self.value)
-
     @property
     def node(self) -> bool:
         """The node can run it (``backend`` parameter)."""
         return self is not BackendKind.CHECKPOINT
 
     @classmethod
-    def parse(cls, text: Union[str, "BackendKind"]) -> BackendKind:
-        """The member named ``text``; ValueError lists the choices."""
-        if isinstance(text, BackendKind):
-            return text
-        try:
-            return cls(str(text).strip().lower())
-        except ValueError:
-            raise ValueError(f"unknown backend {text!r}; choose one of {', '.join(m.value for m in cls)}") from None
+    def _what(cls) -> str:
+        return "backend"
 
     @classmethod
     def for_file(cls, path: Union[str, Path]) -> Optional[BackendKind]:
@@ -157,7 +166,7 @@ _KIND_OF_SUFFIX = {".onnx": BackendKind.ONNXRUNTIME, ".engine": BackendKind.TENS
 NODE_BACKENDS: Tuple[BackendKind, ...] = tuple(k for k in BackendKind if k.node)
 
 
-class BuilderKind(str, Enum):
+class BuilderKind(ClosedSet):
     """How TensorRT builds an engine: ``explicit`` from the precision's own ONNX variant (its Q/DQ nodes and casts),
     ``implicit`` from the FP32 ONNX with builder flags and a calibrator (TensorRT 8.5-10.x where the parser does
     not take the variant, and INT8 on DLA before TensorRT 10). A DLA core is where an engine runs, on either
@@ -166,20 +175,14 @@ class BuilderKind(str, Enum):
     EXPLICIT = "explicit"
     IMPLICIT = "implicit"
 
-    def __str__(self) -> str:
-        return str(self.value)
 
-
-class InputFormat(str, Enum):
+class InputFormat(ClosedSet):
     """What the network's input takes: camera bytes (N, H, W, 3) uint8 in RGB or BGR order, normalised in the
     graph, or (N, 3, H, W) float already normalised."""
 
     UINT8_RGB = "uint8_rgb"
     UINT8_BGR = "uint8_bgr"
     FLOAT_NORMALISED = "float_normalised"
-
-    def __str__(self) -> str:
-        return str(self.value)
 
     @property
     def camera(self) -> bool:
@@ -191,15 +194,12 @@ class InputFormat(str, Enum):
         return "bgr" if self is InputFormat.UINT8_BGR else "rgb"
 
     @classmethod
-    def parse(cls, text: Union[str, "InputFormat"]) -> InputFormat:
-        """The member named ``text``; ValueError lists the choices."""
-        if isinstance(text, InputFormat):
-            return text
-        try:
-            return cls(str(text))
-        except ValueError:
-            raise ValueError(f"unknown input format {text!r}; choose one of "
-                             f"{', '.join(m.value for m in cls)}") from None
+    def _what(cls) -> str:
+        return "input format"
+
+    @classmethod
+    def _normalise(cls, text: str) -> str:
+        return text
 
 
 #: camera input formats (export choices for deployment, build_engine's --input-format)
