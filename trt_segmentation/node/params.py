@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import NODE_BACKENDS, ArtifactFolder, BackendKind, Precision, check_camera_name, names
+from ..artifacts import NODE_BACKENDS, ArtifactFolder, BackendKind, ClosedSet, Precision, check_camera_name, names
 from ..engine.metadata import build_hint
 from ..errors import SegmentationError
 from ..image_codec import DEFAULT_MAX_PIXELS
@@ -22,8 +22,24 @@ DEFAULT_BACKEND = BackendKind.TENSORRT
 #: the node's backends, the default first (the order ``ros2 param describe`` and the parameters file list them)
 BACKEND_CHOICES = tuple(k.value for k in sorted(NODE_BACKENDS, key=lambda k: k is not DEFAULT_BACKEND))
 RELIABILITY_CHOICES = RELIABILITIES
-INPUT_TYPES = ("raw", "compressed")
-IO_MODES = ("process", "inprocess")
+
+
+class InputType(ClosedSet):
+    """What the node subscribes to: sensor_msgs/Image (raw) or sensor_msgs/CompressedImage (jpeg/png)."""
+
+    RAW = "raw"
+    COMPRESSED = "compressed"
+
+
+class IoMode(ClosedSet):
+    """Where each camera's take runs: an I/O process of its own (process) or the node's process (inprocess)."""
+
+    PROCESS = "process"
+    INPROCESS = "inprocess"
+
+
+INPUT_TYPES = tuple(t.value for t in InputType)
+IO_MODES = tuple(m.value for m in IoMode)
 
 
 @dataclass(frozen=True)
@@ -119,8 +135,8 @@ class NodeParams:
     rebuild_engine: bool
     inflight_slots: int
     ort_threads: int
-    input_type: str
-    io_mode: str
+    input_type: InputType
+    io_mode: IoMode
     cameras: tuple[str, ...]
     batch_timeout_ms: float
     max_input_pixels: int
@@ -161,14 +177,16 @@ class NodeParams:
 
 def typed_params(values: dict[str, Any]) -> NodeParams:
     """The edge: every parameter's value as ROS or a dict gives it, checked against the choices and ranges of
-    ``PARAMETERS``, then the backend and precision parsed into their types; the camera names checked."""
+    ``PARAMETERS``, then the closed sets (backend, precision, input type, io mode) parsed into their types; the
+    camera names checked."""
     for spec in PARAMETERS:
         value = values[spec.name]
         if spec.choices and value not in spec.choices:
             raise ValueError(f"parameter {spec.name}={value!r}: choose one of {', '.join(spec.choices)}")
         if spec.low is not None and not spec.low <= value <= spec.high:
             raise ValueError(f"parameter {spec.name}={value!r} is outside [{spec.low}, {spec.high}]")
-    typed = dict(values, backend=BackendKind.parse(values["backend"]), precision=Precision.parse(values["precision"]))
+    typed = dict(values, backend=BackendKind.parse(values["backend"]), precision=Precision.parse(values["precision"]),
+                 input_type=InputType.parse(values["input_type"]), io_mode=IoMode.parse(values["io_mode"]))
     return NodeParams(**typed).validated()
 
 

@@ -47,7 +47,7 @@ from .frame_worker import FrameWorker
 from .frames import Pending
 from .heap import keep_frames_on_heap
 from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
-from .params import NodeParams, declare_parameters
+from .params import InputType, IoMode, NodeParams, declare_parameters
 from .qos import image_qos
 from .startup import StartupError, load_backend
 
@@ -99,7 +99,7 @@ class SegmentationNode:
         self.started = time.monotonic()
         self._failed_reported = 0
         self._qos_problems: dict[str, str] = {}
-        in_process = params.io_mode == "inprocess"
+        in_process = params.io_mode is IoMode.INPROCESS
         common: dict[str, Any] = dict(
             # io_mode process: the overlay blends the frame in its ring slot, held until its labels are published
             keep_rgb=params.publish_overlay, latency_window=params.latency_window,
@@ -164,12 +164,12 @@ class SegmentationNode:
     def _io_processes(self) -> IoSupervisor:
         """The supervisor of one I/O process per camera, on the topics this node would have (remappings applied)."""
         params, node = self.params, self.node
-        image = "image/compressed" if params.input_type == "compressed" else "image"
+        image = "image/compressed" if params.input_type is InputType.COMPRESSED else "image"
         specs = []
         for camera in self.cameras:
             camera.image_topic = node.resolve_topic_name(camera.prefix + image)
             specs.append(CameraIoSpec(camera.name, camera.image_topic))
-        settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type == "compressed",
+        settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type is InputType.COMPRESSED,
                               self.backend.contract.channel_order, params.max_input_pixels,
                               self.backend.max_in_flight + 4, params.qos_reliability, params.qos_depth)
         return IoSupervisor(specs, settings, self, log=lambda text, warn: (self.log.warning if warn
@@ -177,7 +177,7 @@ class SegmentationNode:
 
     # IoSink: what a camera's I/O process tells (its reader thread)
     def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None:
-        compressed = self.params.input_type == "compressed"
+        compressed = self.params.input_type is InputType.COMPRESSED
         if self.batch_worker is not None:
             self.batch_worker.post(camera, frame, compressed, received_ns)
         elif self.frame_worker is not None:
@@ -214,7 +214,7 @@ class SegmentationNode:
         from sensor_msgs.msg import CompressedImage, Image
 
         params = self.params
-        compressed = params.input_type == "compressed"
+        compressed = params.input_type is InputType.COMPRESSED
         batch, single = self.batch_worker, self.frame_worker
 
         def callback(msg: Any) -> None:  # the executor thread: only a mailbox update
