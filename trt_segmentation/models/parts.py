@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from ..network_parts import PARTS
-from .layers import upsample
-from .swiftnet import SwiftNet
+from .swiftnet import SwiftNet, final_resize
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def _pyr_upsampling(model: SwiftNet, *slots: torch.Tensor) -> tuple[torch.Tensor
 
 def _resize_argmax(size: tuple[int, int]) -> Callable[..., tuple[torch.Tensor, ...]]:
     def fn(model: SwiftNet, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (upsample(logits, size).argmax(1).to(torch.uint8),)
+        return (final_resize(logits, size).argmax(1).to(torch.uint8),)
 
     return fn
 
