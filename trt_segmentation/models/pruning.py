@@ -141,7 +141,7 @@ def _scores(state: Mapping[str, torch.Tensor], variant: str, group: Group) -> to
     return total
 
 
-def _sizes(arch: Architecture) -> dict[Group, int]:
+def group_sizes(arch: Architecture) -> dict[Group, int]:
     """The width of every channel group of ``arch``."""
     encoder, decoder = arch.encoder_widths(), arch.decoder_widths()
     sizes = {_stage(s): encoder.stages[s - 1] for s in range(1, 5)}
@@ -171,7 +171,7 @@ def prune_state(state: Mapping[str, torch.Tensor], arch: Architecture, stages: S
     bad = [s for s in stages if s not in (1, 2, 3, 4)]
     if bad or not (stages or decoder):
         raise ValueError(f"stages are 1..4 (ResNet layer1..layer4), got {list(stages)}")
-    sizes = _sizes(arch)
+    sizes = group_sizes(arch)
     groups: list[Group] = []
     for s in sorted(set(stages)):
         groups += [_stage(s)] + [("inner", s, b) for b in range(STAGE_BLOCKS[arch.encoder][s - 1])]
