@@ -167,32 +167,38 @@ def test_prune_tool_recipe_names_are_the_models_recipes() -> None:
     assert RECIPES["all"].stages == (1, 2, 3, 4) and not RECIPES["all"].decoder
 
 
-#: the variants each pruned model is made in; the pyramid's int8/mixed Q/DQ graphs are refused by the INT8 rule
-#: check for the full pyramid model too (its level-shared convs: not a pruning matter), so it gets fp16 only here
-VARIANTS = {"swiftnet_ss_rn18": ("fp16", "int8", "mixed", "int8-cpu"), "swiftnet_pyr_rn18": ("fp16",)}
+#: the variants each pruned model is made in (the all_decoder recipe: encoder and decoder pruned); the pyramid's
+#: int8/mixed Q/DQ graphs are refused by the INT8 rule check for the full pyramid model too (its level-shared convs:
+#: not a pruning matter), so the pyramid models get fp16 only here; ResNet-34s fp16 (same code paths as the RN18s)
+VARIANTS = {"swiftnet_ss_rn18": ("fp16", "int8", "mixed", "int8-cpu"), "swiftnet_pyr_rn18": ("fp16",),
+            "swiftnet_ss_rn34": ("fp16",), "swiftnet_pyr_rn34": ("fp16",)}
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_prune_tool_checkpoint_export_variants_and_tensorrt_rtx(name: str, tmp_path: Path) -> None:
-    """trt_seg_prune -> checkpoint (fp16) -> load (widths from shapes) -> export -> precision variants ->
-    ONNX Runtime labels; fp32 and fp16 build with TensorRT-RTX."""
+    """trt_seg_prune --recipe all_decoder -> checkpoint (fp16) -> load (widths from shapes) -> export -> precision
+    variants -> ONNX Runtime labels, the torch backends' model code (runtime/torch_model.py) on the same frame;
+    fp32 and fp16 build with TensorRT-RTX."""
     from trt_segmentation.data.street_scenes import write_street_split
     from trt_segmentation.engine.tensorrt_parse_check import check_onnx
     from trt_segmentation.export import ExportOptions, export_onnx, read_contract
     from trt_segmentation.precision import make_variant
     from trt_segmentation.precision.calibration_data import load_calibration_set
     from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from trt_segmentation.runtime.torch_model import frames_to_labels, load_module
 
-    out = tmp_path / "pruned_all.pt"
+    out = tmp_path / "pruned_all_decoder.pt"
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "prune.py"), "--random-weights", "--model",
-                          name, "--blocks", "1", "2", "3", "4", "--out", str(out), "--fp16",
+                          name, "--recipe", "all_decoder", "--out", str(out), "--fp16",
                           "--size", f"{H}x{W}"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "residual widths (32, 64, 128, 256)" in run.stdout and "fewer)" in run.stdout
+    assert "decoder feature widths (64" in run.stdout
     state = load_state_dict_file(out)
     assert state["backbone.layer1.0.conv1.weight"].dtype == torch.float16
     arch = infer_architecture(state)
-    assert arch.name == name and arch.widths is not None and arch.widths.stages == (32, 64, 128, 256)
+    assert arch.name == name and arch.widths is not None and arch.widths.encoder.stages == (32, 64, 128, 256)
+    assert set(arch.widths.decoder.features) == {64}
     model = load_checkpoint(out)
     fp32 = tmp_path / f"{name}_{H}x{W}_fp32.onnx"
     export_onnx(model, fp32, ExportOptions(H, W))
@@ -209,18 +215,23 @@ def test_prune_tool_checkpoint_export_variants_and_tensorrt_rtx(name: str, tmp_p
             labels[variant] = backend.infer(frame).labels
         assert labels[variant].shape == (H, W)
     assert (labels["fp16"] == labels["fp32"]).mean() > 0.95
+    with torch.no_grad():
+        torch_labels = frames_to_labels(load_module(out), torch.from_numpy(frame)[None], torch.float32)[0].numpy()
+    assert (torch_labels == labels["fp32"]).mean() > 0.999
     for variant in ("fp32", "fp16"):
         path = fp32 if variant == "fp32" else tmp_path / f"pruned_{variant}.onnx"
         report = check_onnx(path)
         assert report.ok, report.summary()
 
 
-def test_train_init_on_pruned_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recipe,stages,features", [("blocks12", (32, 64, 256, 512), (128,) * 4),
+                                                    ("all_decoder", (32, 64, 128, 256), (64,) * 4)])
+def test_train_init_on_pruned_weights(recipe: str, stages: tuple, features: tuple, tmp_path: Path) -> None:
     """trt_seg_train --init <pruned.pt> trains the pruned network at its own widths and saves it so."""
     from trt_segmentation.data.street_scenes import write_street_split
 
-    pruned = tmp_path / "ss_b12.pt"
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "prune.py"), "--random-weights", "--blocks", "1", "2",
+    pruned = tmp_path / f"ss_{recipe}.pt"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "prune.py"), "--random-weights", "--recipe", recipe,
                           "--out", str(pruned), "--size", "64x128"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     write_street_split(tmp_path / "street", "train", 4, seed=0, height=64, width=128, progress=False)
@@ -231,4 +242,4 @@ def test_train_init_on_pruned_weights(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     trained = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert trained.arch.widths is not None and trained.arch.widths.stages == (32, 64, 256, 512)
+    assert trained.arch.encoder_widths().stages == stages and trained.arch.decoder_widths().features == features
