@@ -243,3 +243,16 @@ def test_train_init_on_pruned_weights(recipe: str, stages: tuple, features: tupl
     assert run.returncode == 0, run.stderr[-3000:]
     trained = load_checkpoint(tmp_path / "run" / "last.pt")
     assert trained.arch.encoder_widths().stages == stages and trained.arch.decoder_widths().features == features
+
+
+def test_per_part_profile_of_a_pruned_checkpoint(random_model_factory, tmp_path: Path) -> None:  # noqa: ANN001
+    """trt_seg_benchmark --parts --checkpoints times a checkpoint at its own (pruned) widths."""
+    from trt_segmentation.training.trainer import save_weights
+
+    recipe = RECIPES["all_decoder"]
+    save_weights(prune_model(random_model_factory(), recipe.stages, recipe.ratio, True), tmp_path / "p.pt")
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "--parts", "onnxruntime",
+                          "--checkpoints", str(tmp_path / "p.pt"), "--size", "64x128", "--repeats", "1",
+                          "--warmup", "0", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| p fp32 resize_argmax |" in run.stdout and "| p fp32 whole frame |" in run.stdout
