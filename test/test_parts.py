@@ -39,26 +39,6 @@ def test_parts_in_order_are_the_whole_model(name: str, random_model_factory) -> 
     assert torch.equal(tensors["labels"], logits.argmax(1).to(torch.uint8))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_final_resize_is_the_old_resize_in_nchw_memory(dtype: torch.dtype, random_model_factory) -> None:  # noqa: ANN001
-    """models/swiftnet.py final_resize (the whole model's and the resize + ArgMax part's) returns the same values as
-    the bilinear resize of the (channels-last) logits did before, only in contiguous NCHW memory: logits equal
-    bit for bit and labels identical (CPU, a channels-last model as the CUDA-graph executor holds it)."""
-    from trt_segmentation.models.layers import upsample
-    from trt_segmentation.models.swiftnet import final_resize
-
-    model = random_model_factory().to(dtype=dtype, memory_format=torch.channels_last)
-    image = (torch.rand(1, 3, 128, 256, generator=torch.Generator().manual_seed(4)) * 255).to(dtype)
-    with torch.no_grad():
-        quarter = model.logits(model.backbone(model.normalise(image.contiguous(memory_format=torch.channels_last))))
-        assert quarter.is_contiguous(memory_format=torch.channels_last) and not quarter.is_contiguous()
-        before, after = upsample(quarter, (128, 256)), final_resize(quarter, (128, 256))
-        whole = model(image.contiguous(memory_format=torch.channels_last))
-    assert after.is_contiguous() and whole.is_contiguous()
-    assert torch.equal(before, after) and torch.equal(whole, after)
-    assert torch.equal(before.argmax(1), after.argmax(1))
-
-
 @pytest.mark.parametrize("variant", ["single_scale", "pyramid"])
 def test_every_exported_node_has_a_part(variant: str, random_model_factory) -> None:  # noqa: ANN001
     proto = export_model(random_model_factory(variant), ExportOptions(128, 256, input_format="uint8_bgr"))

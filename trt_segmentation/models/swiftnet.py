@@ -213,16 +213,6 @@ def _check_slot_sizes(slots: list[list[torch.Tensor]], size: tuple[int, ...]) ->
             )
 
 
-def final_resize(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The logits' bilinear resize to the input size, returned in the contiguous (NCHW) memory format.
-
-    A channels-last network (the CUDA-graph executor's) gives channels-last logits, and ArgMax over their channel
-    axis — the innermost, 19 wide — is a slow reduction on a GPU; over NCHW logits it is a plain strided one. The
-    resize itself runs as before (same kernel, same values); only the memory layout of its result changes, so
-    labels are identical (test_pruning: CPU parity). A no-op in an ONNX export."""
-    return upsample(logits, size).contiguous()
-
-
 class SwiftNet(nn.Module):
     """Semantic segmentation model (``SemsegModel`` of the original): backbone + BN-ReLU-1x1 logits + resize."""
 
@@ -273,9 +263,9 @@ class SwiftNet(nn.Module):
         return (image - self.mean) / self.std
 
     def forward_normalised(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised NCHW image -> logits at the image's size (contiguous NCHW: see :func:`final_resize`)."""
+        """Normalised NCHW image -> logits at the image's size."""
         features = self.backbone(x)
-        return final_resize(self.logits(features), (x.shape[2], x.shape[3]))
+        return upsample(self.logits(features), (x.shape[2], x.shape[3]))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """RGB 0-255 NCHW float image -> logits (N, num_classes, H, W)."""
