@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from .. import cli
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_precision(p, default=["fp32", "fp16", "int8", "mixed"], what="variants to time (files mode)")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "fp16"], help="--torch: fp32, fp16, bf16")
     p.add_argument("--checkpoints", type=Path, nargs="+", metavar="FILE", default=[],
-                   help="--torch: also time these checkpoints (e.g. full vs trt_seg_prune output), rows named by file")
+                   help="--torch, --parts: also time these checkpoints (e.g. full vs trt_seg_prune output), rows named by file")
     p.add_argument("--fold-bn", action="store_true",
                    help="--torch: also time each network with its decoder batch norms folded (models/fold.py)")
     p.add_argument("--executor", action="store_true",
@@ -152,17 +153,27 @@ def _parts(args: argparse.Namespace, models: list[str], height: int, width: int)
     if args.parts == "torch" and not torch.cuda.is_available():
         print("error: --parts torch times on a CUDA GPU (CUDA events) and this PyTorch sees none", file=sys.stderr)
         return 2
-    for name in models:
-        arch = architecture_from_name(name)
+    from ..models import CheckpointError, load_checkpoint
+
+    def random_weights(arch: Any) -> Any:
+        torch.manual_seed(0)  # random weights: speed does not depend on them
+        return SwiftNet(arch)
+
+    networks = [(name, architecture_from_name(name), random_weights) for name in models]
+    try:  # checkpoints (a pruned one has its own widths): their own weights
+        loaded = [(path.stem, load_checkpoint(path)) for path in args.checkpoints]
+    except (CheckpointError, FileNotFoundError) as exc:
+        return cli.error(exc)
+    networks += [(label, model.arch, lambda arch, model=model: model) for label, model in loaded]
+    for name, arch, make in networks:
         try:
             check_input_size(arch, height, width)
         except ValueError as exc:
             return cli.error(exc)
-        torch.manual_seed(0)  # random weights: speed does not depend on them
         if args.parts == "torch":
             warmup, repeats = max(args.warmup, 10), max(args.repeats, 50)
             for dtype in args.dtypes:
-                timings = time_torch_parts(name, SwiftNet(arch), height, width, dtype, warmup, repeats)
+                timings = time_torch_parts(name, make(arch), height, width, dtype, warmup, repeats)
                 title = (f"{name} {dtype}, PyTorch {torch.__version__} on {torch.cuda.get_device_name()}, "
                          f"{height}x{width}, batch 1 (GPU time, CUDA events, one CUDA graph per row)")
                 print(format_parts_table(timings, title) + "\n", flush=True)
@@ -170,7 +181,7 @@ def _parts(args: argparse.Namespace, models: list[str], height: int, width: int)
             if args.threads:
                 torch.set_num_threads(args.threads)
             with tempfile.TemporaryDirectory(prefix="trt_seg_parts_") as folder:
-                timings = time_onnxruntime_parts(name, SwiftNet(arch), height, width, folder, args.threads,
+                timings = time_onnxruntime_parts(name, make(arch), height, width, folder, args.threads,
                                                  args.warmup, args.repeats)
             title = (f"{name} fp32, ONNX Runtime (CPU), {height}x{width}, batch 1 "
                      "(wall time of one session run per row; each part exported alone)")

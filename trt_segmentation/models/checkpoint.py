@@ -1,7 +1,7 @@
 """Load checkpoints of the original SwiftNet (HEAD key layout), detect the architecture, refuse v0 files.
 
-A channel-pruned checkpoint (models/pruning.py) has the same keys with narrower tensors: its encoder widths are
-read off the weight shapes, so every loader builds the narrower model without being told."""
+A channel-pruned checkpoint (models/pruning.py) has the same keys with narrower tensors: its encoder and decoder
+widths are read off the weight shapes, so every loader builds the narrower model without being told."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from ..errors import SegmentationError
 from .resnet import STAGE_BLOCKS, EncoderWidths
-from .swiftnet import Architecture, SwiftNet
+from .swiftnet import SPP_LEVELS, Architecture, DecoderWidths, SwiftNet, Widths
 
 
 class CheckpointError(ValueError, SegmentationError):
@@ -52,22 +52,42 @@ def infer_architecture(state: Mapping[str, torch.Tensor]) -> Architecture:
     """Read variant, encoder and class count off the key names and shapes."""
     if "logits.conv.weight" not in state:
         raise CheckpointError("not a SwiftNet checkpoint: key 'logits.conv.weight' is missing")
-    variant = "pyramid" if any(k.startswith("backbone.upsample_bottlenecks.") for k in state) else "single_scale"
+    variant = _variant(state)
     encoder = "resnet34" if "backbone.layer3.5.conv1.weight" in state else "resnet18"
     return Architecture(variant, encoder, int(state["logits.conv.weight"].shape[0]), infer_widths(state, encoder))
 
 
-def infer_widths(state: Mapping[str, torch.Tensor], encoder: str) -> EncoderWidths | None:
-    """The encoder widths the weight shapes give (``layer<i>.<j>.conv1/conv2``); None for the standard widths or
-    where the keys are missing (then loading reports the missing keys)."""
+def _variant(state: Mapping[str, torch.Tensor]) -> str:
+    return "pyramid" if any(k.startswith("backbone.upsample_bottlenecks.") for k in state) else "single_scale"
+
+
+def _out_channels(state: Mapping[str, torch.Tensor], key: str) -> int:
+    return int(state[key].shape[0])
+
+
+def infer_widths(state: Mapping[str, torch.Tensor], encoder: str) -> Widths | None:
+    """The widths the weight shapes give: encoder (``layer<i>.<j>.conv1/conv2``) and decoder (the convs that write
+    each feature stream and SPP branch); None for the standard widths or where the keys are missing (then loading
+    reports the missing keys)."""
+    pyramid = _variant(state) == "pyramid"
+    spp = "backbone.spp.spp."
     try:
-        stages = tuple(int(state[f"backbone.layer{i}.0.conv2.weight"].shape[0]) for i in range(1, 5))
-        inner = tuple(tuple(int(state[f"backbone.layer{i}.{j}.conv1.weight"].shape[0]) for j in range(blocks))
+        stages = tuple(_out_channels(state, f"backbone.layer{i}.0.conv2.weight") for i in range(1, 5))
+        inner = tuple(tuple(_out_channels(state, f"backbone.layer{i}.{j}.conv1.weight") for j in range(blocks))
                       for i, blocks in enumerate(STAGE_BLOCKS[encoder], start=1))
+        if pyramid:
+            decoder = DecoderWidths((_out_channels(state, "backbone.upsample_bottlenecks.0.weight"),))
+        else:
+            decoder = DecoderWidths(
+                (_out_channels(state, spp + "spp_fuse.conv.weight"),
+                 *(_out_channels(state, f"backbone.upsample.{i}.blend_conv.conv.weight") for i in range(3))),
+                (_out_channels(state, spp + "spp_bn.conv.weight"),
+                 *(_out_channels(state, f"{spp}spp{i}.conv.weight") for i in range(SPP_LEVELS))))
     except KeyError:
         return None
-    widths = EncoderWidths(stages, inner)  # type: ignore[arg-type]
-    return None if widths == EncoderWidths.full(encoder) else widths
+    widths = Widths(EncoderWidths(stages, inner), decoder)  # type: ignore[arg-type]
+    full = Widths(EncoderWidths.full(encoder), DecoderWidths.full("pyramid" if pyramid else "single_scale"))
+    return None if widths == full else widths
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:

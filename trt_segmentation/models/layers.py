@@ -51,7 +51,8 @@ class UpsampleBlend(nn.Module):
 
 
 class SpatialPyramidPooling(nn.Module):
-    """SwiftNet SPP: 3 levels of 42 channels on aspect-ratio grids (8, 4, 2), fused back to 128 channels."""
+    """SwiftNet SPP: 3 levels of 42 channels on aspect-ratio grids (8, 4, 2), fused back to 128 channels
+    (``level_sizes``: each level's own width, for a channel-pruned SPP; default ``level_size`` for every level)."""
 
     def __init__(
         self,
@@ -62,16 +63,20 @@ class SpatialPyramidPooling(nn.Module):
         out_size: int = 128,
         grids: tuple[int, ...] = (8, 4, 2, 1),
         bn_momentum: float = 0.005,
+        level_sizes: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.grids = grids
         self.num_levels = num_levels
+        sizes = level_sizes or (level_size,) * num_levels
+        if len(sizes) != num_levels:
+            raise ValueError(f"{len(sizes)} level widths for an SPP of {num_levels} levels")
         self.spp = nn.Sequential()
         self.spp.add_module("spp_bn", BNReluConv(num_maps_in, bt_size, k=1, bn_momentum=bn_momentum))
         final_size = bt_size
         for i in range(num_levels):
-            final_size += level_size
-            self.spp.add_module(f"spp{i}", BNReluConv(bt_size, level_size, k=1, bn_momentum=bn_momentum))
+            final_size += sizes[i]
+            self.spp.add_module(f"spp{i}", BNReluConv(bt_size, sizes[i], k=1, bn_momentum=bn_momentum))
         self.spp.add_module("spp_fuse", BNReluConv(final_size, out_size, k=1, bn_momentum=bn_momentum))
 
     @staticmethod

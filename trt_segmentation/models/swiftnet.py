@@ -24,11 +24,46 @@ from .resnet import BasicBlock, EncoderWidths, PyramidBasicBlock, check_encoder,
 
 DEFAULT_MEAN = (73.15, 82.90, 72.3)
 DEFAULT_STD = (47.67, 48.49, 47.73)
-NUM_FEATURES = 128
+NUM_FEATURES = 128  # the decoder's feature width (upsampling path, SPP output, pyramid bottlenecks)
+SPP_LEVELS = 3  # pooled levels of the single-scale SPP (grids 8, 4, 2), NUM_FEATURES // 3 channels each
 
 
 class UnsupportedInputSize(ValueError, SegmentationError):
     """The model cannot run at the requested input size."""
+
+
+@dataclass(frozen=True)
+class DecoderWidths:
+    """Channel counts of a decoder. ``features``: the width of each feature stream of the upsampling path; a stream
+    is a sum (resized coarser features + a skip's bottleneck), so its summands share one channel set.
+    Single-scale: 4 streams, coarsest first (SPP output + layer3 bottleneck, then each upsampling module's output;
+    the last feeds the logits). Pyramid: 1 stream (its 1x1 bottlenecks are shared by the levels, so every slot sum,
+    every blend and the logits read the same channels). ``spp``: the single-scale SPP's bottleneck width and each
+    pooled level's width (empty for the pyramid)."""
+
+    features: tuple[int, ...]
+    spp: tuple[int, ...] = ()
+
+    @staticmethod
+    def full(variant: str) -> DecoderWidths:
+        """The standard widths (128-channel features, SPP 128 + 3 x 42)."""
+        if variant == "single_scale":
+            return DecoderWidths((NUM_FEATURES,) * 4, (NUM_FEATURES,) + (NUM_FEATURES // 3,) * SPP_LEVELS)
+        return DecoderWidths((NUM_FEATURES,))
+
+    def fits(self, variant: str) -> bool:
+        """Positive widths, as many as the variant has streams and SPP branches."""
+        full = DecoderWidths.full(variant)
+        return (len(self.features) == len(full.features) and len(self.spp) == len(full.spp)
+                and all(w > 0 for w in self.features + self.spp))
+
+
+@dataclass(frozen=True)
+class Widths:
+    """The channel widths of a channel-pruned SwiftNet (models/pruning.py): encoder and decoder."""
+
+    encoder: EncoderWidths
+    decoder: DecoderWidths
 
 
 @dataclass(frozen=True)
@@ -38,10 +73,13 @@ class Architecture:
     variant: str
     encoder: str
     num_classes: int = 19
-    widths: EncoderWidths | None = None  # a channel-pruned encoder (models/pruning.py); None: the standard widths
+    widths: Widths | None = None  # a channel-pruned network (models/pruning.py); None: the standard widths
 
     def encoder_widths(self) -> EncoderWidths:
-        return self.widths or EncoderWidths.full(self.encoder)
+        return self.widths.encoder if self.widths else EncoderWidths.full(self.encoder)
+
+    def decoder_widths(self) -> DecoderWidths:
+        return self.widths.decoder if self.widths else DecoderWidths.full(self.variant)
 
     @property
     def name(self) -> str:
@@ -60,10 +98,11 @@ class SingleScaleBackbone(nn.Module):
     encoder_runs = 1  # how often the encoder runs per image
 
     def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                 widths: EncoderWidths | None = None) -> None:
+                 widths: EncoderWidths | None = None, decoder: DecoderWidths | None = None) -> None:
         super().__init__()
         blocks = check_encoder(encoder)
         w = widths or EncoderWidths.full(encoder)
+        d = decoder or DecoderWidths.full("single_scale")
         _register_normalisation(self, mean, std)
         self.conv1 = nn.Conv2d(3, w.stages[0], kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(w.stages[0])
@@ -73,12 +112,13 @@ class SingleScaleBackbone(nn.Module):
         self.layer2 = make_stage(BasicBlock, w.stages[0], w.stages[1], blocks[1], 2, w.inner[1])
         self.layer3 = make_stage(BasicBlock, w.stages[1], w.stages[2], blocks[2], 2, w.inner[2])
         self.layer4 = make_stage(BasicBlock, w.stages[2], w.stages[3], blocks[3], 2, w.inner[3])
-        self.spp = SpatialPyramidPooling(w.stages[3], bt_size=NUM_FEATURES, level_size=NUM_FEATURES // 3,
-                                         out_size=NUM_FEATURES)
-        self.upsample = nn.ModuleList(Upsample(NUM_FEATURES, ch, NUM_FEATURES) for ch in reversed(w.stages[:3]))
+        self.spp = SpatialPyramidPooling(w.stages[3], num_levels=SPP_LEVELS, bt_size=d.spp[0],
+                                         level_sizes=d.spp[1:], out_size=d.features[0])
+        self.upsample = nn.ModuleList(Upsample(d.features[i], ch, d.features[i + 1])
+                                      for i, ch in enumerate(reversed(w.stages[:3])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised NCHW image -> 128-channel features at 1/4 resolution."""
+        """Normalised NCHW image -> ``features[-1]``-channel features (128 unpruned) at 1/4 resolution."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         skips = []
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
@@ -96,10 +136,11 @@ class PyramidBackbone(nn.Module):
     encoder_modules = ENCODER_MODULES  # the encoder (shared by the levels; what mixed precision puts in INT8)
 
     def __init__(self, encoder: str = "resnet18", mean=DEFAULT_MEAN, std=DEFAULT_STD, levels: int = 3,
-                 widths: EncoderWidths | None = None) -> None:
+                 widths: EncoderWidths | None = None, decoder: DecoderWidths | None = None) -> None:
         super().__init__()
         blocks = check_encoder(encoder)
         w = widths or EncoderWidths.full(encoder)
+        features = (decoder or DecoderWidths.full("pyramid")).features[0]
         self.pyramid_levels = levels
         self.encoder_runs = levels  # once per pyramid level: each level's Convs are separate nodes in an export
         _register_normalisation(self, mean, std)
@@ -113,9 +154,9 @@ class PyramidBackbone(nn.Module):
         self.layer4 = make_stage(PyramidBasicBlock, w.stages[2], w.stages[3], blocks[3], 2, w.inner[3], levels=levels)
         # index 0..3 = layer4, layer3, layer2, layer1 (plain 1x1 projections, shared by all levels)
         self.upsample_bottlenecks = nn.ModuleList(
-            nn.Conv2d(ch, NUM_FEATURES, kernel_size=1, bias=False) for ch in reversed(w.stages)
+            nn.Conv2d(ch, features, kernel_size=1, bias=False) for ch in reversed(w.stages)
         )
-        self.upsample_blends = nn.ModuleList(UpsampleBlend(NUM_FEATURES) for _ in range(2 + levels))
+        self.upsample_blends = nn.ModuleList(UpsampleBlend(features) for _ in range(2 + levels))
 
     def _encode_level(self, image: torch.Tensor, level: int) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1[level](self.conv1(image))))
@@ -157,7 +198,7 @@ class PyramidBackbone(nn.Module):
         return self.blend_slots([functools.reduce(operator.add, slot) for slot in slots[::-1]])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised NCHW image -> 128-channel features at 1/4 resolution."""
+        """Normalised NCHW image -> ``features[0]``-channel features (128 unpruned) at 1/4 resolution."""
         return self.fuse(x)
 
 
@@ -181,15 +222,16 @@ class SwiftNet(nn.Module):
         self.arch = arch
         if arch.num_classes < 2 or arch.num_classes > 255:
             raise ValueError(f"num_classes must be in 2..255 (labels are uint8), got {arch.num_classes}")
-        if arch.widths is not None and not arch.widths.fits(arch.encoder):
-            raise ValueError(f"encoder widths {arch.widths} do not fit a {arch.encoder}")
-        if arch.variant == "single_scale":
-            self.backbone: nn.Module = SingleScaleBackbone(arch.encoder, mean, std, widths=arch.widths)
-        elif arch.variant == "pyramid":
-            self.backbone = PyramidBackbone(arch.encoder, mean, std, widths=arch.widths)
-        else:
+        if arch.variant not in ("single_scale", "pyramid"):
             raise ValueError(f"unknown SwiftNet variant {arch.variant!r}; choose 'single_scale' or 'pyramid'")
-        self.logits = BNReluConv(NUM_FEATURES, arch.num_classes, k=1, bias=True)
+        encoder, decoder = arch.encoder_widths(), arch.decoder_widths()
+        if not encoder.fits(arch.encoder):
+            raise ValueError(f"encoder widths {encoder} do not fit a {arch.encoder}")
+        if not decoder.fits(arch.variant):
+            raise ValueError(f"decoder widths {decoder} do not fit a {arch.variant} SwiftNet")
+        backbone = SingleScaleBackbone if arch.variant == "single_scale" else PyramidBackbone
+        self.backbone: nn.Module = backbone(arch.encoder, mean, std, widths=encoder, decoder=decoder)
+        self.logits = BNReluConv(decoder.features[-1], arch.num_classes, k=1, bias=True)
 
     @property
     def encoder_modules(self) -> tuple[str, ...]:
