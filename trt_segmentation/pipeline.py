@@ -86,16 +86,20 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
     import time
 
     from .engine.tensorrt_parse_check import check_onnx
-    from .precision.calibration_data import load_calibration_set
+    from .precision.calibration_data import CalibrationSet, parse_source
     from .precision.variants import make_variant, needs_calibration, read_fp32_contract
 
+    # the request's calibration text parsed once (a misspelt source fails before the export), read once below:
+    # every variant and implicit engine of this build gets the same loaded frames
+    source = (parse_source(req.calibration, count=req.calibration_count, batch_size=req.calibration_batch)
+              if req.calibration and any(needs_calibration(p) for p in req.precisions) else None)
     fp32, source_sha = export_fp32(req, log)
     contract = read_fp32_contract(fp32)
     fp32 = _fp32_in_out_dir(fp32, req.out_dir, contract.model, contract.height, contract.width, contract.batch, log)
-    calibration = None
-    if req.calibration and any(needs_calibration(p) for p in req.precisions):
-        log(f"reading up to {req.calibration_count} calibration frames from {req.calibration}")
-        calibration = load_calibration_set(req.calibration, contract, req.calibration_count, req.calibration_batch)
+    calibration: CalibrationSet | None = None
+    if source is not None:
+        log(f"reading up to {source.count} calibration frames from {req.calibration}")
+        calibration = source.load(contract)
         log(f"  {len(calibration)} frames, sha256 {calibration.sha256[:12]}...")
     trt = None
     no_engine_reason = ""
@@ -119,8 +123,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         if req.implicit:
             step.onnx = fp32
         else:
-            report = make_variant(fp32, precision, variant_path, calibration, calibration_count=req.calibration_count,
-                                  calibration_batch=req.calibration_batch, use_cache=req.use_cache,
+            report = make_variant(fp32, precision, variant_path, calibration, use_cache=req.use_cache,
                                   mixed_config=req.mixed_config)
             step.onnx = report.path
             log(f"  ONNX variant: {report.path} ({report.seconds:.1f} s{'; ' + '; '.join(report.notes) if report.notes else ''})")

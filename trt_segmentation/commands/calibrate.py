@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.onnx, "ONNX file")
@@ -59,62 +60,56 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("trt_segmentation.engine").setLevel(logging.WARNING)
     from ..artifacts import artifact_path
     from ..evaluation import label_agreement
-    from ..precision import CalibrationDataError, VariantError, make_variant
-    from ..precision.calibration_data import load_calibration_set
-    from ..precision.int8 import QuantizationError
-    from ..precision.mixed import MixedConfigError
+    from ..precision import CalibrationDataError, make_variant
+    from ..precision.calibration_data import parse_source
     from ..precision.variants import needs_calibration, read_fp32_contract
 
-    try:
-        variants = cli.expand_precisions(args.precision)
-        contract = read_fp32_contract(args.onnx)
-        calibration = None
-        if args.calibration:
-            calibration = load_calibration_set(args.calibration, contract, args.calibration_count,
-                                               args.calibration_batch, args.calibration_select, args.calibration_seed)
-            print(f"calibration: {len(calibration)} frames from {calibration.description}")
-        elif any(needs_calibration(v) for v in variants):
-            raise CalibrationDataError("int8, int8-*, mixed and int8-cpu need --calibration DIR | "
-                                       "cityscapes:ROOT[@split] | bag:PATH[@/topic]")
-        out_dir = args.out or args.onnx.parent
-        reports = []
-        for variant in variants:
-            out = artifact_path(out_dir, contract.model, contract.height, contract.width, variant, ".onnx",
-                                batch=getattr(contract, "batch", 1))
-            report = make_variant(args.onnx, variant, out, calibration, use_cache=not args.no_cache,
-                                  mixed_config=args.mixed_config, percentile=args.percentile)
-            notes = "; " + "; ".join(report.notes) if report.notes else ""
-            print(f"{report.variant}: {report.path} ({report.seconds:.1f} s{notes})")
-            reports.append(report)
-    except (CalibrationDataError, VariantError, QuantizationError, MixedConfigError, ValueError,
-            FileNotFoundError) as exc:
-        return cli.error(exc)
+    # the source's text parsed once, here at the edge; read once below and handed to every variant
+    source = (parse_source(args.calibration, count=args.calibration_count, batch_size=args.calibration_batch,
+                           selection=args.calibration_select, seed=args.calibration_seed)
+              if args.calibration else None)
+    variants = cli.expand_precisions(args.precision)
+    contract = read_fp32_contract(args.onnx)
+    calibration = None
+    if source is not None:
+        calibration = source.load(contract)
+        print(f"calibration: {len(calibration)} frames from {calibration.description}")
+    elif any(needs_calibration(v) for v in variants):
+        raise CalibrationDataError("int8, int8-*, mixed and int8-cpu need --calibration DIR | "
+                                   "cityscapes:ROOT[@split] | bag:PATH[@/topic]")
+    out_dir = args.out or args.onnx.parent
+    reports = []
+    for variant in variants:
+        out = artifact_path(out_dir, contract.model, contract.height, contract.width, variant, ".onnx",
+                            batch=getattr(contract, "batch", 1))
+        report = make_variant(args.onnx, variant, out, calibration, use_cache=not args.no_cache,
+                              mixed_config=args.mixed_config, percentile=args.percentile)
+        notes = "; " + "; ".join(report.notes) if report.notes else ""
+        print(f"{report.variant}: {report.path} ({report.seconds:.1f} s{notes})")
+        reports.append(report)
     if args.check:
         from ..engine.tensorrt_parse_check import TensorRTUnavailable, check_onnx
         from ..precision.variants import synthetic_frames
-        from ..runtime.backend import BackendError
 
         frames = calibration.frames[: args.check] if calibration is not None else synthetic_frames(contract, args.check)
         failed = False
-        try:
-            for report in reports:
-                if not report.variant.tensorrt:  # an ONNX Runtime CPU variant: TensorRT never gets it
-                    agree = label_agreement(args.onnx, report.path, frames)
-                    print(f"  {report.variant.value:16s} TensorRT check not applicable (ONNX Runtime CPU variant); "
-                          f"label agreement with fp32 on {len(frames)} frames: {agree:.4%}")
-                    continue
-                try:
-                    check = check_onnx(report.path)
-                    trt_line = ("TensorRT-RTX build OK" if check.ok
-                                else "TensorRT-RTX FAILED: " + "; ".join(check.errors))
-                    failed |= not check.ok
-                except TensorRTUnavailable as exc:
-                    trt_line = f"TensorRT check skipped ({exc})"
+        # frames that do not fit the model or a backend failure: cli.command's one error line
+        for report in reports:
+            if not report.variant.tensorrt:  # an ONNX Runtime CPU variant: TensorRT never gets it
                 agree = label_agreement(args.onnx, report.path, frames)
-                print(f"  {report.variant.value:16s} {trt_line}; label agreement with fp32 on {len(frames)} frames: "
-                      f"{agree:.4%}")
-        except (BackendError, ValueError) as exc:  # e.g. frames that do not fit the model: a message, no traceback
-            return cli.error(exc)
+                print(f"  {report.variant.value:16s} TensorRT check not applicable (ONNX Runtime CPU variant); "
+                      f"label agreement with fp32 on {len(frames)} frames: {agree:.4%}")
+                continue
+            try:
+                check = check_onnx(report.path)
+                trt_line = ("TensorRT-RTX build OK" if check.ok
+                            else "TensorRT-RTX FAILED: " + "; ".join(check.errors))
+                failed |= not check.ok
+            except TensorRTUnavailable as exc:
+                trt_line = f"TensorRT check skipped ({exc})"
+            agree = label_agreement(args.onnx, report.path, frames)
+            print(f"  {report.variant.value:16s} {trt_line}; label agreement with fp32 on {len(frames)} frames: "
+                  f"{agree:.4%}")
         return 1 if failed else 0
     return 0
 

@@ -7,13 +7,20 @@ time only; the quantizers run in child processes. Nothing here is imported by th
 
 from __future__ import annotations
 
-from .calibration_data import CalibrationDataError, CalibrationSet, load_calibration_set, parse_source
+from .calibration_data import (
+    CalibrationDataError,
+    CalibrationSet,
+    CalibrationSource,
+    load_calibration_set,
+    parse_source,
+)
 from .variants import VARIANTS, VariantError, VariantReport, make_variant
 
 __all__ = [
     "VARIANTS",
     "CalibrationDataError",
     "CalibrationSet",
+    "CalibrationSource",
     "VariantError",
     "VariantReport",
     "load_calibration_set",

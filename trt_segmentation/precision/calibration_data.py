@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,20 +44,47 @@ class CalibrationDataError(ValueError, SegmentationError):
 
 @dataclass(frozen=True)
 class CalibrationSource:
+    """A calibration source parsed once from the user's text (:func:`parse_source`): where the frames are
+    (``kind`` folder | cityscapes | bag, ``path``, ``selector`` = the Cityscapes split or the bag topic) and which
+    of them a build feeds (``count``, ``batch_size``, ``selection``, ``seed``). :meth:`load` reads them."""
+
     kind: str  # folder | cityscapes | bag
     path: Path
     selector: str | None = None  # cityscapes split or bag topic
+    count: int = DEFAULT_COUNT
+    batch_size: int = DEFAULT_BATCH_SIZE
+    selection: str = DEFAULT_SELECTION
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise CalibrationDataError(f"unknown calibration selection {self.selection!r}; choose one of "
+                                       f"{', '.join(SELECTIONS)}")
 
     def describe(self) -> str:
         if self.kind == "folder":
             return f"folder:{self.path}"
         return f"{self.kind}:{self.path}" + (f"@{self.selector}" if self.selector else "")
 
+    def load(self, contract: ModelContract) -> CalibrationSet:
+        """Read the frames (see the module docstring), fitted to ``contract``: one read of the source per call,
+        so a build calls it once and hands the set to every variant."""
+        # the description stays the source string (metadata, sidecars compare it); the selection shows in the
+        # set's sha256 (the pixels fed), which keys the cache and is recorded beside it
+        frames = collect_frames(_iter_rgb(self, self.count, self.selection, self.seed), contract, self.describe(),
+                                self.count, self.batch_size)
+        LOG.info("calibration: read %d frames from %s (%s)", len(frames), self.describe(), self.selection)
+        return frames
 
-def parse_source(spec: str | Path | CalibrationSource) -> CalibrationSource:
-    """``DIR`` | ``folder:DIR`` | ``cityscapes:ROOT[@split]`` | ``bag:PATH[@/topic]``."""
+
+def parse_source(spec: str | Path | CalibrationSource, *, count: int | None = None, batch_size: int | None = None,
+                 selection: str | None = None, seed: int | None = None) -> CalibrationSource:
+    """``DIR`` | ``folder:DIR`` | ``cityscapes:ROOT[@split]`` | ``bag:PATH[@/topic]`` -> a :class:`CalibrationSource`;
+    the keyword settings given replace the defaults (or those of a source passed in)."""
+    settings = {k: v for k, v in (("count", count), ("batch_size", batch_size), ("selection", selection),
+                                  ("seed", seed)) if v is not None}
     if isinstance(spec, CalibrationSource):
-        return spec
+        return replace(spec, **settings)  # type: ignore[arg-type]
     text = str(spec)
     kind, sep, rest = text.partition(":")
     if not sep or kind not in ("folder", "cityscapes", "bag"):
@@ -67,7 +94,7 @@ def parse_source(spec: str | Path | CalibrationSource) -> CalibrationSource:
         raise CalibrationDataError(f"calibration source {text!r} names no path")
     if kind == "cityscapes" and not selector:
         selector = "train"
-    return CalibrationSource(kind, Path(path).expanduser(), selector or None)
+    return CalibrationSource(kind, Path(path).expanduser(), selector or None, **settings)  # type: ignore[arg-type]
 
 
 def select_indices(positions: Sequence[float] | int, count: int, selection: str = DEFAULT_SELECTION,
@@ -103,12 +130,10 @@ def select_indices(positions: Sequence[float] | int, count: int, selection: str 
 
 def _iter_rgb(source: CalibrationSource, limit: int, selection: str = DEFAULT_SELECTION,
               seed: int = 0) -> Iterator[np.ndarray]:
-    """RGB uint8 HxWx3 frames from the data layer's readers (imported lazily); their errors become ours."""
+    """RGB uint8 HxWx3 frames from the data layer's readers (imported lazily); their errors (the package's
+    root, or a missing file) become ours, with the source named."""
     if not source.path.exists():
         raise CalibrationDataError(f"calibration source {source.describe()}: {source.path} does not exist")
-    from ..data.bags import BagError
-    from ..data.cityscapes import DatasetError
-
     try:
         if source.kind in ("folder", "cityscapes"):
             from ..data.image_folder import list_images, read_rgb
@@ -130,7 +155,9 @@ def _iter_rgb(source: CalibrationSource, limit: int, selection: str = DEFAULT_SE
             wanted = set(select_indices(times, limit, selection, seed))
             for _, rgb in iter_bag_images(source.path, source.selector, indices=wanted):
                 yield rgb
-    except (FileNotFoundError, DatasetError, BagError) as exc:
+    except CalibrationDataError:
+        raise
+    except (FileNotFoundError, SegmentationError) as exc:
         raise CalibrationDataError(f"calibration source {source.describe()}: {exc}") from exc
 
 
@@ -254,6 +281,4 @@ def load_calibration_set(
     seed: int = 0,
 ) -> CalibrationSet:
     """Read up to ``count`` frames from ``source``, chosen by ``selection`` (see the module docstring)."""
-    src = parse_source(source)  # the description stays the source string (metadata, sidecars compare it);
-    # the selection shows in the set's sha256 (the pixels fed), which keys the cache and is recorded beside it
-    return collect_frames(_iter_rgb(src, count, selection, seed), contract, src.describe(), count, batch_size)
+    return parse_source(source, count=count, batch_size=batch_size, selection=selection, seed=seed).load(contract)

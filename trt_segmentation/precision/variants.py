@@ -31,7 +31,7 @@ from .calibration_data import (
     CalibrationDataError,
     CalibrationSet,
     CalibrationSource,
-    load_calibration_set,
+    parse_source,
 )
 from .mixed import MixedConfig, check_patterns_match, load_mixed_config
 
@@ -71,7 +71,7 @@ def read_fp32_contract(fp32_onnx: str | Path) -> ModelContract:
         contract = read_contract(onnx.load(str(path), load_external_data=False))
     except ExportError as exc:
         raise VariantError(f"{path}: {exc}") from exc
-    if contract.precision != "fp32":
+    if contract.precision != Precision.FP32:  # metadata text against the member (a str enum)
         raise VariantError(f"{path} is already the {contract.precision} variant; start from the FP32 export")
     if contract.input_format == "float_normalised":
         raise VariantError(f"{path} takes float input; export with --input-format uint8_rgb/uint8_bgr for deployment")
@@ -100,8 +100,10 @@ def make_variant(
     percentile: float | None = None,
     cpu_recipe: Any = None,
 ) -> VariantReport:
-    """Write ``variant`` of ``fp32_onnx`` to ``out_path``. INT8 and mixed need ``calibration`` (a loaded
-    CalibrationSet, or a source: ``DIR`` | ``cityscapes:ROOT[@split]`` | ``bag:PATH[@/topic]``). Calibration
+    """Write ``variant`` of ``fp32_onnx`` to ``out_path``. INT8 and mixed need ``calibration``: a loaded
+    CalibrationSet (a build making several variants loads it once and passes it to each), a parsed
+    CalibrationSource (read here with its own settings), or a source's text ``DIR`` | ``cityscapes:ROOT[@split]`` |
+    ``bag:PATH[@/topic]`` read with the ``calibration_*`` settings. Calibration
     scales are cached in ``cache_dir`` (default: next to ``out_path``) as ``<out stem>.calib.json``.
     ``cpu_recipe``: int8-cpu only, an :class:`.int8_cpu.CpuRecipe` (default: the one for this machine's CPU)."""
     import onnx
@@ -115,20 +117,20 @@ def make_variant(
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     contract = read_fp32_contract(fp32_onnx)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    if variant == "fp32":  # the export itself, byte for byte (its hash keys the calibration caches)
+    if variant is Precision.FP32:  # the export itself, byte for byte (its hash keys the calibration caches)
         if out_path.resolve() != fp32_onnx.resolve():
             shutil.copyfile(fp32_onnx, out_path)
         return VariantReport(Precision.FP32, out_path, time.perf_counter() - start, contract)
     if out_path.resolve() == fp32_onnx.resolve():
         raise VariantError(f"refusing to overwrite the FP32 input {fp32_onnx} with the {variant} variant")
     calib: CalibrationSet | None = None
-    if calibration is not None:
-        calib = (
-            calibration
-            if isinstance(calibration, CalibrationSet)
-            else load_calibration_set(calibration, contract, calibration_count, calibration_batch,
-                                      calibration_selection, calibration_seed)
-        )
+    if isinstance(calibration, CalibrationSet):
+        calib = calibration
+    elif isinstance(calibration, CalibrationSource):
+        calib = calibration.load(contract)  # the source carries its own count, batch, selection and seed
+    elif calibration is not None:
+        calib = parse_source(calibration, count=calibration_count, batch_size=calibration_batch,
+                             selection=calibration_selection, seed=calibration_seed).load(contract)
     if needs_calibration(variant) and calib is None:
         raise CalibrationDataError(
             f"the {variant} variant needs calibration images: pass an image folder, cityscapes:ROOT[@split] "
