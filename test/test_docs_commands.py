@@ -156,9 +156,11 @@ def test_documented_node_command_subscribes_to_the_remapped_camera_topic(tmp_pat
             def subscribed() -> bool:
                 if proc.poll() is not None:
                     raise AssertionError((tmp_path / "node.log").read_text())
+                # io_mode process (the default): the subscription belongs to the camera's I/O process
                 names = lis.node.get_node_names_and_namespaces()
-                return ("segmentation", "/") in names and "/camera/image_raw" in dict(
-                    lis.node.get_subscriber_names_and_types_by_node("segmentation", "/"))
+                return ("segmentation", "/") in names and ("segmentation_io_image", "/") in names and \
+                    "/camera/image_raw" in dict(
+                        lis.node.get_subscriber_names_and_types_by_node("segmentation_io_image", "/"))
             lis.wait_for(subscribed, 60, "the node's subscription to /camera/image_raw")
     finally:
         proc.send_signal(2)

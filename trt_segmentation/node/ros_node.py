@@ -153,7 +153,7 @@ class SegmentationNode:
         if self.io is not None:
             self.log.info(f"camera I/O in {len(self.cameras)} process(es) of their own, frames through shared memory "
                           "(io_mode process)")
-        elif self.serialized_input:
+        if self.serialized_input:
             self.log.info("transport: serialized images in and out (no per-frame message objects)")
         self.worker.start()
         if self.io is not None and not self.io.start():
