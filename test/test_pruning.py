@@ -256,3 +256,22 @@ def test_per_part_profile_of_a_pruned_checkpoint(random_model_factory, tmp_path:
                           "--warmup", "0", "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| p fp32 resize_argmax |" in run.stdout and "| p fp32 whole frame |" in run.stdout
+
+
+def test_shipped_pruned_demo_checkpoint_loads_at_its_widths_and_segments() -> None:
+    """assets/swiftnet_ss_rn18_streets_all_decoder.pt (the demo checkpoint pruned with all_decoder and fine-tuned on
+    the device GPU, docs/speed_levers.md): its widths are read from the weights, it runs, and it agrees with the full
+    demo checkpoint on most pixels of a generated street scene."""
+    from trt_segmentation.data.street_scenes import render_scene
+
+    assets = Path(__file__).resolve().parents[1] / "trt_segmentation" / "assets"
+    pruned = load_checkpoint(assets / "swiftnet_ss_rn18_streets_all_decoder.pt").eval()
+    full = load_checkpoint(assets / "swiftnet_ss_rn18_streets.pt").eval()
+    arch = pruned.arch
+    assert arch.encoder_widths().stages == (32, 64, 128, 256)
+    assert arch.decoder_widths() == DecoderWidths((64, 64, 64, 64), (64, 24, 24, 24))
+    rgb = render_scene(7, 256, 512)[0]
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        a, b = pruned(image).argmax(1), full(image).argmax(1)
+    assert (a == b).float().mean().item() > 0.9

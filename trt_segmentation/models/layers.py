@@ -14,6 +14,16 @@ def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=(int(size[0]), int(size[1])), mode="bilinear", align_corners=False)
 
 
+def final_resize(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The logits' resize to the input size. On a GPU the low-resolution logits are made contiguous (NCHW) first,
+    so that in a channels-last model (the CUDA-graph executor) both the resize and the ArgMax over the classes run
+    on NCHW memory: on an NVIDIA H100 (2026-12-05, fp16, 19x256x512 -> 1024x2048) 0.21 ms instead of 0.79 ms, whole
+    frame 2.62 -> 2.06 ms, logits equal to the last bit and the same labels on 50 demo val scenes. The CPU kernels
+    take another path for NCHW input (up to 2e-6 apart in fp32), so on the CPU nothing changes; the ONNX export
+    has no memory format."""
+    return upsample(logits.contiguous() if logits.is_cuda else logits, size)
+
+
 class BNReluConv(nn.Sequential):
     """Pre-activation unit of the original: BatchNorm -> ReLU -> Conv (keys ``norm``, ``relu``, ``conv``)."""
 

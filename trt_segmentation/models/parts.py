@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..network_parts import PARTS
-from .layers import upsample
+from .layers import final_resize
 from .swiftnet import SwiftNet
 
 
@@ -101,7 +101,7 @@ def _pyr_upsampling(model: SwiftNet, *slots: torch.Tensor) -> tuple[torch.Tensor
 
 def _resize_argmax(size: tuple[int, int]) -> Callable[..., tuple[torch.Tensor, ...]]:
     def fn(model: SwiftNet, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (upsample(logits, size).argmax(1).to(torch.uint8),)
+        return (final_resize(logits, size).argmax(1).to(torch.uint8),)
 
     return fn
 

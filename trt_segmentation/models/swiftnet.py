@@ -19,7 +19,7 @@ from torch import nn
 
 from ..encoder_scope import ENCODER_MODULES
 from ..errors import SegmentationError
-from .layers import BNReluConv, SpatialPyramidPooling, Upsample, UpsampleBlend, upsample
+from .layers import BNReluConv, SpatialPyramidPooling, Upsample, UpsampleBlend, final_resize
 from .resnet import BasicBlock, EncoderWidths, PyramidBasicBlock, check_encoder, make_stage
 
 DEFAULT_MEAN = (73.15, 82.90, 72.3)
@@ -266,7 +266,7 @@ class SwiftNet(nn.Module):
     def forward_normalised(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised NCHW image -> logits at the image's size."""
         features = self.backbone(x)
-        return upsample(self.logits(features), (x.shape[2], x.shape[3]))
+        return final_resize(self.logits(features), (x.shape[2], x.shape[3]))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """RGB 0-255 NCHW float image -> logits (N, num_classes, H, W)."""
