@@ -86,8 +86,7 @@ def test_every_command_main_is_wrapped() -> None:
         source = (PACKAGE / "commands" / f"{tool}.py").read_text()
         if "@cli.command\ndef main(" not in source:
             unwrapped.append(tool)
-    # benchmark and prune keep their own except clauses for now (docs: issue #20 report)
-    assert set(unwrapped) <= {"benchmark", "prune"}, unwrapped
+    assert unwrapped == [], unwrapped
 
 
 def test_a_real_command_reports_a_package_error_in_one_line(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cli
+from ..artifacts import ENGINE_SET, BackendKind, names
 
 TOOL = "benchmark"
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_model(p, default=None, many=True,
                   help="one or more model names (in the file names; --torch: the architectures); default swiftnet_ss_rn18")
     cli.add_size(p, default=(1024, 2048), help="input size")
-    cli.add_precision(p, default=["fp32", "fp16", "int8", "mixed"], what="variants to time (files mode)")
+    cli.add_precision(p, default=list(names(ENGINE_SET)), what="variants to time (files mode)")
     p.add_argument("--dtypes", nargs="+", default=["fp32", "fp16"], help="--torch: fp32, fp16, bf16")
     p.add_argument("--checkpoints", type=Path, nargs="+", metavar="FILE", default=[],
                    help="--torch, --parts: also time these checkpoints (e.g. full vs trt_seg_prune output), rows named by file")
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     models = args.model or ([] if args.checkpoints else ["swiftnet_ss_rn18"])
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("error: --torch times on a CUDA GPU (CUDA events) and this PyTorch sees none", file=sys.stderr)
             return 2
-        from ..models import CheckpointError, architecture_from_name, load_checkpoint
+        from ..models import architecture_from_name, load_checkpoint
         from ..models.fold import fold_batchnorms
         from ..models.swiftnet import SwiftNet
 
@@ -85,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             networks += [(f"{label} folded", lambda make=make: fold_batchnorms(make())) for label, make in networks]
         for name, make in networks:
             for dtype in args.dtypes:
-                try:
-                    model = make()
-                except (CheckpointError, FileNotFoundError) as exc:
-                    return cli.error(exc)
+                model = make()
                 timings.append(time_torch_model(f"{name} {dtype} eager", model, height, width, dtype, "cuda",
                                                 warmup, repeats))
                 print(f"  {timings[-1]}", flush=True)
@@ -106,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         import numpy as np
 
         from ..artifacts import artifact_path
-        from ..runtime import BackendError, create_backend
+        from ..runtime import create_backend
 
-        kind, folder, suffix = (("onnxruntime", args.onnx_dir, ".onnx") if not args.engine_dir
-                                else ("tensorrt", args.engine_dir, ".engine"))
+        kind, folder, suffix = ((BackendKind.ONNXRUNTIME, args.onnx_dir, ".onnx") if not args.engine_dir
+                                else (BackendKind.TENSORRT, args.engine_dir, ".engine"))
         rng = np.random.default_rng(0)
         frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
         if args.onnx_files:
@@ -122,12 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 print(f"  skipping {label}: {path} not found", file=sys.stderr)
                 continue
-            options = {"threads": args.threads} if kind == "onnxruntime" else {}
-            try:
-                backend = create_backend(kind, path, **options)
-            except BackendError as exc:
-                return cli.error(exc)
-            with backend:
+            options = {"threads": args.threads} if kind is BackendKind.ONNXRUNTIME else {}
+            with create_backend(kind, path, **options) as backend:
                 timings.append(time_backend(label, backend, frames, args.warmup, args.repeats))
             print(f"  {timings[-1]}", flush=True)
         what = "files given" if args.onnx_files else " ".join(models)
@@ -153,23 +148,18 @@ def _parts(args: argparse.Namespace, models: list[str], height: int, width: int)
     if args.parts == "torch" and not torch.cuda.is_available():
         print("error: --parts torch times on a CUDA GPU (CUDA events) and this PyTorch sees none", file=sys.stderr)
         return 2
-    from ..models import CheckpointError, load_checkpoint
+    from ..models import load_checkpoint
 
     def random_weights(arch: Any) -> Any:
         torch.manual_seed(0)  # random weights: speed does not depend on them
         return SwiftNet(arch)
 
     networks = [(name, architecture_from_name(name), random_weights) for name in models]
-    try:  # checkpoints (a pruned one has its own widths): their own weights
-        loaded = [(path.stem, load_checkpoint(path)) for path in args.checkpoints]
-    except (CheckpointError, FileNotFoundError) as exc:
-        return cli.error(exc)
+    # checkpoints (a pruned one has its own widths): their own weights
+    loaded = [(path.stem, load_checkpoint(path)) for path in args.checkpoints]
     networks += [(label, model.arch, lambda arch, model=model: model) for label, model in loaded]
     for name, arch, make in networks:
-        try:
-            check_input_size(arch, height, width)
-        except ValueError as exc:
-            return cli.error(exc)
+        check_input_size(arch, height, width)
         if args.parts == "torch":
             warmup, repeats = max(args.warmup, 10), max(args.repeats, 50)
             for dtype in args.dtypes:

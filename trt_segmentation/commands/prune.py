@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     if args.out is None:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.require_file(args.checkpoint, "checkpoint")
     import torch
 
-    from ..models import CheckpointError, architecture_from_name, load_checkpoint
+    from ..models import architecture_from_name, load_checkpoint
     from ..models.complexity import count_gmacs, count_parameters
     from ..models.pruning import RECIPES as RECIPE_SETTINGS
     from ..models.pruning import prune_model
@@ -62,15 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe:
         recipe = RECIPE_SETTINGS[args.recipe]
         args.blocks, args.ratio, args.decoder = list(recipe.stages), recipe.ratio, recipe.decoder
-    try:
-        if args.checkpoint:
-            model = load_checkpoint(args.checkpoint)
-        else:
-            torch.manual_seed(0)
-            model = SwiftNet(architecture_from_name(args.model)).eval()
-        pruned = prune_model(model, args.blocks, args.ratio, args.decoder)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        return cli.error(exc)
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint)
+    else:
+        torch.manual_seed(0)
+        model = SwiftNet(architecture_from_name(args.model)).eval()
+    pruned = prune_model(model, args.blocks, args.ratio, args.decoder)
     save_weights(pruned, args.out, torch.float16 if args.fp16 else None)
     encoder, decoder = pruned.arch.encoder_widths(), pruned.arch.decoder_widths()
     gmac, pruned_gmac = count_gmacs(model, height, width), count_gmacs(pruned, height, width)
