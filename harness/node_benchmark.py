@@ -30,6 +30,7 @@ import numpy as np
 from harness.topic_probe import BackgroundNode
 from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
 from trt_segmentation.node.diagnostics import cpu_model, status_name
+from trt_segmentation.node.teardown import teardown_ros
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the camera and relay run as `python -m harness.node_benchmark`
 CAMERA_TOPIC = "/bench/camera/image_raw"
@@ -84,8 +85,7 @@ def _run_camera(args: argparse.Namespace) -> int:
             print(f"  camera: {i + 1}/{args.count} frames sent", flush=True)
     time.sleep(0.5)
     print(f"camera: sent {args.count} in {time.monotonic() - start:.1f} s", flush=True)
-    node.destroy_node()
-    rclpy.try_shutdown()
+    teardown_ros(node)
     return 0
 
 
@@ -113,8 +113,7 @@ def _run_relay(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        teardown_ros(node)
     return 0
 
 

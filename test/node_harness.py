@@ -36,6 +36,7 @@ from harness.launch_emulation import (  # noqa: F401 (re-exported)
 from harness.launch_emulation import launch_command as launch_file_command
 from harness.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
 from trt_segmentation.node.diagnostics import camera_task, status_name
+from trt_segmentation.node.teardown import teardown_ros
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "segmentation.launch.py"
@@ -310,8 +311,7 @@ def _publish_main(args: argparse.Namespace) -> int:
     if args.record:
         Path(args.record).write_text(json.dumps(headers))
     print(f"sent {sent}", flush=True)
-    node.destroy_node()
-    rclpy.try_shutdown()
+    teardown_ros(node)
     return 0
 
 

@@ -19,12 +19,14 @@ from trt_segmentation.data.bags import compress_frame, write_image_bag
 ROOT = Path(__file__).resolve().parents[1]
 
 # The subscriber: a plain rclpy node in its own process. It prints one JSON line per message (stamp, frame_id,
-# size, a digest of the pixels) and exits after `count` messages, `timeout` seconds, or 3 s without a new message.
+# size, a digest of the pixels) and exits after `count` messages, `timeout` seconds, or 3 s without a new message
+# (its teardown bounded: a Fast DDS stall in destroy_node failed this test once on CI, after every message had come).
 SUBSCRIBER = r"""
 import hashlib, json, sys, time
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, DurabilityPolicy
 from sensor_msgs.msg import Image, CompressedImage
+from trt_segmentation.node.teardown import teardown_ros
 topic, kind, reliability, count, timeout = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 rclpy.init()
 node = rclpy.create_node("bag_test_subscriber")
@@ -42,8 +44,7 @@ while len(got) < count and time.monotonic() < deadline and not (got and time.tim
     rclpy.spin_once(node, timeout_sec=0.05)
 for g in got:
     print(json.dumps(g), flush=True)
-node.destroy_node()
-rclpy.shutdown()
+teardown_ros(node)
 """
 
 

@@ -26,8 +26,8 @@ rclpy.init()
 node = rclpy.create_node("profile_probe")
 maps = {line.split()[-1] for line in open("/proc/self/maps") if "/dev/shm/fast" in line}
 print(json.dumps(sorted(os.path.getsize(p) for p in maps if os.path.exists(p))), flush=True)
-node.destroy_node()
-rclpy.shutdown()
+from trt_segmentation.node.teardown import teardown_ros
+teardown_ros(node)
 """
 
 

@@ -32,6 +32,7 @@ from .frame_ring import FrameRing
 from .heap import keep_frames_on_heap
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
 from .qos import image_qos
+from .teardown import teardown_ros
 
 PR_SET_PDEATHSIG = 1
 
@@ -174,9 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        teardown_ros(node)
     return 0
 
 

@@ -50,6 +50,7 @@ from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import InputType, IoMode, NodeParams, declare_parameters
 from .qos import image_qos
 from .startup import StartupError, load_backend
+from .teardown import teardown_ros
 
 NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
@@ -398,9 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if app is not None:
             app.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        teardown_ros(node, code)
     return code
 
 

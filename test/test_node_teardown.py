@@ -1,0 +1,51 @@
+"""The bounded ROS teardown (node/teardown.py), in processes of their own: a stalled last step ends the process with
+its code, and a real rclpy teardown finishes normally."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+STALL = r"""
+import time
+from trt_segmentation.node.teardown import exit_if_stuck
+print("written before the stall")  # block-buffered into a pipe: must still come out
+with exit_if_stuck(0.5, 7, "test step"):
+    time.sleep(60)
+print("never")
+"""
+
+REAL = r"""
+import rclpy
+from trt_segmentation.node.teardown import teardown_ros
+rclpy.init()
+node = rclpy.create_node("teardown_probe")
+node.create_publisher(__import__("std_msgs.msg", fromlist=["String"]).String, "teardown_probe", 10)
+teardown_ros(node, code=9)
+print("ok" if not rclpy.ok() else "context still up", flush=True)
+"""
+
+
+def run(script: str) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    return done, time.monotonic() - start
+
+
+def test_a_stalled_teardown_ends_the_process_with_its_code_and_says_so():
+    done, seconds = run(STALL)
+    assert done.returncode == 7, done.stderr
+    assert seconds < 20
+    assert done.stdout.splitlines() == ["written before the stall"]
+    assert "test step still running after 0.5 s" in done.stderr
+
+
+def test_a_real_rclpy_teardown_finishes_and_the_process_goes_on():
+    pytest.importorskip("rclpy")
+    done, _ = run(REAL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert "still running" not in done.stderr

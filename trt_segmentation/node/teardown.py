@@ -1,0 +1,50 @@
+"""Ending a ROS process on time: rclpy's teardown bounded by a deadline, after which the process exits anyway.
+
+Fast DDS's entity destruction can block: in this repository's tests a subscriber that had received every message
+stayed inside ``Node.destroy_node`` for more than 30 s in about 1 run of 50 (rclpy 9.1.2 Kilted, rmw_fastrtps_cpp,
+2026-12-05). A process that is ending has nothing left to lose at that point (frame rings are unlinked and workers
+joined before the teardown starts), so a stall must not keep it alive: SIGINT/SIGTERM end every process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+TEARDOWN_LIMIT_S = 5.0  # rclpy's teardown normally takes milliseconds
+
+
+def _exit_now(code: int, what: str, limit_s: float) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.write(f"{what} still running after {limit_s:g} s (a middleware stall); exiting with code {code}\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+@contextmanager
+def exit_if_stuck(limit_s: float, code: int, what: str) -> Iterator[None]:
+    """Run the block; if it has not finished after ``limit_s`` seconds, flush stdout, say so on stderr and end the
+    process with ``code`` (os._exit: no further cleanup, so only for the last step of a process)."""
+    timer = threading.Timer(limit_s, _exit_now, (code, what, limit_s))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def teardown_ros(node: Any, code: int = 0, limit_s: float = TEARDOWN_LIMIT_S) -> None:
+    """Destroy ``node`` and shut rclpy's default context down, the last step of a ROS process's ``main``; a
+    teardown that stalls for ``limit_s`` seconds ends the process with ``code``."""
+    import rclpy
+
+    with exit_if_stuck(limit_s, code, "ROS teardown"):
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
