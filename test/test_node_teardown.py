@@ -20,10 +20,11 @@ print("never")
 
 REAL = r"""
 import rclpy
+from std_msgs.msg import String
 from trt_segmentation.node.teardown import teardown_ros
 rclpy.init()
 node = rclpy.create_node("teardown_probe")
-node.create_publisher(__import__("std_msgs.msg", fromlist=["String"]).String, "teardown_probe", 10)
+node.create_publisher(String, "teardown_probe", 10)
 teardown_ros(node, code=9)
 print("ok" if not rclpy.ok() else "context still up", flush=True)
 """
