@@ -650,6 +650,9 @@ def report_multi_markdown(relay: MultiPhase, single: MultiPhase, batched: MultiP
     lines.append(f"| batched node: batches, fill ratio (real rows / batch), dropped / received | | | "
                  f"{batched.status.get('batches', '?')}, {fill}, {batched.status.get('frames_dropped', '?')} / "
                  f"{batched.status.get('frames_received', '?')} | |")
+    stages = ", ".join(f"{stage} {batched.status.get(f'latency_{stage}_p50_ms', '?')}"
+                       for stage in ("preprocess", "inference", "postprocess"))
+    lines.append(f"| batched node: stages p50 ms per batch (its /diagnostics) | | | {stages} | |")
     return "\n".join(lines)
 
 

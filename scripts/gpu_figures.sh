@@ -4,16 +4,18 @@
 #   1. the GPU tests (CUDA slots, CUDA-graph executor)            -> $OUT/gpu_slots.json, gpu_tests.log
 #   2. tools/benchmark.py --torch --executor (eager, CUDA graph, the node's executor; one run)   -> bench_torch.md
 #   3. tools/benchmark_node.py with the torch backend (FP16 CUDA graph) at several rates and slot counts
-# Usage: OUT=/some/dir bash scripts/gpu_figures.sh [quick|node|soak|multicam|io|floors|batchprofile]: quick = 1-3 (about
-# 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and 5 minutes at 30 Hz (RSS after
-# warm-up), multicam = the GPU tests, then 4 cameras through one batched node vs 4 single-camera nodes at 1024x2048 and
-# 512x1024 (issue #12; about 8 minutes); io = issue #16 (about 9 minutes, random weights, io_mode process): the GPU
-# tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then inprocess; py-spy --gil per
-# process each), 4 cameras at saturation (1024x2048 at 100 Hz, 512x1024 at 400 Hz) and 8 cameras of 512x1024, batched
-# node vs single-camera nodes; floors = only io's multi-camera runs (the pycuda build, no GPU tests, about 7 minutes),
-# each with N raw-CDR relays first (the transport floor of N cameras), plus 4 cameras of 256x512, after one camera of
-# 1024x2048 at 10 Hz (io_mode process: the age budget); batchprofile = floors' two 4-camera runs with py-spy --gil on
-# the batched node's processes (about 6 minutes).
+# Usage: OUT=/some/dir bash scripts/gpu_figures.sh MODE, MODE one of quick|node|soak|multicam|io|floors|batchprofile|
+# batchnode: quick = 1-3 (about 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and
+# 5 minutes at 30 Hz (RSS after warm-up), multicam = the GPU tests, then 4 cameras through one batched node vs 4
+# single-camera nodes at 1024x2048 and 512x1024 (issue #12; about 8 minutes); io = issue #16 (about 9 minutes, random
+# weights, io_mode process): the GPU tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then
+# inprocess; py-spy --gil per process each), 4 cameras at saturation (1024x2048 at 100 Hz, 512x1024 at 400 Hz) and 8
+# cameras of 512x1024, batched node vs single-camera nodes; floors = only io's multi-camera runs (the pycuda build, no
+# GPU tests, about 7 minutes), each with N raw-CDR relays first (the transport floor of N cameras), plus 4 cameras of
+# 256x512, after one camera of 1024x2048 at 10 Hz (io_mode process: the age budget); batchprofile = the torch backend
+# alone (harness/backend_throughput.py: batch 4 vs 4 processes), then floors' two 4-camera runs with py-spy --gil on the
+# batched node's processes (about 8 minutes); batchnode = only those two runs (about 4 minutes; on a warm machine of an
+# earlier call pycuda and the ROS wheels are not installed again).
 # At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +27,11 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-37}
 # the image's python3 is itself a venv holding torch: a venv of our own (the ROS wheels need one: .pth set-up)
 # that also sees torch's site-packages through a .pth line
 T0=$SECONDS
-case $MODE in io|floors|batchprofile) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process, py-spy
-if [ -n "$IOLIKE" ]; then  # the pycuda build first: the nodes' CUDA slots wait for it
+case $MODE in io|floors|batchprofile|batchnode) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process
+if [ -f /tmp/site/pycuda/__init__.py ] && [ -x /tmp/rv/bin/python ]; then  # a warm machine of an earlier call
+  ( echo "pycuda build exit 0 (built by an earlier call)" | tee /tmp/pycuda_build.log > "$OUT/pycuda_build.log" ) &
+  early_build=$!
+elif [ -n "$IOLIKE" ]; then  # the pycuda build first: the nodes' CUDA slots wait for it
   ( CUDA_ROOT=/usr/local/cuda python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
       .whl/pycuda-*.tar.gz .whl/*.whl > /tmp/pycuda_build.log 2>&1; echo "pycuda build exit $?" >> /tmp/pycuda_build.log ) &
   early_build=$!
@@ -34,11 +39,12 @@ fi
 python3 -m venv /tmp/rv
 site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
 echo "$site" > /tmp/rv/lib/python3.12/site-packages/torch_venv.pth
-/tmp/rv/bin/pip install -q --no-index --no-deps --no-compile .whl/ros/*.whl || exit 1
-[ -n "$IOLIKE" ] || ( CUDA_ROOT=/usr/local/cuda /tmp/rv/bin/pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
+/tmp/rv/bin/python -c 'import rclpy' 2>/dev/null || /tmp/rv/bin/pip install -q --no-index --no-deps --no-compile \
+    .whl/ros/*.whl || exit 1
+[ -n "$IOLIKE" ] || [ -n "${early_build:-}" ] || ( CUDA_ROOT=/usr/local/cuda /tmp/rv/bin/pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
     .whl/pycuda-*.tar.gz .whl/*.whl > "$OUT/pycuda_build.log" 2>&1; echo "pycuda build exit $?" >> "$OUT/pycuda_build.log" ) &
 build=$!
-[ -n "$IOLIKE" ] && build=$early_build
+[ -n "${early_build:-}" ] && build=$early_build
 export PYTHONPATH=/tmp/site:$PWD
 PY=/tmp/rv/bin/python
 LOG=$OUT/run.log
@@ -74,7 +80,15 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     cat "/tmp/bench/multi_$1_$2/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
     grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
   }
-  if [ "$MODE" = batchprofile ]; then  # py-spy --gil on every process of the batched node at saturation
+  if [ "$MODE" = batchprofile ]; then  # the backend alone, then py-spy --gil on the batched node at saturation
+    for size in 1024x2048 512x1024; do
+      echo "==> $((SECONDS - T0)) s: the torch backend alone, $size" | tee -a "$LOG"
+      timeout 120 $PY -m harness.backend_throughput --checkpoint "$ckpt" --size $size --batch 4 --seconds 6 2>&1 \
+          | tail -9 | tee -a "$OUT/backend_alone.md" "$LOG"
+    done
+    multi 4 1024x2048 100 8 4
+    multi 4 512x1024 400 6 4
+  elif [ "$MODE" = batchnode ]; then  # batchprofile's two 4-camera runs alone (e.g. again on a warm machine)
     multi 4 1024x2048 100 8 4
     multi 4 512x1024 400 6 4
   elif [ "$MODE" = floors ]; then

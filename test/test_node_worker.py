@@ -183,6 +183,46 @@ def test_two_frames_in_flight_are_published_in_order() -> None:
     assert (counters.received, counters.processed, counters.dropped, counters.failed) == (3, 3, 0, 0)
 
 
+class HeldSink(Sink):
+    """A :class:`Sink` whose publishing of ``frame_id`` waits until the test releases it (a slow publisher)."""
+
+    def __init__(self, frame_id: str) -> None:
+        super().__init__()
+        self.frame_id, self.entered, self.release = frame_id, threading.Event(), threading.Event()
+
+    def __call__(self, pending: Pending, labels: np.ndarray) -> None:
+        if pending.header.frame_id == self.frame_id:
+            self.entered.set()
+            assert self.release.wait(WAIT)
+        super().__call__(pending, labels)
+
+
+def test_the_next_frame_runs_while_the_previous_one_is_published() -> None:
+    """The backend slot is given back when collect() returns, not when publishing ends: on a one-slot backend the
+    next frame is submitted while the collector still publishes the previous one (the node's publishing and its
+    network overlap), and the order and counts stay exact."""
+    backend, sink = GatedBackend(), HeldSink("f1")
+    assert backend.max_in_flight == 1
+    worker = FrameWorker(backend, sink)
+    worker.start()
+    try:
+        worker.post(frame(1))
+        backend.gate(1).set()
+        assert sink.entered.wait(WAIT)  # frame 1's labels are being published, and that is held
+        worker.post(frame(2))
+        with backend.entered:  # frame 2 reaches the backend while frame 1 is still being published
+            assert backend.entered.wait_for(lambda: backend.started == [1, 2], WAIT), backend.started
+        assert sink.published == []
+        backend.gate(2).set()
+        sink.release.set()
+        sink.wait(2)
+    finally:
+        worker.stop()
+    assert [fid for fid, _ in sink.published] == ["f1", "f2"]
+    counters = worker.snapshot()
+    assert (counters.received, counters.processed, counters.dropped, counters.failed) == (2, 2, 0, 0)
+
+
 class FailingBackend(Backend):
     """Raises inside inference (a GPU or runtime fault) for frames whose pixels are 13."""
 

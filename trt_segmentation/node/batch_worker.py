@@ -205,6 +205,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
         except Exception as exc:  # GPU/runtime failure of an in-flight batch: its frames count as failed
             self._fail_batch(batch, f"inference failed: {type(exc).__name__}: {exc}")
             return
+        self._collected()
         t0 = time.perf_counter()
         batch = tag
         published = 0

@@ -117,6 +117,7 @@ class FrameWorker(WorkerThreads[Frame]):
             self._discard(oldest.source)
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
             return
+        self._collected()
         t0 = time.perf_counter()
         try:
             labels = resize_nearest(result.labels, pending.height, pending.width)

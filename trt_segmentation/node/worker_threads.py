@@ -50,6 +50,7 @@ class WorkerThreads(Generic[Work]):
         self._free_slots = threading.Semaphore(max(1, backend.max_in_flight))
         self._submitted: queue.Queue[bool] = queue.Queue()  # True per submission; False: stop() has begun
         self._thread = threading.Thread(target=self._convert_loop, name=converter_name, daemon=True)
+        self._slot_returned = True  # the collector thread's: whether the submission it finishes gave its permit back
         self._collector = threading.Thread(target=self._collect_loop, name="segmentation-collect", daemon=True)
 
     def start(self) -> None:
@@ -83,7 +84,7 @@ class WorkerThreads(Generic[Work]):
         raise NotImplementedError
 
     def _finish_oldest(self) -> None:
-        """Collect the oldest submission and publish its labels."""
+        """Collect the oldest submission (then call :meth:`_collected`) and publish its labels."""
         raise NotImplementedError
 
     def _drop_waiting(self) -> None:
@@ -108,7 +109,16 @@ class WorkerThreads(Generic[Work]):
     def _collect_loop(self) -> None:
         """Oldest submission -> labels -> publish, in submission order, until ``stop`` has drained them."""
         while self._submitted.get():
+            self._slot_returned = False
             self._finish_oldest()
+            self._collected()  # in case _finish_oldest returned before it said so
+
+    def _collected(self) -> None:
+        """The oldest submission's backend slot is free (its ``collect()`` returned or raised): give its permit
+        back, so that the converter submits the next work while this thread still publishes (once per submission).
+        Publishing holds no backend slot, only the frames' ring slots, which the ring has room for."""
+        if not self._slot_returned:
+            self._slot_returned = True
             self._free_slots.release()
 
     def _add_run_stages(self, convert_ms: float, timings_ms: Dict[str, float], t0: float) -> None:
