@@ -12,9 +12,9 @@
 # inprocess; py-spy --gil per process each), 4 cameras at saturation (1024x2048 at 100 Hz, 512x1024 at 400 Hz) and 8
 # cameras of 512x1024, batched node vs single-camera nodes; floors = only io's multi-camera runs (the pycuda build, no
 # GPU tests, about 7 minutes), each with N raw-CDR relays first (the transport floor of N cameras), plus 4 cameras of
-# 256x512, after one camera of 1024x2048 at 10 Hz (io_mode process: the age budget); batchprofile = the torch backend
-# alone (harness/backend_throughput.py: batch 4 vs 4 processes), then floors' two 4-camera runs with py-spy --gil on the
-# batched node's processes (about 8 minutes); batchnode = only those two runs (about 4 minutes; on a warm machine of an
+# 256x512, after one camera of 1024x2048 at 10 Hz (io_mode process: the age budget); batchprofile = floors' two 4-camera
+# runs with py-spy --gil on the batched node's processes, then the torch backend alone (harness/backend_throughput.py:
+# batch 4 vs 4 processes; about 8 minutes); batchnode = only those two runs (about 4 minutes; on a warm machine of an
 # earlier call pycuda and the ROS wheels are not installed again).
 # At most 8 files land in $OUT.
 set -uo pipefail
@@ -80,14 +80,14 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     cat "/tmp/bench/multi_$1_$2/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
     grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
   }
-  if [ "$MODE" = batchprofile ]; then  # the backend alone, then py-spy --gil on the batched node at saturation
-    for size in 1024x2048 512x1024; do
+  if [ "$MODE" = batchprofile ]; then  # py-spy --gil on the batched node at saturation, then the backend alone
+    multi 4 512x1024 400 6 4
+    multi 4 1024x2048 100 8 4
+    for size in 512x1024 1024x2048; do
       echo "==> $((SECONDS - T0)) s: the torch backend alone, $size" | tee -a "$LOG"
       timeout 120 $PY -m harness.backend_throughput --checkpoint "$ckpt" --size $size --batch 4 --seconds 6 2>&1 \
           | tail -9 | tee -a "$OUT/backend_alone.md" "$LOG"
     done
-    multi 4 1024x2048 100 8 4
-    multi 4 512x1024 400 6 4
   elif [ "$MODE" = batchnode ]; then  # batchprofile's two 4-camera runs alone (e.g. again on a warm machine)
     multi 4 1024x2048 100 8 4
     multi 4 512x1024 400 6 4
