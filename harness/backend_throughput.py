@@ -30,29 +30,27 @@ def measure(checkpoint: str, height: int, width: int, batch: int, slots: int, se
     backend = TorchBackend(checkpoint, height, width, slots=slots, precision="fp16", batch=batch)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(batch)]
-    stages: Dict[str, List[float]] = {}
-    runs, start = 0, time.perf_counter()
-    warm_end, end = start + 1.0, start + 1.0 + seconds
-    counting = False
-    while True:
-        now = time.perf_counter()
-        if not counting and now >= warm_end:
-            counting, runs, t_count = True, 0, now
-        if now >= end:
-            break
-        while backend.in_flight < slots:
-            backend.submit_batch(frames) if batch > 1 else backend.submit(frames[0])
-        _, result = backend.collect()
-        if counting:
-            runs += 1
-            for key, value in result.timings_ms.items():
-                stages.setdefault(key, []).append(value)
-    elapsed = time.perf_counter() - t_count
+
+    def run_for(duration: float) -> List[Dict[str, float]]:
+        """Keep every slot busy for ``duration`` seconds; the stage timings of each run collected."""
+        timings: List[Dict[str, float]] = []
+        end = time.perf_counter() + duration
+        while time.perf_counter() < end:
+            while backend.in_flight < slots:
+                backend.submit_batch(frames) if batch > 1 else backend.submit(frames[0])
+            timings.append(backend.collect()[1].timings_ms)
+        return timings
+
+    run_for(1.0)  # warm-up
+    start = time.perf_counter()
+    timings = run_for(seconds)
+    elapsed = time.perf_counter() - start
     while backend.in_flight:
         backend.collect()
     backend.close()
-    return {"batch": batch, "frames_per_s": runs * batch / elapsed,
-            "stages_p50_ms": {k: float(np.median(v)) for k, v in stages.items() if k.startswith("gpu_")}}
+    stages = [key for key in timings[0] if key.startswith("gpu_")]
+    return {"batch": batch, "frames_per_s": len(timings) * batch / elapsed,
+            "stages_p50_ms": {k: float(np.median([t[k] for t in timings])) for k in stages}}
 
 
 def main(argv: List[str] | None = None) -> int:

@@ -80,17 +80,14 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     cat "/tmp/bench/multi_$1_$2/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
     grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
   }
-  if [ "$MODE" = batchprofile ]; then  # py-spy --gil on the batched node at saturation, then the backend alone
+  if [ "$MODE" = batchprofile ] || [ "$MODE" = batchnode ]; then  # py-spy --gil on the batched node at saturation
     multi 4 512x1024 400 6 4
     multi 4 1024x2048 100 8 4
-    for size in 512x1024 1024x2048; do
+    [ "$MODE" = batchprofile ] && for size in 512x1024 1024x2048; do  # then the backend alone
       echo "==> $((SECONDS - T0)) s: the torch backend alone, $size" | tee -a "$LOG"
       timeout 120 $PY -m harness.backend_throughput --checkpoint "$ckpt" --size $size --batch 4 --seconds 6 2>&1 \
           | tail -9 | tee -a "$OUT/backend_alone.md" "$LOG"
     done
-  elif [ "$MODE" = batchnode ]; then  # batchprofile's two 4-camera runs alone (e.g. again on a warm machine)
-    multi 4 1024x2048 100 8 4
-    multi 4 512x1024 400 6 4
   elif [ "$MODE" = floors ]; then
     single process 10 0
     multi 4 1024x2048 100 8 0

@@ -17,12 +17,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from ..image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
-from ..runtime import Backend, InputMismatch
+from ..runtime import Backend, InferenceResult, InputMismatch
 from .diagnostics import CAMERA_STAGES, Counters
 from .frames import Frame, Pending, convert_frame
 from .latency import RateMeter, RollingWindow, StageLatency
@@ -198,16 +198,16 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
         return True
 
     # ---------------------------------------------------------------- collector thread
-    def _finish_oldest(self) -> None:
+    def _collect_oldest(self) -> Optional[Tuple[BatchPending, InferenceResult]]:
         batch = self._in_flight.popleft()  # the batch collect() returns (or fails on): the oldest submitted
         try:
-            tag, result = self.backend.collect()
+            return self.backend.collect()
         except Exception as exc:  # GPU/runtime failure of an in-flight batch: its frames count as failed
             self._fail_batch(batch, f"inference failed: {type(exc).__name__}: {exc}")
-            return
-        self._collected()
+            return None
+
+    def _publish_collected(self, batch: BatchPending, result: InferenceResult) -> None:
         t0 = time.perf_counter()
-        batch = tag
         published = 0
         for index, pending in enumerate(batch.rows):
             if pending is None:

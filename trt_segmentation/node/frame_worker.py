@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from ..image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
-from ..runtime import Backend
+from ..runtime import Backend, InferenceResult
 from .diagnostics import Counters
 from .frames import Frame, Pending, convert_frame
 from .worker_threads import WorkerThreads
@@ -109,15 +109,16 @@ class FrameWorker(WorkerThreads[Frame]):
         return True
 
     # ---------------------------------------------------------------- collector thread
-    def _finish_oldest(self) -> None:
+    def _collect_oldest(self) -> Optional[Tuple[Pending, InferenceResult]]:
         oldest = self._in_flight.popleft()  # the frame collect() returns (or fails on)
         try:
-            pending, result = self.backend.collect()
+            return self.backend.collect()
         except Exception as exc:  # GPU/runtime failure of an in-flight frame
             self._discard(oldest.source)
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
-            return
-        self._collected()
+            return None
+
+    def _publish_collected(self, pending: Pending, result: InferenceResult) -> None:
         t0 = time.perf_counter()
         try:
             labels = resize_nearest(result.labels, pending.height, pending.width)

@@ -3,8 +3,9 @@
 A converter thread waits for a free backend slot, takes the work that is due and submits it; a collector thread
 finishes the submitted work in submission order and gives the slot back; ``stop`` lets both drain. Here also: the
 whole node's latency and rate statistics, the last errors and throttled logging. A subclass says what is taken
-(``_take``), how it is submitted (``_start``), how the oldest submission is finished (``_finish_oldest``) and what
-``stop`` drops of the frames still waiting (``_drop_waiting``). No ROS in here.
+(``_take``), how it is submitted (``_start``), how the oldest submission is collected (``_collect_oldest``) and
+published (``_publish_collected``), and what ``stop`` drops of the frames still waiting (``_drop_waiting``). No ROS
+in here.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Dict, Generic, Optional, TypeVar
+from typing import Any, Dict, Generic, Optional, Tuple, TypeVar
 
 from ..image_codec import DEFAULT_MAX_PIXELS
-from ..runtime import Backend
+from ..runtime import Backend, InferenceResult
 from .diagnostics import STAGES
 from .frame_ring import SlotFrame
 from .frames import Pending, age_ms
@@ -50,7 +51,6 @@ class WorkerThreads(Generic[Work]):
         self._free_slots = threading.Semaphore(max(1, backend.max_in_flight))
         self._submitted: queue.Queue[bool] = queue.Queue()  # True per submission; False: stop() has begun
         self._thread = threading.Thread(target=self._convert_loop, name=converter_name, daemon=True)
-        self._slot_returned = True  # the collector thread's: whether the submission it finishes gave its permit back
         self._collector = threading.Thread(target=self._collect_loop, name="segmentation-collect", daemon=True)
 
     def start(self) -> None:
@@ -83,8 +83,13 @@ class WorkerThreads(Generic[Work]):
         """Convert and submit ``work``; False (counted, logged) when nothing was submitted."""
         raise NotImplementedError
 
-    def _finish_oldest(self) -> None:
-        """Collect the oldest submission (then call :meth:`_collected`) and publish its labels."""
+    def _collect_oldest(self) -> Optional[Tuple[Any, InferenceResult]]:
+        """The oldest submission's (tag, result) from the backend; None when its ``collect()`` failed (counted and
+        reported here)."""
+        raise NotImplementedError
+
+    def _publish_collected(self, tag: Any, result: InferenceResult) -> None:
+        """Publish what :meth:`_collect_oldest` returned."""
         raise NotImplementedError
 
     def _drop_waiting(self) -> None:
@@ -109,17 +114,12 @@ class WorkerThreads(Generic[Work]):
     def _collect_loop(self) -> None:
         """Oldest submission -> labels -> publish, in submission order, until ``stop`` has drained them."""
         while self._submitted.get():
-            self._slot_returned = False
-            self._finish_oldest()
-            self._collected()  # in case _finish_oldest returned before it said so
-
-    def _collected(self) -> None:
-        """The oldest submission's backend slot is free (its ``collect()`` returned or raised): give its permit
-        back, so that the converter submits the next work while this thread still publishes (once per submission).
-        Publishing holds no backend slot, only the frames' ring slots, which the ring has room for."""
-        if not self._slot_returned:
-            self._slot_returned = True
+            collected = self._collect_oldest()
+            # its backend slot is free once collect() returned or raised: the converter may submit the next work
+            # while this thread still publishes (publishing holds only the frames' ring slots, which have room)
             self._free_slots.release()
+            if collected is not None:
+                self._publish_collected(*collected)
 
     def _add_run_stages(self, convert_ms: float, timings_ms: Dict[str, float], t0: float) -> None:
         """One backend run's preprocess (conversion + the backend's), inference and postprocess (the backend's +
