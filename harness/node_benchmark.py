@@ -653,6 +653,9 @@ def report_multi_markdown(relay: MultiPhase, single: MultiPhase, batched: MultiP
     stages = ", ".join(f"{stage} {batched.status.get(f'latency_{stage}_p50_ms', '?')}"
                        for stage in ("preprocess", "inference", "postprocess"))
     lines.append(f"| batched node: stages p50 ms per batch (its /diagnostics) | | | {stages} | |")
+    lines.append(f"| batched node: converter's wait p50 ms per batch, for a slot / for the batch to be due | | | "
+                 f"{batched.status.get('batch_slot_wait_p50_ms', '?')} / "
+                 f"{batched.status.get('batch_due_wait_p50_ms', '?')} | |")
     return "\n".join(lines)
 
 

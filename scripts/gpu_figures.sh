@@ -5,7 +5,7 @@
 #   2. tools/benchmark.py --torch --executor (eager, CUDA graph, the node's executor; one run)   -> bench_torch.md
 #   3. tools/benchmark_node.py with the torch backend (FP16 CUDA graph) at several rates and slot counts
 # Usage: OUT=/some/dir bash scripts/gpu_figures.sh MODE, MODE one of quick|node|soak|multicam|io|floors|batchprofile|
-# batchnode: quick = 1-3 (about 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and
+# batchnode|batchwait: quick = 1-3 (about 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and
 # 5 minutes at 30 Hz (RSS after warm-up), multicam = the GPU tests, then 4 cameras through one batched node vs 4
 # single-camera nodes at 1024x2048 and 512x1024 (issue #12; about 8 minutes); io = issue #16 (about 9 minutes, random
 # weights, io_mode process): the GPU tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then
@@ -15,7 +15,8 @@
 # 256x512, after one camera of 1024x2048 at 10 Hz (io_mode process: the age budget); batchprofile = floors' two 4-camera
 # runs with py-spy --gil on the batched node's processes, then the torch backend alone (harness/backend_throughput.py:
 # batch 4 vs 4 processes; about 8 minutes); batchnode = only those two runs (about 4 minutes; on a warm machine of an
-# earlier call pycuda and the ROS wheels are not installed again).
+# earlier call pycuda and the ROS wheels are not installed again); batchwait = 4 cameras of 512x1024 at 400 and 800 Hz,
+# 4 of 1024x2048 at 200 Hz, 8 of 512x1024, each with the batched node's converter waits (about 8 minutes).
 # At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-37}
 # the image's python3 is itself a venv holding torch: a venv of our own (the ROS wheels need one: .pth set-up)
 # that also sees torch's site-packages through a .pth line
 T0=$SECONDS
-case $MODE in io|floors|batchprofile|batchnode) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process
+case $MODE in io|floors|batchprofile|batchnode|batchwait) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process
 if [ -f /tmp/site/pycuda/__init__.py ] && [ -x /tmp/rv/bin/python ]; then  # a warm machine of an earlier call
   ( echo "pycuda build exit 0 (built by an earlier call)" | tee /tmp/pycuda_build.log > "$OUT/pycuda_build.log" ) &
   early_build=$!
@@ -71,14 +72,16 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     [ -f "$dir/gil_profile.md" ] && { cat "$dir/gil_profile.md" >> "$OUT/gil_profile.md"; echo >> "$OUT/gil_profile.md"; }
     grep -hE "Traceback|Error|error" "$dir"/*.log | head -5 >> "$OUT/node_errors.txt"
   }
-  multi() {  # cameras size rate seconds profile-seconds
-    echo "==> $((SECONDS - T0)) s: $1 cameras of $2 at $3 Hz each, io_mode process" | tee -a "$LOG"
-    timeout -s INT -k 10 150 $PY tools/benchmark_node.py --camera-count "$1" --size "$2" --rate "$3" --seconds "$4" \
-        --backend torch --precision fp16 --checkpoint "$ckpt" --engine-size "$2" --param io_mode=process \
-        --profile-seconds "$5" --out "/tmp/bench/multi_$1_$2" 2>&1 | tail -18 | tee -a "$LOG"
-    cat "/tmp/bench/multi_$1_$2/multi_camera_benchmark.md" >> "$OUT/multi_camera.md"; echo >> "$OUT/multi_camera.md"
-    cat "/tmp/bench/multi_$1_$2/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
-    grep -hE "Traceback|Error|error" /tmp/bench/multi_$1_$2/*.log | head -5 >> "$OUT/node_errors.txt"
+  multi() {  # cameras size rate seconds profile-seconds [more benchmark_node.py arguments]
+    local n=$1 size=$2 rate=$3 seconds=$4 profile=$5; shift 5
+    local dir=/tmp/bench/multi_${n}_${size}_$#  # a run with other arguments gets a folder of its own
+    echo "==> $((SECONDS - T0)) s: $n cameras of $size at $rate Hz each, io_mode process $*" | tee -a "$LOG"
+    timeout -s INT -k 10 150 $PY tools/benchmark_node.py --camera-count "$n" --size "$size" --rate "$rate" \
+        --seconds "$seconds" --backend torch --precision fp16 --checkpoint "$ckpt" --engine-size "$size" \
+        --param io_mode=process --profile-seconds "$profile" --out "$dir" "$@" 2>&1 | tail -18 | tee -a "$LOG"
+    { echo "arguments: $n cameras $size $rate Hz $*"; cat "$dir/multi_camera_benchmark.md"; echo; } >> "$OUT/multi_camera.md"
+    cat "$dir/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
+    grep -hE "Traceback|Error|error" "$dir"/*.log | head -5 >> "$OUT/node_errors.txt"
   }
   if [ "$MODE" = batchprofile ] || [ "$MODE" = batchnode ]; then  # py-spy --gil on the batched node at saturation
     multi 4 512x1024 400 6 4
@@ -88,6 +91,11 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
       timeout 120 $PY -m harness.backend_throughput --checkpoint "$ckpt" --size $size --batch 4 --seconds 6 2>&1 \
           | tail -9 | tee -a "$OUT/backend_alone.md" "$LOG"
     done
+  elif [ "$MODE" = batchwait ]; then  # the converter's waits per batch at the offered rates so far and at rates
+    multi 4 512x1024 400 5 0        # above what the batched node can take (the backend alone: ~485 batches/s of 4 at
+    multi 4 512x1024 800 5 0        # 512x1024, ~142 at 1024x2048 on an H100), then 8 cameras
+    [ $((SECONDS - T0)) -lt 380 ] && multi 4 1024x2048 200 5 0
+    [ $((SECONDS - T0)) -lt 480 ] && multi 8 512x1024 400 5 0
   elif [ "$MODE" = floors ]; then
     single process 10 0
     multi 4 1024x2048 100 8 0

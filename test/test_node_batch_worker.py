@@ -7,6 +7,7 @@ step (the timeouts used are 0 or far beyond any wait), so the tests are determin
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -106,6 +107,23 @@ def test_a_batch_runs_when_every_camera_has_a_frame_and_each_row_goes_back_to_it
         assert worker.cameras[index].latency.summaries()["age"]["n"] == 1  # 1 s stamp, published "at" 2 s
     assert worker.batches == 1 and worker.fill.values().tolist() == [1.0]
     assert worker.cameras[1].last_input_size == "5x9"
+
+
+def test_the_converter_s_wait_for_a_due_batch_is_measured_per_batch() -> None:
+    """batch_due_wait: from a free slot to the last camera's frame (a lower bound, so a loaded machine only adds)."""
+    backend, sink = ProbeBatchBackend(), Sink()
+    worker = worker_for(backend, sink, NEVER)
+    try:
+        worker.post(0, frame(1))
+        worker.post(1, frame(2))
+        time.sleep(0.2)
+        worker.post(2, frame(3))
+        sink.wait(3)
+    finally:
+        worker.stop()
+    assert len(worker.work_wait) == 1 and len(worker.slot_wait) == 1
+    assert worker.work_wait.values()[0] >= 200.0
+    assert 0.0 <= worker.slot_wait.values()[0] < worker.work_wait.values()[0]
 
 
 def test_after_the_timeout_the_cameras_with_a_frame_run_and_padded_rows_publish_nothing() -> None:

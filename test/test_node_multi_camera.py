@@ -129,6 +129,8 @@ def test_three_cameras_each_get_their_own_labels_equal_to_frames_run_one_at_a_ti
     assert max(plan[c][3] for c in CAMERAS) <= batches <= sum(plan[c][3] for c in CAMERAS)
     # the fill ratio is the real rows per batch: every frame was one row of one batch
     assert float(values["batch_fill_ratio"]) == pytest.approx(sum(counts.values()) / (3 * batches), abs=0.006)
+    # the converter's waits per batch are measured (milliseconds, not nan)
+    assert float(values["batch_slot_wait_p50_ms"]) >= 0 and float(values["batch_due_wait_p50_ms"]) >= 0
     for camera, (cam_status, cam_values) in cameras.items():
         assert [k for k in camera_report_keys() if k not in cam_values] == []
         assert cam_values["camera"] == camera and cam_values["topic"] == f"/cams/{camera}/image_raw"

@@ -256,7 +256,8 @@ def build_report(
 
 # ------------------------------------------------------------------------------------------------ multi-camera mode
 CAMERA_STAGES = ("transport", "wait", "age")  # per camera; preprocess/inference/postprocess are the batch's
-BATCH_KEYS = ("cameras", "batch", "batch_timeout_ms", "batches", "batch_fill_ratio")
+BATCH_KEYS = ("cameras", "batch", "batch_timeout_ms", "batches", "batch_fill_ratio", "batch_slot_wait_p50_ms",
+              "batch_due_wait_p50_ms")
 
 
 def camera_report_keys() -> list[str]:
@@ -267,12 +268,14 @@ def camera_report_keys() -> list[str]:
     return keys
 
 
-def batch_values(cameras: list[str], batch: int, timeout_ms: float, batches: int, fill_ratio: float
-                 ) -> list[tuple[str, str]]:
-    """The batch keys of the main status: camera names, rows per batch, batches run and their mean fill ratio
-    (real rows / batch over the latency window)."""
+def batch_values(cameras: list[str], batch: int, timeout_ms: float, batches: int, fill_ratio: float,
+                 slot_wait_ms: float = float("nan"), due_wait_ms: float = float("nan")) -> list[tuple[str, str]]:
+    """The batch keys of the main status: camera names, rows per batch, batches run, their mean fill ratio
+    (real rows / batch over the latency window) and the median time the converter waited per batch for a free
+    backend slot (the GPU or publishing is the bound) and then for the batch to be due (the cameras are)."""
     return [("cameras", ",".join(cameras)), ("batch", str(batch)), ("batch_timeout_ms", f"{timeout_ms:g}"),
-            ("batches", str(batches)), ("batch_fill_ratio", _fmt(fill_ratio))]
+            ("batches", str(batches)), ("batch_fill_ratio", _fmt(fill_ratio)),
+            ("batch_slot_wait_p50_ms", _fmt(slot_wait_ms)), ("batch_due_wait_p50_ms", _fmt(due_wait_ms))]
 
 
 def build_camera_report(

@@ -356,7 +356,8 @@ class SegmentationNode:
         windowed = batch.fill.values()
         mean_fill = float(windowed.mean()) if windowed.size else float("nan")
         keys = batch_values(list(self.params.cameras), self.backend.batch, self.params.batch_timeout_ms,
-                            batch.batches, mean_fill)
+                            batch.batches, mean_fill, batch.slot_wait.summary()["p50"],
+                            batch.work_wait.summary()["p50"])
         return cameras, stale, keys
 
     def shutdown(self) -> None:

@@ -21,7 +21,7 @@ from ..runtime import Backend, InferenceResult
 from .diagnostics import STAGES
 from .frame_ring import SlotFrame
 from .frames import Pending, age_ms
-from .latency import RateMeter, StageLatency
+from .latency import RateMeter, RollingWindow, StageLatency
 
 Work = TypeVar("Work")  # what the converter takes per submission: a frame, or a batch's frames
 
@@ -42,6 +42,10 @@ class WorkerThreads(Generic[Work]):
         self.now_ns = now_ns
         self.latency = StageLatency(tuple(STAGES), latency_window)  # the whole node's
         self.fps = RateMeter()
+        # per submission, how long the converter waited for a free backend slot (long: the GPU or the collector is
+        # the bound) and then for due work (long: the cameras are)
+        self.slot_wait = RollingWindow(latency_window)
+        self.work_wait = RollingWindow(latency_window)
         self.last_error = ""
         self.runtime_error = ""
         self.lock = threading.Lock()  # counters
@@ -101,11 +105,16 @@ class WorkerThreads(Generic[Work]):
         """Free slot -> due work -> submit. The work is taken only once a slot is free, so each frame in it is
         the newest its camera sent."""
         while not self._stop:
+            t0 = time.perf_counter()
             while not self._free_slots.acquire(timeout=0.2):
                 if self._stop:
                     return
+            t1 = time.perf_counter()
             work = self._take()
+            t2 = time.perf_counter()
             if work is not None and self._start(work):
+                self.slot_wait.add((t1 - t0) * 1e3)
+                self.work_wait.add((t2 - t1) * 1e3)
                 self._submitted.put(True)
             else:
                 self._free_slots.release()
