@@ -72,14 +72,14 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     [ -f "$dir/gil_profile.md" ] && { cat "$dir/gil_profile.md" >> "$OUT/gil_profile.md"; echo >> "$OUT/gil_profile.md"; }
     grep -hE "Traceback|Error|error" "$dir"/*.log | head -5 >> "$OUT/node_errors.txt"
   }
-  multi() {  # cameras size rate seconds profile-seconds [more benchmark_node.py arguments]
-    local n=$1 size=$2 rate=$3 seconds=$4 profile=$5; shift 5
-    local dir=/tmp/bench/multi_${n}_${size}_$#  # a run with other arguments gets a folder of its own
-    echo "==> $((SECONDS - T0)) s: $n cameras of $size at $rate Hz each, io_mode process $*" | tee -a "$LOG"
+  multi() {  # cameras size rate seconds profile-seconds
+    local n=$1 size=$2 rate=$3 seconds=$4 profile=$5
+    local dir=/tmp/bench/multi_${n}_${size}_${rate}  # one folder per run: batchwait runs a size at two rates
+    echo "==> $((SECONDS - T0)) s: $n cameras of $size at $rate Hz each, io_mode process" | tee -a "$LOG"
     timeout -s INT -k 10 150 $PY tools/benchmark_node.py --camera-count "$n" --size "$size" --rate "$rate" \
         --seconds "$seconds" --backend torch --precision fp16 --checkpoint "$ckpt" --engine-size "$size" \
-        --param io_mode=process --profile-seconds "$profile" --out "$dir" "$@" 2>&1 | tail -18 | tee -a "$LOG"
-    { echo "arguments: $n cameras $size $rate Hz $*"; cat "$dir/multi_camera_benchmark.md"; echo; } >> "$OUT/multi_camera.md"
+        --param io_mode=process --profile-seconds "$profile" --out "$dir" 2>&1 | tail -18 | tee -a "$LOG"
+    cat "$dir/multi_camera_benchmark.md" >> "$OUT/multi_camera.md"; echo >> "$OUT/multi_camera.md"
     cat "$dir/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
     grep -hE "Traceback|Error|error" "$dir"/*.log | head -5 >> "$OUT/node_errors.txt"
   }

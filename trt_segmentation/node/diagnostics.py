@@ -269,7 +269,7 @@ def camera_report_keys() -> list[str]:
 
 
 def batch_values(cameras: list[str], batch: int, timeout_ms: float, batches: int, fill_ratio: float,
-                 slot_wait_ms: float = float("nan"), due_wait_ms: float = float("nan")) -> list[tuple[str, str]]:
+                 slot_wait_ms: float, due_wait_ms: float) -> list[tuple[str, str]]:
     """The batch keys of the main status: camera names, rows per batch, batches run, their mean fill ratio
     (real rows / batch over the latency window) and the median time the converter waited per batch for a free
     backend slot (the GPU or publishing is the bound) and then for the batch to be due (the cameras are)."""
