@@ -5,7 +5,7 @@
 #   2. tools/benchmark.py --torch --executor (eager, CUDA graph, the node's executor; one run)   -> bench_torch.md
 #   3. tools/benchmark_node.py with the torch backend (FP16 CUDA graph) at several rates and slot counts
 # Usage: OUT=/some/dir bash scripts/gpu_figures.sh MODE, MODE one of quick|node|soak|multicam|io|floors|batchprofile|
-# batchnode|batchwait: quick = 1-3 (about 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and
+# batchnode|batchwait|publishgil: quick = 1-3 (about 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and
 # 5 minutes at 30 Hz (RSS after warm-up), multicam = the GPU tests, then 4 cameras through one batched node vs 4
 # single-camera nodes at 1024x2048 and 512x1024 (issue #12; about 8 minutes); io = issue #16 (about 9 minutes, random
 # weights, io_mode process): the GPU tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then
@@ -16,7 +16,11 @@
 # runs with py-spy --gil on the batched node's processes, then the torch backend alone (harness/backend_throughput.py:
 # batch 4 vs 4 processes; about 8 minutes); batchnode = only those two runs (about 4 minutes; on a warm machine of an
 # earlier call pycuda and the ROS wheels are not installed again); batchwait = 4 cameras of 512x1024 at 400 and 800 Hz,
-# 4 of 1024x2048 at 200 Hz, 8 of 512x1024, each with the batched node's converter waits (about 8 minutes).
+# 4 of 1024x2048 at 200 Hz, 8 of 512x1024, each with the batched node's converter waits (about 8 minutes);
+# publishgil = harness/publish_gil.py (rclpy's publish vs the node's ImagePublisher, 1024x2048 and 512x1024 labels),
+# then 4 cameras of 512x1024 at 400 Hz and of 1024x2048 at 200 Hz, then, with BASELINE=<folder> set, the same two
+# runs again with the files under that folder copied over the tree (e.g. the node's modules of an earlier commit,
+# restored afterwards), then the first run once more with py-spy --gil (about 9 minutes).
 # At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +32,7 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-37}
 # the image's python3 is itself a venv holding torch: a venv of our own (the ROS wheels need one: .pth set-up)
 # that also sees torch's site-packages through a .pth line
 T0=$SECONDS
-case $MODE in io|floors|batchprofile|batchnode|batchwait) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process
+case $MODE in io|floors|batchprofile|batchnode|batchwait|publishgil) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process
 if [ -f /tmp/site/pycuda/__init__.py ] && [ -x /tmp/rv/bin/python ]; then  # a warm machine of an earlier call
   ( echo "pycuda build exit 0 (built by an earlier call)" | tee /tmp/pycuda_build.log > "$OUT/pycuda_build.log" ) &
   early_build=$!
@@ -96,6 +100,21 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     multi 4 512x1024 800 5 0        # 512x1024, ~142 at 1024x2048 on an H100), then 8 cameras
     [ $((SECONDS - T0)) -lt 380 ] && multi 4 1024x2048 200 5 0
     [ $((SECONDS - T0)) -lt 480 ] && multi 8 512x1024 400 5 0
+  elif [ "$MODE" = publishgil ]; then  # the label publishing outside the interpreter lock, then before/after
+    for size in 1024x2048 512x1024; do
+      timeout 60 $PY -m harness.publish_gil --size $size --seconds 3 2>&1 | tail -8 | tee -a "$OUT/publish_gil.md" "$LOG"
+    done
+    multi 4 512x1024 400 5 0
+    multi 4 1024x2048 200 5 0
+    if [ -n "${BASELINE:-}" ] && [ $((SECONDS - T0)) -lt 330 ]; then  # the same runs on the baseline's files
+      echo "==> $((SECONDS - T0)) s: baseline: $(cd "$BASELINE" && find . -type f | tr '\n' ' ')" | tee -a "$LOG" "$OUT/multi_camera.md"
+      (cd "$BASELINE" && find . -type f) | while read -r f; do cp "$f" "$f.now" 2>/dev/null; cp "$BASELINE/$f" "$f"; done
+      multi 4 512x1024 400 5 0
+      [ $((SECONDS - T0)) -lt 420 ] && multi 4 1024x2048 200 5 0
+      (cd "$BASELINE" && find . -type f) | while read -r f; do [ -f "$f.now" ] && mv "$f.now" "$f"; done
+      echo "==> $((SECONDS - T0)) s: baseline done, files restored" | tee -a "$LOG" "$OUT/multi_camera.md"
+    fi
+    [ $((SECONDS - T0)) -lt 480 ] && multi 4 512x1024 400 5 4
   elif [ "$MODE" = floors ]; then
     single process 10 0
     multi 4 1024x2048 100 8 0

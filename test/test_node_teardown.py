@@ -1,8 +1,9 @@
 """The bounded ROS teardown (node/teardown.py), in processes of their own: a stalled last step ends the process with
-its code, and a real rclpy teardown finishes normally."""
+its code, a real rclpy teardown finishes normally, and an exit that stalls after it is ended by the alarm."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,17 @@ teardown_ros(node, code=9)
 print("ok" if not rclpy.ok() else "context still up", flush=True)
 """
 
+STALLED_EXIT = r"""
+import atexit, time
+import rclpy
+from trt_segmentation.node.teardown import teardown_ros
+rclpy.init()
+node = rclpy.create_node("exit_probe")
+teardown_ros(node, exit_limit_s=1.0)
+atexit.register(time.sleep, 60)  # stands in for a middleware destructor that never returns
+print("torn down", flush=True)
+"""
+
 
 def run(script: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
@@ -50,3 +62,11 @@ def test_a_real_rclpy_teardown_finishes_and_the_process_goes_on():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert "still running" not in done.stderr
+
+
+def test_an_exit_that_stalls_after_the_teardown_is_ended_by_the_alarm():
+    pytest.importorskip("rclpy")
+    done, seconds = run(STALLED_EXIT)
+    assert done.returncode == -signal.SIGALRM, (done.returncode, done.stderr)
+    assert seconds < 20
+    assert done.stdout.strip() == "torn down"

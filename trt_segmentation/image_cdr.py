@@ -196,16 +196,20 @@ class ImageSerializer:
             tail = self._tails[key] = body
         return tail
 
-    def serialize(self, header: Header, pixels: np.ndarray) -> bytes:
-        """(H, W) uint8 for mono8, (H, W, 3) uint8 for rgb8/bgr8 -> serialized Image with ``header``."""
+    def prefix(self, header: Header, pixels: np.ndarray) -> bytes:
+        """Every serialized byte before the pixels of ``pixels`` (checked: (H, W) uint8 for mono8, (H, W, 3) uint8
+        for rgb8/bgr8) under ``header``; the pixel bytes follow it row by row, unpadded."""
         expected_ndim = 2 if self.channels == 1 else 3
         if pixels.dtype != np.uint8 or pixels.ndim != expected_ndim or (
                 expected_ndim == 3 and pixels.shape[2] != 3):
             raise ImageDecodeError(f"{self.encoding} needs uint8 {'(H, W)' if expected_ndim == 2 else '(H, W, 3)'} "
                                    f"pixels, got {pixels.dtype} {pixels.shape}")
-        height, width = int(pixels.shape[0]), int(pixels.shape[1])
         head = _LE_HEADER + struct.pack("<iI", header.stamp.sec, header.stamp.nanosec)
-        return head + self._tail(header.frame_id_raw, height, width) + np.ascontiguousarray(pixels).data.cast("B")
+        return head + self._tail(header.frame_id_raw, int(pixels.shape[0]), int(pixels.shape[1]))
+
+    def serialize(self, header: Header, pixels: np.ndarray) -> bytes:
+        """(H, W) uint8 for mono8, (H, W, 3) uint8 for rgb8/bgr8 -> serialized Image with ``header``."""
+        return self.prefix(header, pixels) + np.ascontiguousarray(pixels).data.cast("B")
 
 
 __all__ = [

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from ..image_cdr import ImageSerializer
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
@@ -46,6 +45,7 @@ from .frame_ring import SlotFrame
 from .frame_worker import FrameWorker
 from .frames import Pending
 from .heap import keep_frames_on_heap
+from .image_publisher import ImagePublisher
 from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import InputType, IoMode, NodeParams, declare_parameters
 from .qos import image_qos
@@ -64,9 +64,9 @@ class CameraIO:
         self.name = name
         self.prefix = prefix
         self.sub: Any = None
-        self.pub_labels: Any = None
-        self.pub_color: Any = None
-        self.pub_overlay: Any = None
+        self.pub_labels: ImagePublisher | None = None
+        self.pub_color: ImagePublisher | None = None
+        self.pub_overlay: ImagePublisher | None = None
         self.qos_problem = ""
         self.failed_reported = 0
         self.image_topic = ""  # io_mode process: the resolved topic its I/O process subscribes to
@@ -94,8 +94,6 @@ class SegmentationNode:
         self.model_file = model_file
         self.log = node.get_logger()
         self._diag_type = DiagnosticArray
-        self._mono8 = ImageSerializer("mono8")
-        self._rgb8 = ImageSerializer("rgb8")
         self.thresholds = Thresholds(params.warn_latency_ms, params.warn_drop_ratio, params.warn_no_frames_s)
         self.started = time.monotonic()
         self._failed_reported = 0
@@ -156,6 +154,9 @@ class SegmentationNode:
                           "(io_mode process)")
         if self.serialized_input:
             self.log.info("transport: serialized images in and out (no per-frame message objects)")
+        if not all(c.pub_labels is not None and c.pub_labels.direct for c in self.cameras):
+            self.log.warning("this rclpy does not expose its publishers to rcl (handle.pointer, librcl.so): labels "
+                             "are published through rclpy, which holds the interpreter lock while it copies them")
         self.worker.start()
         if self.io is not None and not self.io.start():
             self.log.error("not every camera I/O process has started within 30 s; see the diagnostics")
@@ -204,11 +205,15 @@ class SegmentationNode:
         from sensor_msgs.msg import Image
 
         node, params, out_qos = self.node, self.params, 10
-        camera.pub_labels = node.create_publisher(Image, camera.prefix + "labels", out_qos)
+
+        def publisher(topic: str, encoding: str) -> ImagePublisher:
+            return ImagePublisher(node.create_publisher(Image, camera.prefix + topic, out_qos), encoding)
+
+        camera.pub_labels = publisher("labels", "mono8")
         if params.publish_color:
-            camera.pub_color = node.create_publisher(Image, camera.prefix + "color", out_qos)
+            camera.pub_color = publisher("color", "rgb8")
         if params.publish_overlay:
-            camera.pub_overlay = node.create_publisher(Image, camera.prefix + "overlay", out_qos)
+            camera.pub_overlay = publisher("overlay", "rgb8")
 
     def _wire(self, index: int, camera: CameraIO) -> bool:
         """The subscription of one camera (io_mode inprocess); True when it subscribes to serialized messages."""
@@ -268,16 +273,17 @@ class SegmentationNode:
         self._publish_camera(0, pending, labels)
 
     def _publish_camera(self, index: int, pending: Pending, labels: np.ndarray) -> None:
-        """Publish serialized images built around the input's header (rclpy sends ``bytes`` as they are); in
-        io_mode process the frame's ring slot goes back to its I/O process afterwards (the overlay read it)."""
+        """Publish serialized images built around the input's header, the middleware's copy outside the GIL
+        (image_publisher.py); in io_mode process the frame's ring slot goes back to its I/O process afterwards (the
+        overlay read it)."""
         camera = self.cameras[index]
         try:
-            camera.pub_labels.publish(self._mono8.serialize(pending.header, labels))
+            assert camera.pub_labels is not None  # _advertise made it
+            camera.pub_labels.publish(pending.header, labels)
             if camera.pub_color is not None:
-                camera.pub_color.publish(self._rgb8.serialize(pending.header, colorize(labels)))
+                camera.pub_color.publish(pending.header, colorize(labels))
             if camera.pub_overlay is not None and pending.rgb is not None:
-                blended = overlay(pending.rgb, labels, self.params.overlay_alpha)
-                camera.pub_overlay.publish(self._rgb8.serialize(pending.header, blended))
+                camera.pub_overlay.publish(pending.header, overlay(pending.rgb, labels, self.params.overlay_alpha))
         finally:
             if pending.source is not None:
                 pending.source.release()

@@ -3,18 +3,24 @@
 Fast DDS's entity destruction can block: in this repository's tests a subscriber that had received every message
 stayed inside ``Node.destroy_node`` for more than 30 s in about 1 run of 50 (rclpy 9.1.2 Kilted, rmw_fastrtps_cpp,
 2026-12-05). A process that is ending has nothing left to lose at that point (frame rings are unlinked and workers
-joined before the teardown starts), so a stall must not keep it alive: SIGINT/SIGTERM end every process.
+joined before the teardown starts), so a stall must not keep it alive: SIGINT/SIGTERM end every process. The same
+holds after the teardown: a subscriber that had torn down and printed everything was once still alive 40 s later
+(Jazzy wheels, 2026-12-06), stalled in the interpreter's exit (atexit handlers, the middleware's C++ destructors),
+where no Python thread runs any more; so the teardown also arms the kernel's alarm timer, whose default action ends
+the process (exit status -SIGALRM) if it is still there ``EXIT_LIMIT_S`` seconds later.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 TEARDOWN_LIMIT_S = 5.0  # rclpy's teardown normally takes milliseconds
+EXIT_LIMIT_S = 10.0  # the interpreter's exit after it; generous: a GPU process also frees its CUDA context then
 
 
 def _exit_now(code: int, what: str, limit_s: float) -> None:
@@ -39,12 +45,20 @@ def exit_if_stuck(limit_s: float, code: int, what: str) -> Iterator[None]:
         timer.cancel()
 
 
-def teardown_ros(node: Any, code: int = 0, limit_s: float = TEARDOWN_LIMIT_S) -> None:
+def teardown_ros(node: Any, code: int = 0, limit_s: float = TEARDOWN_LIMIT_S,
+                 exit_limit_s: float = EXIT_LIMIT_S) -> None:
     """Destroy ``node`` and shut rclpy's default context down, the last step of a ROS process's ``main``; a
-    teardown that stalls for ``limit_s`` seconds ends the process with ``code``."""
+    teardown that stalls for ``limit_s`` seconds ends the process with ``code``, an exit that has not ended
+    ``exit_limit_s`` seconds after it is ended by SIGALRM (POSIX)."""
     import rclpy
 
     with exit_if_stuck(limit_s, code, "ROS teardown"):
         node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+    if hasattr(signal, "setitimer"):  # the default SIGALRM action ends the process, even inside a C++ destructor
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        except ValueError:  # not the main thread: Python installs no SIGALRM handler of its own anyway
+            pass
+        signal.setitimer(signal.ITIMER_REAL, exit_limit_s)
