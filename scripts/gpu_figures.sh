@@ -17,10 +17,11 @@
 # batch 4 vs 4 processes; about 8 minutes); batchnode = only those two runs (about 4 minutes; on a warm machine of an
 # earlier call pycuda and the ROS wheels are not installed again); batchwait = 4 cameras of 512x1024 at 400 and 800 Hz,
 # 4 of 1024x2048 at 200 Hz, 8 of 512x1024, each with the batched node's converter waits (about 8 minutes);
-# publishgil = harness/publish_gil.py (rclpy's publish vs the node's ImagePublisher, 1024x2048 and 512x1024 labels),
-# then 4 cameras of 512x1024 at 400 Hz and of 1024x2048 at 200 Hz, then, with BASELINE=<folder> set, the same two
-# runs again with the files under that folder copied over the tree (e.g. the node's modules of an earlier commit,
-# restored afterwards), then the first run once more with py-spy --gil (about 9 minutes).
+# publishgil = 4 cameras of 512x1024 at 400 Hz, then harness/publish_gil.py (rclpy's publish vs the node's
+# ImagePublisher, 1024x2048 and 512x1024 labels), then 4 cameras of 1024x2048 at 200 Hz; with BASELINE=<folder> set,
+# each camera run is followed by the same run with the files under that folder copied over the tree (e.g. the
+# node's modules of an earlier commit; restored afterwards); then the first run once more with py-spy --gil (about
+# 9 minutes).
 # At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -101,20 +102,22 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     [ $((SECONDS - T0)) -lt 380 ] && multi 4 1024x2048 200 5 0
     [ $((SECONDS - T0)) -lt 480 ] && multi 8 512x1024 400 5 0
   elif [ "$MODE" = publishgil ]; then  # the label publishing outside the interpreter lock, then before/after
-    for size in 1024x2048 512x1024; do
-      timeout 60 $PY -m harness.publish_gil --size $size --seconds 3 2>&1 | tail -8 | tee -a "$OUT/publish_gil.md" "$LOG"
+    swap() {  # on|off: the baseline's files over the tree (the tree's kept as *.now), or the tree's back
+      (cd "$BASELINE" && find . -type f) | while read -r f; do
+        if [ "$1" = on ]; then cp "$f" "$f.now"; cp "$BASELINE/$f" "$f"; else mv "$f.now" "$f"; fi
+      done
+      echo "==> $((SECONDS - T0)) s: baseline files $1: $(cd "$BASELINE" && find . -type f | tr '\n' ' ')" \
+          | tee -a "$LOG" "$OUT/multi_camera.md"
+    }
+    for run in "4 512x1024 400" "4 1024x2048 200"; do  # each size: this tree, then the baseline right after
+      [ $((SECONDS - T0)) -lt 420 ] || break
+      multi $run 5 0
+      if [ -n "${BASELINE:-}" ] && [ $((SECONDS - T0)) -lt 480 ]; then swap on; multi $run 5 0; swap off; fi
+      [ "$run" = "4 512x1024 400" ] && for size in 1024x2048 512x1024; do  # the publish paths alone
+        timeout 60 $PY -m harness.publish_gil --size $size --seconds 3 2>&1 | tail -8 | tee -a "$OUT/publish_gil.md" "$LOG"
+      done
     done
-    multi 4 512x1024 400 5 0
-    multi 4 1024x2048 200 5 0
-    if [ -n "${BASELINE:-}" ] && [ $((SECONDS - T0)) -lt 330 ]; then  # the same runs on the baseline's files
-      echo "==> $((SECONDS - T0)) s: baseline: $(cd "$BASELINE" && find . -type f | tr '\n' ' ')" | tee -a "$LOG" "$OUT/multi_camera.md"
-      (cd "$BASELINE" && find . -type f) | while read -r f; do cp "$f" "$f.now" 2>/dev/null; cp "$BASELINE/$f" "$f"; done
-      multi 4 512x1024 400 5 0
-      [ $((SECONDS - T0)) -lt 420 ] && multi 4 1024x2048 200 5 0
-      (cd "$BASELINE" && find . -type f) | while read -r f; do [ -f "$f.now" ] && mv "$f.now" "$f"; done
-      echo "==> $((SECONDS - T0)) s: baseline done, files restored" | tee -a "$LOG" "$OUT/multi_camera.md"
-    fi
-    [ $((SECONDS - T0)) -lt 480 ] && multi 4 512x1024 400 5 4
+    [ $((SECONDS - T0)) -lt 470 ] && multi 4 512x1024 400 5 4
   elif [ "$MODE" = floors ]; then
     single process 10 0
     multi 4 1024x2048 100 8 0
