@@ -89,7 +89,7 @@ class ImagePublisher:
         self._buffer = np.empty(0, np.uint8)
         self._message = _SerializedMessage()
         self._rcl = _load_rcl() if direct else None
-        if self._rcl is not None and not isinstance(getattr(publisher.handle, "pointer", None), int):
+        if self._rcl is not None and not isinstance(getattr(getattr(publisher, "handle", None), "pointer", None), int):
             self._rcl = None
         if self._rcl is not None:
             self._message.allocator = self._rcl.default_allocator()
