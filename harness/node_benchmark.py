@@ -438,15 +438,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     try:
         print(f"==> phase 1/2: raw-CDR relay, {floor_count} frames of {height}x{width} rgb8 at {args.rate:g} Hz",
               flush=True)
-        relay = subprocess.Popen([sys.executable, "-m", "harness.node_benchmark", "relay", "--input",
-                                  CAMERA_TOPIC, "--output", RELAY_TOPIC], env=env)
+        # stopped as the nodes are (SIGINT, SIGKILL after 10 s): a relay that did not end within 10 s of a SIGTERM
+        # once ended this benchmark with TimeoutExpired and outlived it (2026-12-07)
+        relay = NodeProcess([sys.executable, "-m", "harness.node_benchmark", "relay", "--input", CAMERA_TOPIC,
+                             "--output", RELAY_TOPIC], env, out / "relay.log")
         try:
-            _wait_for_publisher(listener, RELAY_TOPIC, relay)
+            _wait_for_publisher(listener, RELAY_TOPIC, relay.proc)
             _wait_for_arrivals(listener, RELAY_TOPIC, _camera(env, height, width, args.rate, floor_count), floor_count,
                                args.rate)
         finally:
-            relay.terminate()
-            relay.wait(timeout=10)
+            relay.stop()
         floor = summarise_phase("relay", floor_count, listener.take(RELAY_TOPIC), listener.arrival_times(RELAY_TOPIC),
                                 warmup)
         print(f"    relay: {floor.delivered}/{count} delivered, age p50 {floor.age_p50_ms:.1f} ms", flush=True)

@@ -5,7 +5,7 @@ An independent camera process publishes pre-serialized rgb8 frames at --rate; fi
 frame in, pre-built mono8 out with the same header: no inference, no conversion) and then the node, started as
 the launch file starts it, answer it; a listener takes each label's age (arrival minus header stamp). Prints and
 writes to --out: node_benchmark.md (table with node/floor ratios), node_benchmark.json, node_benchmark.png
-(age histograms) and node.log.
+(age histograms), node.log and relay.log.
 
   # this CPU, near-free model (labels = one input channel): only the node's own cost shows
   tools/benchmark_node.py --size 1024x2048 --rate 5 --seconds 20 --backend onnxruntime --model-kind free
