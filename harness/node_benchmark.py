@@ -30,6 +30,7 @@ import numpy as np
 from harness.topic_probe import BackgroundNode
 from trt_segmentation.image_cdr import Header, ImageSerializer, Stamp, parse_image
 from trt_segmentation.node.diagnostics import cpu_model, status_name
+from trt_segmentation.node.qos import wait_until_subscribed
 from trt_segmentation.node.teardown import teardown_ros
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the camera and relay run as `python -m harness.node_benchmark`
@@ -67,10 +68,7 @@ def _run_camera(args: argparse.Namespace) -> int:
     rclpy.init(args=["--ros-args"])
     node = rclpy.create_node("bench_camera")
     pub = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
-    deadline = time.monotonic() + args.wait
-    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pub.get_subscription_count() == 0:
+    if not wait_until_subscribed([pub], args.wait):
         print(f"camera: no subscriber on {args.topic} after {args.wait} s", flush=True)
         return 3
     time.sleep(1.0)  # discovery of the way back

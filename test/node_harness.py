@@ -36,6 +36,7 @@ from harness.launch_emulation import (  # noqa: F401 (re-exported)
 from harness.launch_emulation import launch_command as launch_file_command
 from harness.topic_probe import TopicProbe, WaitTimeout, WatchedProcessEnded
 from trt_segmentation.node.diagnostics import camera_task, status_name
+from trt_segmentation.node.qos import wait_until_subscribed
 from trt_segmentation.node.teardown import teardown_ros
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,10 +272,7 @@ def _publish_main(args: argparse.Namespace) -> int:
     if args.lockstep:
         node.create_subscription(Image, args.lockstep, lambda m: answered.add(m.header.frame_id),
                                  QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-    deadline = time.monotonic() + args.wait
-    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pub.get_subscription_count() == 0:
+    if not wait_until_subscribed([pub], args.wait):
         print(f"no subscriber on {args.topic} after {args.wait} s", flush=True)
         return 3
     time.sleep(0.5)  # let the discovery of the reverse direction settle

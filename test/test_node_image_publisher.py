@@ -45,6 +45,7 @@ def publish_main(seed: int) -> int:
 
     from trt_segmentation.image_codec import ImageDecodeError
     from trt_segmentation.node.image_publisher import ImagePublisher
+    from trt_segmentation.node.qos import wait_until_subscribed
 
     rclpy.init()
     node = rclpy.create_node("image_publisher_test")
@@ -53,9 +54,7 @@ def publish_main(seed: int) -> int:
     color_out = ImagePublisher(raw[1], "rgb8")
     fallback = ImagePublisher(raw[2], "mono8", direct=False)
     print(f"direct {labels_out.direct} {color_out.direct} {fallback.direct}", flush=True)
-    end = time.monotonic() + 20
-    while any(p.get_subscription_count() < 1 for p in raw) and time.monotonic() < end:
-        time.sleep(0.05)
+    wait_until_subscribed(raw, 20.0)
     try:
         labels_out.publish(Header(Stamp(1, 1), FRAME_ID), np.zeros((2, 2, 3), np.uint8))
     except ImageDecodeError as exc:

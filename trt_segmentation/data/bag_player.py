@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..node.qos import image_qos
+from ..node.qos import image_qos, wait_until_subscribed
 from .bags import BagError, BagReader, _typestore
 
 _CDR_HEADER_FORMATS = {b"\x00\x00": ">iI", b"\x00\x01": "<iI"}  # plain CDR big / little endian
@@ -135,12 +135,9 @@ def play_bag(
             if not publishers:
                 raise BagError(f"{reader.path}: nothing to play")
             if wait_for_subscribers > 0:
-                deadline = time.monotonic() + wait_timeout
-                while any(p.get_subscription_count() < wait_for_subscribers for p in publishers.values()):
-                    if time.monotonic() > deadline:
-                        raise BagError(f"no subscriber on {', '.join(p.topic_name for p in publishers.values())} "
-                                       f"within {wait_timeout:.0f} s")
-                    time.sleep(0.02)
+                if not wait_until_subscribed(publishers.values(), wait_timeout, wait_for_subscribers):
+                    raise BagError(f"no subscriber on {', '.join(p.topic_name for p in publishers.values())} "
+                                   f"within {wait_timeout:.0f} s")
                 time.sleep(0.2)  # let the subscriber side finish matching too
             if delay > 0:
                 time.sleep(delay)
