@@ -343,19 +343,28 @@ class GilProfiler:
 
         self.runs: List[Tuple[str, Path, subprocess.Popen]] = []
         self.note = ""
+        self._started: Optional[threading.Thread] = None
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         if not Path(spy).is_file():
             self.note = "py-spy not installed: no GIL profile"
             return
-        roles = [("node", node.pid)] + [("io", pid) for pid in node.child_pids()]
-        for role, pid in roles:
+        # the processes are looked up after the delay, not now: a node's I/O processes may still be starting
+        self._started = threading.Thread(target=self._record, args=(spy, node, out, seconds, delay, label),
+                                         daemon=True)
+        self._started.start()
+
+    def _record(self, spy: str, node: Any, out: Path, seconds: float, delay: float, label: str) -> None:
+        time.sleep(delay)
+        for role, pid in [("node", node.pid)] + [("io", pid) for pid in node.child_pids()]:
             path = out / f"pyspy_{label}_{role}_{pid}.txt"
-            cmd = (f"sleep {delay:.1f}; exec {spy} record --gil --rate 250 --duration {int(seconds)} --format raw "
-                   f"--output {path} --pid {pid}")
-            self.runs.append((f"{role} {pid}", path, subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL,
+            cmd = [spy, "record", "--gil", "--rate", "250", "--duration", str(int(seconds)), "--format", "raw",
+                   "--output", str(path), "--pid", str(pid)]
+            self.runs.append((f"{role} {pid}", path, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                                    stderr=subprocess.STDOUT)))
 
     def wait(self, timeout: float = 60.0) -> None:
+        if self._started is not None:
+            self._started.join()
         for _, _, proc in self.runs:
             try:
                 proc.wait(timeout=timeout)
