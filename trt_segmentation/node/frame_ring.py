@@ -108,6 +108,11 @@ class FrameRing:
         start = slot * self.slot_bytes
         return self._buffer[start:start + height * width * 3].reshape(height, width, 3)
 
+    def slot_memory(self, slot: int, pixels: int) -> np.ndarray:
+        """The whole pages of slot ``slot`` that a frame of ``pixels`` pixels occupies (1-D uint8, page-aligned:
+        what the inference process page-locks for the GPU's uploads); at most the slot."""
+        start = slot * self.slot_bytes
+        return self._buffer[start:start + min(self.slot_bytes, _round_up(pixels * 3))]
 
     def unlink(self) -> None:
         """Remove the file (the owner, when it stops); mappings stay valid until their views are gone."""

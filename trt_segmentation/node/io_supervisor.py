@@ -44,6 +44,12 @@ class IoSink(Protocol):
 
     def io_state(self, camera: int, error: str) -> None: ...
 
+    def ring_opened(self, camera: int, ring: FrameRing) -> None:
+        """A new ring, before its I/O process starts (e.g. page-lock it for the GPU's uploads)."""
+
+    def ring_closed(self, camera: int, ring: FrameRing) -> None:
+        """A ring whose I/O process has ended (called once per opened ring; frames may still hold views of it)."""
+
 
 @dataclass
 class CameraIoSpec:
@@ -151,6 +157,11 @@ class IoSupervisor:
         s, spec = self.settings, camera.spec
         camera.generation += 1
         ring = FrameRing.create(ring_name(self.owner, index, camera.generation), s.slots, s.max_pixels)
+        try:
+            self.sink.ring_opened(index, ring)
+        except BaseException:
+            ring.unlink()
+            raise
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-m", "trt_segmentation.node.io_process", "--fd", str(theirs.fileno()),
                 "--parent-pid", str(self.owner), "--ring", ring.name, "--slots", str(s.slots),
@@ -166,6 +177,7 @@ class IoSupervisor:
             proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), env=env, start_new_session=True)
         except BaseException:
             ring.unlink()
+            self.sink.ring_closed(index, ring)
             ours.close()
             raise
         finally:
@@ -220,6 +232,7 @@ class IoSupervisor:
             link.proc.kill()
             code = link.proc.wait()
         link.link.close()
+        self.sink.ring_closed(index, link.ring)  # its process has ended: nothing writes into it any more
         with self._cv:
             if not self._stop and camera.link is link:
                 self._died(index, camera, f"(pid {link.proc.pid}) exited with code {code}")

@@ -41,7 +41,7 @@ from .diagnostics import (
     hardware_id,
     status_name,
 )
-from .frame_ring import SlotFrame
+from .frame_ring import FrameRing, SlotFrame
 from .frame_worker import FrameWorker
 from .frames import Pending
 from .heap import keep_frames_on_heap
@@ -49,6 +49,7 @@ from .image_publisher import ImagePublisher
 from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import InputType, IoMode, NodeParams, declare_parameters
 from .qos import image_qos
+from .ring_pinning import RingPinning
 from .startup import StartupError, load_backend
 from .teardown import teardown_ros
 
@@ -125,6 +126,8 @@ class SegmentationNode:
             self.serialized_input = all([self._wire(index, camera) for index, camera in enumerate(self.cameras)])
         else:
             self.serialized_input = True
+            # each camera ring page-locked for the backend: frames go to the GPU straight from it (ring_pinning)
+            self.pinning = RingPinning(backend, lambda text: self.log.info(text))
             self.io = self._io_processes()
         single = self.cameras[0]
         self.sub, self.pub_labels = single.sub, single.pub_labels  # single-camera mode's topics
@@ -199,6 +202,12 @@ class SegmentationNode:
 
     def io_state(self, camera: int, error: str) -> None:
         self.cameras[camera].io_error = error
+
+    def ring_opened(self, camera: int, ring: FrameRing) -> None:
+        self.pinning.opened(ring)
+
+    def ring_closed(self, camera: int, ring: FrameRing) -> None:
+        self.pinning.closed(ring)
 
     def _advertise(self, camera: CameraIO) -> None:
         """One camera's labels (colour, overlay) publishers."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence  # typing's: subscripted at run time on Python 3.8
+from typing import Any, Hashable, Optional, Sequence  # typing's: subscripted at run time on Python 3.8
 
 import numpy as np
 
@@ -139,6 +139,15 @@ class Backend(abc.ABC):
             return InferenceResult(np.zeros((1, self.contract.height, self.contract.width), np.uint8))
         result = self.infer(image)
         return InferenceResult(result.labels[None], result.timings_ms)
+
+    def register_host_memory(self, key: Hashable, memory: np.ndarray) -> Optional[str]:
+        """Page-lock ``memory`` (C-contiguous, e.g. a shared-memory frame ring's slot; its buffer outlives the
+        registration) so that a frame lying in it is uploaded to the GPU straight from there, with no host copy.
+        None when done; else why not (then frames in it are copied as any other), e.g. this CPU backend's."""
+        return f"the {self.name} backend runs on the CPU"
+
+    def unregister_host_memory(self, key: Hashable) -> None:  # noqa: B027 - nothing registered by default
+        """Undo :meth:`register_host_memory` once every upload from ``key``'s memory has completed (waits)."""
 
     def describe(self) -> dict[str, str]:
         """Key facts for logs and diagnostics."""

@@ -3,7 +3,9 @@
 A frame (or a batch: N frames, one per camera, row i of the slot's input) goes through one slot as: host copy
 into the page-locked input (CPU; a batch row by row, no stacking copy) -> async host-to-device copy ->
 the executor's kernels (TensorRT ``execute_async_v3`` or PyTorch on the same stream) -> async device-to-host
-copy, with CUDA events between the steps. With two or more slots the CPU prepares frame N+1 while the GPU
+copy, with CUDA events between the steps. A row that already lies in host memory page-locked with
+:meth:`SlotPipeline.register_host` (the node's shared-memory frame rings) skips the host copy: its bytes are
+uploaded straight from there, one async copy per row. With two or more slots the CPU prepares frame N+1 while the GPU
 runs frame N; results are collected strictly in submission order. The executor is a small callable so the
 same machinery serves TensorRT (on the Jetson) and PyTorch (on any CUDA machine, where it is tested).
 
@@ -14,15 +16,19 @@ Works from any thread: every call makes the device's primary context (shared wit
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence  # typing's, not collections.abc's: Executor below
 
-# is subscripted at import time, which collections.abc.Callable supports only from Python 3.9 (JetPack 5 runs 3.8)
+# typing's, not collections.abc's: Executor below is subscripted at import time, which collections.abc.Callable
+# supports only from Python 3.9 (JetPack 5 runs 3.8)
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
+
 import numpy as np
 
+from ..artifacts import InputFormat
 from ..cuda_driver import CudaUnavailable, load_pycuda
 from ..onnx_metadata import to_network_input
 from .backend import Backend, BackendError, InferenceResult, to_labels
@@ -78,6 +84,11 @@ class SlotPipeline:
         self.executor = executor
         self._order: deque[Slot] = deque()
         self._submitted = 0
+        # page-locked host memory of others (frame rings): key -> (first address, end address, registration)
+        self._registered: Dict[Hashable, Tuple[int, int, Any]] = {}
+        self._lock = threading.Lock()  # the registrations against an upload enqueued from them
+        self.rows_copied = 0  # rows copied on the host into a slot's page-locked input (what a test counts)
+        self.rows_direct = 0  # rows uploaded straight from registered memory
         with self.active():
             self.slots = [self._make_slot(i, input_shape, input_dtype, output_shape, output_dtype) for i in
                           range(slots)]
@@ -94,8 +105,10 @@ class SlotPipeline:
         host_in.fill(0)  # a padded batch row (never written) holds zeros, not stale page contents such as NaNs
         host_out = cuda.pagelocked_empty(out_shape, out_dtype)
         events = (cuda.Event(), cuda.Event(), cuda.Event(), cuda.Event())
-        return Slot(index, cuda.Stream(), host_in, cuda.mem_alloc(host_in.nbytes), host_out,
-                    cuda.mem_alloc(host_out.nbytes), events)
+        stream, device_in = cuda.Stream(), cuda.mem_alloc(host_in.nbytes)
+        # zeros on the device too: a padded row is never uploaded (submit_rows), so it holds these until written
+        cuda.memcpy_htod_async(device_in, host_in, stream)
+        return Slot(index, stream, host_in, device_in, host_out, cuda.mem_alloc(host_out.nbytes), events)
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -119,34 +132,89 @@ class SlotPipeline:
         slot = self._next_slot()
         t0 = time.perf_counter()
         np.copyto(slot.host_in, array.reshape(slot.host_in.shape), casting="same_kind")
-        self._enqueue(slot, tag, (time.perf_counter() - t0) * 1e3)
+        with self._lock:
+            self._enqueue(slot, tag, (time.perf_counter() - t0) * 1e3, [slot.host_in])
 
     def submit_rows(self, rows: Sequence[Optional[np.ndarray]], tag: Any = None) -> None:
-        """Copy ``rows[i]`` (one frame in network input layout without the batch axis; any strides) straight into
-        row i of the next slot's page-locked input and enqueue its work. A ``None`` row is left as it is (padding:
-        it holds whatever that slot ran last, or zeros)."""
+        """Row i of the next slot's input is ``rows[i]`` (one frame in network input layout without the batch axis;
+        any strides); enqueue its work. A row inside registered memory (:meth:`register_host`), C-contiguous and of
+        the input's row type, is uploaded straight from there; any other is copied into the slot's page-locked
+        input first. A ``None`` row is not uploaded (padding: the device row holds what that slot ran last, or
+        zeros). The caller keeps a directly uploaded row's memory unchanged until :meth:`collect` returned it."""
         slot = self._next_slot()
         if len(rows) != slot.host_in.shape[0]:
             raise ValueError(f"{len(rows)} rows for a slot input of {slot.host_in.shape[0]} (shape {slot.host_in.shape})")
         t0 = time.perf_counter()
-        for index, row in enumerate(rows):
-            if row is not None:
-                target = slot.host_in[index]
-                np.copyto(target, row.reshape(target.shape), casting="same_kind")
-        self._enqueue(slot, tag, (time.perf_counter() - t0) * 1e3)
+        with self._lock:
+            sources: List[Optional[np.ndarray]] = []
+            for index, row in enumerate(rows):
+                if row is None:
+                    sources.append(None)
+                elif self._is_registered(row, slot.host_in[index]):
+                    sources.append(row)
+                    self.rows_direct += 1
+                else:
+                    target = slot.host_in[index]
+                    np.copyto(target, row.reshape(target.shape), casting="same_kind")
+                    sources.append(target)
+                    self.rows_copied += 1
+            self._enqueue(slot, tag, (time.perf_counter() - t0) * 1e3, sources)
+
+    # ---------------------------------------------------------------- registered host memory
+    def register_host(self, key: Hashable, memory: np.ndarray) -> None:
+        """Page-lock ``memory`` (a C-contiguous array whose buffer outlives the registration, e.g. a frame ring's
+        slot) for the device, so that rows inside it upload without a host copy; raises what the driver raised
+        (the caller falls back to copying)."""
+        if not memory.flags.c_contiguous:
+            raise ValueError("only C-contiguous memory can be registered")
+        with self._lock, self.active():
+            if key in self._registered:
+                raise ValueError(f"{key!r} is registered already")
+            pinned = self._cuda.register_host_memory(memory)
+            start = memory.__array_interface__["data"][0]
+            self._registered[key] = (start, start + memory.nbytes, pinned)
+
+    def unregister_host(self, key: Hashable) -> None:
+        """Give ``key``'s memory its page lock back, once every upload enqueued from it has completed (waits for
+        every slot's stream); nothing when it is not registered."""
+        with self._lock:
+            entry = self._registered.pop(key, None)
+            if entry is not None:
+                self._unpin(entry[2])
+
+    def _unpin(self, pinned: Any) -> None:
+        with self.active():
+            for slot in self.slots:
+                slot.stream.synchronize()  # no upload enqueued from it is still reading
+            base = getattr(pinned, "base", None)
+            unregister = getattr(base, "unregister", None)
+            if unregister is not None:
+                unregister()
+
+    def _is_registered(self, row: np.ndarray, target: np.ndarray) -> bool:
+        if not self._registered or row.dtype != target.dtype or row.size != target.size or not row.flags.c_contiguous:
+            return False
+        start = row.__array_interface__["data"][0]
+        end = start + row.nbytes
+        return any(first <= start and end <= last for first, last, _ in self._registered.values())
 
     def _next_slot(self) -> Slot:
         if self.in_flight >= self.capacity:
             raise RuntimeError(f"all {self.capacity} slots are in flight; collect() first")
         return self.slots[self._submitted % self.capacity]
 
-    def _enqueue(self, slot: Slot, tag: Any, host_ms: float) -> None:
+    def _enqueue(self, slot: Slot, tag: Any, host_ms: float, sources: Sequence[Optional[np.ndarray]]) -> None:
+        """Record the start, upload ``sources`` (row i of the input from ``sources[i]``, or the whole input from
+        one source of its size; ``None`` rows skipped), run the executor, download (call holding ``_lock``)."""
         slot.host_ms = host_ms
         start, uploaded, computed, downloaded = slot.events
         cuda = self._cuda
+        row_bytes = slot.host_in.nbytes // slot.host_in.shape[0]
         with self.active():
             start.record(slot.stream)
-            cuda.memcpy_htod_async(slot.device_in, slot.host_in, slot.stream)
+            for index, source in enumerate(sources):
+                if source is not None:
+                    cuda.memcpy_htod_async(int(slot.device_in) + index * row_bytes, source, slot.stream)
             uploaded.record(slot.stream)
             try:
                 self.executor(slot.index, int(slot.device_in), int(slot.device_out), slot.stream.handle)
@@ -186,6 +254,10 @@ class SlotPipeline:
         """Wait for pending work and free the device buffers. Safe to call twice."""
         if not getattr(self, "slots", None):
             return
+        with self._lock:
+            for entry in self._registered.values():
+                self._unpin(entry[2])
+            self._registered.clear()
         with self.active():
             for slot in self.slots:
                 slot.stream.synchronize()
@@ -215,8 +287,9 @@ class SlotBackend(Backend):
         self.require_single_frame("submit")
         self.check_frame(image)
         self._check_capacity()
-        # the slot carries (batched?, tag): whether labels keep the batch axis travels with its own submission
-        self.pipeline.submit(to_network_input(image, self.contract, contiguous=False), (False, tag))
+        # the slot carries (batched?, tag): whether labels keep the batch axis travels with its own submission;
+        # a batch of one row, so a frame in registered memory is uploaded straight from there too
+        self.pipeline.submit_rows([to_network_input(image, self.contract, contiguous=False)[0]], (False, tag))
 
     def submit_batch(self, frames: Sequence[Optional[np.ndarray]], tag: Any = None) -> None:
         self.check_batch(frames)
@@ -236,6 +309,20 @@ class SlotBackend(Backend):
     @property
     def in_flight(self) -> int:
         return self.pipeline.in_flight
+
+    def register_host_memory(self, key: Hashable, memory: np.ndarray) -> Optional[str]:
+        if not InputFormat.parse(self.contract.input_format).camera:
+            return (f"the network input is {self.contract.input_format}: every frame is converted on the host "
+                    "first")
+        try:
+            self.pipeline.register_host(key, memory)
+        except Exception as exc:  # noqa: BLE001 - the driver's refusal is the reason given; the caller copies
+            return f"page-locking failed: {type(exc).__name__}: {exc}"
+        return None
+
+    def unregister_host_memory(self, key: Hashable) -> None:
+        if self.pipeline is not None:
+            self.pipeline.unregister_host(key)
 
     def infer(self, image: np.ndarray) -> InferenceResult:
         self.require_single_frame("infer")

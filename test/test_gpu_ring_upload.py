@@ -1,0 +1,133 @@
+"""Frames reach the GPU straight from the camera's shared-memory ring (issue #31), on a real GPU.
+
+Skipped without torch+CUDA+pycuda (CI, the CPU dev machine); run on the device GPU (scripts/gpu_figures.sh).
+A real FrameRing page-locked through RingPinning (cuMemHostRegister) feeds the torch backend: through the node's
+BatchWorker and FrameWorker, the inference process copies no frame byte on the host (the pipeline counts every row
+it copies and every row it uploads from registered memory), the labels agree with those of the copying path, each
+ring slot is given back after its labels came back, and once the registration is undone frames are copied again.
+test/test_node_ring_pinning.py checks the same logic on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from pathlib import Path
+from typing import List, Tuple
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():  # pragma: no cover - depends on the machine
+    pytest.skip("no CUDA GPU", allow_module_level=True)
+pytest.importorskip("pycuda.driver")
+
+from trt_segmentation.image_cdr import Header, Stamp  # noqa: E402
+from trt_segmentation.node.batch_worker import BatchWorker  # noqa: E402
+from trt_segmentation.node.frame_ring import FrameRing, SlotFrame  # noqa: E402
+from trt_segmentation.node.frame_worker import FrameWorker  # noqa: E402
+from trt_segmentation.node.frames import Pending  # noqa: E402
+from trt_segmentation.node.ring_pinning import RingPinning  # noqa: E402
+from trt_segmentation.runtime.torch_backend import TorchBackend  # noqa: E402
+
+H, W, CAMERAS = 256, 512, 2
+WAIT = 60.0
+
+
+class Returned:
+    """Stands for the I/O process's link: the slots given back, in order."""
+
+    def __init__(self) -> None:
+        self.slots: List[int] = []
+        self.cv = threading.Condition()
+
+    def release(self, slot: int) -> None:
+        with self.cv:
+            self.slots.append(slot)
+            self.cv.notify_all()
+
+    def wait(self, count: int) -> None:
+        with self.cv:
+            assert self.cv.wait_for(lambda: len(self.slots) >= count, WAIT)
+
+
+def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory, tmp_path: Path) -> None:
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    model = random_model_factory("single_scale", "resnet18", seed=31)
+    rng = np.random.default_rng(31)
+    frames = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(2 * CAMERAS)]
+    ring = FrameRing.create("trtseg-gputest-0-1", 2 * CAMERAS, H * W, directory=tmp_path)
+    backend = TorchBackend(copy.deepcopy(model), H, W, slots=2, precision="fp16", batch=CAMERAS)
+    told: List[str] = []
+    try:
+        expected = [backend.infer_batch(frames[i:i + CAMERAS]).labels for i in (0, CAMERAS)]  # the copying path
+        pipeline = backend.pipeline
+        assert (pipeline.rows_copied, pipeline.rows_direct) == (2 * CAMERAS, 0)
+        pinning = RingPinning(backend, told.append)
+        assert pinning.opened(ring), told
+        for slot, frame in enumerate(frames):
+            ring.pixels(slot, H, W)[:] = frame
+        returned = Returned()
+        published: List[Tuple[int, int, np.ndarray]] = []
+
+        def publish(camera: int, pending: Pending, labels: np.ndarray) -> None:
+            published.append((camera, pending.source.slot, labels.copy()))
+            pending.source.release()
+
+        worker = BatchWorker(backend, ["a", "b"], publish, batch_timeout_s=1e6)
+        worker.start()
+        try:
+            header = Header(Stamp(1, 0), b"cam")
+            for batch in range(2):
+                for camera in range(CAMERAS):
+                    worker.post(camera, SlotFrame(ring, batch * CAMERAS + camera, header, H, W, returned))
+                returned.wait(CAMERAS * (batch + 1))
+        finally:
+            worker.stop()
+        assert (pipeline.rows_copied, pipeline.rows_direct) == (2 * CAMERAS, 2 * CAMERAS)  # no frame copied
+        assert sorted(returned.slots) == list(range(2 * CAMERAS))
+        for camera, slot, labels in published:  # the same bytes ran (a wrong row would agree on ~5 % of pixels)
+            agreement = float((labels == expected[slot // CAMERAS][slot % CAMERAS]).mean())
+            assert agreement > 0.999, (camera, slot, agreement)
+        pinning.closed(ring)
+        backend.infer_batch([ring.pixels(0, H, W), ring.pixels(1, H, W)])  # no longer registered: copied
+        assert pipeline.rows_copied == 3 * CAMERAS
+        assert "straight from their rings" in told[0] and len(told) == 1
+    finally:
+        backend.close()
+        ring.unlink()
+
+
+def test_one_camera_frames_reach_the_gpu_without_a_host_copy(random_model_factory, tmp_path: Path) -> None:
+    model = random_model_factory("single_scale", "resnet18", seed=32)
+    rng = np.random.default_rng(32)
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    ring = FrameRing.create("trtseg-gputest-0-2", 3, H * W, directory=tmp_path)
+    backend = TorchBackend(copy.deepcopy(model), H, W, slots=2, precision="fp16")
+    try:
+        expected = backend.infer(frame).labels
+        assert RingPinning(backend, lambda text: None).opened(ring)
+        ring.pixels(1, H, W)[:] = frame
+        returned = Returned()
+        published: List[np.ndarray] = []
+
+        def publish(pending: Pending, labels: np.ndarray) -> None:
+            published.append(labels.copy())
+            pending.source.release()
+
+        worker = FrameWorker(backend, publish)
+        worker.start()
+        try:
+            worker.post(SlotFrame(ring, 1, Header(Stamp(1, 0), b"cam"), H, W, returned))
+            returned.wait(1)
+        finally:
+            worker.stop()
+        assert (backend.pipeline.rows_copied, backend.pipeline.rows_direct) == (1, 1)
+        assert returned.slots == [1] and float((published[0] == expected).mean()) > 0.999
+    finally:
+        backend.close()
+        ring.unlink()
