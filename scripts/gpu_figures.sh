@@ -5,7 +5,7 @@
 #   2. tools/benchmark.py --torch --executor (eager, CUDA graph, the node's executor; one run)   -> bench_torch.md
 #   3. tools/benchmark_node.py with the torch backend (FP16 CUDA graph) at several rates and slot counts
 # Usage: OUT=/some/dir bash scripts/gpu_figures.sh MODE, MODE one of quick|node|soak|multicam|io|floors|batchprofile|
-# batchnode|batchwait|publishgil: quick = 1-3 (about 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and
+# batchnode|batchwait|publishgil|zerocopy: quick = 1-3 (about 6 minutes), node = only 3, soak = the node's ceiling (200 Hz camera, 1 and 2 slots) and
 # 5 minutes at 30 Hz (RSS after warm-up), multicam = the GPU tests, then 4 cameras through one batched node vs 4
 # single-camera nodes at 1024x2048 and 512x1024 (issue #12; about 8 minutes); io = issue #16 (about 9 minutes, random
 # weights, io_mode process): the GPU tests, one camera 1024x2048 offered 200 Hz against the relay (io_mode process, then
@@ -21,7 +21,12 @@
 # ImagePublisher, 1024x2048 and 512x1024 labels), then 4 cameras of 1024x2048 at 200 Hz; with BASELINE=<folder> set,
 # each camera run is followed by the same run with the files under that folder copied over the tree (e.g. the
 # node's modules of an earlier commit; restored afterwards); then the first run once more with py-spy --gil (about
-# 9 minutes; RUNS="4 512x1024 400" leaves out the 1024x2048 pair: about 6 minutes).
+# 9 minutes; RUNS="4 512x1024 400" leaves out the 1024x2048 pair: about 6 minutes); zerocopy = issue #31 (frames
+# uploaded straight from the page-locked camera rings): the GPU tests (test_gpu_ring_upload.py, test_gpu_slots.py),
+# then per run of RUNS (default "4 1024x2048 100,4 512x1024 400") this tree and, with BASELINE set, the baseline
+# right after, then the backend alone (harness/backend_throughput.py, frames copied vs from rings) at each size,
+# then 8 cameras of 512x1024 at 400 Hz while time is left and RUNS is unset (about 9 minutes; the GPU tests: the
+# ring, row and order ones; GPU_TESTS=0 leaves them out, ALONE="<sizes>" picks the backend-alone sizes).
 # At most 8 files land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +38,7 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-37}
 # the image's python3 is itself a venv holding torch: a venv of our own (the ROS wheels need one: .pth set-up)
 # that also sees torch's site-packages through a .pth line
 T0=$SECONDS
-case $MODE in io|floors|batchprofile|batchnode|batchwait|publishgil) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process
+case $MODE in io|floors|batchprofile|batchnode|batchwait|publishgil|zerocopy) IOLIKE=1 ;; *) IOLIKE= ;; esac  # random weights, io_mode process
 if [ -f /tmp/site/pycuda/__init__.py ] && [ -x /tmp/rv/bin/python ]; then  # a warm machine of an earlier call
   ( echo "pycuda build exit 0 (built by an earlier call)" | tee /tmp/pycuda_build.log > "$OUT/pycuda_build.log" ) &
   early_build=$!
@@ -66,6 +71,11 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     echo "==> $((SECONDS - T0)) s: GPU tests" | tee -a "$LOG"
     GPU_SLOTS_REPORT=$OUT/gpu_slots.json timeout 150 $PY -m pytest -q -p no:cacheprovider test/test_gpu_slots.py 2>&1 \
         | tail -8 | tee -a "$LOG"
+  elif [ "$MODE" = zerocopy ] && [ "${GPU_TESTS:-1}" = 1 ]; then
+    echo "==> $((SECONDS - T0)) s: GPU tests" | tee -a "$LOG"
+    timeout 150 $PY -m pytest -q -p no:cacheprovider test/test_gpu_ring_upload.py test/test_gpu_slots.py \
+        -k "ring or rows or order" 2>&1 \
+        | tee "$OUT/gpu_tests.log" | tail -8 | tee -a "$LOG"
   fi
   single() {  # io_mode [rate [profile-seconds]]: one camera 1024x2048 (200 Hz), relay then node, py-spy (5 s) on
     local rate=${2:-200} profile=${3:-5} dir=/tmp/bench/single_$1_${2:-200}  # every node process
@@ -88,7 +98,28 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     cat "$dir/gil_profile_batched.md" >> "$OUT/gil_profile.md" 2>/dev/null
     grep -hE "Traceback|Error|error" "$dir"/*.log | head -5 >> "$OUT/node_errors.txt"
   }
-  if [ "$MODE" = batchprofile ] || [ "$MODE" = batchnode ]; then  # py-spy --gil on the batched node at saturation
+  swap() {  # on|off: the baseline's files over the tree (the tree's kept as *.now), or the tree's back
+    (cd "$BASELINE" && find . -type f) | while read -r f; do
+      if [ "$1" = on ]; then cp "$f" "$f.now"; cp "$BASELINE/$f" "$f"; else mv "$f.now" "$f"; fi
+    done
+    echo "==> $((SECONDS - T0)) s: baseline files $1: $(cd "$BASELINE" && find . -type f | tr '\n' ' ')" \
+        | tee -a "$LOG" "$OUT/multi_camera.md"
+  }
+  if [ "$MODE" = zerocopy ]; then  # this tree, then the baseline, per run; the backend alone; 8 cameras
+    IFS=, read -ra runs <<< "${RUNS:-4 1024x2048 100,4 512x1024 400}"
+    for run in "${runs[@]}"; do
+      [ $((SECONDS - T0)) -lt 380 ] || break
+      multi $run 5 0
+      if [ -n "${BASELINE:-}" ] && [ $((SECONDS - T0)) -lt 450 ]; then swap on; multi $run 5 0; swap off; fi
+    done
+    for size in ${ALONE-1024x2048 512x1024}; do
+      [ $((SECONDS - T0)) -lt 520 ] || break
+      echo "==> $((SECONDS - T0)) s: the torch backend alone, $size" | tee -a "$LOG"
+      timeout 60 $PY -m harness.backend_throughput --checkpoint "$ckpt" --size $size --batch 4 --seconds 3 2>&1 \
+          | tail -12 | tee -a "$OUT/backend_alone.md" "$LOG"
+    done
+    [ $((SECONDS - T0)) -lt 440 ] && [ -z "${RUNS:-}" ] && multi 8 512x1024 400 5 0
+  elif [ "$MODE" = batchprofile ] || [ "$MODE" = batchnode ]; then  # py-spy --gil on the batched node at saturation
     multi 4 512x1024 400 6 4
     multi 4 1024x2048 100 8 4
     [ "$MODE" = batchprofile ] && for size in 512x1024 1024x2048; do  # then the backend alone
@@ -102,13 +133,6 @@ torch.save(build_model("single_scale", "resnet18").state_dict(), sys.argv[1])' "
     [ $((SECONDS - T0)) -lt 380 ] && multi 4 1024x2048 200 5 0
     [ $((SECONDS - T0)) -lt 480 ] && multi 8 512x1024 400 5 0
   elif [ "$MODE" = publishgil ]; then  # the label publishing outside the interpreter lock, then before/after
-    swap() {  # on|off: the baseline's files over the tree (the tree's kept as *.now), or the tree's back
-      (cd "$BASELINE" && find . -type f) | while read -r f; do
-        if [ "$1" = on ]; then cp "$f" "$f.now"; cp "$BASELINE/$f" "$f"; else mv "$f.now" "$f"; fi
-      done
-      echo "==> $((SECONDS - T0)) s: baseline files $1: $(cd "$BASELINE" && find . -type f | tr '\n' ' ')" \
-          | tee -a "$LOG" "$OUT/multi_camera.md"
-    }
     IFS=, read -ra runs <<< "${RUNS:-4 512x1024 400,4 1024x2048 200}"  # RUNS="4 512x1024 400": a shorter call
     for run in "${runs[@]}"; do  # each size: this tree, then the baseline right after
       [ $((SECONDS - T0)) -lt 420 ] || break
