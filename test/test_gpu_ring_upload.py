@@ -11,8 +11,8 @@ test/test_node_ring_pinning.py checks the same logic on the CPU.
 from __future__ import annotations
 
 import copy
+import os
 import threading
-from pathlib import Path
 from typing import List, Tuple
 
 import numpy as np
@@ -27,7 +27,7 @@ pytest.importorskip("pycuda.driver")
 
 from trt_segmentation.image_cdr import Header, Stamp  # noqa: E402
 from trt_segmentation.node.batch_worker import BatchWorker  # noqa: E402
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame  # noqa: E402
+from trt_segmentation.node.frame_ring import FrameRing, SlotFrame, ring_name  # noqa: E402
 from trt_segmentation.node.frame_worker import FrameWorker  # noqa: E402
 from trt_segmentation.node.frames import Pending  # noqa: E402
 from trt_segmentation.node.ring_pinning import RingPinning  # noqa: E402
@@ -54,13 +54,13 @@ class Returned:
             assert self.cv.wait_for(lambda: len(self.slots) >= count, WAIT)
 
 
-def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory, tmp_path: Path) -> None:
+def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory) -> None:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     model = random_model_factory("single_scale", "resnet18", seed=31)
     rng = np.random.default_rng(31)
     frames = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(2 * CAMERAS)]
-    ring = FrameRing.create("trtseg-gputest-0-1", 2 * CAMERAS, H * W, directory=tmp_path)
+    ring = FrameRing.create(ring_name(os.getpid(), 90, 1), 2 * CAMERAS, H * W)  # in /dev/shm, as the node's
     backend = TorchBackend(copy.deepcopy(model), H, W, slots=2, precision="fp16", batch=CAMERAS)
     told: List[str] = []
     try:
@@ -102,11 +102,11 @@ def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory, tmp
         ring.unlink()
 
 
-def test_one_camera_frames_reach_the_gpu_without_a_host_copy(random_model_factory, tmp_path: Path) -> None:
+def test_one_camera_frames_reach_the_gpu_without_a_host_copy(random_model_factory) -> None:
     model = random_model_factory("single_scale", "resnet18", seed=32)
     rng = np.random.default_rng(32)
     frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-    ring = FrameRing.create("trtseg-gputest-0-2", 3, H * W, directory=tmp_path)
+    ring = FrameRing.create(ring_name(os.getpid(), 91, 1), 3, H * W)
     backend = TorchBackend(copy.deepcopy(model), H, W, slots=2, precision="fp16")
     try:
         expected = backend.infer(frame).labels
