@@ -1,7 +1,7 @@
 """Frames go to the GPU straight from the camera rings (issue #31): the logic, on this CPU.
 
 pycuda cannot run here, so SlotPipeline meets the recorded pycuda stand-in of test_runtime_slot_failure, extended
-with page-locking and with events that complete the work queued before them. Real here: the shared-memory
+with page-locking (cuda_slots.page_lock) and with events that complete the work queued before them. Real here: the shared-memory
 FrameRing, RingPinning, SlotPipeline/SlotBackend and the BatchWorker. Checked: a ring row is uploaded from the
 ring's own memory and never copied on the host, anything else is copied as before, the registration is undone only
 after the uploads from it completed, a ring slot goes back to its I/O process only once the upload reading it has
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -67,12 +66,13 @@ class PinningDriver(RecordedDriver):
 
         self.Event = Event
 
-    def register_host_memory(self, memory: np.ndarray) -> Any:
-        entry = (address(memory), memory.nbytes)
-        self.pinned.append(entry)
+    def page_lock(self, start: int, nbytes: int) -> None:  # cuda_slots.page_lock (cuMemHostRegister)
+        self.pinned.append((start, nbytes))
         self.log.append("register")
-        return SimpleNamespace(base=SimpleNamespace(unregister=lambda: (self.pinned.remove(entry),
-                                                                        self.log.append("unregister"))))
+
+    def page_unlock(self, start: int) -> None:
+        self.pinned.remove(next(entry for entry in self.pinned if entry[0] == start))
+        self.log.append("unregister")
 
     def memcpy_htod_async(self, device: Any, host: np.ndarray, stream: RecordedStream) -> None:
         self.uploads.append((int(device) - 4096, address(host), host.nbytes))
@@ -98,6 +98,8 @@ def driver(monkeypatch: pytest.MonkeyPatch) -> PinningDriver:
 
     recorded.Stream = stream
     monkeypatch.setattr(cuda_slots, "load_pycuda", lambda: recorded)
+    monkeypatch.setattr(cuda_slots, "page_lock", recorded.page_lock)
+    monkeypatch.setattr(cuda_slots, "page_unlock", recorded.page_unlock)
     return recorded
 
 
@@ -262,18 +264,20 @@ def test_without_page_locking_frames_are_copied_as_before_said_once(driver: Pinn
     float_input.close()
 
     class Refusing(PinningDriver):
-        def register_host_memory(self, memory: np.ndarray) -> Any:
+        def page_lock(self, start: int, nbytes: int) -> None:
             if len(self.pinned) == 1:  # the second slot fails: the first is undone too
-                raise RuntimeError("cuMemHostRegister failed: operation not supported")
-            return super().register_host_memory(memory)
+                raise RuntimeError("cuMemHostRegister refused 4096 bytes (CUresult 801)")
+            super().page_lock(start, nbytes)
 
     refusing = Refusing()
     refusing.streams = []  # type: ignore[attr-defined]
-    cuda_slots.load_pycuda = lambda: refusing  # type: ignore[assignment]  # monkeypatch restores it
+    # monkeypatch (the fixture's) restores all three
+    cuda_slots.load_pycuda = lambda: refusing  # type: ignore[assignment]
+    cuda_slots.page_lock, cuda_slots.page_unlock = refusing.page_lock, refusing.page_unlock  # type: ignore[assignment]
     backend = RecordedSlotBackend()
     told.clear()
     assert not RingPinning(backend, told.append).opened(rings[1])
-    assert refusing.pinned == [] and "operation not supported" in told[0]
+    assert refusing.pinned == [] and "CUresult 801" in told[0]
     backend.submit_batch([rings[1].pixels(0, H, W), None])  # copied, as before
     backend.collect()
     assert backend.pipeline.rows_copied == 1

@@ -16,6 +16,8 @@ Works from any thread: every call makes the device's primary context (shared wit
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import threading
 import time
 from collections import deque
@@ -84,7 +86,7 @@ class SlotPipeline:
         self.executor = executor
         self._order: deque[Slot] = deque()
         self._submitted = 0
-        # page-locked host memory of others (frame rings): key -> (first address, end address, registration)
+        # page-locked host memory of others (frame rings): key -> (first address, end address, the memory)
         self._registered: Dict[Hashable, Tuple[int, int, Any]] = {}
         self._lock = threading.Lock()  # the registrations against an upload enqueued from them
         self.rows_copied = 0  # rows copied on the host into a slot's page-locked input (what a test counts)
@@ -170,9 +172,9 @@ class SlotPipeline:
         with self._lock, self.active():
             if key in self._registered:
                 raise ValueError(f"{key!r} is registered already")
-            pinned = self._cuda.register_host_memory(memory)
             start = memory.__array_interface__["data"][0]
-            self._registered[key] = (start, start + memory.nbytes, pinned)
+            page_lock(start, memory.nbytes)
+            self._registered[key] = (start, start + memory.nbytes, memory)  # the registration keeps its memory
 
     def unregister_host(self, key: Hashable) -> None:
         """Give ``key``'s memory its page lock back, once every upload enqueued from it has completed (waits for
@@ -180,16 +182,13 @@ class SlotPipeline:
         with self._lock:
             entry = self._registered.pop(key, None)
             if entry is not None:
-                self._unpin(entry[2])
+                self._unpin(entry[0])
 
-    def _unpin(self, pinned: Any) -> None:
+    def _unpin(self, address: int) -> None:
         with self.active():
             for slot in self.slots:
                 slot.stream.synchronize()  # no upload enqueued from it is still reading
-            base = getattr(pinned, "base", None)
-            unregister = getattr(base, "unregister", None)
-            if unregister is not None:
-                unregister()
+            page_unlock(address)
 
     def _is_registered(self, row: np.ndarray, target: np.ndarray) -> bool:
         if not self._registered or row.dtype != target.dtype or row.size != target.size or not row.flags.c_contiguous:
@@ -256,7 +255,7 @@ class SlotPipeline:
             return
         with self._lock:
             for entry in self._registered.values():
-                self._unpin(entry[2])
+                self._unpin(entry[0])
             self._registered.clear()
         with self.active():
             for slot in self.slots:
@@ -266,6 +265,30 @@ class SlotPipeline:
         self.slots = []
         self._order.clear()
         self._context.detach()
+
+
+@functools.lru_cache(maxsize=None)
+def _libcuda() -> ctypes.CDLL:
+    lib = ctypes.CDLL("libcuda.so.1")
+    lib.cuMemHostRegister_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
+    lib.cuMemHostUnregister.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def page_lock(address: int, nbytes: int) -> None:
+    """Page-lock ``nbytes`` of host memory at ``address`` for the current CUDA context (cuMemHostRegister, called
+    through ctypes: pycuda's register_host_memory raised SystemError on a view of a shared-memory mapping, H100
+    2026-12-07); RuntimeError with the driver's code when it refuses."""
+    code = _libcuda().cuMemHostRegister_v2(address, nbytes, 0)
+    if code != 0:
+        raise RuntimeError(f"cuMemHostRegister refused {nbytes} bytes (CUresult {code})")
+
+
+def page_unlock(address: int) -> None:
+    """Undo :func:`page_lock` of the memory at ``address`` (cuMemHostUnregister)."""
+    code = _libcuda().cuMemHostUnregister(address)
+    if code != 0:
+        raise RuntimeError(f"cuMemHostUnregister failed (CUresult {code})")
 
 
 def stage_timings(gpu_ms: dict[str, float]) -> dict[str, float]:
