@@ -284,3 +284,19 @@ def test_without_page_locking_frames_are_copied_as_before_said_once(driver: Pinn
     backend.close()
     for made in rings:
         made.unlink()
+
+
+def test_an_undo_that_fails_is_logged_not_raised(driver: PinningDriver, ring: FrameRing) -> None:
+    """The reader thread that closes a ring goes on to restart its camera: a failing unregistration must not end it."""
+    backend = RecordedSlotBackend()
+    told: List[str] = []
+    pinning = RingPinning(backend, told.append)
+    assert pinning.opened(ring)
+
+    def refuse(start: int) -> None:
+        raise RuntimeError("cuMemHostUnregister failed (CUresult 713)")
+
+    cuda_slots.page_unlock = refuse  # type: ignore[assignment]  # the fixture's monkeypatch restores it
+    pinning.closed(ring)
+    assert len(told) == 1 + ring.slots and all("CUresult 713" in text for text in told[1:])
+    backend.close()  # frees the slots although nothing could be unregistered

@@ -43,8 +43,7 @@ class RingPinning:
                 break
             keys.append(key)
         if why is not None:
-            for key in keys:
-                self.backend.unregister_host_memory(key)
+            self._undo(keys)
             self._tell(f"camera frames are copied from their rings on the host before the upload: {why}")
             with self._lock:
                 self.refused = why
@@ -60,8 +59,17 @@ class RingPinning:
         """Undo ``ring``'s registration (waits for the uploads from it); nothing when it was not registered."""
         with self._lock:
             keys = self._keys.pop(ring.name, [])
+        self._undo(keys)
+
+    def _undo(self, keys: List[Key]) -> None:
+        """Unregister ``keys``; a failure is logged, never raised (the caller is a reader thread that must go on
+        to restart its camera's I/O process)."""
         for key in keys:
-            self.backend.unregister_host_memory(key)
+            try:
+                self.backend.unregister_host_memory(key)
+            except Exception as exc:  # noqa: BLE001 - e.g. the driver's refusal while shutting down
+                self.log(f"could not undo the page-locking of ring {key[0]} slot {key[1]}: {type(exc).__name__}: "
+                         f"{exc}")
 
     def _tell(self, text: str) -> None:
         with self._lock:

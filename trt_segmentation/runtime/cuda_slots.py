@@ -255,7 +255,10 @@ class SlotPipeline:
             return
         with self._lock:
             for entry in self._registered.values():
-                self._unpin(entry[0])
+                try:
+                    self._unpin(entry[0])
+                except RuntimeError:  # best effort: the buffers below are freed either way
+                    pass
             self._registered.clear()
         with self.active():
             for slot in self.slots:
