@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import os
-import threading
 from typing import List, Tuple
 
 import numpy as np
@@ -25,6 +24,8 @@ if not torch.cuda.is_available():  # pragma: no cover - depends on the machine
     pytest.skip("no CUDA GPU", allow_module_level=True)
 pytest.importorskip("pycuda.driver")
 
+from node_fixtures import ReturnedSlots, post_ring_batches  # noqa: E402
+
 from trt_segmentation.image_cdr import Header, Stamp  # noqa: E402
 from trt_segmentation.node.batch_worker import BatchWorker  # noqa: E402
 from trt_segmentation.node.frame_ring import FrameRing, SlotFrame, ring_name  # noqa: E402
@@ -35,23 +36,6 @@ from trt_segmentation.runtime.torch_backend import TorchBackend  # noqa: E402
 
 H, W, CAMERAS = 256, 512, 2
 WAIT = 60.0
-
-
-class Returned:
-    """Stands for the I/O process's link: the slots given back, in order."""
-
-    def __init__(self) -> None:
-        self.slots: List[int] = []
-        self.cv = threading.Condition()
-
-    def release(self, slot: int) -> None:
-        with self.cv:
-            self.slots.append(slot)
-            self.cv.notify_all()
-
-    def wait(self, count: int) -> None:
-        with self.cv:
-            assert self.cv.wait_for(lambda: len(self.slots) >= count, WAIT)
 
 
 def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory) -> None:
@@ -71,7 +55,7 @@ def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory) -> 
         assert pinning.opened(ring), told
         for slot, frame in enumerate(frames):
             ring.pixels(slot, H, W)[:] = frame
-        returned = Returned()
+        returned = ReturnedSlots(wait_s=WAIT)
         published: List[Tuple[int, int, np.ndarray]] = []
 
         def publish(camera: int, pending: Pending, labels: np.ndarray) -> None:
@@ -81,11 +65,7 @@ def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory) -> 
         worker = BatchWorker(backend, ["a", "b"], publish, batch_timeout_s=1e6)
         worker.start()
         try:
-            header = Header(Stamp(1, 0), b"cam")
-            for batch in range(2):
-                for camera in range(CAMERAS):
-                    worker.post(camera, SlotFrame(ring, batch * CAMERAS + camera, header, H, W, returned))
-                returned.wait(CAMERAS * (batch + 1))
+            post_ring_batches(worker, ring, 2, CAMERAS, (H, W), returned)
         finally:
             worker.stop()
         assert (pipeline.rows_copied, pipeline.rows_direct) == (2 * CAMERAS, 2 * CAMERAS)  # no frame copied
@@ -112,7 +92,7 @@ def test_one_camera_frames_reach_the_gpu_without_a_host_copy(random_model_factor
         expected = backend.infer(frame).labels
         assert RingPinning(backend, lambda text: None).opened(ring)
         ring.pixels(1, H, W)[:] = frame
-        returned = Returned()
+        returned = ReturnedSlots(wait_s=WAIT)
         published: List[np.ndarray] = []
 
         def publish(pending: Pending, labels: np.ndarray) -> None:

@@ -11,17 +11,16 @@ test/test_gpu_ring_upload.py runs the same on a real GPU.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pytest
+from node_fixtures import ReturnedSlots, post_ring_batches
 from test_runtime_slot_failure import RecordedDriver, RecordedStream
 
-from trt_segmentation.image_cdr import Header, Stamp
 from trt_segmentation.node.batch_worker import BatchWorker
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame
+from trt_segmentation.node.frame_ring import FrameRing
 from trt_segmentation.node.frames import Pending
 from trt_segmentation.node.ring_pinning import RingPinning
 from trt_segmentation.onnx_metadata import ModelContract
@@ -111,6 +110,7 @@ def ring(tmp_path: Path) -> FrameRing:
 
 
 def fill(ring: FrameRing, slot: int, value: int) -> np.ndarray:
+    """Every pixel of ring slot ``slot`` set to ``value``; its (H, W, 3) view."""
     pixels = ring.pixels(slot, H, W)
     pixels[:] = value
     return pixels
@@ -196,28 +196,13 @@ def test_unregistering_waits_for_the_uploads_from_that_memory(driver: PinningDri
     pipeline.close()
 
 
-class Returned:
-    """Stands for a camera's I/O process link: records each slot given back, and whether an upload queued on
-    the GPU still read it at that moment."""
-
-    def __init__(self, driver: PinningDriver, ring: FrameRing) -> None:
-        self.driver, self.ring = driver, ring
-        self.slots: List[Tuple[int, bool]] = []
-        self.cv = threading.Condition()
-
-    def release(self, slot: int) -> None:
-        with self.cv:
-            self.slots.append((slot, self.driver.reading(self.ring.slot_memory(slot, H * W))))
-            self.cv.notify_all()
-
-
 def test_the_worker_uploads_ring_frames_without_a_host_copy_and_returns_slots_after_their_upload(
         driver: PinningDriver, ring: FrameRing) -> None:
     backend = RecordedSlotBackend()
     told: List[str] = []
     pinning = RingPinning(backend, told.append)
     assert pinning.opened(ring) and pinning.pinned_rings == 1 and len(driver.pinned) == ring.slots
-    returned = Returned(driver, ring)
+    returned = ReturnedSlots(lambda slot: driver.reading(ring.slot_memory(slot, H * W)), WAIT)
     published: List[int] = []
 
     def publish(camera: int, pending: Pending, labels: np.ndarray) -> None:
@@ -228,20 +213,12 @@ def test_the_worker_uploads_ring_frames_without_a_host_copy_and_returns_slots_af
     worker = BatchWorker(backend, ["a", "b"], publish, batch_timeout_s=1e6)
     worker.start()
     try:
-        header = Header(Stamp(1, 0), b"cam")
-        for batch in range(3):
-            for camera in range(N):
-                slot = (batch * N + camera) % ring.slots
-                fill(ring, slot, 10 * batch + camera)
-                worker.post(camera, SlotFrame(ring, slot, header, H, W, returned))
-            done = N * (batch + 1)
-            with returned.cv:
-                assert returned.cv.wait_for(lambda done=done: len(returned.slots) == done, WAIT)
+        post_ring_batches(worker, ring, 3, N, (H, W), returned, lambda slot, value: fill(ring, slot, value))
     finally:
         worker.stop()
     assert sorted(published) == [0, 0, 0, 1, 1, 1]
     assert backend.pipeline.rows_direct == 6 and backend.pipeline.rows_copied == 0
-    assert [reading for _, reading in returned.slots] == [False] * 6  # never given back under a queued upload
+    assert [reading for _, reading in returned.returned] == [False] * 6  # never given back under a queued upload
     pinning.closed(ring)
     assert driver.pinned == [] and driver.log[-1] == "unregister"
     assert len(told) == 1 and "straight from their rings" in told[0]
