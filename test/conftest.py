@@ -11,7 +11,6 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-
 from process_guard import RUN_MARKER, end_processes, processes_left_behind, run_processes
 
 # Every ROS 2 participant started by a test (in this process or a child) stays on loopback, in a domain of its

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from process_guard import end_processes, processes_left_behind, run_processes
 
 pytest_plugins = ["pytester"]
