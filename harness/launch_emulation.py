@@ -103,7 +103,9 @@ class NodeProcess:
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=SOURCE_ROOT)
+        # a process group of its own, so whoever ends it (stop(), a test's teardown) can end everything it started
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=SOURCE_ROOT,
+                                     start_new_session=True)
 
     @property
     def pid(self) -> int:
