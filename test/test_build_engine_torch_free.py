@@ -42,14 +42,15 @@ def _imported(stderr: str) -> set:
     return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
-def test_fp16_from_an_fp32_onnx_goes_on_to_tensorrt_without_torch(tmp_path: Path) -> None:
-    proc = _build_engine(tmp_path, "--precision", "fp16", "--builder", "tensorrt")
+def test_fp32_and_fp16_from_an_fp32_onnx_go_on_to_tensorrt_without_torch(tmp_path: Path) -> None:
+    proc = _build_engine(tmp_path, "--precision", "fp32", "fp16", "--builder", "tensorrt")
     out = proc.stdout
     assert proc.returncode == 1, out + proc.stderr  # engines asked for explicitly, and no TensorRT here
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert "[1/1] fp16" in out and "TensorRT builds fp16 from the FP32 ONNX with its FP16 flag" in out, out
+    assert "[1/2] fp32" in out and "[2/2] fp16" in out, out
+    assert "TensorRT builds fp16 from the FP32 ONNX with its FP16 flag" in out, out
     assert "No .engine written: real TensorRT is not installed here" in out, out
-    assert "build_on_target" in out and "--precision fp16" in out, out  # what to run where TensorRT is
+    assert "build_on_target" in out and "--precision fp32 fp16" in out, out  # what to run where TensorRT is
     assert (tmp_path / "out" / FP32).is_file()  # the folder the target builds from holds the FP32 ONNX
     assert not {m for m in _imported(proc.stderr) if m.split(".")[0] in ("torch", "modelopt")}
 
@@ -60,6 +61,13 @@ def test_int8_without_torch_is_one_line_naming_the_build_machine_command(tmp_pat
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert len(lines) == 1 and proc.stdout == "", proc.stdout + "\n".join(lines)
     line = lines[0]
-    assert line.startswith("error: int8 needs the build machine's quantization tools (torch, ModelOpt)"), line
+    assert line.startswith("error: int8 needs the build machine's variant tools (torch, ModelOpt)"), line
     assert "build_engine" in line and f"--onnx {tmp_path / FP32} --precision int8 --calibration" in line, line
     assert "build_on_target" in line and f"--engine-dir {tmp_path / 'out'}" in line, line
+
+
+def test_an_fp16_onnx_variant_alone_without_torch_is_one_line(tmp_path: Path) -> None:
+    proc = _build_engine(tmp_path, "--precision", "fp16", "--builder", "none")  # variants only: fp16 is made by ModelOpt
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and proc.stdout == "" and len(lines) == 1, proc.stdout + "\n".join(lines)
+    assert lines[0].startswith("error: fp16 needs the build machine's variant tools"), lines[0]

@@ -93,8 +93,8 @@ def torch_free_fp16(req: PipelineRequest, precision: Precision) -> bool:
 
 def check_variant_tools(req: PipelineRequest) -> None:
     """Raise :class:`BuildMachineOnly`, one line naming the build machine's command, for what cannot be made
-    without :data:`VARIANT_TOOLS` (the export of a checkpoint, the INT8/mixed/int8-cpu variants); fp32 and fp16
-    engines from an FP32 ONNX, and ``--implicit`` builds, need no torch."""
+    without :data:`VARIANT_TOOLS` (the export of a checkpoint, the fp16/INT8/mixed/int8-cpu ONNX variants); fp32
+    and fp16 engines from an FP32 ONNX, and ``--implicit`` builds, need no torch."""
     if variant_tools_installed():
         return
     if req.checkpoint is not None:
@@ -102,14 +102,16 @@ def check_variant_tools(req: PipelineRequest) -> None:
                                "on the build machine, or pass --onnx with the FP32 ONNX it exported")
     if req.implicit:
         return
-    need = [p for p in req.precisions if p not in (Precision.FP32, Precision.FP16)]
+    # fp16 is an engine from the FP32 ONNX (torch_free_fp16); as an ONNX variant of its own (--builder none) it
+    # needs the tools too
+    need = [p for p in req.precisions if p is not Precision.FP32 and (p is not Precision.FP16 or req.builder == "none")]
     if need:
         engines = [p for p in need if p.tensorrt]
         contract = read_contract_dict(req.onnx) if req.onnx is not None and req.onnx.is_file() else {}
         size = (int(contract["height"]), int(contract["width"])) if contract else req.size
         raise BuildMachineOnly(
-            f"{' '.join(p.value for p in need)} need{'s' if len(need) == 1 else ''} the build machine's quantization "
-            f"tools ({VARIANT_TOOLS}, ModelOpt), not installed here: make the variants there with "
+            f"{' '.join(p.value for p in need)} need{'s' if len(need) == 1 else ''} the build machine's variant tools "
+            f"({VARIANT_TOOLS}, ModelOpt), not installed here: make the variants there with "
             f"`{rebuild_command(replace(req, precisions=need, builder='none'))}`"
             + (f", copy {req.out_dir} here and build their engines with "
                f"`{on_target_command(req.out_dir, engines, size, req.batch)}`" if engines else ""))
