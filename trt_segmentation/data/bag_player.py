@@ -190,7 +190,8 @@ def play_bag(
             if log:
                 names = ", ".join(f"{t}->{remaps[t]}" if t in remaps else t for t in publishers)
                 log(f"playing {total} messages from {reader.path} on {names} at rate {rate:g}"
-                    + (" (looping)" if loop else ""))
+                    + (" (looping)" if loop else "") + (f", the bag's time on {CLOCK_TOPIC} at {clock_hz:g} Hz"
+                                                        if clock_hz else ""))
             per_topic = max(reader.count([t]) for t in publishers)  # loop gap: one frame period of the busiest topic
             period_ns = reader.duration_ns / (per_topic - 1) if per_topic > 1 else 1e8
             offset_ns = 0  # bag time added per loop pass
