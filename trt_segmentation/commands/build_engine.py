@@ -65,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
               "(make it in a call without --implicit)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from ..pipeline import run_pipeline
+    from ..pipeline import check_variant_tools, run_pipeline
     from ..precision.variants import needs_calibration
 
+    check_variant_tools(request)  # without torch (a vehicle): what needs the build machine, and its command
     if any(needs_calibration(p) for p in precisions) and not args.calibration:
         need = ", ".join(p.value for p in precisions if needs_calibration(p))
         print(f"error: {need} need calibration images: --calibration DIR | cityscapes:ROOT[@split] | "

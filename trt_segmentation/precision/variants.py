@@ -60,17 +60,18 @@ def needs_calibration(variant: str | Precision) -> bool:
 
 
 def read_fp32_contract(fp32_onnx: str | Path) -> ModelContract:
-    import onnx
+    """The contract of the FP32 export ``fp32_onnx``, read without torch or the onnx package (a vehicle reads it)."""
+    import json
 
-    from ..export import ExportError, read_contract
+    from ..onnx_metadata import read_contract_dict
 
     path = Path(fp32_onnx)
     if not path.is_file():
         raise VariantError(f"FP32 ONNX not found: {path}")
     try:
-        contract = read_contract(onnx.load(str(path), load_external_data=False))
-    except ExportError as exc:
-        raise VariantError(f"{path}: {exc}") from exc
+        contract = ModelContract.from_json(json.dumps(read_contract_dict(path)))
+    except ValueError as exc:
+        raise VariantError(str(exc)) from exc
     if contract.precision != Precision.FP32:  # metadata text against the member (a str enum)
         raise VariantError(f"{path} is already the {contract.precision} variant; start from the FP32 export")
     if contract.input_format == "float_normalised":

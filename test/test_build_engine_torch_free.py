@@ -1,0 +1,73 @@
+"""trt_seg_build_engine on a machine without torch (issue 32, item 2): fp16 from an FP32 ONNX goes on to TensorRT
+(the implicit FP16 build from the FP32 ONNX, no FP16 variant); int8 is one line naming the build machine's command,
+exit code 2. Runs the command in a subprocess whose imports of torch and ModelOpt raise, so it means the same on
+every leg (the Python 3.8 leg has no torch at all); no TensorRT here, so "reaches TensorRT" is the pipeline asking
+for it (``--builder tensorrt``) and saying it is not installed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import onnx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_model import tiny_model  # noqa: E402
+
+FP32 = "swiftnet_ss_rn18_32x64_fp32.onnx"
+NO_TORCH = """import importlib.abc, runpy, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchvision', 'modelopt'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ['tools/build_engine.py'] + sys.argv[1:]
+runpy.run_path('tools/build_engine.py', run_name='__main__')
+"""
+
+
+def _build_engine(tmp_path: Path, *args: str) -> "subprocess.CompletedProcess[str]":
+    onnx.save(tiny_model(32, 64), str(tmp_path / FP32))
+    argv: List[str] = ["--onnx", str(tmp_path / FP32), "--out", str(tmp_path / "out"), *args]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-X", "importtime", "-c", NO_TORCH, *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _imported(stderr: str) -> set:
+    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_fp32_and_fp16_from_an_fp32_onnx_go_on_to_tensorrt_without_torch(tmp_path: Path) -> None:
+    proc = _build_engine(tmp_path, "--precision", "fp32", "fp16", "--builder", "tensorrt")
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr  # engines asked for explicitly, and no TensorRT here
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "[1/2] fp32" in out and "[2/2] fp16" in out, out
+    assert "TensorRT builds fp16 from the FP32 ONNX with its FP16 flag" in out, out
+    assert "No .engine written: real TensorRT is not installed here" in out, out
+    assert "build_on_target" in out and "--precision fp32 fp16" in out, out  # what to run where TensorRT is
+    assert (tmp_path / "out" / FP32).is_file()  # the folder the target builds from holds the FP32 ONNX
+    assert not {m for m in _imported(proc.stderr) if m.split(".")[0] in ("torch", "modelopt")}
+
+
+def test_int8_without_torch_is_one_line_naming_the_build_machine_command(tmp_path: Path) -> None:
+    proc = _build_engine(tmp_path, "--precision", "int8")
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(lines) == 1 and proc.stdout == "", proc.stdout + "\n".join(lines)
+    line = lines[0]
+    assert line.startswith("error: int8 needs the build machine's variant tools (torch, ModelOpt)"), line
+    assert "build_engine" in line and f"--onnx {tmp_path / FP32} --precision int8 --calibration" in line, line
+    assert "build_on_target" in line and f"--engine-dir {tmp_path / 'out'}" in line, line
+
+
+def test_an_fp16_onnx_variant_alone_without_torch_is_one_line(tmp_path: Path) -> None:
+    proc = _build_engine(tmp_path, "--precision", "fp16", "--builder", "none")  # variants only: fp16 is made by ModelOpt
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and proc.stdout == "" and len(lines) == 1, proc.stdout + "\n".join(lines)
+    assert lines[0].startswith("error: fp16 needs the build machine's variant tools"), lines[0]
