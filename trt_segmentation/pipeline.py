@@ -149,8 +149,8 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
             log("  engine: not built (needs TensorRT, see the end)" if trt is None and req.builder != "none"
                 else "  engine: not built (--builder none)")
         else:
-            engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
-                                   batch=contract.batch)
+            engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision,
+                                   f".dla{req.dla_core}.engine" if req.dla_core >= 0 else ".engine", batch=contract.batch)
             implicit = req.implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
             scales_from = None
             if implicit and not req.implicit:
