@@ -318,7 +318,10 @@ def _read_table(blob: Optional[bytes], logger: ILogger) -> Optional[Dict[str, st
         return None
     lines = bytes(blob).decode("ascii", "replace").strip().splitlines()
     want = f"TRT-{VERSION_CODE}-EntropyCalibration2"
-    if os.environ.get("TRT_STANDIN_REJECT_TABLE") or not lines or lines[0].strip() != want:
+    if os.environ.get("TRT_STANDIN_REJECT_TABLE"):
+        logger.log(ILogger.Severity.WARNING, "the calibration table is not used (TRT_STANDIN_REJECT_TABLE), calibrating")
+        return None
+    if not lines or lines[0].strip() != want:
         logger.log(ILogger.Severity.WARNING, f"calibration table header {lines[0] if lines else ''!r} is not {want!r}:"
                                              " the table is not used, calibrating")
         return None
