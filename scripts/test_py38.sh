@@ -40,6 +40,7 @@ tests=(test/test_vehicle_runtime.py test/test_node_tensorrt_startup.py test/test
 tests+=(test/test_vehicle_build_py38.py)  # issue 18: the on-target build on Python 3.8, no torch/TensorRT
 tests+=(test/test_node_teardown.py)  # the bounded ROS teardown of every node process
 tests+=(test/test_build_engine_torch_free.py test/test_vehicle_modules.py)  # issue 32: torch-free build_engine, the closure
+tests+=(test/test_vehicle_engine_checks.py test/test_vehicle_hints.py)  # issue 32: stale scales, DLA, hints
 echo "==> vermin: minimum Python of the vehicle modules and their tests (target 3.8)"
 "$venv/bin/python" -c 'import sys; from vermin.main import main; sys.argv[0] = "vermin"; sys.exit(main())' \
   -t=3.8- --violations --no-tips --no-parse-comments "${vehicle[@]}" scripts/vehicle_modules.py "${tests[@]}"

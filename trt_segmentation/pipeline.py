@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .artifacts import BuilderKind, Precision, artifact_path
+from .artifacts import Artifact, BuilderKind, Precision, artifact_path
 from .build_request import BuildRequest
 from .engine.builder import build_engine, build_path, explicit_path_problem
 from .engine.metadata import on_target_command, rebuild_command
@@ -210,8 +210,8 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
             log("  engine: not built (needs TensorRT, see the end)" if trt is None and req.builder != "none"
                 else "  engine: not built (--builder none)")
         else:
-            engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
-                                   batch=contract.batch)
+            engine = Artifact(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
+                              contract.batch, req.dla_core).path  # <stem>.dla<N>.engine for a DLA core
             implicit = implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
             scales_from = None
             if fp16_flag and (trt.builder != "tensorrt" or trt.major >= 11):

@@ -17,7 +17,7 @@ Examples:
   trt_seg_build_on_target --engine-dir artifacts --size 512x1024
   # three cameras in one engine, mixed precision (files ..._b3_mixed.*)
   trt_seg_build_on_target --engine-dir artifacts --size 512x1024 --batch 3 --precision mixed
-  # INT8 on DLA core 0 (Xavier / AGX Orin): <name>.dla0.engine
+  # INT8 on DLA core 0 (Xavier / AGX Orin): <name>.dla0.engine (without --precision: every fp16/int8/mixed variant)
   trt_seg_build_on_target --engine-dir artifacts --size 512x1024 --precision int8 --dla-core 0
 Exit code: 0 every engine fits or was built, 1 a build failed, 2 bad arguments or a missing file.
 """
@@ -90,9 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         return folder.path(args.model, height, width, p, ".onnx", batch=args.batch)
 
     if args.precision:
-        precisions = [p for p in cli.expand_precisions(args.precision) if p.tensorrt]
-    else:
-        precisions = [p for p in Precision if p.tensorrt and variant(p).is_file()]
+        precisions = [p for p in cli.expand_precisions(args.precision) if p.tensorrt
+                      and not (args.dla_core >= 0 and "all" in args.precision and p is Precision.FP32)]
+    else:  # a DLA core runs FP16 and INT8 only: without --precision, --dla-core builds those
+        precisions = [p for p in Precision if p.tensorrt and variant(p).is_file()
+                      and (args.dla_core < 0 or p is not Precision.FP32)]
+    if args.dla_core >= 0 and Precision.FP32 in precisions:
+        print("error: DLA runs FP16 and INT8 only: drop fp32 from --precision with --dla-core (fp32 runs on the "
+              "GPU: build it in a call without --dla-core)", file=sys.stderr)
+        return 2
     if not precisions:
         print(f"error: no ONNX variant of {args.model} {height}x{width} (batch {args.batch}) in {args.engine_dir}; "
               f"copy the folder {cli.tool_command('build_engine')} wrote", file=sys.stderr)

@@ -9,8 +9,9 @@ on a DLA core before TensorRT 10), its INT8 scales read from the variant's Q/DQ 
 fit this machine (built elsewhere, another TensorRT, a changed ONNX) FAILs with the reason, or is rebuilt with
 --rebuild. Then it loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT version, GPU,
 Jetson module, precision, ONNX hash, tensors), runs it with two frames in flight on CUDA streams, and compares its
-labels with ONNX Runtime on the ONNX it was built from. Prints one pass/fail table (its "path" column says how
-each row was built).
+labels with ONNX Runtime on the ONNX it was built from (an implicit int8/mixed row also with the variant whose
+scales it took). Prints one pass/fail table (its "path" column says how each row was built; "INT8 layers" counts
+the engine's INT8 layers from TensorRT's engine inspector: an int8/mixed row without any FAILs).
 
 Without TensorRT (a laptop, CI) it still runs the ONNX Runtime reference and the TensorRT-RTX parse check, then
 reports NEEDS-TENSORRT for what only the target can prove.

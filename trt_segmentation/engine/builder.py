@@ -16,11 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import BuilderKind, Precision, artifact_path, batch_from_name
+from ..artifacts import Artifact, BuilderKind, Precision, artifact_path, batch_from_name
 from ..cli import tool_command
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
+from .on_target import dla_core_of
 from .tensorrt_adapter import (
     BuildError,
     BuildOptions,
@@ -30,6 +31,7 @@ from .tensorrt_adapter import (
     gpu_identity,
     load_tensorrt,
     platform_name,
+    typing_of,
 )
 
 LOG = logging.getLogger(__name__)
@@ -89,14 +91,21 @@ def build_engine(
             )
         if contract.get("precision", "fp32") != "fp32":
             raise ValueError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
-        if not precision.implicit_ok:
-            raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path")
+        if not precision.implicit_ok and scales_from is None:  # its own scales come as a table (item 4 of #32)
+            raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path, "
+                             "or its variant's own Q/DQ scales as the calibration table (scales_from)")
     else:
         problem = explicit_path_problem(trt, onnx_path)
         if problem:
             raise BuildError(problem)
     if dla_core >= 0 and precision is Precision.FP32:
         raise BuildError("DLA runs FP16 and INT8 only; build fp16, int8 or mixed for DLA (fp32 runs on the GPU)")
+    named_core = dla_core_of(engine_path)
+    if named_core != dla_core:  # the node and build_on_target look for <stem>.dla<N>.engine, GPU engines without it
+        expected = Artifact(engine_path.parent, str(contract["model"]), int(contract["height"]),
+                            int(contract["width"]), precision, ".engine", batch, dla_core).path
+        raise ValueError(f"the engine name {engine_path.name} says DLA core {named_core} (-1: the GPU), the build is "
+                         f"for {dla_core}; build it as {expected}")
     if not implicit and contract.get("precision", "fp32") != precision:
         raise ValueError(
             f"{onnx_path} holds the {contract.get('precision')} variant, not {precision}; make it with "
@@ -110,7 +119,9 @@ def build_engine(
         # still has weak typing (< 11): the variant's Q/DQ still fixes the INT8 layers and its casts the FP16 ones
         strongly_typed=not implicit and (dla_core < 0 or (trt.builder == "tensorrt" and trt.major >= 11)),
         implicit=implicit,
-        fp16=precision.uses_fp16,
+        # on DLA also FP16 for an INT8 precision: layers without an INT8 scale (some Resize outputs, the MatMul, the
+        # preprocessing) then stay on the DLA in FP16 instead of falling back to the GPU in FP32 (#32 item 4)
+        fp16=precision.uses_fp16 or (dla_core >= 0 and precision.uses_int8),
         int8=precision.uses_int8,
         dla_core=dla_core,
         progress=progress,
@@ -135,10 +146,15 @@ def build_engine(
 
             options = replace(options, fp16_layers=[f"^(?!{ENCODER_LAYERS})"], fp32_layers=[PREPROCESSING_LAYERS])
     LOG.info("building %s with %s %s (%s typing)", engine_path.name, trt.builder, trt.version,
-             "strong" if not implicit else "implicit")
+             typing_of(trt, options))
     try:
         with _device_context(device):
             result = build_serialized(trt, onnx_path, options)
+    except BuildError as exc:  # the calibrator's own reason (a table TensorRT did not take) before TensorRT's line
+        failure = calibrator_failure(calibrator)
+        if failure:
+            raise BuildError(f"implicit INT8 calibration of {engine_path.name} failed: {failure}. {exc}") from exc
+        raise
     finally:
         if calibrator is not None:
             calibrator.close()
@@ -156,7 +172,7 @@ def build_engine(
     # the file the engine was built from (fp32 on the implicit path), relative to the engine's folder, so that it
     # is found wherever that folder tree is copied, also when --out put the engine elsewhere
     opts["source_onnx"] = relative_source(onnx_path, engine_path)
-    if scales_from is not None:
+    if scales_from is not None and implicit and options.int8:
         opts["scales_from"] = relative_source(Path(scales_from), engine_path)
     opts.update({"workspace_mib": workspace_mib, "timing_cache": str(timing_cache) if timing_cache else None,
                  "opt_level": opt_level, "implicit": implicit, "builder": trt.builder, "tf32": options.tf32,
@@ -178,6 +194,7 @@ def build_engine(
         calibration_set_sha256=calibration_info.get("sha256"),
         onnx_sha256=sha256_file(onnx_path),
         source_sha256=source_sha256,
+        scales_sha256=sha256_file(scales_from) if scales_from is not None and implicit and options.int8 else None,
         inputs=result.inputs,
         outputs=result.outputs,
         build_options=opts,

@@ -75,14 +75,16 @@ def command_for(engine_path: str | Path, precision: str | Precision, model: str 
 
 def fit_problems(engine_path: str | Path, precision: str | Precision, *, device: int = 0) -> list[str]:
     """Why the existing ``engine_path`` cannot run here ([] when it can): no or unreadable sidecar, another
-    TensorRT (or TensorRT-RTX), GPU or Jetson module, another precision or batch, or an ONNX changed since."""
+    TensorRT (or TensorRT-RTX), GPU or Jetson module, another precision or batch, an ONNX changed since, or (an
+    implicit engine) a re-calibrated variant whose scales it took (metadata.scales_problem)."""
     from .tensorrt_adapter import gpu_identity, platform_name, real_tensorrt
 
     engine_path = Path(engine_path)
     try:
         meta = read_metadata(engine_path)
-    except MetadataError as exc:
-        return [str(exc).split(";")[0]]
+    except MetadataError as exc:  # the first clause says why; the engine itself is named by the caller
+        reason = str(exc).split(";")[0]
+        return [reason[len(f"engine {engine_path}: "):] if reason.startswith(f"engine {engine_path}: ") else reason]
     trt = real_tensorrt()
     capability = gpu_identity(device)[1]
     source = source_onnx_path(engine_path, meta)

@@ -333,6 +333,45 @@ class _Progress:
         return Monitor()
 
 
+def typing_of(trt: TensorRT, options: BuildOptions) -> str:
+    """How ``trt`` types a network built with ``options``: 'strong' (precision from the ONNX), 'weak' (the variant
+    with builder flags: TensorRT < 10, DLA) or 'implicit' (the FP32 ONNX with flags and a calibrator)."""
+    if (options.strongly_typed and trt.strongly_typed_supported) or trt.builder == "tensorrt-rtx":
+        return "strong"
+    return "implicit" if options.implicit or options.int8_calibrator is not None else "weak"
+
+
+#: how the engine inspector writes an INT8 tensor format ('Thirty-two wide channel vectorized row major Int8 format')
+_INT8_FORMAT = re.compile(r"\bint8\b", re.IGNORECASE)
+
+
+def int8_layer_count(engine: Any, trt: TensorRT) -> int | None:
+    """How many layers of a deserialized ``engine`` read or write INT8 tensors, from TensorRT's engine inspector
+    (TensorRT >= 8.2; the engine built with ``ProfilingVerbosity.DETAILED``, as :func:`build_serialized` does).
+    Reformatting layers (format conversions around INT8 layers) are left out. None when the inspector or the
+    detailed layer information is not there (an older engine, or TensorRT without the inspector)."""
+    import json
+
+    fmt = getattr(getattr(trt.module, "LayerInformationFormat", None), "JSON", None)
+    if fmt is None or not hasattr(engine, "create_engine_inspector"):
+        return None
+    try:
+        info = json.loads(engine.create_engine_inspector().get_engine_information(fmt))
+    except (ValueError, TypeError, AttributeError, RuntimeError):
+        return None
+    layers = info.get("Layers", []) if isinstance(info, dict) else []
+    if not layers or not all(isinstance(layer, dict) for layer in layers):
+        return None  # names only: the engine was built without detailed profiling verbosity
+    count = 0
+    for layer in layers:
+        if "Reformat" in str(layer.get("LayerType", "")) or str(layer.get("Name", "")).startswith("Reformatting"):
+            continue
+        formats = [str(t.get("Format/Datatype", "")) for t in layer.get("Inputs", []) + layer.get("Outputs", [])
+                   if isinstance(t, dict)]
+        count += any(_INT8_FORMAT.search(f) for f in formats)
+    return count
+
+
 def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions) -> BuildResult:
     """Parse ``onnx_path`` and build a serialized engine with ``options``; :class:`BuildError` on failure."""
     mod = trt.module
@@ -344,16 +383,16 @@ def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions
         LOG.info("TensorRT %s has no strongly typed networks; using builder precision flags", trt.version)
     network, _parser = _parse(trt, builder, logger, onnx_path, strongly_typed)
     config: trt_api.IBuilderConfig = builder.create_builder_config()
+    verbosity = getattr(mod, "ProfilingVerbosity", None)
+    if verbosity is not None:  # each layer's tensor formats in the engine, for the inspector (int8_layer_count)
+        config.profiling_verbosity = verbosity.DETAILED
     if options.workspace_mib is not None:
         config.set_memory_pool_limit(mod.MemoryPoolType.WORKSPACE, int(options.workspace_mib) << 20)
     if options.opt_level is not None:
         if not hasattr(config, "builder_optimization_level"):
             raise BuildError(f"TensorRT {trt.version} has no builder optimisation level (needs >= 8.6)")
         config.builder_optimization_level = int(options.opt_level)
-    if strongly_typed or trt.builder == "tensorrt-rtx":
-        typing = "strong"
-    else:
-        typing = "implicit" if options.implicit or options.int8_calibrator is not None else "weak"
+    typing = typing_of(trt, options)
     if typing != "strong":
         if options.fp16:
             config.set_flag(mod.BuilderFlag.FP16)
