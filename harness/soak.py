@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from harness.launch_emulation import NodeProcess, launch_command
+from harness.launch_emulation import NodeProcess, launch_command, process_rss_mb
 from harness.node_benchmark import FREE_MODEL, AgeListener, _child_env, free_model
 from trt_segmentation.node.diagnostics import camera_task, cpu_model, status_name
 from trt_segmentation.node.frame_ring import SHM_DIR
@@ -65,16 +65,6 @@ class Sample:
     rss_mb: Dict[str, float]
     shm_entries: int
     shm_mb: float
-
-
-def rss_mb(pid: int) -> Optional[float]:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def node_processes(config: Configuration) -> Dict[str, int]:
@@ -180,7 +170,7 @@ def run(size: tuple, rate: float, seconds: float, sample_s: float, out: Path, do
             roles: Dict[str, float] = {}
             for config in configs:
                 for role, pid in node_processes(config).items():
-                    mb = rss_mb(pid)
+                    mb = process_rss_mb(pid)
                     if mb is not None:
                         roles[role] = mb
             entries, shm_mb = shm_rings([c.node.pid for c in configs])

@@ -1,9 +1,10 @@
 """Finding and ending the processes a test run started, by a marker in their environment (conftest.py sets it).
 
 Every process the tests start (publishers, nodes, their camera I/O processes, tools, helper scripts) inherits the
-marker from the pytest process's environment and passes it on, so it is found however it was started: through the
-harness, a bare ``subprocess`` call, ``setsid`` or a grandchild. Linux only (``/proc``), like the node's own
-process handling.
+marker from the pytest process's environment and passes it on, so it is found however it was started (through the
+harness, a bare ``subprocess`` call, ``setsid`` or as a grandchild) as long as it was given the run's environment:
+a process started with an environment built from scratch carries no marker and is not found. Linux only
+(``/proc``), like the node's own process handling.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ RUN_MARKER = "TRT_SEGMENTATION_TEST_RUN"
 PROC = Path("/proc")
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
+def process_stat(pid: int) -> tuple[str, int] | None:
     """(state, parent pid) of a process, None once it is gone."""
     try:
         fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
@@ -62,7 +63,7 @@ def processes_left_behind(before: dict[int, str]) -> dict[int, str]:
             continue
         ancestor, seen = pid, 0
         while ancestor > 1 and ancestor not in before and seen < 64:
-            stat = _stat(ancestor)
+            stat = process_stat(ancestor)
             ancestor = stat[1] if stat else 0
             seen += 1
         if ancestor not in before:
@@ -70,17 +71,16 @@ def processes_left_behind(before: dict[int, str]) -> dict[int, str]:
     return left
 
 
-def _alive(pid: int) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[0] != "Z"
-
-
 def end_processes(processes: dict[int, str], grace_s: float = 5.0) -> None:
     """SIGTERM each process (its whole process group where it leads one other than pytest's), SIGKILL what is
-    still alive ``grace_s`` seconds later."""
+    still alive ``grace_s`` seconds later. Each round signals only the pids that still carry this run's marker, so
+    a pid the kernel gave to another process meanwhile is never touched."""
     own_group = os.getpgrp()
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in processes:
+        targets = run_processes().keys() & processes.keys()
+        if not targets:
+            return
+        for pid in targets:
             try:
                 if os.getpgid(pid) == pid and pid != own_group:
                     os.killpg(pid, sig)
@@ -89,7 +89,5 @@ def end_processes(processes: dict[int, str], grace_s: float = 5.0) -> None:
             except OSError:  # gone meanwhile
                 pass
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(pid) for pid in processes):
+        while time.monotonic() < deadline and run_processes().keys() & targets:
             time.sleep(0.05)
-        if not any(_alive(pid) for pid in processes):
-            return

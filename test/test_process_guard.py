@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from process_guard import end_processes, processes_left_behind, run_processes
+from process_guard import end_processes, process_stat, processes_left_behind, run_processes
 
 pytest_plugins = ["pytester"]
 HERE = Path(__file__).resolve().parent
@@ -61,11 +61,8 @@ def inner_session(pytester: pytest.Pytester) -> None:
 def gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        if state == "Z":
+        stat = process_stat(pid)
+        if stat is None or stat[0] == "Z":
             return True
         time.sleep(0.05)
     return False
@@ -111,19 +108,31 @@ def test_each_module_runs_in_a_ros_domain_of_its_own(pytester: pytest.Pytester) 
     assert len(domains) == 2 and domains[0] != domains[1], domains
 
 
-def test_a_process_of_a_module_fixture_and_its_restarted_child_are_not_ended_by_a_test() -> None:
-    """processes_left_behind spares what descends from a process already running when the test began."""
-    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+def test_a_process_of_a_module_fixture_and_its_restarted_child_are_not_ended_by_a_test(tmp_path: Path) -> None:
+    """processes_left_behind spares what descends from a process already running when the test began (a module
+    fixture's node restarting its camera I/O process), and names what the test itself started."""
+    go = tmp_path / "go"
+    spawner = ("import pathlib, subprocess, sys, time\n"
+               f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.02)\n"
+               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+               "print(child.pid, flush=True); time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", spawner], start_new_session=True, stdout=subprocess.PIPE,
+                              text=True)
     try:
+        time.sleep(0.5)
         before = run_processes()
         assert parent.pid in before
-        child = subprocess.Popen(["sleep", "60"])  # started by the test itself: left behind
+        go.touch()  # the "fixture's" process now starts a child, after the test began
+        restarted = int(parent.stdout.readline())
+        own = subprocess.Popen(["sleep", "60"])  # started by the test itself: left behind
         try:
             left = processes_left_behind(before)
-            assert child.pid in left and parent.pid not in left, left
+            assert own.pid in left, left
+            assert restarted not in left and parent.pid not in left, (restarted, left)
         finally:
-            child.kill()
-            child.wait()
+            own.kill()
+            own.wait()
     finally:
         end_processes({parent.pid: "parent"})
         assert parent.wait(timeout=10) == -signal.SIGTERM
+        assert gone(restarted, 10)  # the child went with its parent's process group
