@@ -142,7 +142,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
     from .precision.calibration_data import CalibrationSet, parse_source
     from .precision.variants import make_variant, needs_calibration, read_fp32_contract
 
-    check_variant_tools(req)
+    check_variant_tools(req)  # also in commands/build_engine.py, before its calibration check (see there)
     # the request's calibration text parsed once (a misspelt source fails before the export), read once below:
     # every variant and implicit engine of this build gets the same loaded frames
     source = (parse_source(req.calibration, count=req.calibration_count, batch_size=req.calibration_batch)
@@ -181,8 +181,6 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
             if fp16_flag:
                 log(f"  ONNX variant: not made ({VARIANT_TOOLS} is not installed here); TensorRT builds {precision} "
                     "from the FP32 ONNX with its FP16 flag (the implicit path, TensorRT 8.5-10.x)")
-        elif precision is Precision.FP32 and not variant_tools_installed():
-            step.onnx = fp32  # the FP32 ONNX is the variant (make_variant imports the export's torch)
         else:
             report = make_variant(fp32, precision, variant_path, calibration, use_cache=req.use_cache,
                                   mixed_config=req.mixed_config)

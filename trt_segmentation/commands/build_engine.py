@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..pipeline import check_variant_tools, run_pipeline
     from ..precision.variants import needs_calibration
 
-    check_variant_tools(request)  # without torch (a vehicle): what needs the build machine, and its command
+    # without torch (a vehicle): what needs the build machine, and its command. Checked here as well as in
+    # run_pipeline (which its other callers need) so that it comes before the calibration-images error below:
+    # on a vehicle, int8 without --calibration is answered by the build machine's command
+    check_variant_tools(request)
     if any(needs_calibration(p) for p in precisions) and not args.calibration:
         need = ", ".join(p.value for p in precisions if needs_calibration(p))
         print(f"error: {need} need calibration images: --calibration DIR | cityscapes:ROOT[@split] | "
