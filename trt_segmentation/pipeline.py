@@ -212,7 +212,8 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                               contract.batch, req.dla_core).path  # <stem>.dla<N>.engine for a DLA core
             implicit = implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
             scales_from = None
-            if fp16_flag and (trt.builder != "tensorrt" or trt.major >= 11):
+            # no variant (None): whether this TensorRT has the implicit path for fp16 at all (build_path's rule)
+            if fp16_flag and build_path(trt, precision, None, dla_core=req.dla_core) is not BuilderKind.IMPLICIT:
                 raise BuildMachineOnly(
                     f"{trt.builder} {trt.version} builds strongly typed networks only: fp16 needs its FP16 variant, "
                     f"made where {VARIANT_TOOLS} is installed (`{rebuild_command(req)}`)")
