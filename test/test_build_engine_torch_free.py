@@ -35,10 +35,13 @@ runpy.run_path('tools/build_engine.py', run_name='__main__')
 """
 
 
-def _build_engine(tmp_path: Path, *args: str, standin: str = "") -> "subprocess.CompletedProcess[str]":
-    """tools/build_engine.py with torch blocked; ``standin``: the TensorRT stand-in's version on the path."""
-    onnx.save(tiny_model(32, 64), str(tmp_path / FP32))
-    argv: List[str] = ["--onnx", str(tmp_path / FP32), "--out", str(tmp_path / "out"), *args]
+def _build_engine(tmp_path: Path, *args: str, standin: str = "",
+                  model: str = "swiftnet_ss_rn18") -> "subprocess.CompletedProcess[str]":
+    """tools/build_engine.py with torch blocked, on ``model``'s FP32 ONNX (32x64); ``standin``: the TensorRT
+    stand-in's version on the path."""
+    fp32 = tmp_path / f"{model}_32x64_fp32.onnx"
+    onnx.save(tiny_model(32, 64, model=model), str(fp32))
+    argv: List[str] = ["--onnx", str(fp32), "--out", str(tmp_path / "out"), *args]
     if standin:
         return run_standin(["-X", "importtime", "-c", NO_TORCH, *argv], version=standin)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -98,6 +101,15 @@ def test_int8_without_torch_is_one_line_naming_the_build_machine_command(tmp_pat
     assert line.startswith("error: int8 needs the build machine's variant tools (torch, ModelOpt)"), line
     assert "build_engine" in line and f"--onnx {tmp_path / FP32} --precision int8 --calibration" in line, line
     assert "build_on_target" in line and f"--engine-dir {tmp_path / 'out'}" in line, line
+
+
+def test_the_build_machine_line_names_the_model_and_the_dla_core(tmp_path: Path) -> None:
+    proc = _build_engine(tmp_path, "--precision", "int8", "--dla-core", "0", model="swiftnet_pyr_rn18")
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stdout + "\n".join(lines)
+    # the on-target command as the target runs it: a pyr model (not the default), on DLA core 0 (.dla0 engines)
+    assert (f"build_on_target.py --engine-dir {tmp_path / 'out'} --model swiftnet_pyr_rn18 --size 32x64 "
+            "--precision int8 --dla-core 0`") in lines[0], lines[0]
 
 
 def test_an_fp16_onnx_variant_alone_without_torch_is_one_line(tmp_path: Path) -> None:

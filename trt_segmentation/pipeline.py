@@ -109,12 +109,14 @@ def check_variant_tools(req: PipelineRequest) -> None:
         engines = [p for p in need if p.tensorrt]
         contract = read_contract_dict(req.onnx) if req.onnx is not None and req.onnx.is_file() else {}
         size = (int(contract["height"]), int(contract["width"])) if contract else req.size
+        on_target = on_target_command(req.out_dir, engines, size, req.batch, model=contract.get("model"),
+                                      dla_core=req.dla_core)  # the engine names the target looks for (.dla<N>)
         raise BuildMachineOnly(
             f"{' '.join(p.value for p in need)} need{'s' if len(need) == 1 else ''} the build machine's variant tools "
             f"({VARIANT_TOOLS}, ModelOpt), not installed here: make the variants there with "
             f"`{rebuild_command(replace(req, precisions=need, builder='none'))}`"
             + (f", copy {req.out_dir} here and build their engines with "
-               f"`{on_target_command(req.out_dir, engines, size, req.batch)}`" if engines else ""))
+               f"`{on_target}`" if engines else ""))
 
 
 def _fp32_in_out_dir(fp32: Path, out_dir: Path, model: str, height: int, width: int, batch: int,
