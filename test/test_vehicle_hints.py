@@ -133,10 +133,21 @@ def test_the_vehicle_doc_names_only_vehicle_commands_and_they_run_without_torch(
     text = (REPO / "docs" / "vehicle.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
     assert blocks, "docs/vehicle.md shows its commands in a ```bash block"
-    commands = [line.strip() for block in blocks for line in block.splitlines()
-                if line.strip() and not line.strip().startswith("#")]
+    commands = [line.strip() for block in blocks for line in re.sub(r"\\\n\s*", " ", block).splitlines()
+                if line.strip() and not line.strip().startswith("#")]  # a `\`-continued command as one line
+    argvs = [shlex.split(command.split("#")[0]) for command in commands]
+    # the Container section: `docker build` makes the images (test/test_docker.py checks those lines); what a
+    # `docker run` of one of them runs is a vehicle command, checked as the others
+    images = {argv[argv.index("-t") + 1] for argv in argvs if argv[:2] == ["docker", "build"]}
     tools = set()
-    for command in commands:
+    for command, argv in zip(commands, argvs):
+        if argv[:2] == ["docker", "build"]:
+            assert not named_tools(command), command
+            continue
+        if argv[:2] == ["docker", "run"]:
+            image = next((word for word in argv if word in images), None)
+            assert image and argv[argv.index(image) + 1:], f"runs no command in an image built above: {command}"
+            command = " ".join(argv[argv.index(image) + 1:])
         named = named_tools(command.split("#")[0])
         assert named or command.startswith("ros2 launch trt_segmentation "), command
         tools.update(named)

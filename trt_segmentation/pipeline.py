@@ -109,12 +109,14 @@ def check_variant_tools(req: PipelineRequest) -> None:
         engines = [p for p in need if p.tensorrt]
         contract = read_contract_dict(req.onnx) if req.onnx is not None and req.onnx.is_file() else {}
         size = (int(contract["height"]), int(contract["width"])) if contract else req.size
+        on_target = on_target_command(req.out_dir, engines, size, req.batch, model=contract.get("model"),
+                                      dla_core=req.dla_core)  # the engine names the target looks for (.dla<N>)
         raise BuildMachineOnly(
             f"{' '.join(p.value for p in need)} need{'s' if len(need) == 1 else ''} the build machine's variant tools "
             f"({VARIANT_TOOLS}, ModelOpt), not installed here: make the variants there with "
             f"`{rebuild_command(replace(req, precisions=need, builder='none'))}`"
             + (f", copy {req.out_dir} here and build their engines with "
-               f"`{on_target_command(req.out_dir, engines, size, req.batch)}`" if engines else ""))
+               f"`{on_target}`" if engines else ""))
 
 
 def _fp32_in_out_dir(fp32: Path, out_dir: Path, model: str, height: int, width: int, batch: int,
@@ -142,7 +144,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
     from .precision.calibration_data import CalibrationSet, parse_source
     from .precision.variants import make_variant, needs_calibration, read_fp32_contract
 
-    check_variant_tools(req)
+    check_variant_tools(req)  # also in commands/build_engine.py, before its calibration check (see there)
     # the request's calibration text parsed once (a misspelt source fails before the export), read once below:
     # every variant and implicit engine of this build gets the same loaded frames
     source = (parse_source(req.calibration, count=req.calibration_count, batch_size=req.calibration_batch)
@@ -181,8 +183,6 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
             if fp16_flag:
                 log(f"  ONNX variant: not made ({VARIANT_TOOLS} is not installed here); TensorRT builds {precision} "
                     "from the FP32 ONNX with its FP16 flag (the implicit path, TensorRT 8.5-10.x)")
-        elif precision is Precision.FP32 and not variant_tools_installed():
-            step.onnx = fp32  # the FP32 ONNX is the variant (make_variant imports the export's torch)
         else:
             report = make_variant(fp32, precision, variant_path, calibration, use_cache=req.use_cache,
                                   mixed_config=req.mixed_config)
@@ -214,7 +214,8 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                               contract.batch, req.dla_core).path  # <stem>.dla<N>.engine for a DLA core
             implicit = implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
             scales_from = None
-            if fp16_flag and (trt.builder != "tensorrt" or trt.major >= 11):
+            # no variant (None): whether this TensorRT has the implicit path for fp16 at all (build_path's rule)
+            if fp16_flag and build_path(trt, precision, None, dla_core=req.dla_core) is not BuilderKind.IMPLICIT:
                 raise BuildMachineOnly(
                     f"{trt.builder} {trt.version} builds strongly typed networks only: fp16 needs its FP16 variant, "
                     f"made where {VARIANT_TOOLS} is installed (`{rebuild_command(req)}`)")
