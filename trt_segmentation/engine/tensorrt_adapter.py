@@ -390,7 +390,11 @@ def measure_device_memory(trt: TensorRT, serialized: bytes, dla_core: int = -1) 
     runtime: trt_api.Runtime = trt.module.Runtime(make_logger(trt))
     if dla_core >= 0:
         runtime.DLA_core = int(dla_core)
-    engine = runtime.deserialize_cuda_engine(serialized)
+    try:
+        engine = runtime.deserialize_cuda_engine(serialized)
+    except RuntimeError as exc:  # e.g. out of memory next to a running node: the engine itself is fine
+        LOG.warning("the engine just built does not deserialize here (%s); its device memory is not recorded", exc)
+        return None
     if engine is None:
         LOG.warning("the engine just built does not deserialize here; its device memory is not recorded")
         return None
