@@ -11,6 +11,8 @@ no TensorRT), with the recording TensorRT stand-in (test/trt_standin) where Tens
    takes only that one).
 7. The on-target check counts the engine's INT8 layers (engine inspector) and fails an INT8 row without any; an
    implicit row is also compared with the labels of the variant whose scales it took.
+8. Builds started on the vehicle set a builder workspace limit (1 GiB on a Jetson unless asked otherwise), and every
+   sidecar records the limit, the engine's size and one execution context's device memory, which the check prints.
 """
 
 from __future__ import annotations
@@ -182,3 +184,89 @@ def test_an_int8_row_without_int8_layers_or_unlike_its_variant_fails(tmp_path: P
     assert "INT8 layers" in table.splitlines()[0] and " | 0 " in table.splitlines()[2]
     fp16 = CheckRow(Precision.FP16, "MISSING", int8_layers=0)
     assert judge(fp16, fp32, fp32, 0.99).status == "PASS"  # no INT8 asked for: none expected
+
+
+# ----------------------------------------------------------------------------- 8: workspace and device memory
+def _jetson_tree(root: Path) -> Path:
+    """A device tree as an Orin Nano developer kit has it (engine/tensorrt_adapter.py platform_name reads it)."""
+    root.mkdir(parents=True)
+    (root / "model").write_text("NVIDIA Jetson Orin Nano Developer Kit\x00")
+    (root / "compatible").write_text("nvidia,p3768-0000+p3767-0005\x00nvidia,p3767-0005\x00nvidia,tegra234\x00")
+    return root
+
+
+def _columns(table: str, precision: str) -> dict:
+    """The row of ``precision`` in check_on_target's table, by column name."""
+    lines = [line for line in table.splitlines() if " | " in line]
+    header = [c.strip() for c in lines[0].split(" | ")]
+    row = next(line for line in lines[1:] if line.split(" | ")[0].strip() == precision)
+    return dict(zip(header, (c.strip() for c in row.split(" | "))))
+
+
+def test_the_workspace_default_is_1_gib_on_a_jetson_and_every_build_command_takes_the_flag(tmp_path: Path) -> None:
+    from trt_segmentation.build_request import JETSON_WORKSPACE_MIB, workspace_limit_mib
+    from trt_segmentation.commands import build_engine, build_on_target, check_on_target
+    from trt_segmentation.engine.tensorrt_adapter import platform_name
+
+    jetson = platform_name(_jetson_tree(tmp_path / "device-tree"))
+    assert "Orin Nano" in jetson and platform_name(tmp_path / "no-tree") == ""
+    assert workspace_limit_mib(None, jetson) == JETSON_WORKSPACE_MIB == 1024
+    assert workspace_limit_mib(None, "") is None  # a discrete GPU: TensorRT's default
+    assert workspace_limit_mib(0, jetson) is None and workspace_limit_mib(512, "") == 512
+    required = {build_engine: ["--onnx", "x.onnx"], build_on_target: [], check_on_target: []}
+    for command, args in required.items():
+        parser = command.build_parser()
+        assert parser.parse_args(args + ["--workspace-mib", "256"]).workspace_mib == 256
+        assert parser.parse_args(args).workspace_mib is None
+        with pytest.raises(SystemExit):
+            parser.parse_args(args + ["--workspace-mib", "-1"])
+
+
+def test_vehicle_builds_record_the_workspace_the_engine_size_and_device_memory(tmp_path: Path) -> None:
+    folder = variant_folder(tmp_path / "engines", ("fp32", "fp16", "mixed"))
+    proc = run_standin([BUILD, "--engine-dir", str(folder), "--precision", "fp16", "mixed", "--workspace-mib", "512"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for precision in ("fp16", "mixed"):
+        engine = onnx_path(folder, precision, ".engine")
+        meta, record = json.loads(engine.with_suffix(".json").read_text()), _record(engine)
+        assert record["memory_pools"] == {"WORKSPACE": 512 << 20} and meta["build_options"]["workspace_mib"] == 512
+        assert meta["engine_bytes"] == engine.stat().st_size
+        assert meta["device_memory_bytes"] == record["device_memory_size"] > 0  # TensorRT 8.5: device_memory_size
+    assert proc.stdout.count("MiB device memory per execution context, workspace 512 MiB") == 2, proc.stdout
+
+    # the check prints both per row (from the sidecar here: the stand-in's engines do not run)
+    check = run_standin([CHECK, "--engine-dir", str(folder), "--size", f"{H}x{W}", "--precision", "fp16", "mixed",
+                         "--image-count", "1"])
+    for precision in ("fp16", "mixed"):
+        engine = onnx_path(folder, precision, ".engine")
+        meta = json.loads(engine.with_suffix(".json").read_text())
+        row = _columns(check.stdout, precision)
+        assert row["engine MiB"] == f"{engine.stat().st_size / (1 << 20):.1f}", check.stdout
+        assert row["MiB/context"] == f"{meta['device_memory_bytes'] / (1 << 20):.1f}", check.stdout
+
+    # TensorRT 10.3 (device_memory_size_v2), no flag, not a Jetson: no limit set, and the sidecar says so
+    other = variant_folder(tmp_path / "trt10", ("fp32", "fp16"))
+    assert run_standin([BUILD, "--engine-dir", str(other), "--precision", "fp16"], version="10.3.0").returncode == 0
+    engine = onnx_path(other, "fp16", ".engine")
+    meta, record = json.loads(engine.with_suffix(".json").read_text()), _record(engine)
+    assert record["memory_pools"] == {} and meta["build_options"]["workspace_mib"] is None
+    assert meta["device_memory_bytes"] == record["device_memory_size"] > 0
+
+
+def test_the_nodes_build_call_takes_1_gib_on_a_jetson_and_the_workspace_it_is_given(tmp_path: Path) -> None:
+    folder = variant_folder(tmp_path / "engines", ("fp32", "fp16"))
+    engine = onnx_path(folder, "fp16", ".engine")
+    code = ("import sys\nfrom trt_segmentation.engine import tensorrt_adapter\n"
+            "tensorrt_adapter.platform_name.__defaults__ = (sys.argv[1],)  # this test's Jetson device tree\n"
+            "from trt_segmentation.engine.on_target import ensure_engine\n"
+            "workspace = None if sys.argv[3] == 'default' else int(sys.argv[3])\n"
+            "print(ensure_engine(sys.argv[2], 'fp16', workspace_mib=workspace))\n")
+    tree = _jetson_tree(tmp_path / "device-tree")
+    for workspace, pools, recorded in (("default", {"WORKSPACE": 1 << 30}, 1024), ("0", {}, None),
+                                       ("300", {"WORKSPACE": 300 << 20}, 300)):
+        engine.unlink(missing_ok=True)
+        proc = run_standin(["-c", code, str(tree), str(engine), workspace])
+        assert proc.returncode == 0 and proc.stdout.split() == ["built"], proc.stdout + proc.stderr
+        meta = json.loads(engine.with_suffix(".json").read_text())
+        assert _record(engine)["memory_pools"] == pools and meta["build_options"]["workspace_mib"] == recorded
+        assert "Orin Nano" in meta["platform"] and meta["device_memory_bytes"] > 0

@@ -227,14 +227,14 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                 # calibration table (engine/calibration_table.py), so it quantizes as the variant does
                 scales_from = step.onnx if precision.uses_int8 else None
                 step.onnx = fp32
-            build_engine(step.onnx, engine, precision, calibration if implicit and scales_from is None else None,
+            meta = build_engine(step.onnx, engine, precision, calibration if implicit and scales_from is None else None,
                          scales_from=scales_from, builder=trt.builder,
                          implicit=implicit, workspace_mib=req.workspace_mib, timing_cache=req.timing_cache,
                          opt_level=req.opt_level, dla_core=req.dla_core, source_sha256=source_sha,
                          build_options=dict(req.to_options(), precision=precision),
                          progress=lambda line: log(f"    {line}"), verbose=req.verbose)
             step.engine = engine
-            log(f"  engine: {engine} (+ {engine.with_suffix('.json').name})")
+            log(f"  engine: {engine} (+ {engine.with_suffix('.json').name}): {meta.memory_summary()}")
         step.seconds = time.perf_counter() - start
         steps.append(step)
     return steps

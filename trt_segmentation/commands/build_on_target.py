@@ -10,7 +10,9 @@ quantization tools, no calibration images. For each precision it writes <model>_
             as a TensorRT calibration table (--implicit-calibration qdq-table, the default), or from TensorRT's
             entropy calibrator over images (--implicit-calibration tensorrt-entropy --calibration SOURCE)
 An engine that is already there and fits (sidecar: same TensorRT, GPU, Jetson module, precision, batch and ONNX) is
-kept; one that does not fit is rebuilt, the reason printed; --force rebuilds every one.
+kept; one that does not fit is rebuilt, the reason printed; --force rebuilds every one. The builder's workspace is
+limited to 1 GiB on a Jetson, whose GPU memory is the system's RAM (--workspace-mib N; 0: TensorRT's default, no
+limit); each sidecar records that limit, the engine's size and one execution context's device memory.
 
 Examples:
   # JetPack 5 or 6, the folder copied from the build machine: every precision whose variant is in it
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 from .. import cli
+from ..build_request import add_workspace
 
 TOOL = "build_on_target"
 
@@ -54,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--builder", default="tensorrt", choices=["tensorrt", "tensorrt-rtx"],
                    help="tensorrt (default: engines the node loads); tensorrt-rtx: TensorRT-RTX engines (RTX GPUs, "
                         "and the rehearsal of this command on a machine without TensorRT)")
-    p.add_argument("--workspace-mib", type=int, metavar="MIB", help="builder workspace limit in MiB")
+    add_workspace(p)
     p.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache (read and updated)")
     p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
                    help="builder optimisation level (TensorRT >= 8.6; default 3)")
@@ -67,6 +70,10 @@ def _size(engine_dir: Path, model: str, batch: int) -> tuple[int, int] | None:
 
     sizes = ArtifactFolder(engine_dir).sizes(model, batch=batch)
     return sizes[0] if len(sizes) == 1 else None
+
+
+def _workspace(limit: object) -> str:
+    return f"{limit} MiB" if limit else "TensorRT's default (no limit)"
 
 
 @cli.command
@@ -136,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             continue
         print(f"    {meta.typing} build from {meta.build_options.get('source_onnx')} in "
-              f"{time.monotonic() - start:.0f} s -> {engine} (+ {engine.with_suffix('.json').name})", flush=True)
+              f"{time.monotonic() - start:.0f} s -> {engine} (+ {engine.with_suffix('.json').name}): "
+              f"{meta.memory_summary()}, workspace {_workspace(meta.build_options.get('workspace_mib'))}", flush=True)
     return 1 if failed else 0
 
 

@@ -64,9 +64,21 @@ class EngineMetadata:
     tool_version: str = ""
     schema_version: int = SCHEMA_VERSION
     batch: int = 1  # static frames per run; sidecars written before batching existed have none: batch 1
+    engine_bytes: int | None = None  # the serialized engine's size (None: a sidecar from before it was recorded)
+    # device memory each execution context allocates (activations, tactic scratch; tensorrt_adapter.device_memory_size),
+    # measured on the build machine; None where the engine could not be deserialized there (TensorRT-RTX without a
+    # GPU) or the sidecar predates it
+    device_memory_bytes: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    def memory_summary(self) -> str:
+        """'engine 26.9 MiB, 118.0 MiB device memory per execution context' (what is known of the two)."""
+        engine = f"engine {mib(self.engine_bytes)} MiB" if self.engine_bytes is not None else "engine size not recorded"
+        if self.device_memory_bytes is None:
+            return f"{engine}, device memory per execution context not measured"
+        return f"{engine}, {mib(self.device_memory_bytes)} MiB device memory per execution context"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineMetadata:
@@ -86,6 +98,11 @@ class EngineMetadata:
             raise MetadataError(f"engine metadata precision: {exc}") from None
         # unknown keys from a newer minor writer are ignored rather than fatal
         return cls(**{k: v for k, v in data.items() if k in names and k != "precision"}, precision=precision)
+
+
+def mib(size: int) -> str:
+    """``size`` bytes in MiB, one decimal ('26.9')."""
+    return f"{size / (1 << 20):.1f}"
 
 
 def metadata_path(engine_path: str | Path) -> Path:

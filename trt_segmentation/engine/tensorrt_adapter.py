@@ -168,7 +168,7 @@ def same_platform(a: str, b: str) -> bool:
 
 @dataclass
 class BuildOptions:
-    workspace_mib: int | None = None  # None: TensorRT's default (all device memory)
+    workspace_mib: int | None = None  # None: TensorRT's default (all device memory); build_request.workspace_limit_mib
     timing_cache: Path | None = None  # read if present, written after the build
     opt_level: int | None = None  # builder optimisation level 0-5 (TensorRT >= 8.6; default 3)
     strongly_typed: bool = True  # precision from the ONNX (TensorRT >= 10, TRT-RTX)
@@ -370,6 +370,35 @@ def int8_layer_count(engine: Any, trt: TensorRT) -> int | None:
                    if isinstance(t, dict)]
         count += any(_INT8_FORMAT.search(f) for f in formats)
     return count
+
+
+def device_memory_size(engine: trt_api.ICudaEngine) -> int:
+    """Bytes of device memory each execution context of ``engine`` allocates (activations and the chosen tactics'
+    scratch; the weights are the engine's, once): ``device_memory_size_v2`` where TensorRT has it (>= 10.1, and
+    TensorRT-RTX, whose engines have only that one), else ``device_memory_size`` (8.5-10.0). On a Jetson that memory
+    is the system's RAM, once per in-flight slot."""
+    v2 = getattr(engine, "device_memory_size_v2", None)
+    return int(v2 if v2 is not None else engine.device_memory_size)
+
+
+def measure_device_memory(trt: TensorRT, serialized: bytes, dla_core: int = -1) -> int | None:
+    """:func:`device_memory_size` of a just built ``serialized`` engine, deserialized for it on the current CUDA
+    device (the build's); None where that cannot be done here: TensorRT-RTX without a GPU (it deserializes on a GPU
+    only), or an engine this TensorRT does not deserialize (logged)."""
+    if trt.builder == "tensorrt-rtx" and gpu_identity()[0] == "none":
+        return None
+    runtime: trt_api.Runtime = trt.module.Runtime(make_logger(trt))
+    if dla_core >= 0:
+        runtime.DLA_core = int(dla_core)
+    try:
+        engine = runtime.deserialize_cuda_engine(serialized)
+    except RuntimeError as exc:  # e.g. out of memory next to a running node: the engine itself is fine
+        LOG.warning("the engine just built does not deserialize here (%s); its device memory is not recorded", exc)
+        return None
+    if engine is None:
+        LOG.warning("the engine just built does not deserialize here; its device memory is not recorded")
+        return None
+    return device_memory_size(engine)
 
 
 def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions) -> BuildResult:

@@ -7,9 +7,12 @@ TensorRT's parser does) and refuses opsets newer than the version's parser; the 
 the per-layer precisions, the DLA settings and the INT8 calibrator the way TensorRT calls them (a table whose
 ``TRT-<version>-EntropyCalibration2`` header is not this version's is not accepted; then it asks the calibrator
 for images, and fails when it gets none), and decides each layer's precision from them with a simple rule. The
-"engine" is a JSON record of those decisions, which ``Runtime.deserialize_cuda_engine`` and the engine inspector
-read back (the inspector in TensorRT's JSON layout: ``Layers`` with ``Inputs``/``Outputs`` and their
-``Format/Datatype``). Nothing is computed and nothing runs: an execution context cannot execute.
+"engine" is a JSON record of those decisions and of the memory pool limits set (the workspace), which
+``Runtime.deserialize_cuda_engine`` and the engine inspector read back (the inspector in TensorRT's JSON layout:
+``Layers`` with ``Inputs``/``Outputs`` and their ``Format/Datatype``). The engine's ``device_memory_size`` (and
+``device_memory_size_v2`` from 10.1, as TensorRT has it) is the sum of every layer's output bytes at the layer's
+precision: a number of the right kind, not TensorRT's (which reuses activation memory and adds tactic scratch).
+Nothing is computed and nothing runs: an execution context cannot execute.
 
 Environment: ``TRT_STANDIN_VERSION`` (default 8.5.2), ``TRT_STANDIN_DLA_CORES`` (default 0),
 ``TRT_STANDIN_REJECT_TABLE=1`` (refuse every calibration table, as a TensorRT that does not take it would).
@@ -149,6 +152,15 @@ _LAYER_TYPES = {"Conv": LayerType.CONVOLUTION, "Relu": LayerType.ACTIVATION, "Ma
 #: layers that run INT8 when every activation input has a scale (implicit) or comes from a DequantizeLinear (Q/DQ)
 _INT8_CAPABLE = {"Conv", "MatMul", "Gemm"}
 _FLOAT_TYPES = (DataType.FLOAT, DataType.HALF)
+_ITEMSIZE = {DataType.FLOAT: 4, DataType.HALF: 2, DataType.INT8: 1, DataType.INT32: 4, DataType.BOOL: 1,
+             DataType.UINT8: 1, DataType.INT64: 8}
+
+
+def _nbytes(tensor: "ITensor", dtype: DataType) -> int:
+    count = 1
+    for dim in tensor.shape:
+        count *= max(int(dim), 1)
+    return count * _ITEMSIZE[dtype]
 
 
 class ITensor:
@@ -373,6 +385,7 @@ class Builder:
             self.logger.log(ILogger.Severity.ERROR, f"DLA core {config.DLA_core} does not exist")
             return None
         layers = []
+        output_bytes = 0
         for layer in network.layers:
             if layer.op_type in ("QuantizeLinear", "DequantizeLinear"):
                 continue  # fused into the layers around them, as TensorRT does with Q/DQ pairs
@@ -393,11 +406,13 @@ class Builder:
             else:
                 precision = DataType.FLOAT
             device = "DLA" if dla and precision in (DataType.HALF, DataType.INT8) else "GPU"
+            output_bytes += sum(_nbytes(t, precision) for t in layer._outputs)
             layers.append({"name": layer.name, "op": layer.op_type, "precision": precision.name, "device": device,
                            "inputs": [t.name for t in activations], "outputs": [t.name for t in layer._outputs]})
         record = {"standin": __version__, "flags": sorted(f.name for f in config.flags), "strongly_typed": strong,
                   "dla_core": config.DLA_core if dla else -1, "calibration_table_entries": len(scales),
                   "profiling_verbosity": ProfilingVerbosity(config.profiling_verbosity).name, "layers": layers,
+                  "memory_pools": dict(config.pools), "device_memory_size": output_bytes,
                   "io": [[t.name, "INPUT", t.dtype.name, list(t.shape)] for t in network.inputs]
                   + [[t.name, "OUTPUT", t.dtype.name, list(t.shape)] for t in network.outputs],
                   "built": time.time()}
@@ -453,11 +468,19 @@ class ICudaEngine:
     def get_tensor_dtype(self, name: str) -> DataType:
         return DataType[self._io(name)[2]]
 
+    @property
+    def device_memory_size(self) -> int:
+        return int(self.record["device_memory_size"])
+
     def create_execution_context(self) -> IExecutionContext:
         return IExecutionContext()
 
     def create_engine_inspector(self) -> IEngineInspector:
         return IEngineInspector(self.record)
+
+
+if (_MAJOR, _MINOR) >= (10, 1):  # TensorRT 10.1 added the v2 size (and deprecated the first)
+    ICudaEngine.device_memory_size_v2 = property(lambda self: int(self.record["device_memory_size"]))  # type: ignore
 
 
 class Runtime:
