@@ -97,13 +97,27 @@ def transport_profile_env() -> dict[str, str]:
     return {name: str(CONFIG_DIR / c["TRANSPORT_PROFILE"]) for name in profile_env_names()}
 
 
+def process_rss_mb(pid: int) -> float | None:
+    """A process's resident memory in MB (VmRSS), None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 class NodeProcess:
     """The node in a subprocess; stdout+stderr captured to a file; stopped with SIGINT, then killed."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=SOURCE_ROOT)
+        # a process group of its own: stop() and a test's teardown (test/process_guard.py) end the group; the node's
+        # camera I/O processes have sessions of their own and end with the node (PR_SET_PDEATHSIG)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=SOURCE_ROOT,
+                                     start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -115,12 +129,14 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def child_pids(self) -> list[int]:
-        """The node's child processes (io_mode process: its camera I/O processes), from /proc/<pid>/stat."""
+        """The node's live child processes (io_mode process: its camera I/O processes; a dead one not yet reaped
+        is left out), from /proc/<pid>/stat."""
         pids: list[int] = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == self.pid:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    if fields[0] != "Z" and int(fields[1]) == self.pid:
                         pids.append(int(entry.name))
                 except (OSError, IndexError, ValueError):
                     pass
@@ -129,16 +145,10 @@ class NodeProcess:
     def rss_mb(self) -> float:
         """Resident memory of the node process and its I/O processes in MB (a shared-memory ring page counts once
         per process that touched it); NaN once the node has ended."""
-        total = float("nan")
-        for index, pid in enumerate([self.pid] + self.child_pids()):
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total = (0.0 if index == 0 else total) + int(line.split()[1]) / 1024
-            except OSError:
-                if index == 0:
-                    return float("nan")
-        return total
+        total = process_rss_mb(self.pid)
+        if total is None:
+            return float("nan")
+        return total + sum(mb for mb in map(process_rss_mb, self.child_pids()) if mb is not None)
 
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout=timeout)
@@ -149,7 +159,10 @@ class NodeProcess:
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # its group: whatever else it started there too
+                except OSError:
+                    self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
         return self.proc.returncode

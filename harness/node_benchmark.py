@@ -255,23 +255,24 @@ def plot(floor_ages: List[float], node_ages: List[float], path: Path, title: str
 
 
 # ------------------------------------------------------------------------------------------------ the run
-def free_model(directory: Path, height: int, width: int) -> Path:
-    """A near-free ONNX with the project's contract (labels = the red channel): only the node's own cost shows."""
+def free_model(directory: Path, height: int, width: int, batch: int = 1) -> Path:
+    """A near-free ONNX with the project's contract (labels = the red channel): only the node's own cost shows;
+    ``batch`` frames per run (a multi-camera node's model)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from trt_segmentation.artifacts import artifact_path
     from trt_segmentation.onnx_metadata import METADATA_KEY, ModelContract
 
-    x = helper.make_tensor_value_info("image", TensorProto.UINT8, [1, height, width, 3])
-    y = helper.make_tensor_value_info("labels", TensorProto.UINT8, [1, height, width])
+    x = helper.make_tensor_value_info("image", TensorProto.UINT8, [batch, height, width, 3])
+    y = helper.make_tensor_value_info("labels", TensorProto.UINT8, [batch, height, width])
     graph = helper.make_graph([helper.make_node("Gather", ["image", "channel"], ["labels"], axis=3)], "free", [x], [y],
                               [numpy_helper.from_array(np.array(0, np.int64), "channel")])
     model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
     contract = ModelContract(FREE_MODEL, 19, height, width, "uint8_rgb", "labels_uint8", "image", "labels",
-                             (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+                             (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), batch=batch)
     helper.set_model_props(model, {METADATA_KEY: contract.to_json()})
-    path = artifact_path(directory, FREE_MODEL, height, width, "fp32", ".onnx")
+    path = artifact_path(directory, FREE_MODEL, height, width, "fp32", ".onnx", batch=batch)
     onnx.save(model, str(path))
     return path
 

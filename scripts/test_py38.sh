@@ -31,26 +31,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -c 'import numpy, onnxruntime, onnx, PIL, pytest, vermin'  # fail here if an install broke
   echo "$want" > "$stamp"
 fi
-vehicle=(trt_segmentation/runtime trt_segmentation/node
-         trt_segmentation/image_codec.py
-         trt_segmentation/palette.py trt_segmentation/onnx_metadata.py trt_segmentation/artifacts.py
-         trt_segmentation/hashing.py trt_segmentation/cli.py trt_segmentation/engine/metadata.py
-         trt_segmentation/engine/builder.py trt_segmentation/engine/tensorrt_adapter.py
-         trt_segmentation/engine/parser_support.py trt_segmentation/engine/calibration_feeder.py
-         trt_segmentation/engine/implicit_calibrator.py trt_segmentation/cuda_driver.py
-         trt_segmentation/cpu_features.py trt_segmentation/commands/check_on_target.py trt_segmentation/commands/__init__.py)
-[ -f trt_segmentation/image_cdr.py ] && vehicle+=(trt_segmentation/image_cdr.py)
-vehicle+=(trt_segmentation/engine/calibration_table.py trt_segmentation/engine/calibrator_core.py)  # issue 18
-vehicle+=(trt_segmentation/engine/on_target.py trt_segmentation/commands/build_on_target.py)  # issue 18
+# the vehicle's modules: the import closure of the node and of the vehicle commands, computed (vehicle_modules.py)
+modules=$("$venv/bin/python" scripts/vehicle_modules.py)
+mapfile -t vehicle <<< "$modules"
 tests=(test/test_vehicle_runtime.py test/test_node_tensorrt_startup.py test/test_image_codec.py test/test_palette.py
        test/test_node_worker.py test/test_runtime_batch.py test/test_node_batch_worker.py test/test_node_frame_ring.py
        test/test_runtime_slot_failure.py)
 tests+=(test/test_vehicle_build_py38.py)  # issue 18: the on-target build on Python 3.8, no torch/TensorRT
 tests+=(test/test_node_teardown.py)  # the bounded ROS teardown of every node process
 tests+=(test/test_node_ring_pinning.py)  # issue 31: frames uploaded straight from the page-locked rings
+tests+=(test/test_build_engine_torch_free.py test/test_vehicle_modules.py)  # issue 32: torch-free build_engine, the closure
+tests+=(test/test_vehicle_engine_checks.py test/test_vehicle_hints.py)  # issue 32: stale scales, DLA, hints
 echo "==> vermin: minimum Python of the vehicle modules and their tests (target 3.8)"
 "$venv/bin/python" -c 'import sys; from vermin.main import main; sys.argv[0] = "vermin"; sys.exit(main())' \
-  -t=3.8- --violations --no-tips --no-parse-comments "${vehicle[@]}" "${tests[@]}"
+  -t=3.8- --violations --no-tips --no-parse-comments "${vehicle[@]}" scripts/vehicle_modules.py "${tests[@]}"
 echo "==> pytest on $("$venv/bin/python" -V)"
 export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH}
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "${tests[@]}" \

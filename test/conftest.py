@@ -1,4 +1,5 @@
-"""Shared test fixtures: DDS on loopback with a private domain, random-weight models with real BN statistics."""
+"""Shared test fixtures: DDS on loopback with a private domain per test module, no process left behind by a test,
+random-weight models with real BN statistics."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import importlib.util
 import os
 import random
 import tempfile
+from collections.abc import Iterator
 
 import pytest
+from process_guard import RUN_MARKER, end_processes, processes_left_behind, run_processes
 
 # Every ROS 2 participant started by a test (in this process or a child) stays on loopback, in a domain of its
 # own so that concurrent test runs on one machine never see each other.
@@ -17,10 +20,10 @@ os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 
-def _claim_domain_id() -> int:
-    """A ROS domain id no other test run on this machine holds: an exclusive lock on a per-id file, kept for the
-    life of this process (the OS drops it when the process ends, however it ends). Fast DDS maps ids 0-232 to
-    ports; 1-100 leaves the default domain 0 to anything else running here."""
+def _claim_domain_id() -> tuple[int, object]:
+    """A ROS domain id no other test run or test module on this machine holds, and its lock: an exclusive lock on a
+    per-id file, held until the handle is closed (the OS drops it when the process ends, however it ends). Fast DDS
+    maps ids 0-232 to ports; 1-100 leaves the default domain 0 to anything else running here."""
     candidates = list(range(1, 101))
     random.SystemRandom().shuffle(candidates)
     for domain in candidates:
@@ -30,14 +33,57 @@ def _claim_domain_id() -> int:
         except OSError:
             handle.close()
             continue
-        _DOMAIN_LOCKS.append(handle)
-        return domain
+        return domain, handle
     raise RuntimeError("every ROS domain id 1-100 is held by another test run on this machine")
 
 
-_DOMAIN_LOCKS: list = []
-if "ROS_DOMAIN_ID" not in os.environ:
-    os.environ["ROS_DOMAIN_ID"] = str(_claim_domain_id())
+#: a domain the user set is kept for every module; otherwise each test module claims one of its own
+_DOMAIN_CHOSEN_BY_USER = "ROS_DOMAIN_ID" in os.environ
+if not _DOMAIN_CHOSEN_BY_USER:
+    _SESSION_DOMAIN, _SESSION_LOCK = _claim_domain_id()
+    os.environ["ROS_DOMAIN_ID"] = str(_SESSION_DOMAIN)
+# every process a test starts inherits this marker (and passes it on to its own children): process_guard finds
+# them by it, however they were started
+os.environ[RUN_MARKER] = f"{os.getpid()}-{random.SystemRandom().getrandbits(64):016x}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ros_domain_of_this_module() -> Iterator[None]:
+    """Each test module runs in a ROS domain of its own: a process a failed test of an earlier module left running
+    can neither feed this module's nodes frames nor answer its listeners."""
+    if _DOMAIN_CHOSEN_BY_USER:
+        yield
+        return
+    domain, lock = _claim_domain_id()
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    try:
+        yield
+    finally:
+        os.environ["ROS_DOMAIN_ID"] = str(_SESSION_DOMAIN)
+        lock.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """A process a test started (a publisher, a node, a tool) and did not end, because the test failed before it
+    could, is ended when the test ends (SIGTERM to its process group, SIGKILL 5 s later). Processes of module
+    fixtures that were already running, and children they start meanwhile (a restarted camera I/O process), stay."""
+    before = run_processes()
+    yield
+    end_processes(processes_left_behind(before))
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ANN201 - a pytest hook
+    """No process the tests started may outlive the test session: any still running is named, ended, and fails
+    the session."""
+    left = run_processes()
+    if left:
+        end_processes(left)
+        names = "\n".join(f"  pid {pid}: {command}" for pid, command in sorted(left.items()))
+        session.config.get_terminal_writer().line(
+            f"{len(left)} process(es) the tests started were still running at the session's end (now ended):\n"
+            f"{names}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201 - a pytest hook

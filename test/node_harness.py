@@ -229,8 +229,10 @@ def start_publisher(frames_path: Path, topic: str, rate: float, *, env: dict | N
         argv.append("--reliable")
     if compressed:
         argv.append("--compressed")
+    # a process group of its own: the test's teardown (conftest) ends it and anything it started, even after a
+    # failure that kept the test from calling finish()
     return subprocess.Popen(argv, env=env or dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, start_new_session=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> str:

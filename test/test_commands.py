@@ -18,7 +18,7 @@ from trt_segmentation import cli
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "onnx", "onnxruntime", "modelopt", "rclpy", "rosbags", "tensorrt", "tensorrt_rtx_bindings",
          "pycuda", "PIL", "yaml")
-SOURCE_ONLY = ("benchmark_node",)  # shells over the source-only harness/, not installed
+SOURCE_ONLY = ("benchmark_node", "soak_node")  # shells over the source-only harness/, not installed
 NOT_CHECKED = ("demo",)  # owned elsewhere; made executable by its owner
 
 

@@ -21,7 +21,7 @@ from trt_segmentation.engine.metadata import (
     rebuild_command,
     write_metadata,
 )
-from trt_segmentation.engine.tensorrt_adapter import TensorRTUnavailable, real_tensorrt
+from trt_segmentation.engine.tensorrt_adapter import TensorRTUnavailable, gpu_identity, real_tensorrt
 from trt_segmentation.onnx_metadata import METADATA_KEY, read_onnx_metadata
 
 
@@ -49,7 +49,12 @@ def test_rtx_engine_and_metadata_sidecar(variants, tmp_path: Path, precision: st
     assert meta.outputs == [{"name": "labels", "shape": [1, H, W], "dtype": "UINT8"}]
     assert meta.contract["precision"] == precision and meta.contract["input_format"] == "uint8_rgb"
     assert meta.calibration_method == ("entropy" if precision == "mixed" else None)
-    assert len(meta.onnx_sha256) == 64 and meta.build_options["workspace_mib"] == 256
+    assert len(meta.onnx_sha256) == 64 and meta.build_options["workspace_mib"] == 256  # TensorRT-RTX takes the limit
+    assert meta.engine_bytes == engine.stat().st_size
+    if gpu_identity()[0] == "none":  # TensorRT-RTX deserializes on a GPU only: no device memory measured here
+        assert meta.device_memory_bytes is None and "not measured" in meta.memory_summary()
+    else:
+        assert meta.device_memory_bytes is not None and meta.device_memory_bytes > 0
     same = dict(precision=precision, tensorrt_version=meta.tensorrt_version, compute_capability=meta.compute_capability)
     assert check_compatible(meta, **same, onnx_sha256=meta.onnx_sha256) == []
     reasons = check_compatible(meta, precision="int8", tensorrt_version="10.3.0", compute_capability="8.7",

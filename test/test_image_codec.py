@@ -15,6 +15,8 @@ from trt_segmentation.image_codec import (
     compressed_format,
     decode_compressed,
     image_to_array,
+    resize_image,
+    resize_nearest,
 )
 
 RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -99,3 +101,55 @@ def test_decode_compressed_errors() -> None:
         decode_compressed("png", b"")
     with pytest.raises(ImageDecodeError, match="cannot decode png"):
         decode_compressed("png", b"not a png at all")
+
+
+# ------------------------------------------------------------------ resize filters: frames bilinear, labels nearest
+def nearest_reference(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest neighbour with pixel centres (source index floor((i + 0.5) * in / out)), written with numpy."""
+    rows = np.minimum(((np.arange(height) + 0.5) * image.shape[0] / height).astype(int), image.shape[0] - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * image.shape[1] / width).astype(int), image.shape[1] - 1)
+    return image[rows][:, cols]
+
+
+def bilinear_reference(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear interpolation with pixel centres and clamped edges (what enlarging with a bilinear filter is),
+    written with numpy."""
+    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        low = np.floor(x).astype(int)
+        return low, np.minimum(low + 1, n_in - 1), x - low
+
+    r0, r1, fr = axis(height, image.shape[0])
+    c0, c1, fc = axis(width, image.shape[1])
+    img = image.astype(np.float64)
+    top = img[r0][:, c0] * (1 - fc)[None, :, None] + img[r0][:, c1] * fc[None, :, None]
+    bottom = img[r1][:, c0] * (1 - fc)[None, :, None] + img[r1][:, c1] * fc[None, :, None]
+    return top * (1 - fr)[:, None, None] + bottom * fr[:, None, None]
+
+
+def test_frames_are_enlarged_bilinear() -> None:
+    """Guards the frame filter of every resize to the engine's size (node and evaluation): bilinear, within one
+    grey level of a numpy bilinear; a nearest or bicubic filter is several levels off."""
+    frame = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    out = resize_image(frame, 50, 75)
+    assert out.shape == (50, 75, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(np.float64) - bilinear_reference(frame, 50, 75)).max() < 1.01  # Pillow rounds in fixed point
+    assert np.abs(nearest_reference(frame, 50, 75).astype(np.float64) - bilinear_reference(frame, 50, 75)).max() > 20
+
+
+def test_frames_are_shrunk_antialiased() -> None:
+    """Shrinking a one-pixel checkerboard 4x gives its mean grey, not the aliased black or white of sampling."""
+    board = (np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    out = resize_image(np.repeat(board[..., None], 3, axis=2), 16, 16)
+    assert np.abs(out.astype(int) - 127.5).max() <= 2, np.unique(out)
+
+
+@pytest.mark.parametrize("size", [(40, 70), (9, 13), (17, 31)])
+def test_labels_are_resized_nearest_and_stay_labels(size: tuple[int, int]) -> None:
+    """Guards the label filter (the node's published labels, the evaluation's scored labels): nearest neighbour,
+    equal to a numpy nearest, and no value that was not a label before."""
+    labels = np.random.default_rng(2).integers(0, 19, (20, 35), dtype=np.uint8)
+    out = resize_nearest(labels, *size)
+    assert out.shape == size
+    assert np.array_equal(out, nearest_reference(labels, *size))
+    assert set(np.unique(out)) <= set(np.unique(labels))

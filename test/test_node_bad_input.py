@@ -105,9 +105,11 @@ def test_oversized_frames_are_refused_before_decoding_and_memory_stays_flat(engi
     assert rss_after - rss_before < 40.0, (rss_before, rss_after)
 
 
-def test_max_input_pixels_is_the_launched_nodes_limit(engine_dir, tmp_path) -> None:
-    """The parameter, not the default, decides: with max_input_pixels = 100*150 a frame of the engine's size
-    (far below the default limit) is refused as bad input naming the limit, and a 100x150 frame is processed."""
+@pytest.mark.parametrize("io_mode", ["process", "inprocess"])
+def test_max_input_pixels_is_the_launched_nodes_limit(engine_dir, tmp_path, io_mode) -> None:
+    """The parameter, not the default, decides, in both io_modes (process: the camera's I/O process refuses the
+    frame; inprocess: the worker does): with max_input_pixels = 100*150 a frame of the engine's size (far below
+    the default limit) is refused as bad input naming the limit, and a 100x150 frame is processed."""
     rgb = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)
     limit = 100 * 150
     assert H * W > limit
@@ -115,7 +117,7 @@ def test_max_input_pixels_is_the_launched_nodes_limit(engine_dir, tmp_path) -> N
     path = save_frames(tmp_path / "frames.npz", frames)
     argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/px/image"},
                                extra={"diagnostics_period": "0.3", "qos_reliability": "reliable",
-                                      "max_input_pixels": str(limit)})
+                                      "max_input_pixels": str(limit), "io_mode": io_mode})
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
         lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         finish(start_publisher(path, "/px/image", rate=4.0, env=env, settle=STATUS, reliable=True), 60)

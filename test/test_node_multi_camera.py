@@ -228,3 +228,33 @@ def test_a_model_of_another_batch_is_one_start_up_error(models, tmp_path, case) 
     assert len(fatal) == 1 and "Traceback" not in log, log
     assert f"{b3} runs batches of 3 frames" in fatal[0]
     assert ("cameras has 2 name(s) (front, rear)" if cameras else "single-camera mode") in fatal[0], fatal[0]
+
+
+@pytest.mark.parametrize("io_mode", ["process", "inprocess"])
+def test_batch_timeout_ms_is_how_long_a_lone_cameras_frame_waits_for_the_others(models, tmp_path, io_mode) -> None:
+    """Guards batch_timeout_ms (both io_modes): with only front publishing, each of its frames waits for the other
+    cameras until the parameter's 600 ms pass, not the worker's default of 30 ms."""
+    timeout_ms = 600.0
+    frames = engine_size_frames(4)
+    path = save_frames(tmp_path / "front.npz", frames)
+    argv, env = node_argv(models, batch_timeout_ms=str(timeout_ms), io_mode=io_mode)
+    with node_process(argv, env, tmp_path / "node.log") as node, listener(labels_topic("front")) as lis:
+        lis.wait_for(lambda: lis.last_status(STATUS), 60, "the node's first diagnostics", node)
+        finish(start_publisher(path, "/cams/front/image_raw", 2.0, env=env, reliable=True,
+                               settle=camera_status("front")), 120)
+        _, front = lis.wait_for(lambda: (s := lis.last_status(camera_status("front"))) and int(
+            s[1]["frames_processed"]) == 4 and s, 15, "front's status counting its 4 frames", node)
+        _, batch = lis.wait_for(lambda: (s := lis.last_status(STATUS)) and int(s[1]["batches"]) == 4 and s, 15,
+                                "the batch status counting 4 batches", node)
+    assert batch["batch_timeout_ms"] == f"{timeout_ms:g}"
+    assert float(front["latency_wait_p50_ms"]) >= 0.9 * timeout_ms, front
+    assert float(batch["batch_due_wait_p50_ms"]) >= 0.9 * timeout_ms, batch
+
+
+def engine_size_frames(count: int) -> list:
+    """``count`` rgb8 frames of the engine's size for a publisher (no offline labels)."""
+    frames = []
+    for rgb in smooth_frames(count, H, W, seed=5):
+        step, data = encode_frame(rgb, "rgb8")
+        frames.append({"encoding": "rgb8", "height": H, "width": W, "step": step, "data": data})
+    return frames

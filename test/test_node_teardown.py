@@ -1,5 +1,6 @@
 """The bounded ROS teardown (node/teardown.py), in processes of their own: a stalled last step ends the process with
-its code, a real rclpy teardown finishes normally, and an exit that stalls after it is ended by the alarm."""
+its code, teardown_ros itself ends a process whose destroy_node stalls, a real rclpy teardown finishes normally, and
+an exit that stalls after it is ended by the alarm."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ teardown_ros(node, code=9)
 print("ok" if not rclpy.ok() else "context still up", flush=True)
 """
 
+STALLED_DESTROY = r"""
+import time
+import rclpy
+from trt_segmentation.node.teardown import teardown_ros
+rclpy.init()
+node = rclpy.create_node("stalled_destroy_probe")
+node.destroy_node = lambda: time.sleep(60)  # stands in for Fast DDS blocking inside Node.destroy_node
+print("tearing down", flush=True)
+teardown_ros(node, code=5, limit_s=0.5)
+print("never")
+"""
+
 STALLED_EXIT = r"""
 import atexit, time
 import rclpy
@@ -54,6 +67,16 @@ def test_a_stalled_teardown_ends_the_process_with_its_code_and_says_so():
     assert seconds < 20
     assert done.stdout.splitlines() == ["written before the stall"]
     assert "test step still running after 0.5 s" in done.stderr
+
+
+def test_teardown_ros_ends_a_process_whose_destroy_node_stalls():
+    """Guards teardown_ros's own bound (not only the helper it uses): with it gone, the process sleeps 60 s."""
+    pytest.importorskip("rclpy")
+    done, seconds = run(STALLED_DESTROY)
+    assert done.returncode == 5, (done.returncode, done.stderr)
+    assert seconds < 20
+    assert done.stdout.splitlines() == ["tearing down"]
+    assert "ROS teardown still running after 0.5 s" in done.stderr
 
 
 def test_a_real_rclpy_teardown_finishes_and_the_process_goes_on():

@@ -402,3 +402,19 @@ def test_rehearsal_the_node_runs_the_vehicle_folder_on_onnx_runtime_without_torc
         lis.wait_for(lambda: len(lis.labels) >= 4, 30, "labels of the 4 frames", node)
     assert not log.exists(), f"the node tried to import: {log.read_text()}"
     assert "mixed" in (tmp_path / "node.log").read_text()
+
+
+def test_build_engine_dla_core_writes_the_name_the_node_looks_for(tmp_path: Path) -> None:
+    """Issue 32 item 4: ``trt_seg_build_engine --dla-core N`` writes ``<name>.dla<N>.engine`` (+ .json), the name the
+    node, build_on_target and check_on_target look for; TensorRT 8.5.2 with two DLA cores is the recording stand-in
+    (test/trt_standin), the variant is made for real."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from vehicle_standin import onnx_path, run_standin, variant_folder
+
+    folder = variant_folder(tmp_path / "engines", ("fp32",))
+    proc = run_standin(["tools/build_engine.py", "--onnx", str(onnx_path(folder, "fp32")), "--precision", "fp16",
+                        "--dla-core", "0", "--out", str(folder)], dla_cores=2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    engine = onnx_path(folder, "fp16", ".dla0.engine")
+    assert sorted(p.name for p in folder.glob("*.engine")) == [engine.name]
+    assert json.loads(engine.with_suffix(".json").read_text())["dla_core"] == 0

@@ -11,42 +11,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from trt_segmentation.engine.calibration_table import activation_scales, parse_table, table_text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_model import tiny_model  # noqa: E402
-
-
-def _int8_of(fp32: onnx.ModelProto) -> onnx.ModelProto:
-    """Q/DQ in front of every Conv's activation input (int8 symmetric, seeded scales), as the int8 variant has."""
-    model = onnx.ModelProto()
-    model.CopyFrom(fp32)
-    rng = np.random.default_rng(3)
-    nodes = []
-    for node in model.graph.node:
-        if node.op_type == "Conv":
-            x = node.input[0]
-            scale = np.float32(rng.uniform(0.001, 0.1))
-            model.graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{x}_scale"),
-                                            numpy_helper.from_array(np.array(0, np.int8), f"{x}_zp")])
-            nodes += [helper.make_node("QuantizeLinear", [x, f"{x}_scale", f"{x}_zp"], [f"{x}_q"]),
-                      helper.make_node("DequantizeLinear", [f"{x}_q", f"{x}_scale", f"{x}_zp"], [f"{x}_dq"])]
-            node.input[0] = f"{x}_dq"
-        nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return model
+from vehicle_standin import int8_of  # noqa: E402
 
 
 def test_qdq_scales_become_the_table_bit_for_bit_on_this_python(tmp_path: Path) -> None:
     fp32 = tiny_model(32, 64)
     onnx.save(fp32, str(tmp_path / "swiftnet_ss_rn18_32x64_fp32.onnx"))
-    int8 = _int8_of(fp32)
+    int8 = int8_of(fp32)
     onnx.save(int8, str(tmp_path / "swiftnet_ss_rn18_32x64_int8.onnx"))
     init = {i.name: numpy_helper.to_array(i) for i in int8.graph.initializer}
     expected = {n.input[0]: init[n.input[1]] for n in int8.graph.node if n.op_type == "QuantizeLinear"}

@@ -72,7 +72,7 @@ class BuildRequest:
                             "tensorrt-rtx: write TensorRT-RTX engines; none: ONNX variants only")
         p.add_argument("--implicit", action="store_true",
                        help="TensorRT 8.5-10.x only: FP32 ONNX + FP16/INT8 builder flags + entropy calibrator")
-        p.add_argument("--workspace-mib", type=int, metavar="MIB", help="builder workspace limit in MiB")
+        add_workspace(p)
         p.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache (read and updated)")
         p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
                        help="builder optimisation level (TensorRT >= 8.6; default 3; higher builds slower)")
@@ -173,6 +173,42 @@ class BuildRequest:
             timing_cache=_path(opts.get("timing_cache")), opt_level=opts.get("opt_level"),
             dla_core=int(opts["dla_core"]) if opts.get("dla_core") is not None else -1,
             implicit=bool(opts.get("implicit")), model=opts.get("model"))
+
+
+#: the builder's workspace limit on a Jetson when none is asked for: GPU memory is the system's RAM there, and
+#: TensorRT's own default limit is all of it (a build beside the running node, ROS and the cameras could take it all)
+JETSON_WORKSPACE_MIB = 1024
+
+
+def workspace_limit_mib(requested: Optional[int], platform: str) -> Optional[int]:
+    """The builder workspace limit in MiB of a build asked for with ``requested`` (``--workspace-mib``) on
+    ``platform`` (engine/tensorrt_adapter.py ``platform_name``: '' off a Jetson); None: no limit set (TensorRT's
+    default, all GPU memory). ``requested`` None: :data:`JETSON_WORKSPACE_MIB` on a Jetson, no limit elsewhere (a
+    discrete GPU's memory is its own); 0: no limit, also on a Jetson; N > 0: N MiB."""
+    if requested is None:
+        return JETSON_WORKSPACE_MIB if platform else None
+    if requested < 0:
+        raise ValueError(f"the workspace limit is a number of MiB >= 0 (0: no limit), got {requested}")
+    return int(requested) or None
+
+
+def workspace_mib(text: str) -> int:
+    """argparse type of ``--workspace-mib``: a whole number of MiB, 0 for no limit."""
+    if text.strip() == "0":
+        return 0
+    try:
+        return cli.positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 0: no limit)") from None
+
+
+def add_workspace(p: argparse._ActionsContainer) -> None:
+    """``--workspace-mib MIB`` of every command that builds engines (build_engine, build_on_target,
+    check_on_target), applied by engine/builder.py ``build_engine`` through :func:`workspace_limit_mib`."""
+    p.add_argument("--workspace-mib", type=workspace_mib, metavar="MIB",
+                   help=f"builder workspace limit in MiB (default: {JETSON_WORKSPACE_MIB} on a Jetson, whose GPU "
+                        "memory is the system's RAM; TensorRT's own default elsewhere: all GPU memory; 0: no limit); "
+                        "the engine's sidecar records the limit used")
 
 
 def _flag(flag: str, value: object, default: object) -> List[str]:

@@ -7,18 +7,28 @@ multi-camera mode): every artifact of a batch N > 1 is named ``<model>_<H>x<W>_b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .artifacts import BuilderKind, Precision, artifact_path
+from .artifacts import Artifact, BuilderKind, Precision, artifact_path
 from .build_request import BuildRequest
 from .engine.builder import build_engine, build_path, explicit_path_problem
+from .engine.metadata import on_target_command, rebuild_command
 from .engine.tensorrt_adapter import BuildError, TensorRTUnavailable, load_tensorrt
+from .errors import SegmentationError
 from .hashing import sha256_file
 from .onnx_metadata import read_contract_dict
 
 #: what tools/build_engine.py asks for (its flags, typed: build_request.py)
 PipelineRequest = BuildRequest
+
+
+#: the build machine's variant tools: the export, ModelOpt (FP16 AutoCast, INT8 Q/DQ) and the calibration need it
+VARIANT_TOOLS = "torch"
+
+
+class BuildMachineOnly(ValueError, SegmentationError):
+    """The request needs the build machine's tools (torch, ModelOpt), which are not installed here."""
 
 
 @dataclass
@@ -64,6 +74,51 @@ def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path,
     return out, source_sha
 
 
+def variant_tools_installed() -> bool:
+    """True where the variants other than fp32 can be made (:data:`VARIANT_TOOLS` is installed: the build
+    machine); False on a vehicle, which builds engines from a folder of variants (trt_seg_build_on_target)."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(VARIANT_TOOLS) is not None
+    except ImportError:  # an import hook that refuses it (the tests' blocked imports)
+        return False
+
+
+def torch_free_fp16(req: PipelineRequest, precision: Precision) -> bool:
+    """FP16 from an FP32 ONNX where the variant tools are missing: TensorRT builds it from the FP32 ONNX with its
+    FP16 builder flag (the implicit path, TensorRT 8.5-10.x), no FP16 variant needed."""
+    return precision is Precision.FP16 and not req.implicit and not variant_tools_installed()
+
+
+def check_variant_tools(req: PipelineRequest) -> None:
+    """Raise :class:`BuildMachineOnly`, one line naming the build machine's command, for what cannot be made
+    without :data:`VARIANT_TOOLS` (the export of a checkpoint, the fp16/INT8/mixed/int8-cpu ONNX variants); fp32
+    and fp16 engines from an FP32 ONNX, and ``--implicit`` builds, need no torch."""
+    if variant_tools_installed():
+        return
+    if req.checkpoint is not None:
+        raise BuildMachineOnly(f"--checkpoint needs {VARIANT_TOOLS} (the export), not installed here: run this command "
+                               "on the build machine, or pass --onnx with the FP32 ONNX it exported")
+    if req.implicit:
+        return
+    # fp16 is an engine from the FP32 ONNX (torch_free_fp16); as an ONNX variant of its own (--builder none) it
+    # needs the tools too
+    need = [p for p in req.precisions if p is not Precision.FP32 and (p is not Precision.FP16 or req.builder == "none")]
+    if need:
+        engines = [p for p in need if p.tensorrt]
+        contract = read_contract_dict(req.onnx) if req.onnx is not None and req.onnx.is_file() else {}
+        size = (int(contract["height"]), int(contract["width"])) if contract else req.size
+        on_target = on_target_command(req.out_dir, engines, size, req.batch, model=contract.get("model"),
+                                      dla_core=req.dla_core)  # the engine names the target looks for (.dla<N>)
+        raise BuildMachineOnly(
+            f"{' '.join(p.value for p in need)} need{'s' if len(need) == 1 else ''} the build machine's variant tools "
+            f"({VARIANT_TOOLS}, ModelOpt), not installed here: make the variants there with "
+            f"`{rebuild_command(replace(req, precisions=need, builder='none'))}`"
+            + (f", copy {req.out_dir} here and build their engines with "
+               f"`{on_target}`" if engines else ""))
+
+
 def _fp32_in_out_dir(fp32: Path, out_dir: Path, model: str, height: int, width: int, batch: int,
                      log: Callable[[str], None]) -> Path:
     """The FP32 ONNX inside ``out_dir`` under its artifact name (copied there from ``--onnx`` when it is
@@ -89,6 +144,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
     from .precision.calibration_data import CalibrationSet, parse_source
     from .precision.variants import make_variant, needs_calibration, read_fp32_contract
 
+    check_variant_tools(req)  # also in commands/build_engine.py, before its calibration check (see there)
     # the request's calibration text parsed once (a misspelt source fails before the export), read once below:
     # every variant and implicit engine of this build gets the same loaded frames
     source = (parse_source(req.calibration, count=req.calibration_count, batch_size=req.calibration_batch)
@@ -120,8 +176,13 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         if not precision.tensorrt and req.implicit:
             raise ValueError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
                              "--implicit, or build it in a separate call)")
-        if req.implicit:
+        fp16_flag = torch_free_fp16(req, precision)
+        implicit = req.implicit or fp16_flag
+        if implicit:
             step.onnx = fp32
+            if fp16_flag:
+                log(f"  ONNX variant: not made ({VARIANT_TOOLS} is not installed here); TensorRT builds {precision} "
+                    "from the FP32 ONNX with its FP16 flag (the implicit path, TensorRT 8.5-10.x)")
         else:
             report = make_variant(fp32, precision, variant_path, calibration, use_cache=req.use_cache,
                                   mixed_config=req.mixed_config)
@@ -130,7 +191,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         if not precision.tensorrt:  # int8-cpu: never given to TensorRT (no parse/build check, no engine)
             step.check = step.skipped = CPU_ONLY_NOTE
             log(f"  TensorRT-RTX check and engine: {CPU_ONLY_NOTE}")
-        elif not req.implicit:
+        elif not implicit:
             try:
                 check = check_onnx(step.onnx, build=True)
                 step.check = check.summary()
@@ -149,11 +210,16 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
             log("  engine: not built (needs TensorRT, see the end)" if trt is None and req.builder != "none"
                 else "  engine: not built (--builder none)")
         else:
-            engine = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
-                                   batch=contract.batch)
-            implicit = req.implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
+            engine = Artifact(req.out_dir, contract.model, contract.height, contract.width, precision, ".engine",
+                              contract.batch, req.dla_core).path  # <stem>.dla<N>.engine for a DLA core
+            implicit = implicit or build_path(trt, precision, step.onnx, dla_core=req.dla_core) is BuilderKind.IMPLICIT
             scales_from = None
-            if implicit and not req.implicit:
+            # no variant (None): whether this TensorRT has the implicit path for fp16 at all (build_path's rule)
+            if fp16_flag and build_path(trt, precision, None, dla_core=req.dla_core) is not BuilderKind.IMPLICIT:
+                raise BuildMachineOnly(
+                    f"{trt.builder} {trt.version} builds strongly typed networks only: fp16 needs its FP16 variant, "
+                    f"made where {VARIANT_TOOLS} is installed (`{rebuild_command(req)}`)")
+            if implicit and not req.implicit and not fp16_flag:
                 problem = explicit_path_problem(trt, step.onnx).split(";")[0] or "DLA takes no Q/DQ network here"
                 log(f"  TensorRT {trt.version} builds {precision} the implicit way ({problem})"
                     + (f", INT8 scales from {Path(step.onnx).name}" if precision.uses_int8 else ""))
@@ -161,14 +227,14 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
                 # calibration table (engine/calibration_table.py), so it quantizes as the variant does
                 scales_from = step.onnx if precision.uses_int8 else None
                 step.onnx = fp32
-            build_engine(step.onnx, engine, precision, calibration if implicit and scales_from is None else None,
+            meta = build_engine(step.onnx, engine, precision, calibration if implicit and scales_from is None else None,
                          scales_from=scales_from, builder=trt.builder,
                          implicit=implicit, workspace_mib=req.workspace_mib, timing_cache=req.timing_cache,
                          opt_level=req.opt_level, dla_core=req.dla_core, source_sha256=source_sha,
                          build_options=dict(req.to_options(), precision=precision),
                          progress=lambda line: log(f"    {line}"), verbose=req.verbose)
             step.engine = engine
-            log(f"  engine: {engine} (+ {engine.with_suffix('.json').name})")
+            log(f"  engine: {engine} (+ {engine.with_suffix('.json').name}): {meta.memory_summary()}")
         step.seconds = time.perf_counter() - start
         steps.append(step)
     return steps

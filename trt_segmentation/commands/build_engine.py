@@ -16,7 +16,11 @@ Examples:
       --calibration data/street/leftImg8bit/train --builder none
 
 Files land in --out as <model>_<H>x<W>_<precision>.onnx / .engine / .json (the names the node looks for;
-<model>_<H>x<W>_b<N>_<precision>.* for --batch N > 1).
+<model>_<H>x<W>_b<N>_<precision>.* for --batch N > 1; with --dla-core N the engine is <...>_<precision>.dla<N>.engine
+with its .dla<N>.json).
+Without torch (e.g. a vehicle), fp32 and fp16 engines from an FP32 ONNX (--onnx) still build: fp16 with TensorRT's
+FP16 flag (TensorRT 8.5-10.x). int8, mixed and int8-cpu (and --checkpoint) need the build machine: one line
+names the command to run there (and trt_seg_build_on_target's, for the engines on the target).
 Calibration sources: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]; INT8, mixed and int8-cpu need one.
 int8-cpu (ONNX Runtime's own INT8 recipe for CPUs, made for the CPU class of this machine: 7-bit weights on x86
 without VNNI) is written as ONNX only: no TensorRT check, no engine. It is not part of 'all' (all = the TensorRT
@@ -65,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
               "(make it in a call without --implicit)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from ..pipeline import run_pipeline
+    from ..pipeline import check_variant_tools, run_pipeline
     from ..precision.variants import needs_calibration
 
+    # without torch (a vehicle): what needs the build machine, and its command. Checked here as well as in
+    # run_pipeline (which its other callers need) so that it comes before the calibration-images error below:
+    # on a vehicle, int8 without --calibration is answered by the build machine's command
+    check_variant_tools(request)
     if any(needs_calibration(p) for p in precisions) and not args.calibration:
         need = ", ".join(p.value for p in precisions if needs_calibration(p))
         print(f"error: {need} need calibration images: --calibration DIR | cityscapes:ROOT[@split] | "

@@ -10,14 +10,16 @@ quantization tools, no calibration images. For each precision it writes <model>_
             as a TensorRT calibration table (--implicit-calibration qdq-table, the default), or from TensorRT's
             entropy calibrator over images (--implicit-calibration tensorrt-entropy --calibration SOURCE)
 An engine that is already there and fits (sidecar: same TensorRT, GPU, Jetson module, precision, batch and ONNX) is
-kept; one that does not fit is rebuilt, the reason printed; --force rebuilds every one.
+kept; one that does not fit is rebuilt, the reason printed; --force rebuilds every one. The builder's workspace is
+limited to 1 GiB on a Jetson, whose GPU memory is the system's RAM (--workspace-mib N; 0: TensorRT's default, no
+limit); each sidecar records that limit, the engine's size and one execution context's device memory.
 
 Examples:
   # JetPack 5 or 6, the folder copied from the build machine: every precision whose variant is in it
   trt_seg_build_on_target --engine-dir artifacts --size 512x1024
   # three cameras in one engine, mixed precision (files ..._b3_mixed.*)
   trt_seg_build_on_target --engine-dir artifacts --size 512x1024 --batch 3 --precision mixed
-  # INT8 on DLA core 0 (Xavier / AGX Orin): <name>.dla0.engine
+  # INT8 on DLA core 0 (Xavier / AGX Orin): <name>.dla0.engine (without --precision: every fp16/int8/mixed variant)
   trt_seg_build_on_target --engine-dir artifacts --size 512x1024 --precision int8 --dla-core 0
 Exit code: 0 every engine fits or was built, 1 a build failed, 2 bad arguments or a missing file.
 """
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 from .. import cli
+from ..build_request import add_workspace
 
 TOOL = "build_on_target"
 
@@ -54,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--builder", default="tensorrt", choices=["tensorrt", "tensorrt-rtx"],
                    help="tensorrt (default: engines the node loads); tensorrt-rtx: TensorRT-RTX engines (RTX GPUs, "
                         "and the rehearsal of this command on a machine without TensorRT)")
-    p.add_argument("--workspace-mib", type=int, metavar="MIB", help="builder workspace limit in MiB")
+    add_workspace(p)
     p.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache (read and updated)")
     p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
                    help="builder optimisation level (TensorRT >= 8.6; default 3)")
@@ -67,6 +70,10 @@ def _size(engine_dir: Path, model: str, batch: int) -> tuple[int, int] | None:
 
     sizes = ArtifactFolder(engine_dir).sizes(model, batch=batch)
     return sizes[0] if len(sizes) == 1 else None
+
+
+def _workspace(limit: object) -> str:
+    return f"{limit} MiB" if limit else "TensorRT's default (no limit)"
 
 
 @cli.command
@@ -90,9 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         return folder.path(args.model, height, width, p, ".onnx", batch=args.batch)
 
     if args.precision:
-        precisions = [p for p in cli.expand_precisions(args.precision) if p.tensorrt]
-    else:
-        precisions = [p for p in Precision if p.tensorrt and variant(p).is_file()]
+        precisions = [p for p in cli.expand_precisions(args.precision) if p.tensorrt
+                      and not (args.dla_core >= 0 and "all" in args.precision and p is Precision.FP32)]
+    else:  # a DLA core runs FP16 and INT8 only: without --precision, --dla-core builds those
+        precisions = [p for p in Precision if p.tensorrt and variant(p).is_file()
+                      and (args.dla_core < 0 or p is not Precision.FP32)]
+    if args.dla_core >= 0 and Precision.FP32 in precisions:
+        print("error: DLA runs FP16 and INT8 only: drop fp32 from --precision with --dla-core (fp32 runs on the "
+              "GPU: build it in a call without --dla-core)", file=sys.stderr)
+        return 2
     if not precisions:
         print(f"error: no ONNX variant of {args.model} {height}x{width} (batch {args.batch}) in {args.engine_dir}; "
               f"copy the folder {cli.tool_command('build_engine')} wrote", file=sys.stderr)
@@ -130,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             continue
         print(f"    {meta.typing} build from {meta.build_options.get('source_onnx')} in "
-              f"{time.monotonic() - start:.0f} s -> {engine} (+ {engine.with_suffix('.json').name})", flush=True)
+              f"{time.monotonic() - start:.0f} s -> {engine} (+ {engine.with_suffix('.json').name}): "
+              f"{meta.memory_summary()}, workspace {_workspace(meta.build_options.get('workspace_mib'))}", flush=True)
     return 1 if failed else 0
 
 

@@ -9,8 +9,11 @@ on a DLA core before TensorRT 10), its INT8 scales read from the variant's Q/DQ 
 fit this machine (built elsewhere, another TensorRT, a changed ONNX) FAILs with the reason, or is rebuilt with
 --rebuild. Then it loads it through the node's TensorRT backend (metadata sidecar checked: TensorRT version, GPU,
 Jetson module, precision, ONNX hash, tensors), runs it with two frames in flight on CUDA streams, and compares its
-labels with ONNX Runtime on the ONNX it was built from. Prints one pass/fail table (its "path" column says how
-each row was built).
+labels with ONNX Runtime on the ONNX it was built from (an implicit int8/mixed row also with the variant whose
+scales it took). Prints one pass/fail table (its "path" column says how each row was built; "INT8 layers" counts
+the engine's INT8 layers from TensorRT's engine inspector: an int8/mixed row without any FAILs; "engine MiB" is the
+engine file, "MiB/context" the device memory of one execution context: activations and scratch, on a Jetson RAM,
+twice over with two frames in flight). Builds use a 1 GiB workspace on a Jetson unless --workspace-mib says.
 
 Without TensorRT (a laptop, CI) it still runs the ONNX Runtime reference and the TensorRT-RTX parse check, then
 reports NEEDS-TENSORRT for what only the target can prove.
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from .. import cli
 from ..artifacts import ENGINE_SET, Precision, names
+from ..build_request import add_workspace
 
 TOOL = "check_on_target"
 
@@ -50,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_calibration(p, needed_for="TensorRT's entropy calibrator on rows built the implicit way (default: the "
                                       "variant's own Q/DQ scales, no images)", counts=False)
     p.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device to build and run on (default 0)")
+    add_workspace(p)
     p.add_argument("--no-dla", action="store_true", help="skip the DLA rows even where the device has DLA cores")
     p.add_argument("--min-agreement", action="append", default=[], metavar="PRECISION=FRACTION",
                    help="override a pass threshold, e.g. int8=0.97 (defaults: fp32 0.999, fp16 0.995, "
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run_checks(args.engine_dir, args.model, height, width, precisions, images=args.image_count,
                       image_dir=args.images_dir, build=args.build, min_agreement=thresholds,
                       calibration=args.calibration, dla=not args.no_dla, rebuild=args.rebuild,
-                      device=args.device,
+                      device=args.device, workspace_mib=args.workspace_mib,
                       log=lambda text: print(text, flush=True))
     print()
     print(format_table(rows))

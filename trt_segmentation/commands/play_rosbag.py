@@ -6,6 +6,8 @@ Examples:
     trt_seg_play_rosbag bags/street --rate 0.5 --loop --stamps now --remap /camera/image_raw:=/image
     trt_seg_play_rosbag bags/street --qos best_effort --wait-for-subscribers 1
     trt_seg_play_rosbag bags/street --ros-args -r __node:=front_player   # ROS arguments go last
+A node with use_sim_time:=true measures the recorded stamps against the bag's time on /clock (ros2 bag play --clock):
+    trt_seg_play_rosbag bags/street --stamps recorded --clock
 A bag of several cameras (trt_seg_make_rosbag --cameras) plays every topic, interleaved by recorded time:
     trt_seg_play_rosbag bags/three --remap /cameras/front/image:=/segmentation/front/image \
         /cameras/left/image:=/segmentation/left/image
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .. import cli
+from ..data.bag_player import CLOCK_HZ, STAMPS, check_options
 
 TOOL = "play_rosbag"
 
@@ -41,8 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loop", action="store_true", help="repeat the bag until interrupted")
     parser.add_argument("--remap", nargs="+", action="extend", metavar="FROM:=TO",
                         help="rename topics, e.g. /a:=/b; one rule per topic, several after one --remap or repeated")
-    parser.add_argument("--stamps", choices=("keep", "now"), default="keep",
-                        help="header stamps: keep the recorded ones, or rewrite to the current time (default keep)")
+    parser.add_argument("--stamps", choices=STAMPS, default="recorded",
+                        help="header stamps: as recorded (old spelling: keep), or rewritten to the current time "
+                             "(default recorded)")
+    parser.add_argument("--clock", type=float, nargs="?", const=CLOCK_HZ, default=0.0, metavar="HZ",
+                        help=f"publish the bag's time on /clock (rosgraph_msgs/Clock, as ros2 bag play --clock): each "
+                             f"message's recorded time before it, and HZ ticks a second between (default {CLOCK_HZ:g}); "
+                             "for nodes with use_sim_time:=true; needs --stamps recorded")
     parser.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable",
                         help="publisher reliability (default reliable; a best_effort subscriber matches both)")
     parser.add_argument("--depth", type=int, default=10, help="publisher history depth (default 10)")
@@ -71,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 for topic, msgtype in sorted(reader.topics.items()):
                     print(f"  {topic}  {msgtype}  {reader.count([topic])} messages")
             return 0
+        check_options(args.rate, args.stamps, args.clock)  # before rclpy: its start-up may log
         import rclpy
 
         rclpy.init(args=[sys.argv[0], *ros_args])  # play_bag uses this context and leaves it running
@@ -78,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             play_bag(args.bag, topics=args.topics, rate=args.rate, loop=args.loop, remap=args.remap, stamps=args.stamps,
                      qos=args.qos, depth=args.depth, progress=not args.quiet,
                      wait_for_subscribers=args.wait_for_subscribers, wait_timeout=args.wait_timeout,
-                     max_messages=args.max_messages, delay=args.delay)
+                     max_messages=args.max_messages, delay=args.delay, clock_hz=args.clock)
         finally:
             rclpy.try_shutdown()
     except KeyboardInterrupt:

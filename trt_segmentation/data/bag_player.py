@@ -1,5 +1,5 @@
-"""Play a ROS 2 bag into a live graph with rclpy (``trt_seg_play_rosbag``): topic selection, ``--remap``, QoS and
-restamping.
+"""Play a ROS 2 bag into a live graph with rclpy (``trt_seg_play_rosbag``): topic selection, ``--remap``, QoS,
+restamping, and the bag's time on ``/clock`` for nodes with ``use_sim_time`` (as ``ros2 bag play --clock``).
 
 :func:`play_bag` hands the stored CDR bytes to rclpy's serialized publishing (``Publisher.publish(bytes)``), so a
 6 MB frame costs one memory copy and no Python-level (de)serialisation; with ``stamps='now'`` it rewrites the 8 bytes
@@ -19,6 +19,10 @@ from ..node.qos import image_qos, wait_until_subscribed
 from .bags import BagError, BagReader, _typestore
 
 _CDR_HEADER_FORMATS = {b"\x00\x00": ">iI", b"\x00\x01": "<iI"}  # plain CDR big / little endian
+#: header stamps: as recorded ('keep': the old spelling of 'recorded'), or the player's clock at publish time
+STAMPS = ("recorded", "keep", "now")
+CLOCK_TOPIC = "/clock"
+CLOCK_HZ = 40.0  # ros2 bag play --clock's rate when none is given
 
 
 def restamp_cdr(raw: bytes | bytearray, sec: int, nanosec: int) -> bytes:
@@ -78,25 +82,58 @@ def make_qos(qos: str | Any = "reliable", depth: int = 10) -> Any:
         raise BagError(str(exc)) from None
 
 
+class ClockPublisher:
+    """``/clock`` (rosgraph_msgs/Clock) on ``node``, reliable, keep last 10: rclpy's time source subscribes best
+    effort, which matches it, and a reliable subscriber gets every tick."""
+
+    def __init__(self, node: Any) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+
+        self._message = Clock
+        self.publisher = node.create_publisher(Clock, CLOCK_TOPIC,
+                                               QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+
+    def publish(self, time_ns: int) -> None:
+        msg = self._message()
+        msg.clock.sec, msg.clock.nanosec = divmod(int(time_ns), 10**9)
+        self.publisher.publish(msg)
+
+
+def check_options(rate: float, stamps: str, clock_hz: float) -> None:
+    """BagError for a playback rate, stamps or clock that :func:`play_bag` cannot play with (checked before rclpy
+    starts, so the command's error is its only line)."""
+    if rate <= 0:
+        raise BagError(f"rate must be > 0, got {rate}")
+    if stamps not in STAMPS:
+        raise BagError(f"stamps must be one of {', '.join(STAMPS)}, got {stamps!r}")
+    if clock_hz < 0:
+        raise BagError(f"clock rate must be > 0 Hz, got {clock_hz}")
+    if clock_hz and stamps == "now":
+        raise BagError("the clock publishes the recorded time: use it with recorded stamps (with 'now' the header "
+                       "stamps would be the wall clock's, not the bag's)")
+
+
 def play_bag(
     bag_dir: str | Path, topics: Iterable[str] | None = None, rate: float = 1.0, loop: bool = False,
-    remap: Iterable[str] | dict[str, str] | None = None, stamps: str = "keep", qos: str | Any = "reliable",
+    remap: Iterable[str] | dict[str, str] | None = None, stamps: str = "recorded", qos: str | Any = "reliable",
     depth: int = 10, progress: bool = True, node: Any = None, wait_for_subscribers: int = 0,
     wait_timeout: float = 10.0, max_messages: int | None = None, should_stop: Callable[[], bool] | None = None,
-    log: Callable[[str], None] | None = print, delay: float = 0.0,
+    log: Callable[[str], None] | None = print, delay: float = 0.0, clock_hz: float = 0.0,
 ) -> int:
     """Publish the bag's messages with their recorded timing divided by ``rate``; return how many were sent.
 
     ``loop`` repeats until interrupted (or ``max_messages``/``should_stop``). ``stamps='now'`` rewrites
-    ``header.stamp`` to the node's clock at publish time (types without a Header are sent as recorded).
+    ``header.stamp`` to the node's clock at publish time (types without a Header are sent as recorded);
+    ``'recorded'`` (or ``'keep'``) sends them as recorded. ``clock_hz > 0`` publishes the bag's time on ``/clock``
+    (rosgraph_msgs/Clock), as ``ros2 bag play --clock``: the recorded time of each message just before it, and
+    ``clock_hz`` ticks a second in between (a loop's next pass starts the bag's time again), so a node with
+    ``use_sim_time`` measures the recorded stamps against the bag's time; it needs ``stamps='recorded'``.
     ``wait_for_subscribers=N`` waits (up to ``wait_timeout`` s) until each publisher has N subscribers, so that
     nothing is lost to discovery; ``delay`` seconds more (after any waiting) give the subscribers' side time to
     match the publishers too, which best-effort subscribers need to get the first messages. Without ``node`` a node named ``bag_player`` is created (and rclpy initialised
     and shut down if it was not running)."""
-    if rate <= 0:
-        raise BagError(f"rate must be > 0, got {rate}")
-    if stamps not in ("keep", "now"):
-        raise BagError(f"stamps must be 'keep' or 'now', got {stamps!r}")
+    check_options(rate, stamps, clock_hz)
     import rclpy
     from rclpy.duration import Duration
 
@@ -111,6 +148,7 @@ def play_bag(
     sent = 0
     bar = None
     publishers: dict[str, Any] = {}
+    clock: ClockPublisher | None = None
     try:
         with BagReader(bag_dir) as reader:
             available = reader.topics
@@ -134,9 +172,12 @@ def play_bag(
                 restamp[t] = stamps == "now" and _starts_with_header(available[t])
             if not publishers:
                 raise BagError(f"{reader.path}: nothing to play")
+            if clock_hz:
+                clock = ClockPublisher(node)
+            waited = [*publishers.values(), *([clock.publisher] if clock is not None else [])]
             if wait_for_subscribers > 0:
-                if not wait_until_subscribed(publishers.values(), wait_timeout, wait_for_subscribers):
-                    raise BagError(f"no subscriber on {', '.join(p.topic_name for p in publishers.values())} "
+                if not wait_until_subscribed(waited, wait_timeout, wait_for_subscribers):
+                    raise BagError(f"no subscriber on {', '.join(p.topic_name for p in waited)} "
                                    f"within {wait_timeout:.0f} s")
                 time.sleep(0.2)  # let the subscriber side finish matching too
             if delay > 0:
@@ -149,7 +190,8 @@ def play_bag(
             if log:
                 names = ", ".join(f"{t}->{remaps[t]}" if t in remaps else t for t in publishers)
                 log(f"playing {total} messages from {reader.path} on {names} at rate {rate:g}"
-                    + (" (looping)" if loop else ""))
+                    + (" (looping)" if loop else "") + (f", the bag's time on {CLOCK_TOPIC} at {clock_hz:g} Hz"
+                                                        if clock_hz else ""))
             per_topic = max(reader.count([t]) for t in publishers)  # loop gap: one frame period of the busiest topic
             period_ns = reader.duration_ns / (per_topic - 1) if per_topic > 1 else 1e8
             offset_ns = 0  # bag time added per loop pass
@@ -164,9 +206,15 @@ def play_bag(
                         break
                     if wall0 is None:
                         wall0, bag0 = time.monotonic(), timestamp
-                    lag = wall0 + (timestamp + offset_ns - bag0) / 1e9 / rate - time.monotonic()
+                    due = wall0 + (timestamp + offset_ns - bag0) / 1e9 / rate
+                    while clock is not None and due - time.monotonic() > 1.0 / clock_hz:  # the bag's time, ticking
+                        time.sleep(1.0 / clock_hz)
+                        clock.publish(min(timestamp, bag0 - offset_ns + int((time.monotonic() - wall0) * rate * 1e9)))
+                    lag = due - time.monotonic()
                     if lag > 0:
                         time.sleep(lag)
+                    if clock is not None:
+                        clock.publish(timestamp)  # the bag's time is this message's recorded time before it goes out
                     data = raw if isinstance(raw, bytes) else bytes(raw)
                     if restamp[topic]:
                         now = node.get_clock().now().seconds_nanoseconds()
@@ -179,10 +227,10 @@ def play_bag(
                 if not loop or last is None:
                     break
                 offset_ns += last - bag0 + int(period_ns)  # the next pass starts one frame period after this one
-            if profile.reliability.name == "RELIABLE":
-                for pub in publishers.values():  # give reliable subscribers the chance to receive the tail
-                    pub.wait_for_all_acked(Duration(seconds=min(wait_timeout, 5.0)))
-            else:  # no acknowledgements to wait for: stay in the graph a moment so the last sample is delivered
+            reliable = profile.reliability.name == "RELIABLE"
+            for pub in waited if reliable else waited[len(publishers):]:  # reliable subscribers receive the tail
+                pub.wait_for_all_acked(Duration(seconds=min(wait_timeout, 5.0)))
+            if not reliable:  # no acknowledgements to wait for: stay in the graph a moment so the last sample is delivered
                 time.sleep(0.5)
         return sent
     finally:
@@ -190,7 +238,7 @@ def play_bag(
             bar.close()
         if log:
             log(f"sent {sent} messages")
-        for pub in publishers.values():
+        for pub in [*publishers.values(), *([clock.publisher] if clock is not None else [])]:
             node.destroy_publisher(pub)
         if own_node:
             node.destroy_node()

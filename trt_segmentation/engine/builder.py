@@ -16,11 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import BuilderKind, Precision, artifact_path, batch_from_name
+from ..artifacts import Artifact, BuilderKind, Precision, artifact_path, batch_from_name
+from ..build_request import workspace_limit_mib
 from ..cli import tool_command
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
+from .on_target import dla_core_of
 from .tensorrt_adapter import (
     BuildError,
     BuildOptions,
@@ -29,7 +31,9 @@ from .tensorrt_adapter import (
     build_serialized,
     gpu_identity,
     load_tensorrt,
+    measure_device_memory,
     platform_name,
+    typing_of,
 )
 
 LOG = logging.getLogger(__name__)
@@ -66,6 +70,9 @@ def build_engine(
     ``scales_from`` (implicit INT8/mixed): the explicit int8/mixed variant whose Q/DQ activation scales TensorRT
     takes as its calibration table (calibration_table.py) instead of calibrating on ``calibration`` images.
     ``builder``: ``tensorrt`` (the default: an engine the node can load), ``tensorrt-rtx`` or ``auto``.
+    ``workspace_mib``: the builder's workspace limit (build_request.workspace_limit_mib: None = 1 GiB on a Jetson,
+    TensorRT's default elsewhere; 0 = no limit); the sidecar records the limit used, the engine's size and the device
+    memory of one execution context.
     Raises :class:`TensorRTUnavailable` naming what to install when no suitable TensorRT is present, and
     ValueError for a precision TensorRT never builds (int8-cpu, an ONNX Runtime CPU variant).
     """
@@ -89,28 +96,39 @@ def build_engine(
             )
         if contract.get("precision", "fp32") != "fp32":
             raise ValueError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
-        if not precision.implicit_ok:
-            raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path")
+        if not precision.implicit_ok and scales_from is None:  # its own scales come as a table (item 4 of #32)
+            raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path, "
+                             "or its variant's own Q/DQ scales as the calibration table (scales_from)")
     else:
         problem = explicit_path_problem(trt, onnx_path)
         if problem:
             raise BuildError(problem)
     if dla_core >= 0 and precision is Precision.FP32:
         raise BuildError("DLA runs FP16 and INT8 only; build fp16, int8 or mixed for DLA (fp32 runs on the GPU)")
+    named_core = dla_core_of(engine_path)
+    if named_core != dla_core:  # the node and build_on_target look for <stem>.dla<N>.engine, GPU engines without it
+        expected = Artifact(engine_path.parent, str(contract["model"]), int(contract["height"]),
+                            int(contract["width"]), precision, ".engine", batch, dla_core).path
+        raise ValueError(f"the engine name {engine_path.name} says DLA core {named_core} (-1: the GPU), the build is "
+                         f"for {dla_core}; build it as {expected}")
     if not implicit and contract.get("precision", "fp32") != precision:
         raise ValueError(
             f"{onnx_path} holds the {contract.get('precision')} variant, not {precision}; make it with "
             f"{tool_command('calibrate')} or {tool_command('build_engine', '--precision', precision.value)}"
         )
+    platform = platform_name()
+    workspace = workspace_limit_mib(workspace_mib, platform)
     options = BuildOptions(
-        workspace_mib=workspace_mib,
+        workspace_mib=workspace,
         timing_cache=Path(timing_cache) if timing_cache else None,
         opt_level=opt_level,
         # DLA takes its precision from builder flags (FP16/INT8), so a DLA build is weakly typed where TensorRT
         # still has weak typing (< 11): the variant's Q/DQ still fixes the INT8 layers and its casts the FP16 ones
         strongly_typed=not implicit and (dla_core < 0 or (trt.builder == "tensorrt" and trt.major >= 11)),
         implicit=implicit,
-        fp16=precision.uses_fp16,
+        # on DLA also FP16 for an INT8 precision: layers without an INT8 scale (some Resize outputs, the MatMul, the
+        # preprocessing) then stay on the DLA in FP16 instead of falling back to the GPU in FP32 (#32 item 4)
+        fp16=precision.uses_fp16 or (dla_core >= 0 and precision.uses_int8),
         int8=precision.uses_int8,
         dla_core=dla_core,
         progress=progress,
@@ -134,17 +152,24 @@ def build_engine(
             from ..precision.mixed import ENCODER_LAYERS
 
             options = replace(options, fp16_layers=[f"^(?!{ENCODER_LAYERS})"], fp32_layers=[PREPROCESSING_LAYERS])
-    LOG.info("building %s with %s %s (%s typing)", engine_path.name, trt.builder, trt.version,
-             "strong" if not implicit else "implicit")
+    LOG.info("building %s with %s %s (%s typing), workspace limit %s", engine_path.name, trt.builder, trt.version,
+             typing_of(trt, options), f"{workspace} MiB" if workspace is not None else "TensorRT's default")
     try:
         with _device_context(device):
             result = build_serialized(trt, onnx_path, options)
+    except BuildError as exc:  # the calibrator's own reason (a table TensorRT did not take) before TensorRT's line
+        failure = calibrator_failure(calibrator)
+        if failure:
+            raise BuildError(f"implicit INT8 calibration of {engine_path.name} failed: {failure}. {exc}") from exc
+        raise
     finally:
         if calibrator is not None:
             calibrator.close()
     failure = calibrator_failure(calibrator)
     if failure:  # TensorRT read the failure as "no more data" and built on part of the inputs: not an engine to keep
         raise BuildError(f"implicit INT8 calibration of {engine_path.name} failed: {failure}")
+    with _device_context(device):  # after the build: the builder's memory is given back by then
+        device_memory = measure_device_memory(trt, result.engine, dla_core)
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = engine_path.with_name(engine_path.name + ".tmp")
     tmp.write_bytes(result.engine)
@@ -156,9 +181,9 @@ def build_engine(
     # the file the engine was built from (fp32 on the implicit path), relative to the engine's folder, so that it
     # is found wherever that folder tree is copied, also when --out put the engine elsewhere
     opts["source_onnx"] = relative_source(onnx_path, engine_path)
-    if scales_from is not None:
+    if scales_from is not None and implicit and options.int8:
         opts["scales_from"] = relative_source(Path(scales_from), engine_path)
-    opts.update({"workspace_mib": workspace_mib, "timing_cache": str(timing_cache) if timing_cache else None,
+    opts.update({"workspace_mib": workspace, "timing_cache": str(timing_cache) if timing_cache else None,
                  "opt_level": opt_level, "implicit": implicit, "builder": trt.builder, "tf32": options.tf32,
                  "build_seconds": round(result.seconds, 2), "layers": result.layers})
     meta = EngineMetadata(
@@ -172,21 +197,24 @@ def build_engine(
         gpu_name=gpu_name,
         compute_capability=capability,
         dla_core=dla_core,
-        platform=platform_name(),
+        platform=platform,
         calibration_method=calibration_info.get("method"),
         calibration_set=calibration_info.get("set"),
         calibration_set_sha256=calibration_info.get("sha256"),
         onnx_sha256=sha256_file(onnx_path),
         source_sha256=source_sha256,
+        scales_sha256=sha256_file(scales_from) if scales_from is not None and implicit and options.int8 else None,
         inputs=result.inputs,
         outputs=result.outputs,
         build_options=opts,
         contract=contract,
         tool_version=tool_version(),
         batch=batch,
+        engine_bytes=len(result.engine),
+        device_memory_bytes=device_memory,
     )
     write_metadata(engine_path, meta)
-    LOG.info("wrote %s (%.1f MB, built in %.1f s) and its metadata", engine_path, len(result.engine) / 1e6, result.seconds)
+    LOG.info("wrote %s (%s) and its metadata, built in %.1f s", engine_path, meta.memory_summary(), result.seconds)
     return meta
 
 
@@ -314,7 +342,7 @@ def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Pa
 
 def build_missing_engine(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
                          progress: Callable[[str], None] | None = None, device: int = 0,
-                         implicit_calibration: str | None = None) -> EngineMetadata:
+                         implicit_calibration: str | None = None, workspace_mib: int | None = None) -> EngineMetadata:
     """What the node's ``build_engine_if_missing`` calls: build ``engine_path`` the way the installed TensorRT
     needs, from the files next to it (``<stem>.onnx``, the variant; ``<model>_<H>x<W>_fp32.onnx`` for the implicit
     path, calibrated with the variant's Q/DQ scales, or with ``calibration`` images under
@@ -322,4 +350,4 @@ def build_missing_engine(engine_path: str | Path, precision: str | Precision, *,
     from .on_target import build_from_folder
 
     return build_from_folder(engine_path, precision, calibration=calibration, progress=progress, device=device,
-                             implicit_calibration=implicit_calibration)
+                             implicit_calibration=implicit_calibration, workspace_mib=workspace_mib)

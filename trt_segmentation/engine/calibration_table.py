@@ -7,7 +7,8 @@ those scales and writes them as the table TensorRT reads back through ``read_cal
 engine on TensorRT 8.5/8.6/10 quantizes exactly the tensors, with exactly the scales, the explicit variant does on
 TensorRT 11 (docs/vehicle.md).
 
-The table is text, one line per tensor after a header: ``TRT-<version>-EntropyCalibration2`` then
+The table is text, one line per tensor after a header: ``TRT-<version>-EntropyCalibration2`` (the version as
+TensorRT's ``NV_TENSORRT_VERSION``: 8502 for 8.5.2, 100300 for 10.3.0) then
 ``<tensor name>: <scale as big-endian IEEE float32, 8 hex digits>``; the scale is TensorRT's symmetric INT8 scale
 (dynamic range / 127), which is what a symmetric INT8 QuantizeLinear's ``y_scale`` holds. TensorRT's ONNX parser
 names each network tensor after its ONNX tensor, so a QuantizeLinear's input -- followed back through the Cast and
@@ -45,11 +46,17 @@ class CalibrationTableError(ValueError, SegmentationError):
     """The variant has no usable activation scales, or a table does not parse."""
 
 
-def header(tensorrt_version: str = "8.5.2") -> str:
-    """``TRT-8502-EntropyCalibration2`` for TensorRT 8.5.2 (major * 1000 + minor * 100 + patch)."""
+def version_code(tensorrt_version: str) -> int:
+    """TensorRT's ``NV_TENSORRT_VERSION`` (NvInferVersion.h), which the table header carries: major * 1000 + minor *
+    100 + patch before TensorRT 10 (8.5.2 -> 8502), major * 10000 + minor * 100 + patch from 10 (10.3.0 -> 100300)."""
     parts = [int(p) for p in (tensorrt_version.split(".") + ["0", "0"])[:3] if p.isdigit()]
     major, minor, patch = (parts + [0, 0, 0])[:3]
-    return f"TRT-{major * 1000 + minor * 100 + patch}-{ALGORITHM}"
+    return (major * 10000 if major >= 10 else major * 1000) + minor * 100 + patch
+
+
+def header(tensorrt_version: str = "8.5.2") -> str:
+    """``TRT-8502-EntropyCalibration2`` for TensorRT 8.5.2, ``TRT-100300-EntropyCalibration2`` for 10.3.0."""
+    return f"TRT-{version_code(tensorrt_version)}-{ALGORITHM}"
 
 
 def _source_tensor(name: str, producers: Dict[str, Any]) -> str:
@@ -173,4 +180,4 @@ def write_table_from_variant(variant_onnx: Union[str, Path], fp32_onnx: Union[st
 
 
 __all__ = ["ALGORITHM", "CalibrationTableError", "ImplicitCalibration", "activation_scales", "header",
-           "parse_table", "table_path", "table_problem", "table_text", "write_table_from_variant"]
+           "parse_table", "table_path", "table_problem", "table_text", "version_code", "write_table_from_variant"]

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import ArtifactFolder, Precision, batch_from_name
+from ..artifacts import Artifact, ArtifactFolder, Precision, batch_from_name
 from ..build_request import BuildRequest
-from ..cli import tool_argv, tool_command
+from ..cli import tool_argv
 from ..errors import SegmentationError
 from .tensorrt_adapter import same_platform
 
@@ -53,6 +53,9 @@ class EngineMetadata:
     calibration_set: str | None = None
     calibration_set_sha256: str | None = None
     source_sha256: str | None = None  # the checkpoint the ONNX was exported from, if known
+    # implicit INT8/mixed with the variant's Q/DQ scales as calibration table (build_options['scales_from']): that
+    # variant's sha256, so a re-calibrated variant makes the engine stale (None in sidecars written before #32)
+    scales_sha256: str | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)  # [{name, shape, dtype}]
     outputs: list[dict[str, Any]] = field(default_factory=list)
     build_options: dict[str, Any] = field(default_factory=dict)
@@ -61,9 +64,21 @@ class EngineMetadata:
     tool_version: str = ""
     schema_version: int = SCHEMA_VERSION
     batch: int = 1  # static frames per run; sidecars written before batching existed have none: batch 1
+    engine_bytes: int | None = None  # the serialized engine's size (None: a sidecar from before it was recorded)
+    # device memory each execution context allocates (activations, tactic scratch; tensorrt_adapter.device_memory_size),
+    # measured on the build machine; None where the engine could not be deserialized there (TensorRT-RTX without a
+    # GPU) or the sidecar predates it
+    device_memory_bytes: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    def memory_summary(self) -> str:
+        """'engine 26.9 MiB, 118.0 MiB device memory per execution context' (what is known of the two)."""
+        engine = f"engine {mib(self.engine_bytes)} MiB" if self.engine_bytes is not None else "engine size not recorded"
+        if self.device_memory_bytes is None:
+            return f"{engine}, device memory per execution context not measured"
+        return f"{engine}, {mib(self.device_memory_bytes)} MiB device memory per execution context"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineMetadata:
@@ -83,6 +98,11 @@ class EngineMetadata:
             raise MetadataError(f"engine metadata precision: {exc}") from None
         # unknown keys from a newer minor writer are ignored rather than fatal
         return cls(**{k: v for k, v in data.items() if k in names and k != "precision"}, precision=precision)
+
+
+def mib(size: int) -> str:
+    """``size`` bytes in MiB, one decimal ('26.9')."""
+    return f"{size / (1 << 20):.1f}"
 
 
 def metadata_path(engine_path: str | Path) -> Path:
@@ -108,38 +128,73 @@ def write_metadata(engine_path: str | Path, meta: EngineMetadata) -> Path:
 def read_metadata(engine_path: str | Path) -> EngineMetadata:
     """Read the sidecar of ``engine_path`` (or the ``.json`` itself); :class:`MetadataError` says what is wrong."""
     path = metadata_path(engine_path)
+    engine = Path(engine_path) if Path(engine_path).suffix != ".json" else path.with_suffix(".engine")
     if not path.is_file():
         raise MetadataError(
             f"engine metadata {path} is missing; the engine cannot be checked against this TensorRT/GPU. "
-            f"Rebuild it with {tool_command('build_engine')} (it writes the .json next to the .engine)."
+            f"Rebuild it from the ONNX variants beside it (it writes the .json next to the .engine): "
+            f"{rebuild_from_name(engine)}"
         )
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MetadataError(f"engine metadata {path} is corrupt ({exc}); rebuild the engine") from exc
+        raise MetadataError(f"engine metadata {path} is corrupt ({exc}); rebuild it: {rebuild_from_name(engine)}"
+                            ) from exc
     if not isinstance(data, dict):
-        raise MetadataError(f"engine metadata {path} is corrupt (not a JSON object); rebuild the engine")
+        raise MetadataError(f"engine metadata {path} is corrupt (not a JSON object); rebuild it: "
+                            f"{rebuild_from_name(engine)}")
     try:
         meta = EngineMetadata.from_dict(data)
     except (TypeError, MetadataError) as exc:
-        raise MetadataError(f"engine metadata {path}: {exc}; rebuild the engine") from exc
-    problem = batch_problem(meta, path.name)
+        raise MetadataError(f"engine metadata {path}: {exc}; rebuild it: {rebuild_from_name(engine)}") from exc
+    problem = batch_problem(meta, path.name, path.parent)
     if problem:
         raise MetadataError(f"engine metadata {path}: {problem}")
+    problem = scales_problem(engine, meta)
+    if problem:
+        raise MetadataError(f"engine {engine}: {problem}; the command: {rebuild_command(meta, engine)}")
     return meta
 
 
-def batch_problem(meta: EngineMetadata, name: str | None = None) -> str:
-    """Why the sidecar's batch disagrees with its own contract or with the file name ``name`` ('' if it does not):
-    a renamed engine of another batch must not be loaded as the one its name promises."""
+def scales_source(engine_path: str | Path, meta: EngineMetadata) -> Path | None:
+    """The variant whose Q/DQ scales an implicit engine took as its calibration table (None for any other engine),
+    recorded relative to the engine's folder as ``build_options['scales_from']``."""
+    name = meta.build_options.get("scales_from") if isinstance(meta.build_options, dict) else None
+    return Path(engine_path).parent / str(name) if name else None
+
+
+def scales_problem(engine_path: str | Path, meta: EngineMetadata) -> str:
+    """Why an implicit engine's INT8 scales are stale ('' if they are not, or the engine took none): the variant
+    it took them from changed since the build (re-calibrated), or the sidecar predates the hash of that variant.
+    A variant that is not beside the engine is not checked (as the source ONNX is not)."""
+    from ..hashing import sha256_file
+
+    variant = scales_source(engine_path, meta)
+    if variant is None:
+        return ""
+    if not meta.scales_sha256:
+        return (f"its sidecar does not record which version of {variant.name} its INT8 scales came from (written "
+                "before that was recorded), so a re-calibrated variant would go unnoticed: it must be rebuilt once")
+    if variant.is_file():
+        now = sha256_file(variant)
+        if now != meta.scales_sha256:
+            return (f"{variant.name}, the variant whose Q/DQ scales it was calibrated with, changed since the build "
+                    f"(re-calibrated? sha256 {meta.scales_sha256[:12]}... then, {now[:12]}... now)")
+    return ""
+
+
+def batch_problem(meta: EngineMetadata, name: str | None = None, folder: str | Path = "<engine folder>") -> str:
+    """Why the sidecar's batch disagrees with its own contract or with the file name ``name`` in ``folder`` ('' if
+    it does not): a renamed engine of another batch must not be loaded as the one its name promises."""
     contract_batch = int(meta.contract.get("batch", 1)) if isinstance(meta.contract, dict) else 1
     if meta.contract and contract_batch != meta.batch:
         return f"records batch {meta.batch} but its model contract batch {contract_batch}; rebuild the engine"
     named = batch_from_name(name) if name is not None else meta.batch
     if named != meta.batch:
-        command = tool_command("build_engine", "--batch", str(named))
+        command = on_target_command(folder, meta.precision, (meta.height, meta.width), named,
+                                    model=meta.model)
         return (f"the engine was built for batch {meta.batch}, its file name says batch {named} (renamed?); rebuild "
-                f"it under its own name ({command})")
+                f"it under its own name from the batch-{named} variants ({command})")
     return ""
 
 
@@ -202,6 +257,9 @@ def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
 
 #: the command that builds engines from a folder of ONNX variants, on the machine that runs them (no torch)
 ON_TARGET_TOOL = "build_on_target"
+#: what follows a hint that names trt_seg_build_engine: the variant itself is missing, and the build machine makes
+#: it (INT8 variants need torch's export or the quantization tools and calibration images)
+ON_BUILD_MACHINE = "(on the build machine, where the variants are made; then copy {folder} here)"
 
 
 def on_target_command(engine_dir: str | Path, precisions: list[str] | list[Precision] | str | Precision,
@@ -222,11 +280,23 @@ def on_target_command(engine_dir: str | Path, precisions: list[str] | list[Preci
     return shlex.join(argv + list(extra or []))
 
 
+def rebuild_from_name(engine_path: str | Path) -> str:
+    """The on-target build of ``engine_path`` from the variants beside it, told by its name alone (for an engine
+    without a readable sidecar); the generic on-target command where the name is not an artifact's."""
+    engine_path = Path(engine_path)
+    item = Artifact.from_path(engine_path)
+    if item is None:
+        return on_target_command(engine_path.parent, "<precision>")
+    return on_target_command(engine_path.parent, item.precision, item.size, item.batch, model=item.model,
+                             dla_core=item.dla_core)
+
+
 def build_hint(model: str, size: tuple[int, int] | None, precision: str | Precision, directory: Path | str,
                batch: int = 1) -> str:
     """The command that makes the missing file: where ``directory`` holds the precision's ONNX variant of that size
     and batch (so the engine is what is missing), the on-target build from it (no torch); else (the variant itself
-    is missing) tools/build_engine.py on the build machine. ``precision`` given as a name is parsed here."""
+    is missing) tools/build_engine.py, said to run on the build machine (:data:`ON_BUILD_MACHINE`). ``precision``
+    given as a name is parsed here."""
     precision = Precision.parse(precision)
     options: dict[str, Any] = {"model": model, "precision": precision.value, "out_dir": str(directory),
                                "batch": batch}
@@ -239,7 +309,7 @@ def build_hint(model: str, size: tuple[int, int] | None, precision: str | Precis
             model, *size, precision, ".onnx", batch=batch).is_file():
         return on_target_command(directory, precision, size, batch, model=model)  # the engine is what is missing
     options["size"] = f"{size[0]}x{size[1]}" if size else "<H>x<W>"
-    return rebuild_command(options)
+    return f"{rebuild_command(options)} {ON_BUILD_MACHINE.format(folder=directory)}"
 
 
 def rebuild_command(meta_or_args: EngineMetadata | BuildRequest | dict[str, Any],

@@ -75,14 +75,16 @@ def command_for(engine_path: str | Path, precision: str | Precision, model: str 
 
 def fit_problems(engine_path: str | Path, precision: str | Precision, *, device: int = 0) -> list[str]:
     """Why the existing ``engine_path`` cannot run here ([] when it can): no or unreadable sidecar, another
-    TensorRT (or TensorRT-RTX), GPU or Jetson module, another precision or batch, or an ONNX changed since."""
+    TensorRT (or TensorRT-RTX), GPU or Jetson module, another precision or batch, an ONNX changed since, or (an
+    implicit engine) a re-calibrated variant whose scales it took (metadata.scales_problem)."""
     from .tensorrt_adapter import gpu_identity, platform_name, real_tensorrt
 
     engine_path = Path(engine_path)
     try:
         meta = read_metadata(engine_path)
-    except MetadataError as exc:
-        return [str(exc).split(";")[0]]
+    except MetadataError as exc:  # the first clause says why; the engine itself is named by the caller
+        reason = str(exc).split(";")[0]
+        return [reason[len(f"engine {engine_path}: "):] if reason.startswith(f"engine {engine_path}: ") else reason]
     trt = real_tensorrt()
     capability = gpu_identity(device)[1]
     source = source_onnx_path(engine_path, meta)
@@ -102,7 +104,9 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
     """Build ``engine_path`` (``<model>_<H>x<W>[_b<N>]_<precision>[.dla<K>].engine``) from the files beside it.
 
     ``implicit_calibration`` (implicit INT8/mixed only): ``qdq-table`` (the default where the variant is there: its
-    Q/DQ scales, no images) or ``tensorrt-entropy`` (TensorRT's calibrator over ``calibration`` images)."""
+    Q/DQ scales, no images) or ``tensorrt-entropy`` (TensorRT's calibrator over ``calibration`` images).
+    ``workspace_mib``: the builder's workspace limit (None: 1 GiB on a Jetson, TensorRT's default elsewhere; 0: no
+    limit; build_request.workspace_limit_mib)."""
     from .builder import build_engine, build_path, tensorrt_precision
     from .tensorrt_adapter import BuildError, load_tensorrt
 
@@ -142,12 +146,13 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
 
 
 def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuild: bool = False, device: int = 0,
-                  calibration: Any = None, implicit_calibration: str | None = None,
+                  calibration: Any = None, implicit_calibration: str | None = None, workspace_mib: int | None = None,
                   progress: Callable[[str], None] | None = None, log: Callable[[str], None] = LOG.info) -> str:
     """Make ``engine_path`` usable here: build it when it is missing; when it exists but does not fit
     (:func:`fit_problems`), rebuild it from the variants beside it if ``rebuild``, else raise
     :class:`EngineDoesNotFit` with the reasons and the command. Returns what it did: 'fits', 'built' or 'rebuilt'.
-    What the node calls under its ``rebuild_engine`` parameter, and trt_seg_check_on_target --rebuild."""
+    What the node calls under its ``rebuild_engine`` parameter, and trt_seg_check_on_target --rebuild.
+    ``workspace_mib`` as :func:`build_from_folder`'s."""
     engine_path, precision = Path(engine_path), Precision.parse(precision)
     if engine_path.is_file():
         problems = fit_problems(engine_path, precision, device=device)
@@ -164,7 +169,7 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
         log(f"building {engine_path}: it is missing")
         action = "built"
     build_from_folder(engine_path, precision, calibration=calibration, implicit_calibration=implicit_calibration,
-                      device=device, progress=progress)
+                      device=device, workspace_mib=workspace_mib, progress=progress)
     return action
 
 

@@ -168,7 +168,7 @@ def same_platform(a: str, b: str) -> bool:
 
 @dataclass
 class BuildOptions:
-    workspace_mib: int | None = None  # None: TensorRT's default (all device memory)
+    workspace_mib: int | None = None  # None: TensorRT's default (all device memory); build_request.workspace_limit_mib
     timing_cache: Path | None = None  # read if present, written after the build
     opt_level: int | None = None  # builder optimisation level 0-5 (TensorRT >= 8.6; default 3)
     strongly_typed: bool = True  # precision from the ONNX (TensorRT >= 10, TRT-RTX)
@@ -333,6 +333,74 @@ class _Progress:
         return Monitor()
 
 
+def typing_of(trt: TensorRT, options: BuildOptions) -> str:
+    """How ``trt`` types a network built with ``options``: 'strong' (precision from the ONNX), 'weak' (the variant
+    with builder flags: TensorRT < 10, DLA) or 'implicit' (the FP32 ONNX with flags and a calibrator)."""
+    if (options.strongly_typed and trt.strongly_typed_supported) or trt.builder == "tensorrt-rtx":
+        return "strong"
+    return "implicit" if options.implicit or options.int8_calibrator is not None else "weak"
+
+
+#: how the engine inspector writes an INT8 tensor format ('Thirty-two wide channel vectorized row major Int8 format')
+_INT8_FORMAT = re.compile(r"\bint8\b", re.IGNORECASE)
+
+
+def int8_layer_count(engine: Any, trt: TensorRT) -> int | None:
+    """How many layers of a deserialized ``engine`` read or write INT8 tensors, from TensorRT's engine inspector
+    (TensorRT >= 8.2; the engine built with ``ProfilingVerbosity.DETAILED``, as :func:`build_serialized` does).
+    Reformatting layers (format conversions around INT8 layers) are left out. None when the inspector or the
+    detailed layer information is not there (an older engine, or TensorRT without the inspector)."""
+    import json
+
+    fmt = getattr(getattr(trt.module, "LayerInformationFormat", None), "JSON", None)
+    if fmt is None or not hasattr(engine, "create_engine_inspector"):
+        return None
+    try:
+        info = json.loads(engine.create_engine_inspector().get_engine_information(fmt))
+    except (ValueError, TypeError, AttributeError, RuntimeError):
+        return None
+    layers = info.get("Layers", []) if isinstance(info, dict) else []
+    if not layers or not all(isinstance(layer, dict) for layer in layers):
+        return None  # names only: the engine was built without detailed profiling verbosity
+    count = 0
+    for layer in layers:
+        if "Reformat" in str(layer.get("LayerType", "")) or str(layer.get("Name", "")).startswith("Reformatting"):
+            continue
+        formats = [str(t.get("Format/Datatype", "")) for t in layer.get("Inputs", []) + layer.get("Outputs", [])
+                   if isinstance(t, dict)]
+        count += any(_INT8_FORMAT.search(f) for f in formats)
+    return count
+
+
+def device_memory_size(engine: trt_api.ICudaEngine) -> int:
+    """Bytes of device memory each execution context of ``engine`` allocates (activations and the chosen tactics'
+    scratch; the weights are the engine's, once): ``device_memory_size_v2`` where TensorRT has it (>= 10.1, and
+    TensorRT-RTX, whose engines have only that one), else ``device_memory_size`` (8.5-10.0). On a Jetson that memory
+    is the system's RAM, once per in-flight slot."""
+    v2 = getattr(engine, "device_memory_size_v2", None)
+    return int(v2 if v2 is not None else engine.device_memory_size)
+
+
+def measure_device_memory(trt: TensorRT, serialized: bytes, dla_core: int = -1) -> int | None:
+    """:func:`device_memory_size` of a just built ``serialized`` engine, deserialized for it on the current CUDA
+    device (the build's); None where that cannot be done here: TensorRT-RTX without a GPU (it deserializes on a GPU
+    only), or an engine this TensorRT does not deserialize (logged)."""
+    if trt.builder == "tensorrt-rtx" and gpu_identity()[0] == "none":
+        return None
+    runtime: trt_api.Runtime = trt.module.Runtime(make_logger(trt))
+    if dla_core >= 0:
+        runtime.DLA_core = int(dla_core)
+    try:
+        engine = runtime.deserialize_cuda_engine(serialized)
+    except RuntimeError as exc:  # e.g. out of memory next to a running node: the engine itself is fine
+        LOG.warning("the engine just built does not deserialize here (%s); its device memory is not recorded", exc)
+        return None
+    if engine is None:
+        LOG.warning("the engine just built does not deserialize here; its device memory is not recorded")
+        return None
+    return device_memory_size(engine)
+
+
 def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions) -> BuildResult:
     """Parse ``onnx_path`` and build a serialized engine with ``options``; :class:`BuildError` on failure."""
     mod = trt.module
@@ -344,16 +412,16 @@ def build_serialized(trt: TensorRT, onnx_path: str | Path, options: BuildOptions
         LOG.info("TensorRT %s has no strongly typed networks; using builder precision flags", trt.version)
     network, _parser = _parse(trt, builder, logger, onnx_path, strongly_typed)
     config: trt_api.IBuilderConfig = builder.create_builder_config()
+    verbosity = getattr(mod, "ProfilingVerbosity", None)
+    if verbosity is not None:  # each layer's tensor formats in the engine, for the inspector (int8_layer_count)
+        config.profiling_verbosity = verbosity.DETAILED
     if options.workspace_mib is not None:
         config.set_memory_pool_limit(mod.MemoryPoolType.WORKSPACE, int(options.workspace_mib) << 20)
     if options.opt_level is not None:
         if not hasattr(config, "builder_optimization_level"):
             raise BuildError(f"TensorRT {trt.version} has no builder optimisation level (needs >= 8.6)")
         config.builder_optimization_level = int(options.opt_level)
-    if strongly_typed or trt.builder == "tensorrt-rtx":
-        typing = "strong"
-    else:
-        typing = "implicit" if options.implicit or options.int8_calibrator is not None else "weak"
+    typing = typing_of(trt, options)
     if typing != "strong":
         if options.fp16:
             config.set_flag(mod.BuilderFlag.FP16)

@@ -60,17 +60,18 @@ def needs_calibration(variant: str | Precision) -> bool:
 
 
 def read_fp32_contract(fp32_onnx: str | Path) -> ModelContract:
-    import onnx
+    """The contract of the FP32 export ``fp32_onnx``, read without torch or the onnx package (a vehicle reads it)."""
+    import json
 
-    from ..export import ExportError, read_contract
+    from ..onnx_metadata import read_contract_dict
 
     path = Path(fp32_onnx)
     if not path.is_file():
         raise VariantError(f"FP32 ONNX not found: {path}")
     try:
-        contract = read_contract(onnx.load(str(path), load_external_data=False))
-    except ExportError as exc:
-        raise VariantError(f"{path}: {exc}") from exc
+        contract = ModelContract.from_json(json.dumps(read_contract_dict(path)))
+    except ValueError as exc:
+        raise VariantError(str(exc)) from exc
     if contract.precision != Precision.FP32:  # metadata text against the member (a str enum)
         raise VariantError(f"{path} is already the {contract.precision} variant; start from the FP32 export")
     if contract.input_format == "float_normalised":
@@ -106,12 +107,6 @@ def make_variant(
     ``bag:PATH[@/topic]`` read with the ``calibration_*`` settings. Calibration
     scales are cached in ``cache_dir`` (default: next to ``out_path``) as ``<out stem>.calib.json``.
     ``cpu_recipe``: int8-cpu only, an :class:`.int8_cpu.CpuRecipe` (default: the one for this machine's CPU)."""
-    import onnx
-
-    from ..export import set_contract
-    from .fp16 import convert_fp16
-    from .int8 import DEFAULT_PERCENTILE, Int8Options, quantize_int8
-
     start = time.perf_counter()
     variant = Precision.parse(variant)
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
@@ -121,6 +116,13 @@ def make_variant(
         if out_path.resolve() != fp32_onnx.resolve():
             shutil.copyfile(fp32_onnx, out_path)
         return VariantReport(Precision.FP32, out_path, time.perf_counter() - start, contract)
+    # below the FP32 copy: the export (torch) and ModelOpt are the build machine's; a vehicle makes fp32 only
+    import onnx
+
+    from ..export import set_contract
+    from .fp16 import convert_fp16
+    from .int8 import DEFAULT_PERCENTILE, Int8Options, quantize_int8
+
     if out_path.resolve() == fp32_onnx.resolve():
         raise VariantError(f"refusing to overwrite the FP32 input {fp32_onnx} with the {variant} variant")
     calib: CalibrationSet | None = None

@@ -11,7 +11,12 @@ variant in the folder (``<model>_<H>x<W>_b<N>_<precision>.onnx``) gets a row of 
 Runtime's on the same batch ONNX, and ONNX Runtime's batch rows against the batch-1 file's frames. An engine that
 is there but does not fit (another TensorRT, GPU, Jetson module, or a changed ONNX) FAILs with the reason, or is
 rebuilt from the variants beside it with ``rebuild`` (--rebuild); a failing build or run (a missing pycuda too)
-FAILs its row, never the table.
+FAILs its row, never the table. Each engine's INT8 layers are counted with TensorRT's engine inspector and printed;
+an int8/mixed row without any FAILs, and an implicit int8/mixed row is compared with ONNX Runtime on the variant
+whose scales it took as well as on the FP32 ONNX it was built from (:func:`judge`): a TensorRT that ignored the
+calibration table and ran FP16 would agree with FP32 and pass otherwise. Each row also shows the engine's size and
+the device memory of one execution context (from the loaded engine, else its sidecar): on a Jetson that is RAM,
+once per in-flight slot. Builds started here take ``workspace_mib`` (None: 1 GiB on a Jetson).
 
 On a machine without TensorRT (CI, a laptop) it does everything up to that point (ONNX Runtime reference run, the
 TensorRT-RTX parse/build check where installed) and then says exactly what needs the target. No torch, onnx or
@@ -55,6 +60,10 @@ class CheckRow:
     ort_ms: float | None = None  # median ONNX Runtime time per image on this machine
     notes: list[str] = field(default_factory=list)
     batch: int = 1  # frames per run of the checked variant
+    int8_layers: int | None = None  # layers with INT8 tensors, from TensorRT's engine inspector (None: not reported)
+    agreement_variant: float | None = None  # implicit rows: TensorRT vs ONNX Runtime on the variant, worst image
+    engine_bytes: int | None = None  # the serialized engine's size
+    device_memory_bytes: int | None = None  # one execution context's device memory (activations, tactic scratch)
 
 
 def environment() -> dict[str, str]:
@@ -119,11 +128,34 @@ def _ort_labels(onnx: Path, images: list[np.ndarray]) -> tuple[list[np.ndarray],
     return labels, float(np.median(times))
 
 
-def _tensorrt_labels(engine: Path, precision: Precision, images: list[np.ndarray], device: int = 0
-                     ) -> tuple[list[np.ndarray], float]:
+def _inspect(row: CheckRow | None, backend: Any) -> None:
+    """``row.int8_layers`` from the loaded engine's inspector and ``row.device_memory_bytes`` from the engine itself
+    (engine/tensorrt_adapter.py int8_layer_count, device_memory_size)."""
+    from ..engine.tensorrt_adapter import device_memory_size, int8_layer_count, real_tensorrt
+
+    trt = real_tensorrt(need="Runtime")
+    if row is not None and trt is not None:
+        row.int8_layers = int8_layer_count(backend.engine, trt)
+        row.device_memory_bytes = device_memory_size(backend.engine)
+
+
+def _recorded_memory(row: CheckRow, engine: Path) -> None:
+    """``row``'s engine size (the file's) and device memory per context (its sidecar's, where recorded)."""
+    from ..engine.metadata import MetadataError, read_metadata
+
+    row.engine_bytes = engine.stat().st_size if engine.is_file() else None
+    try:
+        row.device_memory_bytes = read_metadata(engine).device_memory_bytes
+    except MetadataError:
+        pass
+
+
+def _tensorrt_labels(engine: Path, precision: Precision, images: list[np.ndarray], device: int = 0,
+                     row: CheckRow | None = None) -> tuple[list[np.ndarray], float]:
     from .tensorrt_backend import TensorRtBackend
 
     with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:  # hashes the build's source ONNX
+        _inspect(row, backend)
         order = backend.contract.channel_order
         frames = [rgb if order == "rgb" else rgb[..., ::-1] for rgb in images]
         backend.infer(frames[0])  # warm-up
@@ -169,11 +201,12 @@ def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[
     return labels, float(np.median(times))
 
 
-def _tensorrt_batch_labels(engine: Path, precision: Precision, groups: list[list[np.ndarray]], device: int = 0
-                           ) -> tuple[list[np.ndarray], float]:
+def _tensorrt_batch_labels(engine: Path, precision: Precision, groups: list[list[np.ndarray]], device: int = 0,
+                           row: CheckRow | None = None) -> tuple[list[np.ndarray], float]:
     from .tensorrt_backend import TensorRtBackend
 
     with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:
+        _inspect(row, backend)
         ordered = [_in_order(group, backend.contract.channel_order) for group in groups]
         backend.infer_batch(ordered[0])  # warm-up
         # two batches in flight, as the multi-camera node runs them
@@ -201,16 +234,18 @@ def _build(row: CheckRow, build: Callable[[], object]) -> bool:
 
 def prepare_engine(row: CheckRow, engine: Path, precision: Precision, *, build: bool, rebuild: bool, device: int = 0,
                    calibration: str | None = None, implicit_calibration: str | None = None,
-                   log: Any = print) -> bool:
-    """Make ``engine`` ready for the row: build it when missing (or always with ``build``); an existing one that
-    does not fit this machine is rebuilt from the variants beside it with ``rebuild``, else the row FAILs naming
-    why and the command. False when the row is decided (FAIL)."""
+                   workspace_mib: int | None = None, log: Any = print) -> bool:
+    """Make ``engine`` ready for the row: build it when missing (or always with ``build``; builder workspace
+    ``workspace_mib``, build_request.workspace_limit_mib); an existing one that does not fit this machine is rebuilt
+    from the variants beside it with ``rebuild``, else the row FAILs naming why and the command. False when the row
+    is decided (FAIL). The row gets the engine's size and recorded device memory."""
     from ..engine.on_target import build_from_folder, command_for, fit_problems
 
     label = row.precision if row.batch == 1 else f"{row.precision} b{row.batch}"
     if engine.is_file() and not build:
         problems = fit_problems(engine, precision, device=device)
         if not problems:
+            _recorded_memory(row, engine)
             return True
         if not rebuild:
             row.status = "FAIL"
@@ -221,35 +256,71 @@ def prepare_engine(row: CheckRow, engine: Path, precision: Precision, *, build: 
     else:
         log(f"[{label}] building {engine} ({row.path}; minutes on a Jetson)")
     method = implicit_calibration or ("tensorrt-entropy" if calibration else None)
-    return _build(row, lambda: build_from_folder(engine, precision, calibration=calibration,
-                                                 implicit_calibration=method, device=device,
-                                                 progress=lambda text: log(f"[{label}] build: {text}")))
+    built = _build(row, lambda: build_from_folder(engine, precision, calibration=calibration,
+                                                  implicit_calibration=method, device=device,
+                                                  workspace_mib=workspace_mib,
+                                                  progress=lambda text: log(f"[{label}] build: {text}")))
+    if built:
+        _recorded_memory(row, engine)
+    return built
 
 
 def _compare(row: CheckRow, run: Callable[[], tuple[list[np.ndarray], float]], ort_labels: list[np.ndarray],
-             min_agreement: float, reference_fp32: list[np.ndarray] | None = None, note: str = "") -> CheckRow:
-    """``row`` with the TensorRT labels ``run`` returns (and its GPU ms) compared to ONNX Runtime's: PASS when the
-    worst image agrees on at least ``min_agreement`` of its pixels, else FAIL (``note`` ends the reason); FAIL with
-    the backend's error when running fails. ``reference_fp32``: also the mean agreement with those labels."""
+             min_agreement: float, reference_fp32: list[np.ndarray] | None = None, note: str = "",
+             variant: tuple[str, list[np.ndarray]] | None = None) -> CheckRow:
+    """``row`` with the TensorRT labels ``run`` returns (and its GPU ms) judged by :func:`judge`; FAIL with the
+    backend's error when running fails."""
     try:
         trt_labels, row.tensorrt_gpu_ms = run()
     except Exception as exc:  # noqa: BLE001 - BackendError, a missing pycuda, a CUDA error: this row fails only
         row.status = "FAIL"
         row.notes.append(str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}")
         return row
-    row.agreement = min(float(np.mean(a == b)) for a, b in zip(trt_labels, ort_labels))
+    return judge(row, trt_labels, ort_labels, min_agreement, reference_fp32, note, variant)
+
+
+def _worst(labels: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    return min(float(np.mean(a == b)) for a, b in zip(labels, reference))
+
+
+def judge(row: CheckRow, trt_labels: list[np.ndarray], ort_labels: list[np.ndarray], min_agreement: float,
+          reference_fp32: list[np.ndarray] | None = None, note: str = "",
+          variant: tuple[str, list[np.ndarray]] | None = None) -> CheckRow:
+    """PASS when the worst image of ``trt_labels`` agrees with ONNX Runtime's ``ort_labels`` (same ONNX) on at least
+    ``min_agreement`` of its pixels, else FAIL (``note`` ends the reason). ``reference_fp32``: also the mean
+    agreement with those labels. ``variant`` (name, ONNX Runtime labels): an implicit row, built from the FP32 ONNX
+    with the variant's scales, must agree as well with the variant it takes its INT8 scales from. An INT8 precision
+    whose engine has no INT8 layer (``row.int8_layers`` 0, from the engine inspector) FAILs: TensorRT ran it
+    without INT8, e.g. after ignoring its calibration table, which label agreement alone would not show."""
+    row.agreement = _worst(trt_labels, ort_labels)
     if reference_fp32 is not None:
         row.agreement_fp32 = float(np.mean([np.mean(a == b) for a, b in zip(trt_labels, reference_fp32)]))
-    row.status = "PASS" if row.agreement >= min_agreement else "FAIL"
-    if row.status == "FAIL":
-        row.notes.append(f"agreement {row.agreement:.4%} < {min_agreement:.2%}{note}")
+    reasons = []
+    if row.agreement < min_agreement:
+        reasons.append(f"agreement {row.agreement:.4%} < {min_agreement:.2%}{note}")
+    if variant is not None:
+        row.agreement_variant = _worst(trt_labels, variant[1])
+        row.notes.append(f"TensorRT vs ONNX Runtime on {variant[0]} (the variant whose scales it took): "
+                         f"{row.agreement_variant:.4%} (worst image)")
+        if row.agreement_variant < min_agreement:
+            reasons.append(f"agreement with {variant[0]} {row.agreement_variant:.4%} < {min_agreement:.2%}")
+    if Precision.parse(row.precision).uses_int8:
+        if row.int8_layers == 0:
+            reasons.append("the engine has no INT8 layer (TensorRT's engine inspector): it runs without INT8, e.g. "
+                           "because TensorRT did not take its calibration table; rebuild it with --verbose and read "
+                           "the TensorRT log")
+        elif row.int8_layers is None:
+            row.notes.append("INT8 layers: not reported (this TensorRT has no engine inspector, or the engine was "
+                             "built without detailed profiling verbosity)")
+    row.status = "FAIL" if reasons else "PASS"
+    row.notes.extend(reasons)
     return row
 
 
 def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: str | Precision, batch: int,
                 images: list[np.ndarray], *, build: bool, min_agreement: float, log: Any = print,
                 rebuild: bool = False, device: int = 0, calibration: str | None = None,
-                implicit_calibration: str | None = None) -> CheckRow:
+                implicit_calibration: str | None = None, workspace_mib: int | None = None) -> CheckRow:
     """The row of a batch-N variant: ONNX Runtime's rows on the batch ONNX equal the batch-1 file's frames (noted),
     and, with TensorRT, the batch-N engine (built from that ONNX, explicit path) agrees with them."""
     from ..engine.builder import build_path
@@ -279,9 +350,10 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
         return row
     row.path = f"b{batch} {build_path(trt, precision, onnx)}"
     if not prepare_engine(row, engine, precision, build=build, rebuild=rebuild, device=device,
-                          calibration=calibration, implicit_calibration=implicit_calibration, log=log):
+                          calibration=calibration, implicit_calibration=implicit_calibration,
+                          workspace_mib=workspace_mib, log=log):
         return row
-    return _compare(row, lambda: _tensorrt_batch_labels(engine, precision, groups, device), ort_labels,
+    return _compare(row, lambda: _tensorrt_batch_labels(engine, precision, groups, device, row), ort_labels,
                     min_agreement, note=" (worst row)")
 
 
@@ -289,7 +361,7 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
                     images: list[np.ndarray], reference_fp32: list[np.ndarray] | None, *, build: bool, min_agreement: float,
                     parse_check: bool = True, calibration: str | None = None, dla_core: int = -1,
                     log: Any = print, rebuild: bool = False, device: int = 0,
-                    implicit_calibration: str | None = None) -> CheckRow:
+                    implicit_calibration: str | None = None, workspace_mib: int | None = None) -> CheckRow:
     """One row of the table (see the module docstring)."""
     from ..engine.builder import build_path, explicit_path_problem
     from ..engine.metadata import MetadataError, build_hint, read_metadata, source_onnx_path
@@ -336,13 +408,18 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
             except TensorRTUnavailable as exc:
                 row.notes.append(f"no TensorRT-RTX parse check ({exc})")
         return row
+    own: tuple[str, list[np.ndarray]] | None = None
     if path is BuilderKind.IMPLICIT and onnx == fp32:
         row.notes.append(f"implicit: {explicit_path_problem(trt, variant) or 'no variant ONNX'}".split(";")[0])
+        if precision.uses_int8 and variant.is_file():  # its INT8 must show against the variant, not only FP32
+            log(f"[{precision}] ONNX Runtime on the variant whose scales the implicit engine takes: {variant}")
+            own = (variant.name, _ort_labels(variant, images)[0])
     if not prepare_engine(row, engine, precision, build=build, rebuild=rebuild, device=device,
-                          calibration=calibration, implicit_calibration=implicit_calibration, log=log):
+                          calibration=calibration, implicit_calibration=implicit_calibration,
+                          workspace_mib=workspace_mib, log=log):
         return row
-    return _compare(row, lambda: _tensorrt_labels(engine, precision, images, device), ort_labels, min_agreement,
-                    reference_fp32=reference_fp32)
+    return _compare(row, lambda: _tensorrt_labels(engine, precision, images, device, row), ort_labels, min_agreement,
+                    reference_fp32=reference_fp32, variant=own)
 
 
 def dla_cores() -> int:
@@ -360,8 +437,10 @@ def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions
                image_dir: Path | None = None, build: bool = False,
                min_agreement: dict[Precision, float] | None = None,
                calibration: str | None = None, dla: bool = True, log: Any = print, rebuild: bool = False,
-               device: int = 0, implicit_calibration: str | None = None) -> list[CheckRow]:
-    """Every precision the way this TensorRT builds it, plus DLA rows (fp16/int8/mixed) where DLA cores exist."""
+               device: int = 0, implicit_calibration: str | None = None,
+               workspace_mib: int | None = None) -> list[CheckRow]:
+    """Every precision the way this TensorRT builds it, plus DLA rows (fp16/int8/mixed) where DLA cores exist;
+    engines built here with the builder workspace ``workspace_mib`` (build_request.workspace_limit_mib)."""
     thresholds = {**DEFAULT_MIN_AGREEMENT, **(min_agreement or {})}
     frames = sample_images(images, height, width, image_dir)
     fp32_onnx = artifact_path(engine_dir, model, height, width, Precision.FP32, ".onnx")
@@ -374,7 +453,7 @@ def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions
             rows.append(check_precision(engine_dir, model, height, width, precision, frames, reference, build=build,
                                         min_agreement=thresholds[base], calibration=calibration, dla_core=core,
                                         log=log, rebuild=rebuild, device=device,
-                                        implicit_calibration=implicit_calibration))
+                                        implicit_calibration=implicit_calibration, workspace_mib=workspace_mib))
         for batch in batch_variants(engine_dir, model, height, width, precision):
             if batch * height * width > MAX_BATCH_PIXELS:
                 log(f"[{precision} b{batch}] not checked: {batch} x {height}x{width} is more than "
@@ -382,7 +461,8 @@ def run_checks(engine_dir: Path, model: str, height: int, width: int, precisions
                 continue
             rows.append(check_batch(engine_dir, model, height, width, precision, batch, frames, build=build,
                                     min_agreement=thresholds[base], log=log, rebuild=rebuild, device=device,
-                                    calibration=calibration, implicit_calibration=implicit_calibration))
+                                    calibration=calibration, implicit_calibration=implicit_calibration,
+                                    workspace_mib=workspace_mib))
     return rows
 
 
@@ -394,10 +474,20 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _mib(size: int | None) -> str:
+    from ..engine.metadata import mib
+
+    return "-" if size is None else mib(size)
+
+
 def format_table(rows: list[CheckRow]) -> str:
-    header = ("precision", "result", "path", "TRT vs ORT (same ONNX)", "TRT vs fp32", "TRT GPU ms", "ORT ms", "engine")
-    body = [(r.precision, r.status, r.path, _pct(r.agreement), _pct(r.agreement_fp32), _ms(r.tensorrt_gpu_ms), _ms(r.ort_ms),
-             Path(r.engine).name) for r in rows]
+    """The pass/fail table, each row's notes under it. ``engine MiB``: the serialized engine; ``MiB/context``: the
+    device memory of one execution context (the check and the node run two, one per in-flight slot)."""
+    header = ("precision", "result", "path", "TRT vs ORT (same ONNX)", "TRT vs fp32", "INT8 layers", "TRT GPU ms",
+              "ORT ms", "engine MiB", "MiB/context", "engine")
+    body = [(r.precision, r.status, r.path, _pct(r.agreement), _pct(r.agreement_fp32),
+             "-" if r.int8_layers is None else r.int8_layers, _ms(r.tensorrt_gpu_ms), _ms(r.ort_ms),
+             _mib(r.engine_bytes), _mib(r.device_memory_bytes), Path(r.engine).name) for r in rows]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     lines = [" | ".join(str(v).ljust(w) for v, w in zip(line, widths)) for line in [header, *body]]
     lines.insert(1, "-+-".join("-" * w for w in widths))
@@ -417,5 +507,5 @@ def exit_code(rows: list[CheckRow]) -> int:
 
 
 __all__ = ["CheckRow", "DEFAULT_MIN_AGREEMENT", "MAX_BATCH_PIXELS", "batch_variants", "batches", "check_batch",
-           "check_precision", "dla_cores", "environment", "exit_code", "format_table", "prepare_engine", "run_checks",
-           "sample_images"]
+           "check_precision", "dla_cores", "environment", "exit_code", "format_table", "judge", "prepare_engine",
+           "run_checks", "sample_images"]
