@@ -46,7 +46,8 @@ class PinningDriver(RecordedDriver):
         self.pinned: List[Tuple[int, int]] = []  # (address, bytes) registered now
 
         class Event:
-            def __init__(self) -> None:
+            def __init__(self, flags: int = 0) -> None:
+                self.flags = flags
                 self.stream: Optional[RecordedStream] = None
                 self.position = 0
 

@@ -11,6 +11,7 @@ so the next submit rewrote memory the GPU was still reading).
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, List
 
 import numpy as np
@@ -41,6 +42,8 @@ class RecordedDriver:
     def __init__(self) -> None:
         self.log: List[str] = []
         self._streams = 0
+        self.events: List[Any] = []  # every event made, with its flags
+        self.event_flags = SimpleNamespace(DEFAULT=0, BLOCKING_SYNC=1)  # pycuda.driver.event_flags' values
         driver = self
 
         class Device:
@@ -65,6 +68,10 @@ class RecordedDriver:
                 pass
 
         class Event:
+            def __init__(self, flags: int = 0) -> None:
+                self.flags = flags
+                driver.events.append(self)
+
             def record(self, stream: RecordedStream) -> None:
                 stream.queued.append("event")
 
@@ -149,4 +156,17 @@ def test_a_failed_enqueue_waits_for_the_queued_upload_and_frees_the_slot(driver:
     pipeline.submit(frame, "second")
     assert pipeline.in_flight == 1 and pipeline.slots[0].busy
     assert pipeline.collect().tag == "second"
+    pipeline.close()
+
+
+def test_the_collector_sleeps_on_a_blocking_sync_event(driver: RecordedDriver) -> None:
+    """Guards the Jetson CPU fix of #32: the event collect() synchronizes on is BLOCKING_SYNC (the thread sleeps
+    until the GPU signals instead of spinning a core); the three timing events stay default."""
+    pipeline = SlotPipeline((4, 6, 3), np.uint8, (4, 6), np.uint8, _backend([RecordedContext()] * 2)._enqueue, slots=2)
+    for slot in pipeline.slots:
+        start, uploaded, computed, downloaded = slot.events
+        assert downloaded.flags == driver.event_flags.BLOCKING_SYNC
+        assert start.flags == uploaded.flags == computed.flags == driver.event_flags.DEFAULT
+    pipeline.submit(np.full((4, 6, 3), 7, np.uint8), "frame")
+    assert pipeline.collect().tag == "frame"
     pipeline.close()

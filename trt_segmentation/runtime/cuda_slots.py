@@ -106,7 +106,10 @@ class SlotPipeline:
         host_in = cuda.pagelocked_empty(in_shape, in_dtype)
         host_in.fill(0)  # a padded batch row (never written) holds zeros, not stale page contents such as NaNs
         host_out = cuda.pagelocked_empty(out_shape, out_dtype)
-        events = (cuda.Event(), cuda.Event(), cuda.Event(), cuda.Event())
+        # the collector waits on the last one (collect): a blocking-sync event puts its thread to sleep until the
+        # GPU signals, where a default event in the primary context (CU_CTX_SCHED_AUTO) spins a CPU core for the
+        # whole inference (on an Orin Nano one of its 6 cores, and power); the timing events stay default
+        events = (cuda.Event(), cuda.Event(), cuda.Event(), cuda.Event(cuda.event_flags.BLOCKING_SYNC))
         stream, device_in = cuda.Stream(), cuda.mem_alloc(host_in.nbytes)
         # zeros on the device too: a padded row is never uploaded (submit_rows), so it holds these until written
         cuda.memcpy_htod_async(device_in, host_in, stream)
