@@ -74,6 +74,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("rebuild_engine", False, "tensorrt: rebuild an engine that does not fit this machine (another "
               "TensorRT, GPU or Jetson module, a changed ONNX) from the ONNX variants beside it, with the reason in the "
               "log; false: refuse it with the reason and the command"),
+    ParamSpec("build_workspace_mib", -1, "tensorrt: builder workspace limit in MiB for the engines the node builds "
+              "(build_engine_if_missing, rebuild_engine); -1: the machine's default (1024 on a Jetson, whose GPU memory "
+              "is the system's RAM; TensorRT's own elsewhere); 0: no limit", low=-1, high=1 << 20, step=1),
     ParamSpec("inflight_slots", 2, "tensorrt/torch: frames in flight on the GPU (each slot has its own CUDA "
               "stream and buffers); 2 overlaps conversion of frame N+1 with inference of frame N",
               low=1, high=4, step=1),
@@ -133,6 +136,7 @@ class NodeParams:
     onnx_path: str
     build_engine_if_missing: bool
     rebuild_engine: bool
+    build_workspace_mib: int
     inflight_slots: int
     ort_threads: int
     input_type: InputType

@@ -101,6 +101,7 @@ def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> Non
     t0 = time.monotonic()
     try:
         action = ensure_engine(engine_path, precision, rebuild=params.rebuild_engine,
+                               workspace_mib=None if params.build_workspace_mib < 0 else params.build_workspace_mib,
                                progress=lambda text: log.info(f"build: {text}"), log=log.info)
     except FileNotFoundError as exc:
         size = size_from_name(engine_path.name)
