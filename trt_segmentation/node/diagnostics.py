@@ -94,7 +94,7 @@ STAGES: dict[str, str] = {
     "age": "end to end: labels published minus the input header stamp",
 }
 STATS = ("p50", "p95", "p99", "max")
-INFO_KEYS = ("backend", "precision", "engine_file", "model", "engine_input_size", "device")
+INFO_KEYS = ("backend", "precision", "engine_file", "model", "engine_input_size", "device", "memory")
 COUNTER_KEYS = ("frames_received", "frames_processed", "frames_dropped", "frames_failed")
 TAIL_KEYS = ("seconds_since_last_frame", "publishers", "input_size", "qos", "last_error")  # after the latencies
 

@@ -141,6 +141,7 @@ class SegmentationNode:
             "model": backend.contract.model,
             "engine_input_size": f"{h}x{w}",
             "device": info.get("device", info.get("providers", "cpu")),
+            "memory": info.get("memory", ""),  # tensorrt: the engine's size and device memory per context
         }
         self.hardware_id = hardware_id(info)  # the GPU's name, or the CPU model for ONNX Runtime on the CPU
         self.status_name = status_name(node.get_name())

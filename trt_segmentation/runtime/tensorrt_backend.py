@@ -19,6 +19,7 @@ from ..engine.metadata import (
     EngineMetadata,
     MetadataError,
     check_compatible,
+    mib,
     read_metadata,
     rebuild_command,
     source_onnx_path,
@@ -240,6 +241,11 @@ class TensorRtBackend(SlotBackend):
         info["built"] = f"{meta.created_utc} by {meta.builder} ({meta.typing} typing) on {meta.gpu_name}"
         info["device"] = str(self.pipeline.device.name())
         info["slots"] = str(self.pipeline.capacity)
+        from ..engine.tensorrt_adapter import device_memory_size
+
+        # on a Jetson the GPU's memory is the system's RAM: what this engine takes, measured on the loaded engine
+        info["memory"] = (f"engine {mib(self.path.stat().st_size)} MiB, {mib(device_memory_size(self.engine))} MiB "
+                          f"device memory per execution context x {len(self._contexts)}")
         return info
 
     def close(self) -> None:
