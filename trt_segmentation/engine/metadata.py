@@ -192,7 +192,7 @@ def batch_problem(meta: EngineMetadata, name: str | None = None, folder: str | P
     named = batch_from_name(name) if name is not None else meta.batch
     if named != meta.batch:
         command = on_target_command(folder, meta.precision, (meta.height, meta.width), named,
-                                    model=meta.model)
+                                    model=meta.model, dla_core=meta.dla_core)
         return (f"the engine was built for batch {meta.batch}, its file name says batch {named} (renamed?); rebuild "
                 f"it under its own name from the batch-{named} variants ({command})")
     return ""
@@ -281,8 +281,9 @@ def on_target_command(engine_dir: str | Path, precisions: list[str] | list[Preci
 
 
 def rebuild_from_name(engine_path: str | Path) -> str:
-    """The on-target build of ``engine_path`` from the variants beside it, told by its name alone (for an engine
-    without a readable sidecar); the generic on-target command where the name is not an artifact's."""
+    """The on-target build of ``engine_path`` from the variants beside it, told by its name alone (model, size,
+    batch, precision and DLA core: :meth:`Artifact.from_path`): the hint for an engine without a readable sidecar
+    and for one that does not fit; the generic on-target command where the name is not an artifact's."""
     engine_path = Path(engine_path)
     item = Artifact.from_path(engine_path)
     if item is None:

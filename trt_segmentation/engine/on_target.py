@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import BuilderKind, Precision, batch_from_name, size_from_name
+from ..artifacts import BuilderKind, Precision, batch_from_name
 from ..errors import SegmentationError
 from ..hashing import sha256_file
 from .calibration_table import ImplicitCalibration
@@ -32,6 +32,7 @@ from .metadata import (
     check_compatible,
     on_target_command,
     read_metadata,
+    rebuild_from_name,
     source_onnx_path,
 )
 
@@ -64,13 +65,6 @@ def fp32_beside(engine_path: str | Path, precision: str | Precision) -> Path:
     if not variant.name.endswith(suffix):
         raise ValueError(f"{Path(engine_path).name} is not named <model>_<H>x<W>[_b<N>]_{precision}.engine")
     return variant.with_name(variant.name[: -len(suffix)] + "_fp32.onnx")
-
-
-def command_for(engine_path: str | Path, precision: str | Precision, model: str | None = None) -> str:
-    """:func:`on_target_command` for one engine file."""
-    engine_path = Path(engine_path)
-    return on_target_command(engine_path.parent, Precision.parse(precision), size_from_name(engine_path.name),
-                             batch_from_name(engine_path.name), model=model, dla_core=dla_core_of(engine_path))
 
 
 def fit_problems(engine_path: str | Path, precision: str | Precision, *, device: int = 0) -> list[str]:
@@ -140,7 +134,7 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
         return build_engine(fp32, engine_path, precision, implicit=True, scales_from=variant, **options)
     if calibration is None:
         raise BuildError(f"TensorRT {trt.version} builds {precision} the implicit way; {method} calibrates on images: "
-                         f"run {command_for(engine_path, precision)} --implicit-calibration {method} --calibration "
+                         f"run {rebuild_from_name(engine_path)} --implicit-calibration {method} --calibration "
                          "<images>, or drop --implicit-calibration to use the variant's own scales")
     return build_engine(fp32, engine_path, precision, calibration, implicit=True, **options)
 
@@ -161,7 +155,7 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
         reason = "; ".join(problems)
         if not rebuild:
             raise EngineDoesNotFit(f"engine {engine_path} does not fit this machine: {reason}. Rebuild it from the "
-                                   f"variants beside it: {command_for(engine_path, precision)} (or allow it: "
+                                   f"variants beside it: {rebuild_from_name(engine_path)} (or allow it: "
                                    "rebuild_engine:=true for the node, --rebuild for check_on_target)")
         log(f"rebuilding {engine_path}: {reason}")
         action = "rebuilt"
@@ -173,5 +167,5 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
     return action
 
 
-__all__ = ["EngineDoesNotFit", "TOOL", "build_from_folder", "command_for", "dla_core_of", "ensure_engine",
-           "fit_problems", "fp32_beside", "on_target_command", "variant_beside"]
+__all__ = ["EngineDoesNotFit", "TOOL", "build_from_folder", "dla_core_of", "ensure_engine",
+           "fit_problems", "fp32_beside", "on_target_command", "rebuild_from_name", "variant_beside"]

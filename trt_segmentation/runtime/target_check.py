@@ -239,7 +239,7 @@ def prepare_engine(row: CheckRow, engine: Path, precision: Precision, *, build: 
     ``workspace_mib``, build_request.workspace_limit_mib); an existing one that does not fit this machine is rebuilt
     from the variants beside it with ``rebuild``, else the row FAILs naming why and the command. False when the row
     is decided (FAIL). The row gets the engine's size and recorded device memory."""
-    from ..engine.on_target import build_from_folder, command_for, fit_problems
+    from ..engine.on_target import build_from_folder, fit_problems, rebuild_from_name
 
     label = row.precision if row.batch == 1 else f"{row.precision} b{row.batch}"
     if engine.is_file() and not build:
@@ -250,7 +250,7 @@ def prepare_engine(row: CheckRow, engine: Path, precision: Precision, *, build: 
         if not rebuild:
             row.status = "FAIL"
             row.notes.append(f"{engine.name} does not fit this machine: {'; '.join(problems)}; rebuild it with "
-                             f"--rebuild, or {command_for(engine, precision)}")
+                             f"--rebuild, or {rebuild_from_name(engine)}")
             return False
         log(f"[{label}] rebuilding {engine}: {'; '.join(problems)}")
     else:
