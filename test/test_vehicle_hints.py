@@ -81,10 +81,17 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
     refusal("sidecar corrupt")
     _sidecar(engine, batch=2, contract=dict(read_contract_dict(onnx_path(folder, "fp32")), batch=2))
     refusal("sidecar of another batch")
+
+    def does_not_fit(situation: str, reason: str) -> None:  # a sidecar that reads, of an engine that is stale
+        assert read_metadata(engine).build_options["scales_from"]
+        with pytest.raises(EngineDoesNotFit, match=reason) as refused:
+            ensure_engine(engine, "mixed")
+        hints.append((situation, str(refused.value)))
+
     _sidecar(engine, build_options={"scales_from": onnx_path(folder, "mixed").name}, scales_sha256="1" * 64)
-    refusal("scales variant re-calibrated")
+    does_not_fit("scales variant re-calibrated", "the variant whose Q/DQ scales it was calibrated with, changed")
     _sidecar(engine, build_options={"scales_from": onnx_path(folder, "mixed").name})
-    refusal("sidecar without the scales hash")
+    does_not_fit("sidecar without the scales hash", "does not record which version")
     _sidecar(engine, builder="tensorrt-rtx")
     hints.append(("rebuild_command", rebuild_command(read_metadata(engine), engine)))
     with pytest.raises(EngineDoesNotFit) as does_not_fit:

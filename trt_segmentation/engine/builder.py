@@ -140,9 +140,13 @@ def build_engine(
         "set": contract.get("extra", {}).get("calibration_set"),
         "sha256": contract.get("extra", {}).get("calibration_set_sha256"),
     }
-    if implicit and options.int8 and scales_from is not None:
-        calibrator, calibration_info = _table_calibrator(onnx_path, engine_path, contract, Path(scales_from), trt,
-                                                         device)
+    # implicit INT8/mixed calibrated with the variant's own Q/DQ scales: the sidecar records that variant and its
+    # hash as the table was written from it (a variant re-calibrated during the build is then caught as stale)
+    table_from = Path(scales_from) if scales_from is not None and implicit and options.int8 else None
+    scales_sha256: str | None = None
+    if table_from is not None:
+        scales_sha256 = sha256_file(table_from)
+        calibrator, calibration_info = _table_calibrator(onnx_path, engine_path, contract, table_from, trt, device)
         options = replace(options, int8_calibrator=calibrator)
     elif implicit and options.int8:
         calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration, device)
@@ -181,8 +185,8 @@ def build_engine(
     # the file the engine was built from (fp32 on the implicit path), relative to the engine's folder, so that it
     # is found wherever that folder tree is copied, also when --out put the engine elsewhere
     opts["source_onnx"] = relative_source(onnx_path, engine_path)
-    if scales_from is not None and implicit and options.int8:
-        opts["scales_from"] = relative_source(Path(scales_from), engine_path)
+    if table_from is not None:
+        opts["scales_from"] = relative_source(table_from, engine_path)
     opts.update({"workspace_mib": workspace, "timing_cache": str(timing_cache) if timing_cache else None,
                  "opt_level": opt_level, "implicit": implicit, "builder": trt.builder, "tf32": options.tf32,
                  "build_seconds": round(result.seconds, 2), "layers": result.layers})
@@ -203,7 +207,7 @@ def build_engine(
         calibration_set_sha256=calibration_info.get("sha256"),
         onnx_sha256=sha256_file(onnx_path),
         source_sha256=source_sha256,
-        scales_sha256=sha256_file(scales_from) if scales_from is not None and implicit and options.int8 else None,
+        scales_sha256=scales_sha256,
         inputs=result.inputs,
         outputs=result.outputs,
         build_options=opts,

@@ -33,6 +33,7 @@ from .metadata import (
     on_target_command,
     read_metadata,
     rebuild_from_name,
+    scales_sha256_of,
     source_onnx_path,
 )
 
@@ -76,9 +77,8 @@ def fit_problems(engine_path: str | Path, precision: str | Precision, *, device:
     engine_path = Path(engine_path)
     try:
         meta = read_metadata(engine_path)
-    except MetadataError as exc:  # the first clause says why; the engine itself is named by the caller
-        reason = str(exc).split(";")[0]
-        return [reason[len(f"engine {engine_path}: "):] if reason.startswith(f"engine {engine_path}: ") else reason]
+    except MetadataError as exc:  # the first clause says why; the caller adds the command
+        return [str(exc).split(";")[0]]
     trt = real_tensorrt()
     capability = gpu_identity(device)[1]
     source = source_onnx_path(engine_path, meta)
@@ -87,7 +87,7 @@ def fit_problems(engine_path: str | Path, precision: str | Precision, *, device:
         tensorrt_version=trt.version if trt is not None else None,
         compute_capability=capability if capability != "none" else None,
         onnx_sha256=sha256_file(source) if source.is_file() else None, platform=platform_name(),
-        batch=batch_from_name(engine_path.name))
+        batch=batch_from_name(engine_path.name), scales_sha256=scales_sha256_of(engine_path, meta))
 
 
 def build_from_folder(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
