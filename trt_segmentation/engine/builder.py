@@ -9,7 +9,6 @@ that has TensorRT and numpy but no torch, onnx or modelopt.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,7 +19,7 @@ from ..artifacts import Artifact, BuilderKind, Precision, artifact_path, batch_f
 from ..build_request import workspace_limit_mib
 from ..cli import tool_command
 from ..hashing import sha256_file
-from ..onnx_metadata import read_contract_dict, read_onnx_opset
+from ..onnx_metadata import read_contract, read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
 from .on_target import dla_core_of
 from .tensorrt_adapter import (
@@ -146,10 +145,10 @@ def build_engine(
     scales_sha256: str | None = None
     if table_from is not None:
         scales_sha256 = sha256_file(table_from)
-        calibrator, calibration_info = _table_calibrator(onnx_path, engine_path, contract, table_from, trt, device)
+        calibrator, calibration_info = _table_calibrator(onnx_path, engine_path, table_from, trt, device)
         options = replace(options, int8_calibrator=calibrator)
     elif implicit and options.int8:
-        calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration, device)
+        calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, calibration, device)
         options = replace(options, int8_calibrator=calibrator)
     if implicit and options.int8:
         if precision is Precision.MIXED:  # encoder INT8, everything after it FP16, preprocessing FP32
@@ -239,33 +238,30 @@ def calibrator_failure(calibrator: Any) -> str | None:
     return getattr(core, "error", None) if core is not None else None
 
 
-def _table_calibrator(onnx_path: Path, engine_path: Path, contract: dict[str, Any], variant: Path, trt: TensorRT,
+def _table_calibrator(onnx_path: Path, engine_path: Path, variant: Path, trt: TensorRT,
                       device: int = 0) -> tuple[Any, dict[str, Any]]:
     """The implicit calibrator that hands TensorRT the Q/DQ scales of ``variant`` (no images)."""
-    from ..onnx_metadata import ModelContract
     from .calibration_table import table_path, write_table_from_variant
     from .implicit_calibrator import EntropyCalibrator
 
     table = write_table_from_variant(variant, onnx_path, table_path(engine_path), trt.version)
     LOG.info("implicit INT8: TensorRT takes the activation scales of %s (%s)", variant.name, table)
     extra = read_contract_dict(variant).get("extra", {})
-    calibrator = EntropyCalibrator(None, table, ModelContract.from_json(json.dumps(contract)), device=device,
-                                   table=table.read_bytes())
+    calibrator = EntropyCalibrator(None, table, read_contract(onnx_path), device=device, table=table.read_bytes())
     return calibrator, {"method": f"qdq-table (the Q/DQ scales of {variant.name}: "
                                   f"{extra.get('calibration_method', 'calibrated on the build side')})",
                         "set": extra.get("calibration_set"), "sha256": extra.get("calibration_set_sha256")}
 
 
 def _implicit_calibrator(
-    onnx_path: Path, engine_path: Path, contract: dict[str, Any], calibration: Any, device: int = 0
+    onnx_path: Path, engine_path: Path, calibration: Any, device: int = 0
 ) -> tuple[Any, dict[str, Any]]:
     if calibration is None:
         raise ValueError("INT8 on the implicit path needs calibration images (--calibration)")
-    from ..onnx_metadata import ModelContract
     from ..precision.calibration_data import CalibrationSet, load_calibration_set
     from .implicit_calibrator import EntropyCalibrator, calibration_table_path
 
-    model_contract = ModelContract.from_json(json.dumps(contract))
+    model_contract = read_contract(onnx_path)
     if not isinstance(calibration, CalibrationSet):
         calibration = load_calibration_set(calibration, model_contract)
     table = calibration_table_path(engine_path.parent, engine_path.stem, sha256_file(onnx_path), calibration.sha256)
