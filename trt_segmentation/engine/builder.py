@@ -21,7 +21,6 @@ from ..cli import tool_command
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract, read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
-from .on_target import dla_core_of
 from .tensorrt_adapter import (
     BuildError,
     BuildOptions,
@@ -104,7 +103,8 @@ def build_engine(
             raise BuildError(problem)
     if dla_core >= 0 and precision is Precision.FP32:
         raise BuildError("DLA runs FP16 and INT8 only; build fp16, int8 or mixed for DLA (fp32 runs on the GPU)")
-    named_core = dla_core_of(engine_path)
+    named = Artifact.from_path(engine_path)
+    named_core = named.dla_core if named is not None else -1
     if named_core != dla_core:  # the node and build_on_target look for <stem>.dla<N>.engine, GPU engines without it
         expected = Artifact(engine_path.parent, str(contract["model"]), int(contract["height"]),
                             int(contract["width"]), precision, ".engine", batch, dla_core).path

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import BuilderKind, Precision, batch_from_name
+from ..artifacts import Artifact, BuilderKind, Precision, batch_from_name
 from ..errors import SegmentationError
 from ..hashing import sha256_file
 from .calibration_table import ImplicitCalibration
@@ -44,12 +44,6 @@ _DLA_SUFFIX = re.compile(r"\.dla(\d+)$")
 
 class EngineDoesNotFit(RuntimeError, SegmentationError):
     """An engine exists but does not fit this machine, and rebuilding it was not allowed."""
-
-
-def dla_core_of(engine_path: str | Path) -> int:
-    """0 for ``<stem>.dla0.engine``, -1 for a GPU engine."""
-    match = _DLA_SUFFIX.search(Path(engine_path).stem)
-    return int(match.group(1)) if match else -1
 
 
 def variant_beside(engine_path: str | Path) -> Path:
@@ -107,7 +101,8 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
     engine_path = Path(engine_path)
     precision = tensorrt_precision(precision)
     trt = load_tensorrt(builder)
-    dla_core = dla_core_of(engine_path)
+    named = Artifact.from_path(engine_path)
+    dla_core = named.dla_core if named is not None else -1
     variant = variant_beside(engine_path)
     path = build_path(trt, precision, variant, dla_core=dla_core)
     options: dict[str, Any] = {"builder": trt.builder, "dla_core": dla_core, "device": device, "progress": progress,
@@ -167,5 +162,5 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
     return action
 
 
-__all__ = ["EngineDoesNotFit", "TOOL", "build_from_folder", "dla_core_of", "ensure_engine",
+__all__ = ["EngineDoesNotFit", "TOOL", "build_from_folder", "ensure_engine",
            "fit_problems", "fp32_beside", "on_target_command", "rebuild_from_name", "variant_beside"]
