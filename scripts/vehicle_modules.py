@@ -5,7 +5,7 @@ Every import is followed, the ones inside functions too (they run when that func
 brings the ``__init__.py`` of its packages. A module whose import imports a build-machine package (torch,
 ModelOpt, ...: at its top, or through the top-level imports of the modules it imports) cannot be imported on the
 vehicle at all: it is left out and its imports are not followed (e.g. export.py and models/, which build_engine
-imports only for ``--checkpoint``). scripts/test_py38.sh gives this list to vermin.
+imports only for ``--checkpoint``); an entry point that does fails the script with a clear line. scripts/test_py38.sh gives this list to vermin.
 Runs on Python 3.8; ``--why`` prints, for each file, the module that first imported it.
 """
 
@@ -97,6 +97,11 @@ def closure(entries: List[str], root: Path = ROOT) -> Dict[Path, str]:
             start += [(f"{entry}.{p.stem}", "") for p in sorted(path.parent.glob("*.py")) if p.stem != "__init__"]
     found: Dict[Path, str] = {}
     seen: Dict[str, bool] = {}
+    for module, _by in start:  # an entry point is the vehicle's by definition: never silently left out
+        if needs_build_machine(module, root, seen):
+            raise SystemExit(f"error: the vehicle entry point {module} imports a build-machine package "
+                             f"({', '.join(BUILD_MACHINE)}) when it is imported, so it cannot run on the vehicle; "
+                             "move that import into the function that needs it")
     todo = list(reversed(start))
     while todo:
         module, by = todo.pop()

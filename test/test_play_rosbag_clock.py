@@ -88,3 +88,28 @@ def test_clock_with_now_stamps_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "error: the clock publishes the recorded time: use it with recorded stamps (with 'now' the header stamps "
         "would be the wall clock's, not the bag's)"]
+
+
+def test_waiting_for_n_subscribers_asks_n_of_the_topics_and_one_of_clock(tmp_path: Path) -> None:
+    """Two image subscribers, one of them on /clock too: ``--wait-for-subscribers 2`` plays (N is the topics'; the
+    clock, the time source of any number of nodes, needs one)."""
+    bag = write_image_bag(tmp_path / "bag", [np.zeros((4, 4, 3), np.uint8)] * 2, fps=10, start_ns=START).path
+    images_only = SUBSCRIBER.replace('node.create_subscription(Clock, "/clock"', "(lambda *a: None)(Clock, None")
+    subs = [subprocess.Popen([sys.executable, "-c", code, "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=os.environ.copy()) for code in (SUBSCRIBER, images_only)]
+    try:
+        for sub in subs:
+            assert sub.stdout is not None and sub.stdout.readline().strip() == "READY"
+        player = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "play_rosbag.py"), str(bag), "--stamps", "recorded", "--clock",
+             "--wait-for-subscribers", "2", "--wait-timeout", "20", "--quiet"],
+            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        outs = [sub.communicate(timeout=90)[0] for sub in subs]
+    finally:
+        for sub in subs:
+            if sub.poll() is None:
+                sub.kill()
+    assert player.returncode == 0, player.stdout + player.stderr
+    for out in outs:
+        assert [json.loads(line)["image"] for line in out.splitlines() if '"image"' in line] == [
+            START, START + PERIOD_NS]

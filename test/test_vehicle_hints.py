@@ -22,9 +22,17 @@ from typing import Dict, List, Tuple
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vehicle_standin import MODEL, REPO, H, W, onnx_path, run_standin, variant_folder  # noqa: E402
+from vehicle_standin import REPO, H, W, run_standin, variant_folder  # noqa: E402
+from vehicle_standin import onnx_path as default_onnx_path  # noqa: E402
+
+# not the default model: a hint that forgot --model would send the vehicle looking for swiftnet_ss_rn18 files
+MODEL = "swiftnet_pyr_rn18"
 
 VEHICLE_TOOLS = ("build_on_target", "check_on_target")
+
+
+def onnx_path(folder: Path, precision: str, suffix: str = ".onnx") -> Path:
+    return default_onnx_path(folder, precision, suffix, model=MODEL)
 _TOOL = re.compile(r"(?:\btools/(\w+)\.py\b|\btrt_seg_(\w+))")
 
 
@@ -52,7 +60,7 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
     from trt_segmentation.node.startup import StartupError, load_backend
     from trt_segmentation.onnx_metadata import read_contract_dict
 
-    folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"))
+    folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"), model=MODEL)
     empty = tmp_path / "empty"
     empty.mkdir()
     hints = [("engine missing, variant there", build_hint(MODEL, (H, W), "mixed", folder)),
@@ -73,10 +81,17 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
     refusal("sidecar corrupt")
     _sidecar(engine, batch=2, contract=dict(read_contract_dict(onnx_path(folder, "fp32")), batch=2))
     refusal("sidecar of another batch")
+
+    def does_not_fit(situation: str, reason: str) -> None:  # a sidecar that reads, of an engine that is stale
+        assert read_metadata(engine).build_options["scales_from"]
+        with pytest.raises(EngineDoesNotFit, match=reason) as refused:
+            ensure_engine(engine, "mixed")
+        hints.append((situation, str(refused.value)))
+
     _sidecar(engine, build_options={"scales_from": onnx_path(folder, "mixed").name}, scales_sha256="1" * 64)
-    refusal("scales variant re-calibrated")
+    does_not_fit("scales variant re-calibrated", "the variant whose Q/DQ scales it was calibrated with, changed")
     _sidecar(engine, build_options={"scales_from": onnx_path(folder, "mixed").name})
-    refusal("sidecar without the scales hash")
+    does_not_fit("sidecar without the scales hash", "does not record which version")
     _sidecar(engine, builder="tensorrt-rtx")
     hints.append(("rebuild_command", rebuild_command(read_metadata(engine), engine)))
     with pytest.raises(EngineDoesNotFit) as does_not_fit:
@@ -87,7 +102,7 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
             ("node: engine missing", {"precision": "fp16"}),
             ("node: no engine of any size", {"engine_height": 0, "engine_width": 0, "precision": "int8"})):
         params = params_from_dict(dict({"backend": "tensorrt", "precision": "mixed", "engine_dir": str(folder),
-                                        "engine_height": H, "engine_width": W, "build_engine_if_missing": False},
+                                        "model": MODEL, "engine_height": H, "engine_width": W, "build_engine_if_missing": False},
                                        **values))
         with pytest.raises(StartupError) as refused:
             load_backend(params, logging.getLogger("test"))
@@ -95,7 +110,7 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
     engine.unlink()
     engine.with_suffix(".json").unlink()
     params = params_from_dict({"backend": "tensorrt", "precision": "mixed", "engine_dir": str(folder),
-                               "engine_height": H, "engine_width": W, "build_engine_if_missing": False})
+                               "model": MODEL, "engine_height": H, "engine_width": W, "build_engine_if_missing": False})
     with pytest.raises(StartupError) as missing:
         load_backend(params, logging.getLogger("test"))
     hints.append(("node: engine missing, variant there", str(missing.value)))
@@ -118,6 +133,8 @@ def test_every_hint_names_a_command_that_runs_on_the_vehicle(tmp_path: Path) -> 
         if match:
             runnable.append(shlex.split(match.group(0)))
     assert runnable
+    for argv in runnable:  # the engine's own model: without it the vehicle looks for the default model's files
+        assert "--model" in argv and argv[argv.index("--model") + 1] == MODEL, argv
     # the on-target hints run as printed on this Python (no torch installed), TensorRT 8.5.2 being the stand-in
     folder = tmp_path / "engines"
     for argv in {tuple(a) for a in runnable}:
@@ -162,5 +179,32 @@ def test_the_build_log_names_the_typing_it_builds(tmp_path: Path) -> None:
     proc = run_standin(["tools/build_on_target.py", "--engine-dir", str(folder), "--precision", "fp16", "--verbose"])
     assert proc.returncode == 0, proc.stderr
     assert "(weak typing)" in proc.stderr and "(strong typing)" not in proc.stderr
-    meta = json.loads(onnx_path(folder, "fp16", ".json").read_text())
+    meta = json.loads(default_onnx_path(folder, "fp16", ".json").read_text())
     assert meta["typing"] == "weak"
+
+
+def test_the_hints_for_a_dla_engine_name_its_model_and_core(tmp_path: Path) -> None:
+    """An engine that does not fit, and one without a sidecar, told by the engine's name: model, size, precision
+    and DLA core (``<model>_<H>x<W>_<precision>.dla0.engine``), whichever tool refuses it."""
+    from trt_segmentation.artifacts import Precision
+    from trt_segmentation.engine.metadata import MetadataError, read_metadata
+    from trt_segmentation.engine.on_target import EngineDoesNotFit, ensure_engine
+    from trt_segmentation.runtime.target_check import CheckRow, prepare_engine
+
+    folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"), model=MODEL)
+    engine = onnx_path(folder, "mixed", ".dla0.engine")
+    engine.write_bytes(b"plan")
+    with pytest.raises(MetadataError) as missing:
+        read_metadata(engine)
+    _sidecar(engine, builder="tensorrt-rtx", dla_core=0)
+    with pytest.raises(EngineDoesNotFit) as does_not_fit:
+        ensure_engine(engine, "mixed")
+    row = CheckRow(Precision.MIXED, "PASS", path="dla0")
+    assert not prepare_engine(row, engine, Precision.MIXED, build=False, rebuild=False)
+    assert row.status == "FAIL"
+    for message in (str(missing.value), str(does_not_fit.value), " ".join(row.notes)):
+        match = re.search(r"python3? tools/build_on_target\.py [^;()]*?(?=$|\. |\)|; | \(|, )", message)
+        assert match, message
+        argv = shlex.split(match.group(0))
+        assert argv[argv.index("--model") + 1] == MODEL, argv
+        assert argv[argv.index("--size") + 1] == f"{H}x{W}" and argv[argv.index("--dla-core") + 1] == "0", argv

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Dict
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "vehicle_modules.py"
 
@@ -60,3 +62,26 @@ def test_a_module_reaching_torch_at_import_is_left_out_with_what_only_it_imports
     # lazy imports torchy (torch at its top) at its top: lazy and heavy (which imports lazy at its top) are out,
     # and so is what only heavy imports; a function-local `import torch` alone keeps nothing out
     assert names == ["__init__.py", "entry.py", "keeps.py", "plain.py", "sub/__init__.py"]
+
+
+def test_an_entry_point_that_needs_the_build_machine_fails_loudly(tmp_path: Path) -> None:
+    pkg = tmp_path / "trt_segmentation"
+    (pkg / "node").mkdir(parents=True)
+    sources: Dict[str, str] = {
+        "__init__.py": "",
+        "node/__init__.py": "",
+        "node/fine.py": "import json\n",
+        "node/heavy.py": "from ..torchy import X\n",  # torch at import through torchy's top level
+        "torchy.py": "import torch\nX = 1\n",
+    }
+    for name, text in sources.items():
+        (pkg / name).write_text(text)
+    script = _script()
+    assert sorted(p.relative_to(pkg).as_posix() for p in script.closure(["trt_segmentation.node.fine"], tmp_path)) \
+        == ["__init__.py", "node/__init__.py", "node/fine.py"]
+    for entry in ("trt_segmentation.node", "trt_segmentation.node.heavy"):  # a package entry: each of its modules
+        with pytest.raises(SystemExit) as failed:
+            script.closure([entry], tmp_path)
+        assert str(failed.value).startswith("error: the vehicle entry point trt_segmentation.node.heavy imports a "
+                                            "build-machine package"), failed.value
+        assert "cannot run on the vehicle" in str(failed.value)

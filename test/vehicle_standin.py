@@ -64,28 +64,30 @@ def _as_precision(model: onnx.ModelProto, precision: str, opset: Optional[int] =
     return out
 
 
-def variant_folder(folder: Path, precisions: Sequence[str] = ("fp32", "fp16", "int8", "mixed")) -> Path:
+def variant_folder(folder: Path, precisions: Sequence[str] = ("fp32", "fp16", "int8", "mixed"),
+                   model: str = MODEL) -> Path:
     """``folder`` with ``<model>_32x64_<precision>.onnx`` for each of ``precisions``: fp32 the tiny model, fp16 the
     same graph (what the stand-in needs), int8-style variants Q/DQ at opset 17, mixed Q/DQ at opset 19 (the FP16
-    Q/DQ of a real mixed variant need 19: TensorRT 8.5/8.6 build it the implicit way)."""
+    Q/DQ of a real mixed variant need 19: TensorRT 8.5/8.6 build it the implicit way). ``model``: the name in the
+    files and their contract (another than the default makes a hint that forgot ``--model`` look for other files)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fp32 = tiny_model(H, W)
+    fp32 = tiny_model(H, W, model=model)
     for node in fp32.graph.node:  # the first convolutions named as the encoder's (the implicit mixed build's rule)
         if node.name.startswith("/body/conv") and node.name[len("/body/conv")] in "012":
             node.name = f"/backbone/layer{int(node.name[len('/body/conv')]) + 1}/Conv"
     for precision in precisions:
         if precision in ("fp32", "fp16"):
-            model = _as_precision(fp32, precision)
+            variant = _as_precision(fp32, precision)
         elif precision == "mixed":
-            model = _as_precision(int8_of(fp32), precision, opset=19)
+            variant = _as_precision(int8_of(fp32), precision, opset=19)
         else:
-            model = _as_precision(int8_of(fp32), precision)
-        onnx.save(model, str(onnx_path(folder, precision)))
+            variant = _as_precision(int8_of(fp32), precision)
+        onnx.save(variant, str(onnx_path(folder, precision, model=model)))
     return folder
 
 
-def onnx_path(folder: Path, precision: str, suffix: str = ".onnx") -> Path:
-    return folder / f"{MODEL}_{H}x{W}_{precision}{suffix}"
+def onnx_path(folder: Path, precision: str, suffix: str = ".onnx", model: str = MODEL) -> Path:
+    return folder / f"{model}_{H}x{W}_{precision}{suffix}"
 
 
 def recalibrate(variant: Path, factor: float = 2.0) -> str:

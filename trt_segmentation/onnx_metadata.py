@@ -155,3 +155,9 @@ def read_contract_dict(path: str | Path) -> dict[str, Any]:
     if METADATA_KEY not in props:
         raise ValueError(f"{path} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
     return dict(json.loads(props[METADATA_KEY]))
+
+
+def read_contract(path: str | Path) -> ModelContract:
+    """The :class:`ModelContract` of an exported ONNX file, without the onnx package (:func:`read_contract_dict`
+    for the contract as a dict)."""
+    return ModelContract.from_json(json.dumps(read_contract_dict(path)))

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             model = str(read_contract_dict(Path(str(missing[0].onnx)))["model"])
             print(f"Copy {args.out} to the machine with TensorRT (the Jetson) and run there:\n  "
                   + on_target_command(args.out, precisions.split(), size, args.batch,
-                                      model=model if model != "swiftnet_ss_rn18" else None))
+                                      model=model if model != "swiftnet_ss_rn18" else None,
+                                      dla_core=request.dla_core))
         else:
             print("Where TensorRT is installed, run:\n  "
                   + rebuild_command(replace(request, precisions=[s.precision for s in missing])))

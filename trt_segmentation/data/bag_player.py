@@ -108,7 +108,7 @@ def check_options(rate: float, stamps: str, clock_hz: float) -> None:
     if stamps not in STAMPS:
         raise BagError(f"stamps must be one of {', '.join(STAMPS)}, got {stamps!r}")
     if clock_hz < 0:
-        raise BagError(f"clock rate must be > 0 Hz, got {clock_hz}")
+        raise BagError(f"clock rate must be >= 0 Hz (0: no /clock), got {clock_hz}")
     if clock_hz and stamps == "now":
         raise BagError("the clock publishes the recorded time: use it with recorded stamps (with 'now' the header "
                        "stamps would be the wall clock's, not the bag's)")
@@ -129,8 +129,8 @@ def play_bag(
     (rosgraph_msgs/Clock), as ``ros2 bag play --clock``: the recorded time of each message just before it, and
     ``clock_hz`` ticks a second in between (a loop's next pass starts the bag's time again), so a node with
     ``use_sim_time`` measures the recorded stamps against the bag's time; it needs ``stamps='recorded'``.
-    ``wait_for_subscribers=N`` waits (up to ``wait_timeout`` s) until each publisher has N subscribers, so that
-    nothing is lost to discovery; ``delay`` seconds more (after any waiting) give the subscribers' side time to
+    ``wait_for_subscribers=N`` waits (up to ``wait_timeout`` s) until each topic's publisher has N subscribers
+    (and ``/clock``'s, with ``clock_hz``, at least 1), so that nothing is lost to discovery; ``delay`` seconds more (after any waiting) give the subscribers' side time to
     match the publishers too, which best-effort subscribers need to get the first messages. Without ``node`` a node named ``bag_player`` is created (and rclpy initialised
     and shut down if it was not running)."""
     check_options(rate, stamps, clock_hz)
@@ -175,8 +175,13 @@ def play_bag(
             if clock_hz:
                 clock = ClockPublisher(node)
             waited = [*publishers.values(), *([clock.publisher] if clock is not None else [])]
-            if wait_for_subscribers > 0:
-                if not wait_until_subscribed(waited, wait_timeout, wait_for_subscribers):
+            if wait_for_subscribers > 0:  # N on every topic, at least 1 on /clock (the time source of any number)
+                waited_from = time.monotonic()
+                subscribed = wait_until_subscribed(publishers.values(), wait_timeout, wait_for_subscribers)
+                if subscribed and clock is not None:
+                    subscribed = wait_until_subscribed(
+                        [clock.publisher], max(0.0, wait_timeout - (time.monotonic() - waited_from)), 1)
+                if not subscribed:
                     raise BagError(f"no subscriber on {', '.join(p.topic_name for p in waited)} "
                                    f"within {wait_timeout:.0f} s")
                 time.sleep(0.2)  # let the subscriber side finish matching too

@@ -9,7 +9,6 @@ that has TensorRT and numpy but no torch, onnx or modelopt.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,9 +19,8 @@ from ..artifacts import Artifact, BuilderKind, Precision, artifact_path, batch_f
 from ..build_request import workspace_limit_mib
 from ..cli import tool_command
 from ..hashing import sha256_file
-from ..onnx_metadata import read_contract_dict, read_onnx_opset
+from ..onnx_metadata import read_contract, read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
-from .on_target import dla_core_of
 from .tensorrt_adapter import (
     BuildError,
     BuildOptions,
@@ -105,7 +103,8 @@ def build_engine(
             raise BuildError(problem)
     if dla_core >= 0 and precision is Precision.FP32:
         raise BuildError("DLA runs FP16 and INT8 only; build fp16, int8 or mixed for DLA (fp32 runs on the GPU)")
-    named_core = dla_core_of(engine_path)
+    named = Artifact.from_path(engine_path)
+    named_core = named.dla_core if named is not None else -1
     if named_core != dla_core:  # the node and build_on_target look for <stem>.dla<N>.engine, GPU engines without it
         expected = Artifact(engine_path.parent, str(contract["model"]), int(contract["height"]),
                             int(contract["width"]), precision, ".engine", batch, dla_core).path
@@ -140,12 +139,16 @@ def build_engine(
         "set": contract.get("extra", {}).get("calibration_set"),
         "sha256": contract.get("extra", {}).get("calibration_set_sha256"),
     }
-    if implicit and options.int8 and scales_from is not None:
-        calibrator, calibration_info = _table_calibrator(onnx_path, engine_path, contract, Path(scales_from), trt,
-                                                         device)
+    # implicit INT8/mixed calibrated with the variant's own Q/DQ scales: the sidecar records that variant and its
+    # hash as the table was written from it (a variant re-calibrated during the build is then caught as stale)
+    table_from = Path(scales_from) if scales_from is not None and implicit and options.int8 else None
+    scales_sha256: str | None = None
+    if table_from is not None:
+        scales_sha256 = sha256_file(table_from)
+        calibrator, calibration_info = _table_calibrator(onnx_path, engine_path, table_from, trt, device)
         options = replace(options, int8_calibrator=calibrator)
     elif implicit and options.int8:
-        calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, contract, calibration, device)
+        calibrator, calibration_info = _implicit_calibrator(onnx_path, engine_path, calibration, device)
         options = replace(options, int8_calibrator=calibrator)
     if implicit and options.int8:
         if precision is Precision.MIXED:  # encoder INT8, everything after it FP16, preprocessing FP32
@@ -181,8 +184,8 @@ def build_engine(
     # the file the engine was built from (fp32 on the implicit path), relative to the engine's folder, so that it
     # is found wherever that folder tree is copied, also when --out put the engine elsewhere
     opts["source_onnx"] = relative_source(onnx_path, engine_path)
-    if scales_from is not None and implicit and options.int8:
-        opts["scales_from"] = relative_source(Path(scales_from), engine_path)
+    if table_from is not None:
+        opts["scales_from"] = relative_source(table_from, engine_path)
     opts.update({"workspace_mib": workspace, "timing_cache": str(timing_cache) if timing_cache else None,
                  "opt_level": opt_level, "implicit": implicit, "builder": trt.builder, "tf32": options.tf32,
                  "build_seconds": round(result.seconds, 2), "layers": result.layers})
@@ -203,7 +206,7 @@ def build_engine(
         calibration_set_sha256=calibration_info.get("sha256"),
         onnx_sha256=sha256_file(onnx_path),
         source_sha256=source_sha256,
-        scales_sha256=sha256_file(scales_from) if scales_from is not None and implicit and options.int8 else None,
+        scales_sha256=scales_sha256,
         inputs=result.inputs,
         outputs=result.outputs,
         build_options=opts,
@@ -235,33 +238,30 @@ def calibrator_failure(calibrator: Any) -> str | None:
     return getattr(core, "error", None) if core is not None else None
 
 
-def _table_calibrator(onnx_path: Path, engine_path: Path, contract: dict[str, Any], variant: Path, trt: TensorRT,
+def _table_calibrator(onnx_path: Path, engine_path: Path, variant: Path, trt: TensorRT,
                       device: int = 0) -> tuple[Any, dict[str, Any]]:
     """The implicit calibrator that hands TensorRT the Q/DQ scales of ``variant`` (no images)."""
-    from ..onnx_metadata import ModelContract
     from .calibration_table import table_path, write_table_from_variant
     from .implicit_calibrator import EntropyCalibrator
 
     table = write_table_from_variant(variant, onnx_path, table_path(engine_path), trt.version)
     LOG.info("implicit INT8: TensorRT takes the activation scales of %s (%s)", variant.name, table)
     extra = read_contract_dict(variant).get("extra", {})
-    calibrator = EntropyCalibrator(None, table, ModelContract.from_json(json.dumps(contract)), device=device,
-                                   table=table.read_bytes())
+    calibrator = EntropyCalibrator(None, table, read_contract(onnx_path), device=device, table=table.read_bytes())
     return calibrator, {"method": f"qdq-table (the Q/DQ scales of {variant.name}: "
                                   f"{extra.get('calibration_method', 'calibrated on the build side')})",
                         "set": extra.get("calibration_set"), "sha256": extra.get("calibration_set_sha256")}
 
 
 def _implicit_calibrator(
-    onnx_path: Path, engine_path: Path, contract: dict[str, Any], calibration: Any, device: int = 0
+    onnx_path: Path, engine_path: Path, calibration: Any, device: int = 0
 ) -> tuple[Any, dict[str, Any]]:
     if calibration is None:
         raise ValueError("INT8 on the implicit path needs calibration images (--calibration)")
-    from ..onnx_metadata import ModelContract
     from ..precision.calibration_data import CalibrationSet, load_calibration_set
     from .implicit_calibrator import EntropyCalibrator, calibration_table_path
 
-    model_contract = ModelContract.from_json(json.dumps(contract))
+    model_contract = read_contract(onnx_path)
     if not isinstance(calibration, CalibrationSet):
         calibration = load_calibration_set(calibration, model_contract)
     table = calibration_table_path(engine_path.parent, engine_path.stem, sha256_file(onnx_path), calibration.sha256)

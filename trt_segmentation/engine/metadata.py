@@ -150,9 +150,6 @@ def read_metadata(engine_path: str | Path) -> EngineMetadata:
     problem = batch_problem(meta, path.name, path.parent)
     if problem:
         raise MetadataError(f"engine metadata {path}: {problem}")
-    problem = scales_problem(engine, meta)
-    if problem:
-        raise MetadataError(f"engine {engine}: {problem}; the command: {rebuild_command(meta, engine)}")
     return meta
 
 
@@ -163,23 +160,30 @@ def scales_source(engine_path: str | Path, meta: EngineMetadata) -> Path | None:
     return Path(engine_path).parent / str(name) if name else None
 
 
-def scales_problem(engine_path: str | Path, meta: EngineMetadata) -> str:
-    """Why an implicit engine's INT8 scales are stale ('' if they are not, or the engine took none): the variant
-    it took them from changed since the build (re-calibrated), or the sidecar predates the hash of that variant.
-    A variant that is not beside the engine is not checked (as the source ONNX is not)."""
+def scales_sha256_of(engine_path: str | Path, meta: EngineMetadata) -> str | None:
+    """The sha256 of the variant an implicit engine took its INT8 scales from (:func:`scales_source`), as it is now:
+    what :func:`check_compatible` compares as ``scales_sha256``. None for any other engine, and where that variant
+    is not beside the engine (not checked, as the source ONNX is not)."""
     from ..hashing import sha256_file
 
     variant = scales_source(engine_path, meta)
-    if variant is None:
+    return sha256_file(variant) if variant is not None and variant.is_file() else None
+
+
+def scales_problem(meta: EngineMetadata, scales_sha256: str | None = None) -> str:
+    """Why an implicit engine's INT8 scales are stale ('' if they are not, or the engine took none): its sidecar
+    predates the hash of the variant it took them from, or (``scales_sha256``: that variant's hash now, None: not
+    checked) the variant changed since the build (re-calibrated)."""
+    name = meta.build_options.get("scales_from") if isinstance(meta.build_options, dict) else None
+    if not name:
         return ""
+    variant = Path(str(name)).name
     if not meta.scales_sha256:
-        return (f"its sidecar does not record which version of {variant.name} its INT8 scales came from (written "
+        return (f"its sidecar does not record which version of {variant} its INT8 scales came from (written "
                 "before that was recorded), so a re-calibrated variant would go unnoticed: it must be rebuilt once")
-    if variant.is_file():
-        now = sha256_file(variant)
-        if now != meta.scales_sha256:
-            return (f"{variant.name}, the variant whose Q/DQ scales it was calibrated with, changed since the build "
-                    f"(re-calibrated? sha256 {meta.scales_sha256[:12]}... then, {now[:12]}... now)")
+    if scales_sha256 is not None and scales_sha256 != meta.scales_sha256:
+        return (f"{variant}, the variant whose Q/DQ scales it was calibrated with, changed since the build "
+                f"(re-calibrated? sha256 {meta.scales_sha256[:12]}... then, {scales_sha256[:12]}... now)")
     return ""
 
 
@@ -192,7 +196,7 @@ def batch_problem(meta: EngineMetadata, name: str | None = None, folder: str | P
     named = batch_from_name(name) if name is not None else meta.batch
     if named != meta.batch:
         command = on_target_command(folder, meta.precision, (meta.height, meta.width), named,
-                                    model=meta.model)
+                                    model=meta.model, dla_core=meta.dla_core)
         return (f"the engine was built for batch {meta.batch}, its file name says batch {named} (renamed?); rebuild "
                 f"it under its own name from the batch-{named} variants ({command})")
     return ""
@@ -208,9 +212,12 @@ def check_compatible(
     builder: str | None = None,
     platform: str | None = None,
     batch: int | None = None,
+    scales_sha256: str | None = None,
 ) -> list[str]:
     """Human-readable reasons why the engine described by ``meta`` must not be used here; empty if it may.
-    Checks given as None are skipped: the loader checks precision, builder and ONNX before TensorRT is needed."""
+    Checks given as None are skipped: the loader checks precision, builder and ONNX before TensorRT is needed.
+    ``onnx_sha256`` and ``scales_sha256`` (an implicit engine's scales variant, :func:`scales_sha256_of`) are the
+    files' hashes as they are now, compared with the build's."""
     reasons = []
     precision = Precision.parse(precision)  # a name from a caller's command line or test: parsed here
     if meta.schema_version != SCHEMA_VERSION:
@@ -242,6 +249,9 @@ def check_compatible(
         reasons.append(
             f"the ONNX changed since the build (sha256 {meta.onnx_sha256[:12]}... then, {onnx_sha256[:12]}... now)"
         )
+    problem = scales_problem(meta, scales_sha256)
+    if problem:
+        reasons.append(problem)
     return reasons
 
 
@@ -281,8 +291,9 @@ def on_target_command(engine_dir: str | Path, precisions: list[str] | list[Preci
 
 
 def rebuild_from_name(engine_path: str | Path) -> str:
-    """The on-target build of ``engine_path`` from the variants beside it, told by its name alone (for an engine
-    without a readable sidecar); the generic on-target command where the name is not an artifact's."""
+    """The on-target build of ``engine_path`` from the variants beside it, told by its name alone (model, size,
+    batch, precision and DLA core: :meth:`Artifact.from_path`): the hint for an engine without a readable sidecar
+    and for one that does not fit; the generic on-target command where the name is not an artifact's."""
     engine_path = Path(engine_path)
     item = Artifact.from_path(engine_path)
     if item is None:

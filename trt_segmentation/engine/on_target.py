@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import BuilderKind, Precision, batch_from_name, size_from_name
+from ..artifacts import Artifact, BuilderKind, Precision, batch_from_name
 from ..errors import SegmentationError
 from ..hashing import sha256_file
 from .calibration_table import ImplicitCalibration
@@ -32,6 +32,8 @@ from .metadata import (
     check_compatible,
     on_target_command,
     read_metadata,
+    rebuild_from_name,
+    scales_sha256_of,
     source_onnx_path,
 )
 
@@ -42,12 +44,6 @@ _DLA_SUFFIX = re.compile(r"\.dla(\d+)$")
 
 class EngineDoesNotFit(RuntimeError, SegmentationError):
     """An engine exists but does not fit this machine, and rebuilding it was not allowed."""
-
-
-def dla_core_of(engine_path: str | Path) -> int:
-    """0 for ``<stem>.dla0.engine``, -1 for a GPU engine."""
-    match = _DLA_SUFFIX.search(Path(engine_path).stem)
-    return int(match.group(1)) if match else -1
 
 
 def variant_beside(engine_path: str | Path) -> Path:
@@ -66,13 +62,6 @@ def fp32_beside(engine_path: str | Path, precision: str | Precision) -> Path:
     return variant.with_name(variant.name[: -len(suffix)] + "_fp32.onnx")
 
 
-def command_for(engine_path: str | Path, precision: str | Precision, model: str | None = None) -> str:
-    """:func:`on_target_command` for one engine file."""
-    engine_path = Path(engine_path)
-    return on_target_command(engine_path.parent, Precision.parse(precision), size_from_name(engine_path.name),
-                             batch_from_name(engine_path.name), model=model, dla_core=dla_core_of(engine_path))
-
-
 def fit_problems(engine_path: str | Path, precision: str | Precision, *, device: int = 0) -> list[str]:
     """Why the existing ``engine_path`` cannot run here ([] when it can): no or unreadable sidecar, another
     TensorRT (or TensorRT-RTX), GPU or Jetson module, another precision or batch, an ONNX changed since, or (an
@@ -82,9 +71,8 @@ def fit_problems(engine_path: str | Path, precision: str | Precision, *, device:
     engine_path = Path(engine_path)
     try:
         meta = read_metadata(engine_path)
-    except MetadataError as exc:  # the first clause says why; the engine itself is named by the caller
-        reason = str(exc).split(";")[0]
-        return [reason[len(f"engine {engine_path}: "):] if reason.startswith(f"engine {engine_path}: ") else reason]
+    except MetadataError as exc:  # the first clause says why; the caller adds the command
+        return [str(exc).split(";")[0]]
     trt = real_tensorrt()
     capability = gpu_identity(device)[1]
     source = source_onnx_path(engine_path, meta)
@@ -93,7 +81,7 @@ def fit_problems(engine_path: str | Path, precision: str | Precision, *, device:
         tensorrt_version=trt.version if trt is not None else None,
         compute_capability=capability if capability != "none" else None,
         onnx_sha256=sha256_file(source) if source.is_file() else None, platform=platform_name(),
-        batch=batch_from_name(engine_path.name))
+        batch=batch_from_name(engine_path.name), scales_sha256=scales_sha256_of(engine_path, meta))
 
 
 def build_from_folder(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
@@ -113,7 +101,8 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
     engine_path = Path(engine_path)
     precision = tensorrt_precision(precision)
     trt = load_tensorrt(builder)
-    dla_core = dla_core_of(engine_path)
+    named = Artifact.from_path(engine_path)
+    dla_core = named.dla_core if named is not None else -1
     variant = variant_beside(engine_path)
     path = build_path(trt, precision, variant, dla_core=dla_core)
     options: dict[str, Any] = {"builder": trt.builder, "dla_core": dla_core, "device": device, "progress": progress,
@@ -140,7 +129,7 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
         return build_engine(fp32, engine_path, precision, implicit=True, scales_from=variant, **options)
     if calibration is None:
         raise BuildError(f"TensorRT {trt.version} builds {precision} the implicit way; {method} calibrates on images: "
-                         f"run {command_for(engine_path, precision)} --implicit-calibration {method} --calibration "
+                         f"run {rebuild_from_name(engine_path)} --implicit-calibration {method} --calibration "
                          "<images>, or drop --implicit-calibration to use the variant's own scales")
     return build_engine(fp32, engine_path, precision, calibration, implicit=True, **options)
 
@@ -161,7 +150,7 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
         reason = "; ".join(problems)
         if not rebuild:
             raise EngineDoesNotFit(f"engine {engine_path} does not fit this machine: {reason}. Rebuild it from the "
-                                   f"variants beside it: {command_for(engine_path, precision)} (or allow it: "
+                                   f"variants beside it: {rebuild_from_name(engine_path)} (or allow it: "
                                    "rebuild_engine:=true for the node, --rebuild for check_on_target)")
         log(f"rebuilding {engine_path}: {reason}")
         action = "rebuilt"
@@ -173,5 +162,5 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
     return action
 
 
-__all__ = ["EngineDoesNotFit", "TOOL", "build_from_folder", "command_for", "dla_core_of", "ensure_engine",
-           "fit_problems", "fp32_beside", "on_target_command", "variant_beside"]
+__all__ = ["EngineDoesNotFit", "TOOL", "build_from_folder", "ensure_engine",
+           "fit_problems", "fp32_beside", "on_target_command", "rebuild_from_name", "variant_beside"]

@@ -61,15 +61,13 @@ def needs_calibration(variant: str | Precision) -> bool:
 
 def read_fp32_contract(fp32_onnx: str | Path) -> ModelContract:
     """The contract of the FP32 export ``fp32_onnx``, read without torch or the onnx package (a vehicle reads it)."""
-    import json
-
-    from ..onnx_metadata import read_contract_dict
+    from ..onnx_metadata import read_contract
 
     path = Path(fp32_onnx)
     if not path.is_file():
         raise VariantError(f"FP32 ONNX not found: {path}")
     try:
-        contract = ModelContract.from_json(json.dumps(read_contract_dict(path)))
+        contract = read_contract(path)
     except ValueError as exc:
         raise VariantError(str(exc)) from exc
     if contract.precision != Precision.FP32:  # metadata text against the member (a str enum)

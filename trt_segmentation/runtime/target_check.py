@@ -11,10 +11,12 @@ variant in the folder (``<model>_<H>x<W>_b<N>_<precision>.onnx``) gets a row of 
 Runtime's on the same batch ONNX, and ONNX Runtime's batch rows against the batch-1 file's frames. An engine that
 is there but does not fit (another TensorRT, GPU, Jetson module, or a changed ONNX) FAILs with the reason, or is
 rebuilt from the variants beside it with ``rebuild`` (--rebuild); a failing build or run (a missing pycuda too)
-FAILs its row, never the table. Each engine's INT8 layers are counted with TensorRT's engine inspector and printed;
-an int8/mixed row without any FAILs, and an implicit int8/mixed row is compared with ONNX Runtime on the variant
-whose scales it took as well as on the FP32 ONNX it was built from (:func:`judge`): a TensorRT that ignored the
-calibration table and ran FP16 would agree with FP32 and pass otherwise. Each row also shows the engine's size and
+FAILs its row, never the table. Each engine's INT8 layers are counted with TensorRT's engine inspector and printed:
+that count is the guard against a TensorRT that ignored the calibration table and ran FP16 (an int8/mixed GPU row
+with no INT8 layer FAILs; on a DLA row it is a note until the inspector's DLA output is known). Label agreement
+cannot tell that case: an FP16 run agrees with FP32 and with the INT8 variant alike (~99.7 %, above the 0.98
+threshold). An implicit int8/mixed row is also compared with ONNX Runtime on the variant whose scales it took, beside
+the FP32 ONNX it was built from (:func:`judge`): its agreement with the calibrated variant. Each row also shows the engine's size and
 the device memory of one execution context (from the loaded engine, else its sidecar): on a Jetson that is RAM,
 once per in-flight slot. Builds started here take ``workspace_mib`` (None: 1 GiB on a Jetson).
 
@@ -239,7 +241,7 @@ def prepare_engine(row: CheckRow, engine: Path, precision: Precision, *, build: 
     ``workspace_mib``, build_request.workspace_limit_mib); an existing one that does not fit this machine is rebuilt
     from the variants beside it with ``rebuild``, else the row FAILs naming why and the command. False when the row
     is decided (FAIL). The row gets the engine's size and recorded device memory."""
-    from ..engine.on_target import build_from_folder, command_for, fit_problems
+    from ..engine.on_target import build_from_folder, fit_problems, rebuild_from_name
 
     label = row.precision if row.batch == 1 else f"{row.precision} b{row.batch}"
     if engine.is_file() and not build:
@@ -250,7 +252,7 @@ def prepare_engine(row: CheckRow, engine: Path, precision: Precision, *, build: 
         if not rebuild:
             row.status = "FAIL"
             row.notes.append(f"{engine.name} does not fit this machine: {'; '.join(problems)}; rebuild it with "
-                             f"--rebuild, or {command_for(engine, precision)}")
+                             f"--rebuild, or {rebuild_from_name(engine)}")
             return False
         log(f"[{label}] rebuilding {engine}: {'; '.join(problems)}")
     else:
@@ -289,9 +291,12 @@ def judge(row: CheckRow, trt_labels: list[np.ndarray], ort_labels: list[np.ndarr
     """PASS when the worst image of ``trt_labels`` agrees with ONNX Runtime's ``ort_labels`` (same ONNX) on at least
     ``min_agreement`` of its pixels, else FAIL (``note`` ends the reason). ``reference_fp32``: also the mean
     agreement with those labels. ``variant`` (name, ONNX Runtime labels): an implicit row, built from the FP32 ONNX
-    with the variant's scales, must agree as well with the variant it takes its INT8 scales from. An INT8 precision
-    whose engine has no INT8 layer (``row.int8_layers`` 0, from the engine inspector) FAILs: TensorRT ran it
-    without INT8, e.g. after ignoring its calibration table, which label agreement alone would not show."""
+    with the variant's scales, must agree as well with the calibrated variant it takes its INT8 scales from (an
+    FP16 run would too: this is not the guard against an ignored table). An INT8 precision whose engine has no INT8
+    layer (``row.int8_layers`` 0, from the engine inspector) FAILs: TensorRT ran it without INT8, e.g. after ignoring
+    its calibration table, which label agreement alone would not show. On a DLA row (``row.path`` ``dla<N>``) 0 is a
+    note, not a FAIL: the inspector probably shows the DLA part as one foreign-node layer without INT8 formats (not
+    yet checked on a Jetson)."""
     row.agreement = _worst(trt_labels, ort_labels)
     if reference_fp32 is not None:
         row.agreement_fp32 = float(np.mean([np.mean(a == b) for a, b in zip(trt_labels, reference_fp32)]))
@@ -305,7 +310,10 @@ def judge(row: CheckRow, trt_labels: list[np.ndarray], ort_labels: list[np.ndarr
         if row.agreement_variant < min_agreement:
             reasons.append(f"agreement with {variant[0]} {row.agreement_variant:.4%} < {min_agreement:.2%}")
     if Precision.parse(row.precision).uses_int8:
-        if row.int8_layers == 0:
+        if row.int8_layers == 0 and row.path.startswith("dla"):
+            row.notes.append("INT8 layers: 0 reported, not judged on DLA (TensorRT's engine inspector probably shows "
+                             "the DLA part as one foreign-node layer without INT8 formats; unchecked on a Jetson)")
+        elif row.int8_layers == 0:
             reasons.append("the engine has no INT8 layer (TensorRT's engine inspector): it runs without INT8, e.g. "
                            "because TensorRT did not take its calibration table; rebuild it with --verbose and read "
                            "the TensorRT log")

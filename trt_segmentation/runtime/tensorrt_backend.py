@@ -22,6 +22,7 @@ from ..engine.metadata import (
     mib,
     read_metadata,
     rebuild_command,
+    scales_sha256_of,
     source_onnx_path,
 )
 from ..hashing import sha256_file
@@ -80,7 +81,8 @@ def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision:
     onnx_sha = sha256_file(onnx_path) if onnx_path is not None and onnx_path.is_file() else None
     reasons = check_compatible(meta, precision=precision or meta.precision, tensorrt_version=tensorrt_version,
                                compute_capability=compute_capability, onnx_sha256=onnx_sha, builder="tensorrt",
-                               platform=platform)
+                               platform=platform,
+                               scales_sha256=scales_sha256_of(engine_path, meta) if onnx_path is not None else None)
     if reasons:
         expected = ", ".join(part for part in (
             f"TensorRT {tensorrt_version}" if tensorrt_version else "", f"compute capability {compute_capability}"
