@@ -1,5 +1,6 @@
-"""The folded export (models/fold.py, ExportOptions.fold_batchnorm) is the same network with fewer batch norms, and
-ArgMax before the final resize (ExportOptions.argmax_before_resize) gives labels of the same kind."""
+"""The folded export (models/fold.py, ExportOptions.fold_batchnorm: the default) is the same network with fewer batch
+norms, the plain graph stays an option and the contract records which; ArgMax before the final resize
+(ExportOptions.argmax_before_resize) gives labels of the same kind."""
 
 from __future__ import annotations
 
@@ -37,10 +38,11 @@ def test_fold_is_exact_and_leaves_no_foldable_batchnorm(name: str, random_model_
         reference, candidate = model(image), folded(image)
     assert (reference - candidate).abs().max().item() < 1e-4
     assert torch.equal(reference.argmax(1), candidate.argmax(1))
-    plain = export_model(model, ExportOptions(128, 256, output="logits"))
-    lighter = export_model(model, ExportOptions(128, 256, output="logits", fold_batchnorm=True))
+    plain = export_model(model, ExportOptions(128, 256, output="logits", fold_batchnorm=False))
+    lighter = export_model(model, ExportOptions(128, 256, output="logits"))  # the default
     assert (_ops(plain)["BatchNormalization"], _ops(lighter)["BatchNormalization"]) == BN_NODES[arch.variant]
     assert read_contract(lighter).extra == {"fold_batchnorm": "true"}
+    assert read_contract(plain).extra == {"fold_batchnorm": "false"}
     # the model itself is left as it was (the fold works on a copy)
     with torch.no_grad():
         assert torch.equal(model(image), reference)
@@ -56,6 +58,19 @@ def test_fold_on_the_demo_checkpoint_keeps_logits_and_labels() -> None:
         plain, folded = (session.run(None, {"image": frame})[0] for session in sessions)
         assert np.abs(plain - folded).max() < 1e-4
         assert np.array_equal(plain.argmax(1), folded.argmax(1))
+
+
+def test_the_command_folds_by_default_and_exports_plain_on_request(tmp_path: Path) -> None:
+    """trt_seg_export_onnx: folded without a flag (and with the old --fold-bn), plain with --no-fold-bn."""
+    from trt_segmentation.commands.export_onnx import main
+
+    for flags, expected in (([], "true"), (["--fold-bn"], "true"), (["--no-fold-bn"], "false")):
+        out = tmp_path / f"{expected}{len(flags)}.onnx"
+        assert main(["--random-weights", "--model", "swiftnet_pyr_rn18", "--size", "128x256", "--out", str(out),
+                     *flags]) == 0
+        proto = onnx.load(str(out))
+        assert read_contract(proto).extra["fold_batchnorm"] == expected
+        assert _ops(proto)["BatchNormalization"] == BN_NODES["pyramid"][expected == "true"]
 
 
 def test_argmax_before_resize_gives_labels_of_the_same_kind(random_model_factory) -> None:  # noqa: ANN001

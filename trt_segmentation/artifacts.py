@@ -52,8 +52,9 @@ class ClosedSet(str, Enum):
 
 class CalibrationMethod(ClosedSet):
     """How INT8 activation ranges are found. entropy/max/percentile/kl2048: symmetric, for TensorRT (ModelOpt Q/DQ;
-    entropy = ModelOpt's 128-bin KL, kl2048 = TensorRT's own 2048-bin KL); minmax: asymmetric min..max ranges found
-    by ONNX Runtime's own quantizer (the CPU variant)."""
+    entropy = ModelOpt's calibrator of that name, a 128-bin KL with one candidate: in effect the first calibration
+    frame's max; kl2048 = TensorRT's own 2048-bin KL search); minmax: asymmetric min..max ranges found by ONNX
+    Runtime's own quantizer (the CPU variant)."""
 
     ENTROPY = "entropy"
     MAX = "max"
@@ -73,8 +74,9 @@ class Target(ClosedSet):
 class Precision(ClosedSet):
     """A precision variant; the value is the name used in files, parameters and command lines.
 
-    ``int8`` is entropy-calibrated (ModelOpt's 128-bin KL); ``int8-max`` / ``int8-percentile`` / ``int8-kl2048``
-    (TensorRT's own 2048-bin KL, the seed theses' calibrator) are the same Q/DQ placement with other scales; ``mixed`` is an INT8 encoder with the rest FP16; ``int8-cpu`` is ONNX Runtime's
+    ``int8`` is calibrated by ModelOpt's "entropy" (128 bins: in effect the first calibration frame's max);
+    ``int8-max`` / ``int8-percentile`` / ``int8-kl2048`` (TensorRT's own 2048-bin KL search, the seed theses'
+    calibrator) are the same Q/DQ placement with other scales; ``mixed`` is an INT8 encoder with the rest FP16; ``int8-cpu`` is ONNX Runtime's
     CPU recipe (uint8 asymmetric activations, per-channel int8 weights, Conv only) and is never given to TensorRT.
     """
 

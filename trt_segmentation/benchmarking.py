@@ -231,7 +231,7 @@ def time_onnxruntime_parts(name: str, model, height: int, width: int, folder, th
 
     timings = []
     rows = [(part.name, path, feeds) for part, path, feeds in export_parts(model, height, width, folder)]
-    whole = export_onnx(model.float(), f"{folder}/whole.onnx", ExportOptions(height, width))
+    whole = export_onnx(model.float(), f"{folder}/whole.onnx", ExportOptions(height, width, fold_batchnorm=False))  # as the parts
     frame = rows[0][2]["frame"]
     rows.append(("whole frame", f"{folder}/whole.onnx", {whole.input_name: frame}))
     for label, path, feeds in rows:

@@ -39,7 +39,7 @@ class ExportOptions:
     output: str = "labels_uint8"
     opset: int = 17
     batch: int = 1  # static: frames per run (one per camera in multi-camera mode)
-    fold_batchnorm: bool = False  # exact: decoder BNs folded into convs before export (models/fold.py)
+    fold_batchnorm: bool = True  # exact (models/fold.py): decoder BNs folded into convs; False: the plain graph
     argmax_before_resize: bool = False  # approximate: ArgMax at 1/4 resolution, labels resized nearest
 
     def validate(self) -> None:
@@ -119,7 +119,9 @@ def contract_for(model: SwiftNet, options: ExportOptions) -> ModelContract:
         mean=mean,  # type: ignore[arg-type]
         std=std,  # type: ignore[arg-type]
         batch=options.batch,
-        extra={key: "true" for key in ("fold_batchnorm", "argmax_before_resize") if getattr(options, key)},
+        # the fold is recorded either way (files written before it was the default have no key: plain)
+        extra={"fold_batchnorm": str(options.fold_batchnorm).lower(),
+               **({"argmax_before_resize": "true"} if options.argmax_before_resize else {})},
     )
 
 

@@ -28,7 +28,8 @@ MIXED = "mixed"
 OTHER = "other"
 
 _ENCODER = re.compile(r"^/(model/)?backbone/(conv1|bn1|relu|maxpool|layer\d|Resize|Constant|img_)")
-_CONTEXT = re.compile(r"^/(model/)?backbone/(spp|upsample_bottlenecks|Add)")
+# projections: the folded pyramid's per-use copies of its 1x1 bottlenecks (models/fold.py, the export default)
+_CONTEXT = re.compile(r"^/(model/)?backbone/(spp|upsample_bottlenecks|projections|Add)")
 _UPSAMPLING = re.compile(r"^/(model/)?(backbone/(upsample[./]|upsample_blends)|logits/)")
 # top-level nodes of the export wrapper: the input side (cast, channel order, transpose, normalisation) ...
 _INPUT = re.compile(r"^/(model/)?(Cast|Gather|Transpose|Sub|Div)$")

@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="labels_uint8", choices=["labels_uint8", "labels_int32", "logits"],
                    help="labels_uint8 (ArgMax in the graph, default), labels_int32, or raw logits")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
-    p.add_argument("--fold-bn", action="store_true",
-                   help="exact lighter graph: fold the decoder's batch norms into convs (docs/speed_levers.md)")
+    p.add_argument("--fold-bn", action=argparse.BooleanOptionalAction, default=True,
+                   help="exact lighter graph: the decoder's batch norms folded into convs (default; "
+                        "--no-fold-bn exports the plain graph; the contract records which: docs/speed_levers.md)")
     p.add_argument("--argmax-before-resize", action="store_true",
                    help="ArgMax at 1/4 resolution, labels resized nearest (not exact: docs/speed_levers.md)")
     cli.add_out(p, default="artifacts", help="output folder, or a path ending in .onnx for the file itself")

@@ -1,7 +1,10 @@
 """INT8 post-training quantization into explicit Q/DQ that TensorRT's strongly typed builder accepts.
 
 Quantizer: NVIDIA ModelOpt (``modelopt.onnx.quantization``): symmetric INT8, per-channel weights on axis 0, no
-bias Q/DQ, TensorRT-oriented Q/DQ placement, and a real KL-divergence (entropy) calibrator. ONNX Runtime's own
+bias Q/DQ, TensorRT-oriented Q/DQ placement. Its calibrator named "entropy" (``int8``, ``mixed``) searches KL over
+128 bins, where the search has one candidate: its thresholds sit at the first calibration frame's max |x| (issue
+32: ratio min 1.000, median 1.016), so it is in effect max calibration of that frame; the real 2048-bin search is
+``kl2048`` (kl2048.py). ONNX Runtime's own
 ``quantize_static`` 'entropy' collapses to min-max (its calibrator hard-codes 128 histogram bins for 128
 quantized bins, and quantize_static cannot change that), so it is not used for entropy. Percentile comes from ONNX Runtime's histogram calibrator (ModelOpt INT8 offers entropy and max
 only), applied to the same ModelOpt Q/DQ placement, so the three methods differ in their scales and nothing else.
