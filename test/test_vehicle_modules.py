@@ -23,6 +23,15 @@ def _script():  # noqa: ANN202 - the module object of the script
     return module
 
 
+def fake_package(root: Path, sources: Dict[str, str]) -> Path:
+    """A made-up ``trt_segmentation`` package under ``root``: file name (with sub-folders) -> source."""
+    pkg = root / "trt_segmentation"
+    for name, text in sources.items():
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name).write_text(text)
+    return pkg
+
+
 def test_the_closure_holds_what_the_vehicle_imports_and_nothing_of_the_build_machine() -> None:
     out = subprocess.run([sys.executable, str(SCRIPT)], cwd=REPO, capture_output=True, text=True, timeout=120,
                          check=True).stdout
@@ -42,9 +51,7 @@ def test_the_closure_holds_what_the_vehicle_imports_and_nothing_of_the_build_mac
 
 
 def test_a_module_reaching_torch_at_import_is_left_out_with_what_only_it_imports(tmp_path: Path) -> None:
-    pkg = tmp_path / "trt_segmentation"
-    (pkg / "sub").mkdir(parents=True)
-    sources: Dict[str, str] = {
+    pkg = fake_package(tmp_path, {
         "__init__.py": "",
         "entry.py": "from . import keeps, plain\n\ndef build():\n    from .sub import lazy\n    from . import heavy\n",
         "plain.py": "import json\n",
@@ -54,9 +61,7 @@ def test_a_module_reaching_torch_at_import_is_left_out_with_what_only_it_imports
         "torchy.py": "import torch\nX = 1\n",
         "heavy.py": "from .sub.lazy import f\nfrom . import only_heavy\n",
         "only_heavy.py": "",
-    }
-    for name, text in sources.items():
-        (pkg / name).write_text(text)
+    })
     found = _script().closure(["trt_segmentation.entry"], tmp_path)
     names = sorted(p.relative_to(pkg).as_posix() for p in found)
     # lazy imports torchy (torch at its top) at its top: lazy and heavy (which imports lazy at its top) are out,
@@ -65,17 +70,13 @@ def test_a_module_reaching_torch_at_import_is_left_out_with_what_only_it_imports
 
 
 def test_an_entry_point_that_needs_the_build_machine_fails_loudly(tmp_path: Path) -> None:
-    pkg = tmp_path / "trt_segmentation"
-    (pkg / "node").mkdir(parents=True)
-    sources: Dict[str, str] = {
+    pkg = fake_package(tmp_path, {
         "__init__.py": "",
         "node/__init__.py": "",
         "node/fine.py": "import json\n",
         "node/heavy.py": "from ..torchy import X\n",  # torch at import through torchy's top level
         "torchy.py": "import torch\nX = 1\n",
-    }
-    for name, text in sources.items():
-        (pkg / name).write_text(text)
+    })
     script = _script()
     assert sorted(p.relative_to(pkg).as_posix() for p in script.closure(["trt_segmentation.node.fine"], tmp_path)) \
         == ["__init__.py", "node/__init__.py", "node/fine.py"]
