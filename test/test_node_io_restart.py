@@ -53,8 +53,11 @@ def test_restart_backoff_doubles_and_starts_afresh_and_the_main_status_is_error_
             if death == 3:  # down for 4 s: long enough to see the status while it is down
                 os.kill(pid, signal.SIGKILL)
                 killed = time.monotonic()
-                status, _ = lis.wait_for(lambda: (s := lis.last_status(STATUS)) and s[0].level == ERROR and s, 3.5,
-                                         "the main status ERROR while the I/O process is down", node)
+                # the status may still carry the previous death's text for a diagnostics period or two: wait for
+                # the one that names this death
+                status, _ = lis.wait_for(
+                    lambda: (s := lis.last_status(STATUS)) and s[0].level == ERROR and "restart 4 in" in s[0].message
+                    and s, 3.5, "the main status ERROR, naming restart 4, while the I/O process is down", node)
                 assert "camera I/O process" in status.message and "restart 4 in 4.0 s" in status.message, status
                 pid = wait_for_child(node, {pid}, expected + LATE_S + 10)
                 gap = time.monotonic() - killed

@@ -1,5 +1,5 @@
 """The bounded ROS teardown (node/teardown.py), in processes of their own: a stalled last step ends the process with
-its code, teardown_ros itself ends a process whose destroy_node stalls, a real rclpy teardown finishes normally, and
+its code, teardown_ros itself ends a process whose destroy_node stalls (even holding the interpreter lock), a real rclpy teardown finishes normally, and
 an exit that stalls after it is ended by the alarm."""
 
 from __future__ import annotations
@@ -43,6 +43,19 @@ teardown_ros(node, code=5, limit_s=0.5)
 print("never")
 """
 
+STALLED_HOLDING_THE_LOCK = r"""
+import ctypes
+import rclpy
+from trt_segmentation.node.teardown import teardown_ros
+rclpy.init()
+node = rclpy.create_node("stalled_lock_probe")
+# libc's sleep called through PyDLL keeps the interpreter lock: no Python thread (exit_if_stuck's timer) runs again
+node.destroy_node = lambda: ctypes.PyDLL(None).sleep(60)
+print("tearing down", flush=True)
+teardown_ros(node, code=5, limit_s=0.5, exit_limit_s=1.0)
+print("never")
+"""
+
 STALLED_EXIT = r"""
 import atexit, time
 import rclpy
@@ -77,6 +90,16 @@ def test_teardown_ros_ends_a_process_whose_destroy_node_stalls():
     assert seconds < 20
     assert done.stdout.splitlines() == ["tearing down"]
     assert "ROS teardown still running after 0.5 s" in done.stderr
+
+
+def test_a_teardown_stalled_in_a_call_that_holds_the_interpreter_lock_is_ended_by_the_alarm():
+    """Guards the alarm armed before the teardown: without it the Python timer never fires and the process sleeps
+    60 s."""
+    pytest.importorskip("rclpy")
+    done, seconds = run(STALLED_HOLDING_THE_LOCK)
+    assert done.returncode == -signal.SIGALRM, (done.returncode, done.stderr)
+    assert seconds < 20
+    assert done.stdout.splitlines() == ["tearing down"]
 
 
 def test_a_real_rclpy_teardown_finishes_and_the_process_goes_on():

@@ -113,26 +113,29 @@ def test_a_process_of_a_module_fixture_and_its_restarted_child_are_not_ended_by_
     fixture's node restarting its camera I/O process), and names what the test itself started."""
     go = tmp_path / "go"
     spawner = ("import pathlib, subprocess, sys, time\n"
+               "print('ready', flush=True)\n"
                f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.02)\n"
-               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-               "print(child.pid, flush=True); time.sleep(60)\n")
+               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+               "print(child.pid, flush=True); time.sleep(120)\n")
     parent = subprocess.Popen([sys.executable, "-c", spawner], start_new_session=True, stdout=subprocess.PIPE,
                               text=True)
+    restarted = None
     try:
-        time.sleep(0.5)
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
         before = run_processes()
-        assert parent.pid in before
+        assert parent.pid in before, (parent.pid, before)
         go.touch()  # the "fixture's" process now starts a child, after the test began
         restarted = int(parent.stdout.readline())
-        own = subprocess.Popen(["sleep", "60"])  # started by the test itself: left behind
+        own = subprocess.Popen(["sleep", "120"])  # started by the test itself: left behind
         try:
             left = processes_left_behind(before)
-            assert own.pid in left, left
-            assert restarted not in left and parent.pid not in left, (restarted, left)
+            assert own.pid in left, (own.pid, left, before)
+            assert restarted not in left and parent.pid not in left, (restarted, parent.pid, left, before)
         finally:
             own.kill()
             own.wait()
     finally:
         end_processes({parent.pid: "parent"})
-        assert parent.wait(timeout=10) == -signal.SIGTERM
-        assert gone(restarted, 10)  # the child went with its parent's process group
+        code = parent.wait(timeout=30)
+        assert code == -signal.SIGTERM, code
+        assert restarted is None or gone(restarted, 30), process_stat(restarted)  # went with its parent's group

@@ -7,7 +7,8 @@ joined before the teardown starts), so a stall must not keep it alive: SIGINT/SI
 holds after the teardown: a subscriber that had torn down and printed everything was once still alive 40 s later
 (Jazzy wheels, 2026-12-06), stalled in the interpreter's exit (atexit handlers, the middleware's C++ destructors),
 where no Python thread runs any more; so the teardown also arms the kernel's alarm timer, whose default action ends
-the process (exit status -SIGALRM) if it is still there ``EXIT_LIMIT_S`` seconds later.
+the process (exit status -SIGALRM) if it is still there ``EXIT_LIMIT_S`` seconds later. The alarm is armed before
+the teardown too: a stall in a C call that holds the interpreter lock stops the Python timer as well.
 """
 
 from __future__ import annotations
@@ -52,13 +53,23 @@ def teardown_ros(node: Any, code: int = 0, limit_s: float = TEARDOWN_LIMIT_S,
     ``exit_limit_s`` seconds after it is ended by SIGALRM (POSIX)."""
     import rclpy
 
+    # the kernel's timer first: a stall inside a C call that holds the interpreter lock keeps the Python timer of
+    # exit_if_stuck from ever running (seen once on a loaded 2-core CI machine: a subscriber alive 90 s after it
+    # printed everything), the alarm still ends the process
+    _arm_alarm(limit_s + exit_limit_s)
     with exit_if_stuck(limit_s, code, "ROS teardown"):
         node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
-    if hasattr(signal, "setitimer"):  # the default SIGALRM action ends the process, even inside a C++ destructor
-        try:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        except ValueError:  # not the main thread: Python installs no SIGALRM handler of its own anyway
-            pass
-        signal.setitimer(signal.ITIMER_REAL, exit_limit_s)
+    _arm_alarm(exit_limit_s)
+
+
+def _arm_alarm(seconds: float) -> None:
+    """End the process by SIGALRM (its default action, even inside a C++ destructor) ``seconds`` from now (POSIX)."""
+    if not hasattr(signal, "setitimer"):
+        return
+    try:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    except ValueError:  # not the main thread: Python installs no SIGALRM handler of its own anyway
+        pass
+    signal.setitimer(signal.ITIMER_REAL, seconds)
