@@ -6,6 +6,8 @@
   # several cameras, one batched engine (<model>_<H>x<W>_b3_<precision>): ~/front/image from /front/image_raw, ...
   ros2 launch trt_segmentation segmentation.launch.py 'cameras:=[front,left,right]' camera_topic:=/{camera}/image_raw
   # (quote the brackets: zsh refuses them unquoted, bash may glob them)
+  # a recorded drive replayed with its own clock: ros2 bag play --clock <bag>, then
+  ros2 launch trt_segmentation segmentation.launch.py use_sim_time:=true
 
 Arguments left empty keep the value of params_file (config/segmentation.yaml by default). The node process gets
 the Fast DDS profile variable of its distribution pointing at config/fastdds_shm.xml (64 MB shared memory
@@ -45,7 +47,11 @@ PARAMETER_ARGUMENTS = {
     "publish_overlay": "true | false: publish ~/overlay (image blended with the colour mask)",
     "cameras": "multi-camera mode: camera names, e.g. [front,left,right] (one batch of N through a _b<N>_ model; "
                "topics ~/<name>/image in, ~/<name>/labels out); empty = one camera on ~/image",
+    "use_sim_time": "true | false: take the node's clock from /clock (a bag replayed with `ros2 bag play --clock` "
+                    "or tools/play_rosbag.py --stamps recorded --clock)",
 }
+# the launch arguments above that are booleans on the node ("true"/"false" in, bool parameter out)
+BOOL_ARGUMENTS = ("publish_color", "publish_overlay", "use_sim_time")
 # launch-level arguments: (default, description)
 OTHER_ARGUMENTS = {
     "image_topic": ("/camera/image_raw", "camera topic remapped onto the node's ~/image (and ~/image/compressed)"),
@@ -121,7 +127,7 @@ def _setup(context, *args, **kwargs):
             if name == "cameras":
                 overrides[name] = camera_list(value)
             else:
-                overrides[name] = value.lower() == "true" if name.startswith("publish_") else value
+                overrides[name] = value.lower() == "true" if name in BOOL_ARGUMENTS else value
     image_topic = LaunchConfiguration("image_topic").perform(context)
     # the cameras the node will have: the argument overrides the params file (as `overrides` does below)
     cameras = camera_list(LaunchConfiguration("cameras").perform(context)) or params_file_cameras(params_file)

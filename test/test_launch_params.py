@@ -30,8 +30,8 @@ from trt_segmentation.node.params import PARAMETER_NAMES, PARAMETERS, params_fro
 
 def test_every_launch_argument_maps_to_a_node_parameter_or_launch_setting() -> None:
     c = launch_constants()
-    for name in c["PARAMETER_ARGUMENTS"]:
-        assert name in PARAMETER_NAMES, f"launch argument {name} is no node parameter"
+    for name in c["PARAMETER_ARGUMENTS"]:  # use_sim_time: the parameter every rclpy node declares itself
+        assert name in PARAMETER_NAMES or name == "use_sim_time", f"launch argument {name} is no node parameter"
     assert set(c["OTHER_ARGUMENTS"]) == {"image_topic", "namespace", "params_file", "camera_topic"}
     assert {"precision", "backend", "model", "engine_dir", "publish_color", "publish_overlay", "cameras"} <= set(
         c["PARAMETER_ARGUMENTS"])
@@ -48,6 +48,20 @@ def test_every_launch_argument_maps_to_a_node_parameter_or_launch_setting() -> N
     declared = {n.id for n in ast.walk(functions["generate_launch_description"]) if isinstance(n, ast.Name)}
     assert {"PARAMETER_ARGUMENTS", "OTHER_ARGUMENTS", "DeclareLaunchArgument"} <= declared
     assert c["EXECUTABLE"] in (REPO / "setup.py").read_text()
+
+
+def test_boolean_arguments_become_boolean_parameters_and_use_sim_time_is_one() -> None:
+    """The launch file turns "true"/"false" of BOOL_ARGUMENTS into bools (a string "true" would be refused by a
+    bool parameter); the emulation passes them as -p name:=true, which rcl reads as a bool."""
+    c = launch_constants()
+    assert set(c["BOOL_ARGUMENTS"]) == {"publish_color", "publish_overlay", "use_sim_time"}
+    assert set(c["BOOL_ARGUMENTS"]) <= set(c["PARAMETER_ARGUMENTS"])
+    bool_params = {p.name for p in PARAMETERS if isinstance(p.default, bool)}
+    assert set(c["BOOL_ARGUMENTS"]) - {"use_sim_time"} == bool_params & set(c["PARAMETER_ARGUMENTS"])
+    setup = next(f for f in ast.parse(LAUNCH_FILE.read_text()).body if getattr(f, "name", "") == "_setup")
+    assert "BOOL_ARGUMENTS" in {n.id for n in ast.walk(setup) if isinstance(n, ast.Name)}
+    argv, _ = launch_command({"use_sim_time": "true"})
+    assert "use_sim_time:=true" in argv
 
 
 def test_cameras_argument_becomes_a_string_list_and_remappings() -> None:
@@ -159,6 +173,17 @@ def test_node_started_like_the_launch_file(engine_dir, tmp_path) -> None:
         assert publisher.returncode == 3  # it never found a compatible subscriber
     assert "incompatible QoS" in node.log()
     assert node.proc.returncode == 0
+
+
+def test_rviz_config_shows_the_node_image_outputs() -> None:
+    """config/segmentation.rviz (installed with config/): rviz2's YAML, Image displays on the node's own output
+    topics (single camera, no namespace), each with a QoS any publisher matches."""
+    c = launch_constants()
+    view = yaml.safe_load((REPO / "config" / "segmentation.rviz").read_text())
+    images = [d for d in view["Visualization Manager"]["Displays"] if d["Class"] == "rviz_default_plugins/Image"]
+    topics = {d["Topic"]["Value"] for d in images}
+    assert topics == {f"/{c['NODE_NAME']}/{name}" for name in ("labels", "color", "overlay")}
+    assert all(d["Topic"]["Reliability Policy"] == "Best Effort" for d in images)
 
 
 def test_docs_list_every_parameter_and_diagnostics_key() -> None:
