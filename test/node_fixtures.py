@@ -11,7 +11,7 @@ from typing import Any, Callable, List, Tuple
 from node_harness import small_model_dir
 
 from trt_segmentation.image_cdr import Header, Stamp
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame
+from trt_segmentation.node.camera_io.frame_ring import FrameRing, SlotFrame
 
 H, W = 256, 512
 MODEL = "swiftnet_ss_rn18"

@@ -28,7 +28,7 @@ from node_fixtures import ReturnedSlots, post_ring_batches  # noqa: E402
 
 from trt_segmentation.image_cdr import Header, Stamp  # noqa: E402
 from trt_segmentation.node.batch_worker import BatchWorker  # noqa: E402
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame, ring_name  # noqa: E402
+from trt_segmentation.node.camera_io.frame_ring import FrameRing, SlotFrame, ring_name  # noqa: E402
 from trt_segmentation.node.frame_worker import FrameWorker  # noqa: E402
 from trt_segmentation.node.frames import Pending  # noqa: E402
 from trt_segmentation.node.ring_pinning import RingPinning  # noqa: E402

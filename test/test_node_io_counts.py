@@ -13,8 +13,8 @@ from typing import List, Tuple
 import numpy as np
 from node_harness import encode_frame, finish, save_frames, start_publisher
 
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame
-from trt_segmentation.node.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
+from trt_segmentation.node.camera_io.frame_ring import FrameRing, SlotFrame
+from trt_segmentation.node.camera_io.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 
 H, W = 60, 80
 TOPIC = "/io_counts/image"

@@ -20,7 +20,7 @@ from node_fixtures import ReturnedSlots, post_ring_batches
 from test_runtime_slot_failure import RecordedDriver, RecordedStream
 
 from trt_segmentation.node.batch_worker import BatchWorker
-from trt_segmentation.node.frame_ring import FrameRing
+from trt_segmentation.node.camera_io.frame_ring import FrameRing
 from trt_segmentation.node.frames import Pending
 from trt_segmentation.node.ring_pinning import RingPinning
 from trt_segmentation.onnx_metadata import ModelContract

@@ -16,13 +16,13 @@ import numpy as np
 
 from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
 from ..image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
-from .frame_ring import SlotFrame
+from .camera_io.frame_ring import SlotFrame
 
 
 @dataclass
 class Frame:
     """A message taken from the mailbox: its serialized bytes (raw subscriptions), an rclpy message object or (I/O
-    processes) a :class:`~.frame_ring.SlotFrame` whose pixels are already in a shared-memory ring slot."""
+    processes) a :class:`~.camera_io.frame_ring.SlotFrame` whose pixels are already in a shared-memory ring slot."""
 
     msg: Any
     compressed: bool

@@ -29,6 +29,8 @@ import numpy as np
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
+from .camera_io.frame_ring import FrameRing, SlotFrame
+from .camera_io.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .diagnostics import (
     INFERENCE_TASK,
     LEVEL_NAMES,
@@ -41,12 +43,10 @@ from .diagnostics import (
     hardware_id,
     status_name,
 )
-from .frame_ring import FrameRing, SlotFrame
 from .frame_worker import FrameWorker
 from .frames import Pending
 from .heap import keep_frames_on_heap
 from .image_publisher import ImagePublisher
-from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import InputType, IoMode, NodeParams, declare_parameters
 from .qos import image_qos
 from .ring_pinning import RingPinning

@@ -18,8 +18,8 @@ from typing import Any, Dict, Generic, Optional, Tuple, TypeVar
 
 from ..image_codec import DEFAULT_MAX_PIXELS
 from ..runtime import Backend, InferenceResult
+from .camera_io.frame_ring import SlotFrame
 from .diagnostics import STAGES
-from .frame_ring import SlotFrame
 from .frames import Pending, age_ms
 from .latency import RateMeter, RollingWindow, StageLatency
 

@@ -3,9 +3,9 @@ each with a fresh shared-memory ring (frame_ring), turn what it tells (io_messag
 posts and counts (an :class:`IoSink`), and restart a process that died, with back-off, while the other cameras go
 on. No ROS in here.
 
-Processes are started fresh (``python -m trt_segmentation.node.io_process``, never a fork of this rclpy process)
-in a session of their own (a Ctrl-C on the terminal reaches the node, which ends them), all from one supervisor
-thread: PR_SET_PDEATHSIG fires when the thread that started a process ends, so that thread lives as long as the
+Processes are started fresh (``python -m trt_segmentation.node.camera_io.io_process``, never a fork of this rclpy
+process) in a session of their own (a Ctrl-C on the terminal reaches the node, which ends them), all from one
+supervisor thread: PR_SET_PDEATHSIG fires when the thread that started a process ends, so that thread lives as long as the
 processes should. Rings left by a killed node are swept when the next one starts.
 """
 
@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Protocol
 from .frame_ring import FrameRing, SlotFrame, ring_name, sweep_stale_rings
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
 
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding trt_segmentation/
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])  # the folder holding trt_segmentation/
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 STABLE_S = 30.0  # a process that ran this long starts the back-off afresh when it dies
@@ -163,7 +163,7 @@ class IoSupervisor:
             ring.unlink()
             raise
         ours, theirs = socket.socketpair()
-        argv = [sys.executable, "-m", "trt_segmentation.node.io_process", "--fd", str(theirs.fileno()),
+        argv = [sys.executable, "-m", "trt_segmentation.node.camera_io.io_process", "--fd", str(theirs.fileno()),
                 "--parent-pid", str(self.owner), "--ring", ring.name, "--slots", str(s.slots),
                 "--max-pixels", str(s.max_pixels),
                 "--node-name", f"{s.node_name}_io_{spec.name or 'image'}", "--namespace", s.namespace,

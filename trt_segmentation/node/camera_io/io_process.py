@@ -1,4 +1,4 @@
-"""A camera's I/O process: ``python -m trt_segmentation.node.io_process`` started and owned by the node
+"""A camera's I/O process: ``python -m trt_segmentation.node.camera_io.io_process`` started and owned by the node
 (io_supervisor.py).
 
 It subscribes to the camera (serialized messages), takes each frame (rcl copies it out of the middleware while
@@ -26,13 +26,13 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
-from ..image_codec import decode_compressed, image_to_array
+from ...image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
+from ...image_codec import decode_compressed, image_to_array
+from ..heap import keep_frames_on_heap
+from ..qos import image_qos
+from ..teardown import teardown_ros
 from .frame_ring import FrameRing
-from .heap import keep_frames_on_heap
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
-from .qos import image_qos
-from .teardown import teardown_ros
 
 PR_SET_PDEATHSIG = 1
 

@@ -24,7 +24,7 @@ from typing import Any, List
 
 import numpy as np
 
-from ..image_cdr import Header
+from ...image_cdr import Header
 
 SHM_DIR = Path("/dev/shm")
 PREFIX = "trtseg-"
