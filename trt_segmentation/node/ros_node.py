@@ -57,9 +57,11 @@ NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
 
 
-class CameraIO:
-    """One camera's topics: the image subscription, the label (colour, overlay) publishers and its QoS finding.
-    Single-camera mode has one with the prefix ``~/``; multi-camera mode one per camera with ``~/<name>/``."""
+class CameraTopics:
+    """One camera's topics in the inference process: the image subscription (io_mode inprocess) or the topic its
+    I/O process subscribes to, the label (colour, overlay) publishers, and what the diagnostics say of them (QoS
+    finding, I/O process error). Single-camera mode has one with the prefix ``~/``; multi-camera mode one per
+    camera with ``~/<name>/``."""
 
     def __init__(self, name: str, prefix: str) -> None:
         self.name = name
@@ -111,12 +113,12 @@ class SegmentationNode:
         self.frame_worker: FrameWorker | None = None
         self.worker: FrameWorker | BatchWorker
         if params.cameras:
-            self.cameras = [CameraIO(name, f"~/{name}/") for name in params.cameras]
+            self.cameras = [CameraTopics(name, f"~/{name}/") for name in params.cameras]
             self.worker = self.batch_worker = BatchWorker(
                 backend, params.cameras, self._publish_camera, batch_timeout_s=params.batch_timeout_ms / 1e3,
                 **common)
         else:
-            self.cameras = [CameraIO("", "~/")]
+            self.cameras = [CameraTopics("", "~/")]
             self.worker = self.frame_worker = FrameWorker(backend, self._publish, **common)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.io: IoSupervisor | None = None
@@ -210,7 +212,7 @@ class SegmentationNode:
     def ring_closed(self, camera: int, ring: FrameRing) -> None:
         self.pinning.closed(ring)
 
-    def _advertise(self, camera: CameraIO) -> None:
+    def _advertise(self, camera: CameraTopics) -> None:
         """One camera's labels (colour, overlay) publishers."""
         from sensor_msgs.msg import Image
 
@@ -225,7 +227,7 @@ class SegmentationNode:
         if params.publish_overlay:
             camera.pub_overlay = publisher("overlay", "rgb8")
 
-    def _wire(self, index: int, camera: CameraIO) -> bool:
+    def _wire(self, index: int, camera: CameraTopics) -> bool:
         """The subscription of one camera (io_mode inprocess); True when it subscribes to serialized messages."""
         from sensor_msgs.msg import CompressedImage, Image
 
@@ -258,14 +260,14 @@ class SegmentationNode:
     def _image_qos(self) -> Any:
         return image_qos(self.params.qos_reliability, self.params.qos_depth)
 
-    def _event_callbacks(self, camera: CameraIO) -> Any:
+    def _event_callbacks(self, camera: CameraTopics) -> Any:
         try:
             from rclpy.event_handler import SubscriptionEventCallbacks
         except ImportError:  # Humble
             from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]
         return SubscriptionEventCallbacks(incompatible_qos=lambda event: self._on_incompatible_qos(camera, event))
 
-    def _on_incompatible_qos(self, camera: CameraIO, event: Any) -> None:
+    def _on_incompatible_qos(self, camera: CameraTopics, event: Any) -> None:
         from rclpy.qos import QoSPolicyKind
 
         try:
@@ -299,7 +301,7 @@ class SegmentationNode:
                 pending.source.release()
 
     # ---------------------------------------------------------------- diagnostics (executor thread)
-    def _publishers(self, camera: CameraIO) -> int | None:
+    def _publishers(self, camera: CameraTopics) -> int | None:
         try:
             return int(self.node.count_publishers(camera.topic))
         except Exception:  # graph queries can fail while shutting down

@@ -48,8 +48,9 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-class CameraIo:
-    """The take -> ring -> link path of one camera and the slots coming back (no rclpy in here)."""
+class RingFeeder:
+    """Feeds one camera's frames into its ring: take -> convert -> free slot -> tell the link, and frees the slots
+    the inference process gives back (no rclpy in here)."""
 
     def __init__(self, link: Connection, ring: FrameRing, order: str, max_pixels: int) -> None:
         self.link = link
@@ -135,7 +136,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ring = FrameRing.attach(args.ring, args.slots, args.max_pixels)
     rclpy.init(args=["--ros-args"])
     node = rclpy.create_node(args.node_name, namespace=args.namespace)
-    io = CameraIo(link, ring, args.order, args.max_pixels)
+    feeder = RingFeeder(link, ring, args.order, args.max_pixels)
     qos = image_qos(args.reliability, args.depth)
     try:
         from rclpy.event_handler import SubscriptionEventCallbacks
@@ -149,27 +150,27 @@ def main(argv: Optional[List[str]] = None) -> int:
             policy = QoSPolicyKind(event.last_policy_kind).name
         except ValueError:
             policy = str(event.last_policy_kind)
-        io.send(QosProblem(f"a publisher of {args.image_topic} has incompatible QoS ({policy}; {event.total_count} "
+        feeder.send(QosProblem(f"a publisher of {args.image_topic} has incompatible QoS ({policy}; {event.total_count} "
                            f"so far): this node subscribes {args.reliability}; set qos_reliability to match the "
                            "camera"))
 
     msg_type = CompressedImage if args.compressed else Image
     events = SubscriptionEventCallbacks(incompatible_qos=on_qos)
     try:
-        node.create_subscription(msg_type, args.image_topic, lambda msg: io.take(msg, args.compressed), qos,
+        node.create_subscription(msg_type, args.image_topic, lambda msg: feeder.take(msg, args.compressed), qos,
                                  event_callbacks=events, raw=True)
     except TypeError:  # an rclpy without raw subscriptions: message objects (frames.py reads both)
-        node.create_subscription(msg_type, args.image_topic, lambda msg: io.take(msg, args.compressed), qos,
+        node.create_subscription(msg_type, args.image_topic, lambda msg: feeder.take(msg, args.compressed), qos,
                                  event_callbacks=events)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
     def serve() -> None:
-        io.serve()
+        feeder.serve()
         os.kill(os.getpid(), signal.SIGTERM)  # the inference process closed the link or died: end (rclpy's handler)
 
     threading.Thread(target=serve, name="io-serve", daemon=True).start()
-    io.send(Ready(os.getpid()))
+    feeder.send(Ready(os.getpid()))
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -5,8 +5,8 @@ on. No ROS in here.
 
 Processes are started fresh (``python -m trt_segmentation.node.camera_io.io_process``, never a fork of this rclpy
 process) in a session of their own (a Ctrl-C on the terminal reaches the node, which ends them), all from one
-supervisor thread: PR_SET_PDEATHSIG fires when the thread that started a process ends, so that thread lives as long as the
-processes should. Rings left by a killed node are swept when the next one starts.
+supervisor thread: PR_SET_PDEATHSIG fires when the thread that started a process ends, so that thread lives as long
+as the processes should. Rings left by a killed node are swept when the next one starts.
 """
 
 from __future__ import annotations
