@@ -48,6 +48,21 @@ def stamp_ns(header: Header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
+def decode_message(msg: Any, compressed: bool, order: str, max_pixels: int) -> tuple[Header, np.ndarray]:
+    """A camera message's header and pixels, (H, W, 3) uint8 in ``order`` ('rgb' or 'bgr'): the one decode of
+    both programs (the workers' conversion here, the camera I/O process's take). ``msg`` is serialized CDR bytes or
+    a duck-typed rclpy message (Image, or CompressedImage when ``compressed``); bad input raises
+    ``ImageDecodeError`` (image_codec), a malformed message whatever reading it raised."""
+    serialized = isinstance(msg, (bytes, bytearray, memoryview))
+    if compressed:
+        packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
+        rgb = decode_compressed(packed.format, packed.data, max_pixels)
+        return packed.header, rgb if order == "rgb" else rgb[..., ::-1]
+    fields = parse_image(msg) if serialized else fields_from_message(msg)
+    return fields.header, image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
+                                         max_pixels)
+
+
 def convert_frame(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
                   wait_end_ns: int) -> tuple[Pending, np.ndarray]:
     """Parse and convert ``frame`` into the network image ((H, W, 3) uint8 in ``order`` at ``size``) and its
@@ -69,22 +84,11 @@ def _convert(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, k
              wait_end_ns: int) -> tuple[Pending, np.ndarray]:
     t0 = time.perf_counter()
     msg = frame.msg
-    serialized = isinstance(msg, (bytes, bytearray, memoryview))
     if isinstance(msg, SlotFrame):  # checked and converted to the network's order by its I/O process
-        header = msg.header
-        image = msg.pixels()
-        rgb = image if order == "rgb" else image[..., ::-1]
-    elif frame.compressed:
-        packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
-        header = packed.header
-        rgb = decode_compressed(packed.format, packed.data, max_pixels)
-        image = rgb if order == "rgb" else rgb[..., ::-1]
+        header, image = msg.header, msg.pixels()
     else:
-        fields = parse_image(msg) if serialized else fields_from_message(msg)
-        header = fields.header
-        image = image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
-                               max_pixels)
-        rgb = image if order == "rgb" else image[..., ::-1]
+        header, image = decode_message(msg, frame.compressed, order, max_pixels)
+    rgb = image if order == "rgb" else image[..., ::-1]
     height, width = image.shape[:2]
     network_image = resize_image(image, size[0], size[1])
     stamp = stamp_ns(header)
@@ -100,4 +104,4 @@ def age_ms(header: Header, now_ns: int) -> float:
     return (now_ns - stamp) * 1e-6 if stamp > 0 else float("nan")
 
 
-__all__ = ["Frame", "Pending", "age_ms", "convert_frame", "stamp_ns"]
+__all__ = ["Frame", "Pending", "age_ms", "convert_frame", "decode_message", "stamp_ns"]

@@ -2,9 +2,9 @@
 (io_supervisor.py).
 
 It subscribes to the camera (serialized messages), takes each frame (rcl copies it out of the middleware while
-holding this process's GIL, not the inference process's), reads header and fields from the CDR bytes
-(image_cdr), checks and converts them (image_codec) and copies the pixels once into a free slot of the
-shared-memory ring (frame_ring), then tells the inference process the slot number and header (io_messages); the
+holding this process's GIL, not the inference process's), decodes it (frames.decode_message, the one decode of
+both programs: header and fields from the CDR bytes, image_cdr; checks and conversion, image_codec) and copies the
+pixels once into a free slot of the shared-memory ring (frame_ring), then tells the inference process the slot number and header (io_messages); the
 inference process gives the slot back once that frame's labels are published. This process publishes nothing:
 its interpreter lock is left to the takes, which hold it for a whole frame copy (on a saturated GPU node the takes
 alone held it 78 % of the time, and the first design, which also published the labels here, starved its publisher
@@ -22,12 +22,11 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import numpy as np
 
-from ...image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
-from ...image_codec import decode_compressed, image_to_array
+from ..frames import decode_message
 from ..heap import keep_frames_on_heap
 from ..qos import image_qos
 from ..teardown import teardown_ros
@@ -69,7 +68,7 @@ class RingFeeder:
     def take(self, msg: Any, compressed: bool) -> None:
         received_ns = time.time_ns()
         try:
-            header, image = self._convert(msg, compressed)
+            header, image = decode_message(msg, compressed, self.order, self.max_pixels)
         except Exception as exc:  # noqa: BLE001 - any conversion failure is this frame's fault (frames.convert_frame)
             self.send(BadFrame(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)))
             return
@@ -81,16 +80,6 @@ class RingFeeder:
         height, width = image.shape[:2]
         np.copyto(self.ring.pixels(slot, height, width), image)
         self.send(FrameReady(slot, header, height, width, received_ns))
-
-    def _convert(self, msg: Any, compressed: bool) -> Tuple[Header, np.ndarray]:
-        serialized = isinstance(msg, (bytes, bytearray, memoryview))
-        if compressed:
-            packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
-            rgb = decode_compressed(packed.format, packed.data, self.max_pixels)
-            return packed.header, rgb if self.order == "rgb" else rgb[..., ::-1]
-        fields = parse_image(msg) if serialized else fields_from_message(msg)
-        return fields.header, image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data,
-                                             self.order, self.max_pixels)
 
     # ---------------------------------------------------------------- link thread
     def serve(self) -> None:
