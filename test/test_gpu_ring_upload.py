@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 from typing import List, Tuple
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory) -> 
 
         def publish(camera: int, pending: Pending, labels: np.ndarray) -> None:
             published.append((camera, pending.source.slot, labels.copy()))
-            pending.source.release()
+            pending.release()
 
         worker = BatchWorker(backend, ["a", "b"], publish, batch_timeout_s=1e6)
         worker.start()
@@ -97,12 +98,12 @@ def test_one_camera_frames_reach_the_gpu_without_a_host_copy(random_model_factor
 
         def publish(pending: Pending, labels: np.ndarray) -> None:
             published.append(labels.copy())
-            pending.source.release()
+            pending.release()
 
         worker = FrameWorker(backend, publish)
         worker.start()
         try:
-            worker.post(SlotFrame(ring, 1, Header(Stamp(1, 0), b"cam"), H, W, returned))
+            worker.post_frame(SlotFrame(ring, 1, Header(Stamp(1, 0), b"cam"), H, W, returned, time.time_ns()))
             returned.wait(1)
         finally:
             worker.stop()

@@ -31,7 +31,7 @@ class RecordingSink:
         with self._lock:
             self.events.append((kind, detail))
 
-    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None:
+    def frame(self, camera: int, frame: SlotFrame) -> None:
         pixels = frame.pixels()
         self._add("frame", f"{frame.header.frame_id} {pixels.shape[0]}x{pixels.shape[1]} {int(pixels[0, 0, 0])}")
         frame.release()

@@ -208,8 +208,7 @@ def test_the_worker_uploads_ring_frames_without_a_host_copy_and_returns_slots_af
 
     def publish(camera: int, pending: Pending, labels: np.ndarray) -> None:
         published.append(camera)
-        if pending.source is not None:
-            pending.source.release()  # what the node does after publishing
+        pending.release()  # what the node does after publishing
 
     worker = BatchWorker(backend, ["a", "b"], publish, batch_timeout_s=1e6)
     worker.start()

@@ -184,12 +184,11 @@ class SegmentationNode:
                                                                           else self.log.error)(text))
 
     # IoSink: what a camera's I/O process tells (its reader thread)
-    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None:
-        compressed = self.params.input_type is InputType.COMPRESSED
+    def frame(self, camera: int, frame: SlotFrame) -> None:
         if self.batch_worker is not None:
-            self.batch_worker.post(camera, frame, compressed, received_ns)
+            self.batch_worker.post_frame(camera, frame)
         elif self.frame_worker is not None:
-            self.frame_worker.post(frame, compressed, received_ns)
+            self.frame_worker.post_frame(frame)
 
     def refused(self, camera: int, text: str) -> None:
         self.worker.refuse(camera, text)
@@ -297,8 +296,7 @@ class SegmentationNode:
             if camera.pub_overlay is not None and pending.rgb is not None:
                 camera.pub_overlay.publish(pending.header, overlay(pending.rgb, labels, self.params.overlay_alpha))
         finally:
-            if pending.source is not None:
-                pending.source.release()
+            pending.release()
 
     # ---------------------------------------------------------------- diagnostics (executor thread)
     def _publishers(self, camera: CameraTopics) -> int | None:

@@ -4,12 +4,12 @@
 It subscribes to the camera (serialized messages), takes each frame (rcl copies it out of the middleware while
 holding this process's GIL, not the inference process's), decodes it (frames.decode_message, the one decode of
 both programs: header and fields from the CDR bytes, image_cdr; checks and conversion, image_codec) and copies the
-pixels once into a free slot of the shared-memory ring (frame_ring), then tells the inference process the slot number and header (io_messages); the
-inference process gives the slot back once that frame's labels are published. This process publishes nothing:
-its interpreter lock is left to the takes, which hold it for a whole frame copy (on a saturated GPU node the takes
-alone held it 78 % of the time, and the first design, which also published the labels here, starved its publisher
-behind them; docs/benchmarks.md). It ends when the inference process closes the link or dies (PR_SET_PDEATHSIG,
-and the link's end of file), or on SIGINT/SIGTERM.
+pixels once into a free slot of the shared-memory ring (frame_ring), then tells the inference process the slot
+number and header (io_messages); the inference process gives the slot back once that frame's labels are published.
+This process publishes nothing: its interpreter lock is left to the takes, which hold it for a whole frame copy (on
+a saturated GPU node the takes alone held it 78 % of the time, and the first design, which also published the
+labels here, starved its publisher behind them; docs/benchmarks.md). It ends when the inference process closes the
+link or dies (PR_SET_PDEATHSIG, and the link's end of file), or on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations

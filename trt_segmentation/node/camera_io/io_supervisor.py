@@ -34,7 +34,7 @@ STABLE_S = 30.0  # a process that ran this long starts the back-off afresh when 
 class IoSink(Protocol):
     """What the node does with what an I/O process tells (called from that camera's reader thread)."""
 
-    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None: ...
+    def frame(self, camera: int, frame: SlotFrame) -> None: ...
 
     def refused(self, camera: int, text: str) -> None: ...
 
@@ -212,8 +212,8 @@ class IoSupervisor:
             except (EOFError, OSError):
                 break
             if isinstance(message, FrameReady):
-                frame = SlotFrame(link.ring, message.slot, message.header, message.height, message.width, link)
-                sink.frame(index, frame, message.received_ns)
+                sink.frame(index, SlotFrame(link.ring, message.slot, message.header, message.height, message.width,
+                                            link, message.received_ns))
             elif isinstance(message, BadFrame):
                 sink.refused(index, message.text)
             elif isinstance(message, RingFull):
