@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from .frames import Pending
 from .heap import keep_frames_on_heap
 from .image_publisher import ImagePublisher
 from .params import InputType, IoMode, NodeParams, declare_parameters
-from .qos import image_qos
+from .qos import subscribe_images
 from .ring_pinning import RingPinning
 from .startup import StartupError, load_backend
 from .teardown import teardown_ros
@@ -240,44 +239,10 @@ class SegmentationNode:
             elif single is not None:
                 single.post(msg, compressed)
         msg_type, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
-        camera.sub, serialized = self._subscribe(msg_type, camera.prefix + topic, callback, self._image_qos(),
-                                                 self._event_callbacks(camera))
+        camera.sub, serialized = subscribe_images(
+            self.node, msg_type, camera.prefix + topic, callback, params.qos_reliability, params.qos_depth,
+            lambda text: self.qos_problem(index, text), self.log.warning)
         return serialized
-
-    def _subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], None], qos: Any,
-                   callbacks: Any) -> tuple[Any, bool]:
-        """A subscription that hands over the serialized bytes (no Python message object per frame); where this
-        rclpy cannot, one that hands over message objects, said in the log. Either way the worker parses them."""
-        try:
-            return self.node.create_subscription(msg_type, topic, callback, qos, event_callbacks=callbacks,
-                                                 raw=True), True
-        except TypeError:
-            self.log.warning("this rclpy cannot subscribe to serialized messages (raw=True): converting every frame "
-                             "to a Python message object, which costs milliseconds per large frame")
-            return self.node.create_subscription(msg_type, topic, callback, qos, event_callbacks=callbacks), False
-
-    def _image_qos(self) -> Any:
-        return image_qos(self.params.qos_reliability, self.params.qos_depth)
-
-    def _event_callbacks(self, camera: CameraTopics) -> Any:
-        try:
-            from rclpy.event_handler import SubscriptionEventCallbacks
-        except ImportError:  # Humble
-            from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]
-        return SubscriptionEventCallbacks(incompatible_qos=lambda event: self._on_incompatible_qos(camera, event))
-
-    def _on_incompatible_qos(self, camera: CameraTopics, event: Any) -> None:
-        from rclpy.qos import QoSPolicyKind
-
-        try:
-            policy = QoSPolicyKind(event.last_policy_kind).name
-        except ValueError:
-            policy = str(event.last_policy_kind)
-        text = (f"a publisher of {camera.topic} has incompatible QoS ({policy}; {event.total_count} so far): "
-                f"this node subscribes {self.params.qos_reliability}; set qos_reliability to match the camera")
-        camera.qos_problem = text
-        self._qos_problems[camera.topic] = text
-        self.worker.throttled("qos " + camera.topic, text, warn=True)
 
     # ---------------------------------------------------------------- publishing (collector thread)
     def _publish(self, pending: Pending, labels: np.ndarray) -> None:

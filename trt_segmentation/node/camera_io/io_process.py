@@ -28,7 +28,7 @@ import numpy as np
 
 from ..frames import decode_message
 from ..heap import keep_frames_on_heap
-from ..qos import image_qos
+from ..qos import subscribe_images
 from ..teardown import teardown_ros
 from .frame_ring import FrameRing
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
@@ -126,31 +126,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     rclpy.init(args=["--ros-args"])
     node = rclpy.create_node(args.node_name, namespace=args.namespace)
     feeder = RingFeeder(link, ring, args.order, args.max_pixels)
-    qos = image_qos(args.reliability, args.depth)
-    try:
-        from rclpy.event_handler import SubscriptionEventCallbacks
-    except ImportError:  # Humble
-        from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]
-
-    def on_qos(event: Any) -> None:
-        from rclpy.qos import QoSPolicyKind
-
-        try:
-            policy = QoSPolicyKind(event.last_policy_kind).name
-        except ValueError:
-            policy = str(event.last_policy_kind)
-        feeder.send(QosProblem(f"a publisher of {args.image_topic} has incompatible QoS ({policy}; {event.total_count} "
-                           f"so far): this node subscribes {args.reliability}; set qos_reliability to match the "
-                           "camera"))
-
-    msg_type = CompressedImage if args.compressed else Image
-    events = SubscriptionEventCallbacks(incompatible_qos=on_qos)
-    try:
-        node.create_subscription(msg_type, args.image_topic, lambda msg: feeder.take(msg, args.compressed), qos,
-                                 event_callbacks=events, raw=True)
-    except TypeError:  # an rclpy without raw subscriptions: message objects (frames.py reads both)
-        node.create_subscription(msg_type, args.image_topic, lambda msg: feeder.take(msg, args.compressed), qos,
-                                 event_callbacks=events)
+    subscribe_images(node, CompressedImage if args.compressed else Image, args.image_topic,
+                     lambda msg: feeder.take(msg, args.compressed), args.reliability, args.depth,
+                     lambda text: feeder.send(QosProblem(text)))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
