@@ -103,7 +103,7 @@ def test_one_camera_frames_reach_the_gpu_without_a_host_copy(random_model_factor
         worker = FrameWorker(backend, publish)
         worker.start()
         try:
-            worker.post_frame(SlotFrame(ring, 1, Header(Stamp(1, 0), b"cam"), H, W, returned, time.time_ns()))
+            worker.post_frame(0, SlotFrame(ring, 1, Header(Stamp(1, 0), b"cam"), H, W, returned, time.time_ns()))
             returned.wait(1)
         finally:
             worker.stop()

@@ -55,11 +55,11 @@ class FrameWorker(WorkerThreads[InputFrame]):
     def post(self, msg: Any, compressed: bool = False, received_ns: Optional[int] = None) -> None:
         """Put the camera message ``msg`` into the mailbox (:meth:`post_frame`). ``received_ns``: when it was
         taken, where that was another process (else now)."""
-        self.post_frame(Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns))
+        self.post_frame(0, Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns))
 
-    def post_frame(self, frame: InputFrame) -> None:
-        """Put ``frame`` into the mailbox; a frame still waiting there is released, replaced and counted as
-        dropped."""
+    def post_frame(self, camera: int, frame: InputFrame) -> None:
+        """Put ``frame`` into the mailbox (``camera``: 0); a frame still waiting there is released, replaced and
+        counted as dropped."""
         with self._cv:
             with self.lock:
                 self.counters.received += 1

@@ -28,7 +28,7 @@ import numpy as np
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
-from .camera_io.frame_ring import FrameRing, SlotFrame
+from .camera_io.frame_ring import FrameRing
 from .camera_io.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .diagnostics import (
     INFERENCE_TASK,
@@ -179,22 +179,10 @@ class SegmentationNode:
         settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type is InputType.COMPRESSED,
                               self.backend.contract.channel_order, params.max_input_pixels,
                               self.backend.max_in_flight + 4, params.qos_reliability, params.qos_depth)
-        return IoSupervisor(specs, settings, self, log=lambda text, warn: (self.log.warning if warn
+        return IoSupervisor(specs, settings, self.worker, self, log=lambda text, warn: (self.log.warning if warn
                                                                           else self.log.error)(text))
 
-    # IoSink: what a camera's I/O process tells (its reader thread)
-    def frame(self, camera: int, frame: SlotFrame) -> None:
-        if self.batch_worker is not None:
-            self.batch_worker.post_frame(camera, frame)
-        elif self.frame_worker is not None:
-            self.frame_worker.post_frame(frame)
-
-    def refused(self, camera: int, text: str) -> None:
-        self.worker.refuse(camera, text)
-
-    def ring_full(self, camera: int) -> None:
-        self.worker.drop_taken(camera)
-
+    # IoSink: what a camera's I/O process tells besides its frames, which go to the worker (its reader thread)
     def qos_problem(self, camera: int, text: str) -> None:
         io = self.cameras[camera]
         io.qos_problem = text
