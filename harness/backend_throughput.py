@@ -30,7 +30,7 @@ def measure(checkpoint: str, height: int, width: int, batch: int, slots: int, se
     """Submit and collect ``batch``-frame runs with ``slots`` in flight for ``seconds`` after a 1 s warm-up, the
     frames taken from host arrays (``source`` copy) or from a page-locked frame ring (ring); the frames/s, the rows
     the backend copied on the host and the p50 of each slot stage (ms per run)."""
-    from trt_segmentation.node.frame_ring import FrameRing, ring_name
+    from trt_segmentation.node.camera_io.frame_ring import FrameRing, ring_name
     from trt_segmentation.node.ring_pinning import RingPinning
     from trt_segmentation.runtime.torch_backend import TorchBackend
 

@@ -23,8 +23,8 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from harness.launch_emulation import NodeProcess, launch_command, process_rss_mb
 from harness.node_benchmark import FREE_MODEL, AgeListener, _child_env, free_model
+from trt_segmentation.node.camera_io.frame_ring import SHM_DIR
 from trt_segmentation.node.diagnostics import camera_task, cpu_model, status_name
-from trt_segmentation.node.frame_ring import SHM_DIR
 
 STATUS = status_name("segmentation")
 SOURCE_ROOT = Path(__file__).resolve().parents[1]

@@ -84,9 +84,15 @@ def needs_build_machine(module: str, root: Path = ROOT, _seen: Optional[Dict[str
     return seen[module]
 
 
+def _module_name(package: str, folder: Path, path: Path) -> str:
+    """The dotted name of ``path`` (a module or a subpackage's ``__init__.py``) under ``package`` in ``folder``."""
+    parts = path.relative_to(folder).with_suffix("").parts
+    return ".".join((package,) + (parts[:-1] if parts[-1] == "__init__" else parts))
+
+
 def closure(entries: List[str], root: Path = ROOT) -> Dict[Path, str]:
     """{file: the module that first imported it ('' for an entry)} over the vehicle's imports from ``entries``
-    (a package as an entry stands for each of its modules)."""
+    (a package as an entry stands for each of its modules, its subpackages' included)."""
     start: List[tuple[str, str]] = []
     for entry in entries:
         path = module_file(entry, root)
@@ -94,7 +100,7 @@ def closure(entries: List[str], root: Path = ROOT) -> Dict[Path, str]:
             raise SystemExit(f"error: no module {entry} under {root}")
         start.append((entry, ""))
         if path.name == "__init__.py":
-            start += [(f"{entry}.{p.stem}", "") for p in sorted(path.parent.glob("*.py")) if p.stem != "__init__"]
+            start += [(_module_name(entry, path.parent, p), "") for p in sorted(path.parent.rglob("*.py")) if p != path]
     found: Dict[Path, str] = {}
     seen: Dict[str, bool] = {}
     for module, _by in start:  # an entry point is the vehicle's by definition: never silently left out

@@ -5,13 +5,14 @@ frames posted through a batch worker (the ring-upload tests, CPU and GPU)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, List, Tuple
 
 from node_harness import small_model_dir
 
 from trt_segmentation.image_cdr import Header, Stamp
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame
+from trt_segmentation.node.camera_io.frame_ring import FrameRing, SlotFrame
 
 H, W = 256, 512
 MODEL = "swiftnet_ss_rn18"
@@ -56,5 +57,5 @@ def post_ring_batches(worker: Any, ring: FrameRing, batches: int, cameras: int, 
         for camera in range(cameras):
             slot = (batch * cameras + camera) % ring.slots
             write(slot, 10 * batch + camera)
-            worker.post(camera, SlotFrame(ring, slot, header, size[0], size[1], link))
+            worker.post_frame(camera, SlotFrame(ring, slot, header, size[0], size[1], link, time.time_ns()))
         link.wait(cameras * (batch + 1))

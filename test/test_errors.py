@@ -54,7 +54,7 @@ def test_every_package_exception_derives_from_the_root() -> None:
 
 def test_the_builtin_bases_stay() -> None:
     from trt_segmentation.engine.metadata import MetadataError
-    from trt_segmentation.node.params import ModelFileError
+    from trt_segmentation.node.startup import ModelFileError
     from trt_segmentation.runtime.backend import BackendError
     from trt_segmentation.runtime.tensorrt_backend import EngineMismatch
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 from typing import List, Tuple
 
 import numpy as np
@@ -28,7 +29,7 @@ from node_fixtures import ReturnedSlots, post_ring_batches  # noqa: E402
 
 from trt_segmentation.image_cdr import Header, Stamp  # noqa: E402
 from trt_segmentation.node.batch_worker import BatchWorker  # noqa: E402
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame, ring_name  # noqa: E402
+from trt_segmentation.node.camera_io.frame_ring import FrameRing, SlotFrame, ring_name  # noqa: E402
 from trt_segmentation.node.frame_worker import FrameWorker  # noqa: E402
 from trt_segmentation.node.frames import Pending  # noqa: E402
 from trt_segmentation.node.ring_pinning import RingPinning  # noqa: E402
@@ -60,7 +61,7 @@ def test_ring_frames_reach_the_gpu_without_a_host_copy(random_model_factory) -> 
 
         def publish(camera: int, pending: Pending, labels: np.ndarray) -> None:
             published.append((camera, pending.source.slot, labels.copy()))
-            pending.source.release()
+            pending.release()
 
         worker = BatchWorker(backend, ["a", "b"], publish, batch_timeout_s=1e6)
         worker.start()
@@ -97,12 +98,12 @@ def test_one_camera_frames_reach_the_gpu_without_a_host_copy(random_model_factor
 
         def publish(pending: Pending, labels: np.ndarray) -> None:
             published.append(labels.copy())
-            pending.source.release()
+            pending.release()
 
         worker = FrameWorker(backend, publish)
         worker.start()
         try:
-            worker.post(SlotFrame(ring, 1, Header(Stamp(1, 0), b"cam"), H, W, returned))
+            worker.post_frame(0, SlotFrame(ring, 1, Header(Stamp(1, 0), b"cam"), H, W, returned, time.time_ns()))
             returned.wait(1)
         finally:
             worker.stop()

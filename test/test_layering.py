@@ -19,7 +19,8 @@ CASES = {
                 "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette",
                 "trt_segmentation.artifacts", "trt_segmentation.errors", "trt_segmentation.build_request",
                 "trt_segmentation.cli"],
-    "node": ["trt_segmentation.node." + name.stem for name in NODE_DIR.glob("*.py")] + ["trt_segmentation.image_cdr"],
+    "node": [".".join(("trt_segmentation", "node") + path.relative_to(NODE_DIR).with_suffix("").parts)
+             for path in sorted(NODE_DIR.rglob("*.py"))] + ["trt_segmentation.image_cdr"],  # camera_io/ too
 }
 
 

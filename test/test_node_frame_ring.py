@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from trt_segmentation.node.frame_ring import FrameRing, ring_name, sweep_stale_rings
+from trt_segmentation.node.camera_io.frame_ring import FrameRing, ring_name, sweep_stale_rings
 
 
 def test_two_mappings_share_pixels_slot_by_slot(tmp_path) -> None:

@@ -13,15 +13,16 @@ from typing import List, Tuple
 import numpy as np
 from node_harness import encode_frame, finish, save_frames, start_publisher
 
-from trt_segmentation.node.frame_ring import FrameRing, SlotFrame
-from trt_segmentation.node.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
+from trt_segmentation.node.camera_io.frame_ring import FrameRing, SlotFrame
+from trt_segmentation.node.camera_io.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 
 H, W = 60, 80
 TOPIC = "/io_counts/image"
 
 
 class RecordingSink:
-    """An IoSink that records what the I/O process tells, in arrival order, and gives every slot straight back."""
+    """The FrameSink and IoSink of a supervisor: records what the I/O process tells, in arrival order, and gives
+    every slot straight back."""
 
     def __init__(self) -> None:
         self.events: List[Tuple[str, str]] = []
@@ -31,15 +32,15 @@ class RecordingSink:
         with self._lock:
             self.events.append((kind, detail))
 
-    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None:
+    def post_frame(self, camera: int, frame: SlotFrame) -> None:
         pixels = frame.pixels()
         self._add("frame", f"{frame.header.frame_id} {pixels.shape[0]}x{pixels.shape[1]} {int(pixels[0, 0, 0])}")
         frame.release()
 
-    def refused(self, camera: int, text: str) -> None:
+    def refuse(self, camera: int, text: str) -> None:
         self._add("refused", text)
 
-    def ring_full(self, camera: int) -> None:
+    def drop_taken(self, camera: int) -> None:
         self._add("ring_full", "")
 
     def qos_problem(self, camera: int, text: str) -> None:
@@ -75,7 +76,7 @@ def test_every_frame_an_io_process_takes_is_told_once_in_order_bad_ones_included
     sink = RecordingSink()
     settings = IoSettings(node_name="io_counts", namespace="/", compressed=False, order="rgb",
                           max_pixels=H * W * 4, slots=4, reliability="reliable", depth=10)
-    supervisor = IoSupervisor([CameraIoSpec("", TOPIC)], settings, sink)
+    supervisor = IoSupervisor([CameraIoSpec("", TOPIC)], settings, sink, sink)
     try:
         assert supervisor.start(wait_s=60), "the I/O process did not subscribe in 60 s"
         publisher = start_publisher(path, TOPIC, rate=50.0, reliable=True, frame_id_prefix="f")

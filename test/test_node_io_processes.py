@@ -30,7 +30,7 @@ from node_harness import (
     start_publisher,
 )
 
-from trt_segmentation.node.frame_ring import SHM_DIR
+from trt_segmentation.node.camera_io.frame_ring import SHM_DIR
 
 CAMERAS = ("front", "left")
 
@@ -46,7 +46,7 @@ def io_processes(node_pid: int) -> dict[str, int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"trt_segmentation.node.io_process" in argv and str(node_pid).encode() in argv:
+        if b"trt_segmentation.node.camera_io.io_process" in argv and str(node_pid).encode() in argv:
             try:
                 state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
             except (OSError, IndexError):

@@ -1,6 +1,6 @@
 """A single camera's I/O process dying, through the node as launched (io_mode process): while it is down the node's
 main status is ERROR and names it; it is restarted after a back-off that doubles from 0.5 s with every death in
-quick succession (0.5, 1, 2, 4 s here; node/io_supervisor.py caps it at 10 s, which this test does not reach) and
+quick succession (0.5, 1, 2, 4 s here; node/camera_io/io_supervisor.py caps it at 10 s, which this test does not reach) and
 starts afresh at 0.5 s once a process ran 30 s.
 
 Each restart is timed from the SIGKILL to the new process's appearance: it must not come before its back-off
@@ -16,7 +16,7 @@ import time
 from node_harness import STATUS, NodeProcess, launch_command, listener, node_process
 
 ERROR = b"\x02"
-FIRST_S, STABLE_S = 0.5, 30.0  # node/io_supervisor.py's BACKOFF_FIRST_S and STABLE_S
+FIRST_S, STABLE_S = 0.5, 30.0  # node/camera_io/io_supervisor.py's BACKOFF_FIRST_S and STABLE_S
 LATE_S = 6.0  # how much later than its back-off a restart may come on a loaded 2-core machine
 
 

@@ -20,7 +20,7 @@ from node_fixtures import ReturnedSlots, post_ring_batches
 from test_runtime_slot_failure import RecordedDriver, RecordedStream
 
 from trt_segmentation.node.batch_worker import BatchWorker
-from trt_segmentation.node.frame_ring import FrameRing
+from trt_segmentation.node.camera_io.frame_ring import FrameRing
 from trt_segmentation.node.frames import Pending
 from trt_segmentation.node.ring_pinning import RingPinning
 from trt_segmentation.onnx_metadata import ModelContract
@@ -208,8 +208,7 @@ def test_the_worker_uploads_ring_frames_without_a_host_copy_and_returns_slots_af
 
     def publish(camera: int, pending: Pending, labels: np.ndarray) -> None:
         published.append(camera)
-        if pending.source is not None:
-            pending.source.release()  # what the node does after publishing
+        pending.release()  # what the node does after publishing
 
     worker = BatchWorker(backend, ["a", "b"], publish, batch_timeout_s=1e6)
     worker.start()

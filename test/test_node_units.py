@@ -23,7 +23,8 @@ from trt_segmentation.node.diagnostics import (
     status_name,
 )
 from trt_segmentation.node.latency import RateMeter, RollingWindow, StageLatency
-from trt_segmentation.node.params import ModelFileError, params_from_dict, resolve_model_file
+from trt_segmentation.node.params import params_from_dict
+from trt_segmentation.node.startup import ModelFileError, resolve_model_file
 
 
 def test_rolling_window_keeps_only_the_last_samples() -> None:

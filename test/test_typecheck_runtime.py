@@ -17,7 +17,7 @@ from tensorrt_stubs import repaired_stubs, run_mypy
 ROOT = Path(__file__).resolve().parents[1]
 # the vehicle side: every runtime module, the node and the modules it is wired from
 FILES = sorted(str(p.relative_to(ROOT)) for folder in ("runtime", "node")
-               for p in (ROOT / "trt_segmentation" / folder).glob("*.py")) + [
+               for p in (ROOT / "trt_segmentation" / folder).rglob("*.py")) + [
     f"trt_segmentation/{name}.py" for name in ("cuda_driver", "image_codec", "image_cdr", "onnx_metadata",
                                                "artifacts", "errors", "build_request")]
 CONFIG = """[mypy]

@@ -29,7 +29,7 @@ VEHICLE_MODULES = [
     "trt_segmentation.cli",
 ]
 VEHICLE_FILES = sorted({str(p.relative_to(REPO)) for folder in ("runtime", "node")
-                        for p in (REPO / "trt_segmentation" / folder).glob("*.py")} | {
+                        for p in (REPO / "trt_segmentation" / folder).rglob("*.py")} | {
     f"trt_segmentation/{name}.py" for name in ("image_codec", "palette", "onnx_metadata", "artifacts", "hashing",
                                                "cli", "image_cdr")
     if (REPO / f"trt_segmentation/{name}.py").is_file()} | {

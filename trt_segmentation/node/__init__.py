@@ -7,6 +7,8 @@ Modules, by process and by what passes between them:
 - ``frame_worker`` (one camera) / ``batch_worker`` (several cameras, one batch-N model) on ``worker_threads``:
   newest-frame choice, converter and collector threads; ``frames`` is what they keep per frame.
 - ``diagnostics`` and ``latency``: the reports and the statistics behind them.
+- ``camera_io``: the node's second program, one camera I/O process per camera (io_mode ``process``), its
+  supervisor in the inference process, the shared-memory frame ring and the messages between the two.
 
 Run: ``python -m trt_segmentation.node --ros-args --params-file config/segmentation.yaml``.
 """

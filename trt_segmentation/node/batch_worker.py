@@ -24,7 +24,7 @@ import numpy as np
 from ..image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
 from ..runtime import Backend, InferenceResult, InputMismatch
 from .diagnostics import CAMERA_STAGES, Counters
-from .frames import Frame, Pending, convert_frame
+from .frames import Frame, InputFrame, Pending, convert_frame
 from .latency import RateMeter, RollingWindow, StageLatency
 from .worker_threads import WorkerThreads
 
@@ -34,7 +34,7 @@ class CameraState:
 
     def __init__(self, name: str, window: int) -> None:
         self.name = name
-        self.mailbox: Optional[Frame] = None
+        self.mailbox: Optional[InputFrame] = None
         self.waiting_since = 0.0  # time.monotonic() when the mailbox last became full
         self.counters = Counters()
         self.latency = StageLatency(CAMERA_STAGES, window)
@@ -56,7 +56,7 @@ class BatchPending:
         return sum(row is not None for row in self.rows)
 
 
-class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
+class BatchWorker(WorkerThreads[List[Optional[InputFrame]]]):
     """Mailboxes per camera, the converter and collector threads (worker_threads) and the statistics (per camera, per
     batch and in total). ``post(camera, msg)`` is called from the subscriptions; ``publish(camera, pending,
     labels)`` from the collector thread."""
@@ -83,7 +83,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
     def _drop_waiting(self) -> None:
         for camera in self.cameras:
             if camera.mailbox is not None:
-                self._discard(camera.mailbox.msg)
+                camera.mailbox.release()
                 camera.mailbox = None
                 with self.lock:
                     camera.counters.dropped += 1
@@ -111,8 +111,13 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
 
     # ---------------------------------------------------------------- subscription side
     def post(self, camera: int, msg: object, compressed: bool = False, received_ns: Optional[int] = None) -> None:
-        """Put ``msg`` into camera ``camera``'s mailbox; a frame of that camera still waiting is replaced and
-        counted as its drop. ``received_ns``: when it was taken, where that was another process (else now)."""
+        """Put the camera message ``msg`` into camera ``camera``'s mailbox (:meth:`post_frame`). ``received_ns``:
+        when it was taken, where that was another process (else now)."""
+        self.post_frame(camera, Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns))
+
+    def post_frame(self, camera: int, frame: InputFrame) -> None:
+        """Put ``frame`` into camera ``camera``'s mailbox; a frame of that camera still waiting is released,
+        replaced and counted as its drop."""
         state = self.cameras[camera]
         with self._cv:
             with self.lock:
@@ -123,9 +128,9 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
             if state.mailbox is None:
                 state.waiting_since = now
             else:
-                self._discard(state.mailbox.msg)
+                state.mailbox.release()
             state.last_frame = now
-            state.mailbox = Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns)
+            state.mailbox = frame
             self._cv.notify()
 
     def refuse(self, camera: int, text: str) -> None:
@@ -145,7 +150,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
         state.last_frame = time.monotonic()
 
     # ---------------------------------------------------------------- converter thread
-    def _take(self) -> Optional[List[Optional[Frame]]]:
+    def _take(self) -> Optional[List[Optional[InputFrame]]]:
         """Wait until a batch is due (every camera has a frame, or the oldest waited ``batch_timeout_s``) and take
         the mailboxes; None once stopping."""
         with self._cv:
@@ -167,7 +172,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
                 camera.mailbox = None
             return frames
 
-    def _start(self, frames: List[Optional[Frame]]) -> bool:
+    def _start(self, frames: List[Optional[InputFrame]]) -> bool:
         """Convert every camera's frame into its row and submit the batch; False when no row is left."""
         t0 = time.perf_counter()
         order = self.backend.contract.channel_order
@@ -182,7 +187,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
                     pending, row = convert_frame(frame, order, size, self.max_pixels, self.keep_rgb, self.now_ns())
                     self.cameras[index].last_input_size = f"{pending.height}x{pending.width}"
                 except ImageDecodeError as exc:  # this camera's bad input (convert_frame's rule): row padded
-                    self._discard(frame.msg)
+                    frame.release()
                     self._fail_camera(index, f"bad image dropped: {exc}")
             rows.append(row)
             pendings.append(pending)
@@ -217,7 +222,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
                 labels = resize_nearest(result.labels[index], pending.height, pending.width)
                 self.publish(index, pending, labels)
             except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
-                self._discard(pending.source)
+                pending.release()
                 self._fail_rows([index], f"publishing failed: {type(exc).__name__}: {exc}")
                 continue
             published += 1
@@ -246,7 +251,7 @@ class BatchWorker(WorkerThreads[List[Optional[Frame]]]):
         """A batch that could not run: every camera in it counts a failed frame (and gives its slot back)."""
         for pending in batch.rows:
             if pending is not None:
-                self._discard(pending.source)
+                pending.release()
         self._fail_rows([index for index, pending in enumerate(batch.rows) if pending is not None], text)
 
     def _fail_rows(self, cameras: Sequence[int], text: str) -> None:

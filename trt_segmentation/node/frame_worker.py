@@ -15,11 +15,11 @@ import numpy as np
 from ..image_codec import DEFAULT_MAX_PIXELS, ImageDecodeError, resize_nearest
 from ..runtime import Backend, InferenceResult
 from .diagnostics import Counters
-from .frames import Frame, Pending, convert_frame
+from .frames import Frame, InputFrame, Pending, convert_frame
 from .worker_threads import WorkerThreads
 
 
-class FrameWorker(WorkerThreads[Frame]):
+class FrameWorker(WorkerThreads[InputFrame]):
     """The newest-frame mailbox, the converter and collector threads (worker_threads) and the statistics; no ROS in
     here (tested on a GPU with the torch backend). ``post`` is called from the subscription; ``publish(pending,
     labels)`` from the collector thread.
@@ -37,12 +37,12 @@ class FrameWorker(WorkerThreads[Frame]):
         self.counters = Counters()
         self.last_frame: float | None = None
         self.last_input_size = ""
-        self._mailbox: Frame | None = None
+        self._mailbox: InputFrame | None = None
         self._in_flight: deque[Pending] = deque()  # submitted, in the backend's collect() order
 
     def _drop_waiting(self) -> None:
         if self._mailbox is not None:
-            self._discard(self._mailbox.msg)
+            self._mailbox.release()
             self._mailbox = None
             with self.lock:
                 self.counters.dropped += 1
@@ -53,17 +53,22 @@ class FrameWorker(WorkerThreads[Frame]):
 
     # ---------------------------------------------------------------- subscription side
     def post(self, msg: Any, compressed: bool = False, received_ns: Optional[int] = None) -> None:
-        """Put ``msg`` into the mailbox; a frame still waiting there is replaced and counted as dropped.
-        ``received_ns``: when it was taken, where that was another process (else now)."""
+        """Put the camera message ``msg`` into the mailbox (:meth:`post_frame`). ``received_ns``: when it was
+        taken, where that was another process (else now)."""
+        self.post_frame(0, Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns))
+
+    def post_frame(self, camera: int, frame: InputFrame) -> None:
+        """Put ``frame`` into the mailbox (``camera``: 0); a frame still waiting there is released, replaced and
+        counted as dropped."""
         with self._cv:
             with self.lock:
                 self.counters.received += 1
                 if self._mailbox is not None:
                     self.counters.dropped += 1
             if self._mailbox is not None:
-                self._discard(self._mailbox.msg)
+                self._mailbox.release()
             self.last_frame = time.monotonic()
-            self._mailbox = Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns)
+            self._mailbox = frame
             self._cv.notify()
 
     def refuse(self, camera: int, text: str) -> None:
@@ -81,28 +86,28 @@ class FrameWorker(WorkerThreads[Frame]):
         self.last_frame = time.monotonic()
 
     # ---------------------------------------------------------------- converter thread
-    def _take(self) -> Frame | None:
+    def _take(self) -> InputFrame | None:
         with self._cv:
             while self._mailbox is None and not self._stop:
                 self._cv.wait(0.2)
             frame, self._mailbox = self._mailbox, None
             return frame
 
-    def _start(self, frame: Frame) -> bool:
+    def _start(self, frame: InputFrame) -> bool:
         """Convert and submit one frame; False (counted, logged) when it was refused or failed before submitting."""
         try:
             pending, network_image = convert_frame(frame, self.backend.contract.channel_order,
                                                    self.backend.input_size, self.max_pixels, self.keep_rgb,
                                                    self.now_ns())
         except ImageDecodeError as exc:  # the rule of both workers (frames): a conversion failure is bad input
-            self._discard(frame.msg)
+            frame.release()
             self._fail("input", f"bad image dropped: {exc}")
             return False
         self.last_input_size = f"{pending.height}x{pending.width}"
         try:
             self.backend.submit(network_image, pending)
         except Exception as exc:  # an inference failure must not kill the worker; it is reported as ERROR
-            self._discard(frame.msg)
+            frame.release()
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
             return False
         self._in_flight.append(pending)
@@ -114,7 +119,7 @@ class FrameWorker(WorkerThreads[Frame]):
         try:
             return self.backend.collect()
         except Exception as exc:  # GPU/runtime failure of an in-flight frame
-            self._discard(oldest.source)
+            oldest.release()
             self._fail("runtime", f"inference failed: {type(exc).__name__}: {exc}", runtime=True)
             return None
 
@@ -124,7 +129,7 @@ class FrameWorker(WorkerThreads[Frame]):
             labels = resize_nearest(result.labels, pending.height, pending.width)
             self.publish(pending, labels)
         except Exception as exc:  # publishing problems (e.g. shutting down) are reported, not raised
-            self._discard(pending.source)
+            pending.release()
             self._fail("runtime", f"publishing failed: {type(exc).__name__}: {exc}", runtime=True)
             return
         self._add_run_stages(pending.preprocess_ms, result.timings_ms, t0)

@@ -10,23 +10,47 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, Tuple
 
 import numpy as np
 
 from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
 from ..image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
-from .frame_ring import SlotFrame
+
+
+class InputFrame(Protocol):
+    """A frame in a worker's mailbox: a camera message (:class:`Frame`) or, io_mode process, a frame its I/O process
+    has already decoded into a shared-memory ring slot (:class:`~.camera_io.frame_ring.SlotFrame`)."""
+
+    received_ns: int  # wall-clock time (ns) it was taken
+
+    def decode(self, order: str, max_pixels: int) -> Tuple[Header, np.ndarray]:
+        """Its header and pixels, (H, W, 3) uint8 in ``order``."""
+
+    def release(self) -> None:
+        """Done with it (its labels are published, or it was dropped or failed): give back what it holds."""
+
+    def held(self) -> Optional[InputFrame]:
+        """What must stay until its labels are published (then released): itself where it holds a ring slot."""
 
 
 @dataclass
 class Frame:
-    """A message taken from the mailbox: its serialized bytes (raw subscriptions), an rclpy message object or (I/O
-    processes) a :class:`~.frame_ring.SlotFrame` whose pixels are already in a shared-memory ring slot."""
+    """A camera message: its serialized bytes (raw subscriptions) or an rclpy message object."""
 
     msg: Any
     compressed: bool
     received_ns: int = 0  # wall-clock time (ns) the subscription callback handed it over
+
+    def decode(self, order: str, max_pixels: int) -> Tuple[Header, np.ndarray]:
+        return decode_message(self.msg, self.compressed, order, max_pixels)
+
+    def release(self) -> None:
+        """Nothing to give back: the message is this process's own."""
+
+    def held(self) -> Optional[InputFrame]:
+        """Nothing: the decoded arrays keep what they need of the message."""
+        return None
 
 
 @dataclass
@@ -40,7 +64,12 @@ class Pending:
     preprocess_ms: float
     transport_ms: float = float("nan")
     wait_ms: float = float("nan")
-    source: Optional[SlotFrame] = None  # process mode: the ring slot its labels go into
+    source: Optional[InputFrame] = None  # what the frame holds until published (io_mode process: its ring slot)
+
+    def release(self) -> None:
+        """Its labels are published, or it failed: give back what its frame held (a ring slot goes back now)."""
+        if self.source is not None:
+            self.source.release()
 
 
 def stamp_ns(header: Header) -> int:
@@ -48,7 +77,22 @@ def stamp_ns(header: Header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
-def convert_frame(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
+def decode_message(msg: Any, compressed: bool, order: str, max_pixels: int) -> tuple[Header, np.ndarray]:
+    """A camera message's header and pixels, (H, W, 3) uint8 in ``order`` ('rgb' or 'bgr'): the one decode of
+    both programs (the workers' conversion here, the camera I/O process's take). ``msg`` is serialized CDR bytes or
+    a duck-typed rclpy message (Image, or CompressedImage when ``compressed``); bad input raises
+    ``ImageDecodeError`` (image_codec), a malformed message whatever reading it raised."""
+    serialized = isinstance(msg, (bytes, bytearray, memoryview))
+    if compressed:
+        packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
+        rgb = decode_compressed(packed.format, packed.data, max_pixels)
+        return packed.header, rgb if order == "rgb" else rgb[..., ::-1]
+    fields = parse_image(msg) if serialized else fields_from_message(msg)
+    return fields.header, image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
+                                         max_pixels)
+
+
+def convert_frame(frame: InputFrame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
                   wait_end_ns: int) -> tuple[Pending, np.ndarray]:
     """Parse and convert ``frame`` into the network image ((H, W, 3) uint8 in ``order`` at ``size``) and its
     :class:`Pending`. Raises ``ImageDecodeError`` for bad input (unsupported encoding, truncated or oversized
@@ -65,32 +109,17 @@ def convert_frame(frame: Frame, order: str, size: tuple[int, int], max_pixels: i
         raise ImageDecodeError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _convert(frame: Frame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
+def _convert(frame: InputFrame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
              wait_end_ns: int) -> tuple[Pending, np.ndarray]:
     t0 = time.perf_counter()
-    msg = frame.msg
-    serialized = isinstance(msg, (bytes, bytearray, memoryview))
-    if isinstance(msg, SlotFrame):  # checked and converted to the network's order by its I/O process
-        header = msg.header
-        image = msg.pixels()
-        rgb = image if order == "rgb" else image[..., ::-1]
-    elif frame.compressed:
-        packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
-        header = packed.header
-        rgb = decode_compressed(packed.format, packed.data, max_pixels)
-        image = rgb if order == "rgb" else rgb[..., ::-1]
-    else:
-        fields = parse_image(msg) if serialized else fields_from_message(msg)
-        header = fields.header
-        image = image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
-                               max_pixels)
-        rgb = image if order == "rgb" else image[..., ::-1]
+    header, image = frame.decode(order, max_pixels)
+    rgb = image if order == "rgb" else image[..., ::-1]
     height, width = image.shape[:2]
     network_image = resize_image(image, size[0], size[1])
     stamp = stamp_ns(header)
     pending = Pending(header, height, width, rgb if keep_rgb else None, (time.perf_counter() - t0) * 1e3,
                       (frame.received_ns - stamp) * 1e-6 if stamp > 0 else float("nan"),
-                      (wait_end_ns - frame.received_ns) * 1e-6, msg if isinstance(msg, SlotFrame) else None)
+                      (wait_end_ns - frame.received_ns) * 1e-6, frame.held())
     return pending, network_image
 
 
@@ -100,4 +129,4 @@ def age_ms(header: Header, now_ns: int) -> float:
     return (now_ns - stamp) * 1e-6 if stamp > 0 else float("nan")
 
 
-__all__ = ["Frame", "Pending", "age_ms", "convert_frame", "stamp_ns"]
+__all__ = ["Frame", "InputFrame", "Pending", "age_ms", "convert_frame", "decode_message", "stamp_ns"]

@@ -1,20 +1,17 @@
-"""The segmentation node's ROS parameters: one table with defaults, descriptions and ranges, and the file choice.
+"""The segmentation node's ROS parameters: one table with defaults, descriptions and ranges, parsed into
+:class:`NodeParams`.
 
 ``PARAMETERS`` is the single source for the node's declarations (``ros2 param describe`` shows the
-descriptions and ranges), for config/segmentation.yaml and for the launch-file test. ``resolve_model_file``
-maps backend + precision + model + size to the one file the node loads, so switching precision can never pick
-up another precision's file. Imports rclpy only inside ``declare_parameters``.
+descriptions and ranges), for config/segmentation.yaml and for the launch-file test. Which file they select is
+startup.resolve_model_file. Imports rclpy only inside ``declare_parameters``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from ..artifacts import NODE_BACKENDS, ArtifactFolder, BackendKind, ClosedSet, Precision, check_camera_name, names
-from ..engine.metadata import build_hint
-from ..errors import SegmentationError
+from ..artifacts import NODE_BACKENDS, BackendKind, ClosedSet, Precision, check_camera_name, names
 from ..image_codec import DEFAULT_MAX_PIXELS
 from .qos import RELIABILITIES
 
@@ -241,58 +238,9 @@ def _value(node: Any, name: str) -> Any:
 
 
 
-class ModelFileError(FileNotFoundError, SegmentationError):
-    """No usable model file for the chosen backend/precision; the message says which file and how to make it."""
-
-
-def _find_size(directory: Path, model: str, precision: Precision, suffix: str, batch: int = 1) -> tuple[int, int]:
-    sizes = ArtifactFolder(directory).sizes(model, batch=batch, precision=precision, suffix=suffix)
-    if len(sizes) == 1:
-        return sizes[0]
-    if not sizes:
-        pattern = f"{model}_*x*_{'b%d_' % batch if batch > 1 else ''}{precision}{suffix}"
-        cameras = f" (batch {batch}: one frame per camera)" if batch > 1 else ""
-        raise ModelFileError(
-            f"no {pattern} in {directory}{cameras}; set engine_height/engine_width (or engine_path/onnx_path) or "
-            f"build it: {build_hint(model, None, precision, directory, batch=batch)}"
-        )
-    listed = ", ".join(f"{h}x{w}" for h, w in sizes)
-    raise ModelFileError(f"several sizes of {model} {precision} in {directory} ({listed}); set engine_height and "
-                         f"engine_width to pick one")
-
-
-def resolve_model_file(params: NodeParams) -> Path:
-    """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name
-    (with ``_b<N>_`` for N > 1 cameras)."""
-    precision, backend = params.precision, params.backend
-    if backend is BackendKind.ONNXRUNTIME and params.onnx_path:
-        return Path(params.onnx_path)
-    if backend in (BackendKind.TENSORRT, BackendKind.TORCH) and params.engine_path:
-        return Path(params.engine_path)
-    if backend is BackendKind.TORCH:
-        raise ModelFileError("backend torch needs engine_path: a PyTorch checkpoint (.pt)")
-    suffix = ".onnx" if backend is BackendKind.ONNXRUNTIME else ".engine"
-    directory = Path(params.engine_dir)
-    if params.engine_height and params.engine_width:
-        size = (params.engine_height, params.engine_width)
-    else:
-        try:
-            size = _find_size(directory, params.model, precision, suffix, params.batch)
-        except ModelFileError as no_engine:
-            if suffix != ".engine":
-                raise
-            # no engine yet: the ONNX it is built from gives the size (build_engine_if_missing, clearer errors)
-            try:
-                size = _find_size(directory, params.model, precision, ".onnx", params.batch)
-            except ModelFileError:
-                raise no_engine from None
-    return ArtifactFolder(directory).path(params.model, size[0], size[1], precision, suffix, batch=params.batch)
-
-
 __all__ = [
     "BACKEND_CHOICES",
     "DEFAULT_BACKEND",
-    "ModelFileError",
     "NodeParams",
     "PARAMETERS",
     "PARAMETER_NAMES",
@@ -300,6 +248,5 @@ __all__ = [
     "RELIABILITY_CHOICES",
     "declare_parameters",
     "params_from_dict",
-    "resolve_model_file",
     "typed_params",
 ]

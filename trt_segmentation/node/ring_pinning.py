@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Dict, List, Tuple
 
 from ..runtime import Backend
-from .frame_ring import FrameRing
+from .camera_io.frame_ring import FrameRing
 
 Key = Tuple[str, int]  # (ring name, slot)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ import numpy as np
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
+from .camera_io.frame_ring import FrameRing
+from .camera_io.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .diagnostics import (
     INFERENCE_TASK,
     LEVEL_NAMES,
@@ -41,14 +42,12 @@ from .diagnostics import (
     hardware_id,
     status_name,
 )
-from .frame_ring import FrameRing, SlotFrame
 from .frame_worker import FrameWorker
 from .frames import Pending
 from .heap import keep_frames_on_heap
 from .image_publisher import ImagePublisher
-from .io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
 from .params import InputType, IoMode, NodeParams, declare_parameters
-from .qos import image_qos
+from .qos import subscribe_images
 from .ring_pinning import RingPinning
 from .startup import StartupError, load_backend
 from .teardown import teardown_ros
@@ -57,9 +56,11 @@ NODE_NAME = "segmentation"
 SWITCH_INTERVAL_S = 0.0005
 
 
-class CameraIO:
-    """One camera's topics: the image subscription, the label (colour, overlay) publishers and its QoS finding.
-    Single-camera mode has one with the prefix ``~/``; multi-camera mode one per camera with ``~/<name>/``."""
+class CameraTopics:
+    """One camera's topics in the inference process: the image subscription (io_mode inprocess) or the topic its
+    I/O process subscribes to, the label (colour, overlay) publishers, and what the diagnostics say of them (QoS
+    finding, I/O process error). Single-camera mode has one with the prefix ``~/``; multi-camera mode one per
+    camera with ``~/<name>/``."""
 
     def __init__(self, name: str, prefix: str) -> None:
         self.name = name
@@ -111,12 +112,12 @@ class SegmentationNode:
         self.frame_worker: FrameWorker | None = None
         self.worker: FrameWorker | BatchWorker
         if params.cameras:
-            self.cameras = [CameraIO(name, f"~/{name}/") for name in params.cameras]
+            self.cameras = [CameraTopics(name, f"~/{name}/") for name in params.cameras]
             self.worker = self.batch_worker = BatchWorker(
                 backend, params.cameras, self._publish_camera, batch_timeout_s=params.batch_timeout_ms / 1e3,
                 **common)
         else:
-            self.cameras = [CameraIO("", "~/")]
+            self.cameras = [CameraTopics("", "~/")]
             self.worker = self.frame_worker = FrameWorker(backend, self._publish, **common)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.io: IoSupervisor | None = None
@@ -178,23 +179,10 @@ class SegmentationNode:
         settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type is InputType.COMPRESSED,
                               self.backend.contract.channel_order, params.max_input_pixels,
                               self.backend.max_in_flight + 4, params.qos_reliability, params.qos_depth)
-        return IoSupervisor(specs, settings, self, log=lambda text, warn: (self.log.warning if warn
+        return IoSupervisor(specs, settings, self.worker, self, log=lambda text, warn: (self.log.warning if warn
                                                                           else self.log.error)(text))
 
-    # IoSink: what a camera's I/O process tells (its reader thread)
-    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None:
-        compressed = self.params.input_type is InputType.COMPRESSED
-        if self.batch_worker is not None:
-            self.batch_worker.post(camera, frame, compressed, received_ns)
-        elif self.frame_worker is not None:
-            self.frame_worker.post(frame, compressed, received_ns)
-
-    def refused(self, camera: int, text: str) -> None:
-        self.worker.refuse(camera, text)
-
-    def ring_full(self, camera: int) -> None:
-        self.worker.drop_taken(camera)
-
+    # IoSink: what a camera's I/O process tells besides its frames, which go to the worker (its reader thread)
     def qos_problem(self, camera: int, text: str) -> None:
         io = self.cameras[camera]
         io.qos_problem = text
@@ -210,7 +198,7 @@ class SegmentationNode:
     def ring_closed(self, camera: int, ring: FrameRing) -> None:
         self.pinning.closed(ring)
 
-    def _advertise(self, camera: CameraIO) -> None:
+    def _advertise(self, camera: CameraTopics) -> None:
         """One camera's labels (colour, overlay) publishers."""
         from sensor_msgs.msg import Image
 
@@ -225,7 +213,7 @@ class SegmentationNode:
         if params.publish_overlay:
             camera.pub_overlay = publisher("overlay", "rgb8")
 
-    def _wire(self, index: int, camera: CameraIO) -> bool:
+    def _wire(self, index: int, camera: CameraTopics) -> bool:
         """The subscription of one camera (io_mode inprocess); True when it subscribes to serialized messages."""
         from sensor_msgs.msg import CompressedImage, Image
 
@@ -239,44 +227,10 @@ class SegmentationNode:
             elif single is not None:
                 single.post(msg, compressed)
         msg_type, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
-        camera.sub, serialized = self._subscribe(msg_type, camera.prefix + topic, callback, self._image_qos(),
-                                                 self._event_callbacks(camera))
+        camera.sub, serialized = subscribe_images(
+            self.node, msg_type, camera.prefix + topic, callback, params.qos_reliability, params.qos_depth,
+            lambda text: self.qos_problem(index, text), self.log.warning)
         return serialized
-
-    def _subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], None], qos: Any,
-                   callbacks: Any) -> tuple[Any, bool]:
-        """A subscription that hands over the serialized bytes (no Python message object per frame); where this
-        rclpy cannot, one that hands over message objects, said in the log. Either way the worker parses them."""
-        try:
-            return self.node.create_subscription(msg_type, topic, callback, qos, event_callbacks=callbacks,
-                                                 raw=True), True
-        except TypeError:
-            self.log.warning("this rclpy cannot subscribe to serialized messages (raw=True): converting every frame "
-                             "to a Python message object, which costs milliseconds per large frame")
-            return self.node.create_subscription(msg_type, topic, callback, qos, event_callbacks=callbacks), False
-
-    def _image_qos(self) -> Any:
-        return image_qos(self.params.qos_reliability, self.params.qos_depth)
-
-    def _event_callbacks(self, camera: CameraIO) -> Any:
-        try:
-            from rclpy.event_handler import SubscriptionEventCallbacks
-        except ImportError:  # Humble
-            from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]
-        return SubscriptionEventCallbacks(incompatible_qos=lambda event: self._on_incompatible_qos(camera, event))
-
-    def _on_incompatible_qos(self, camera: CameraIO, event: Any) -> None:
-        from rclpy.qos import QoSPolicyKind
-
-        try:
-            policy = QoSPolicyKind(event.last_policy_kind).name
-        except ValueError:
-            policy = str(event.last_policy_kind)
-        text = (f"a publisher of {camera.topic} has incompatible QoS ({policy}; {event.total_count} so far): "
-                f"this node subscribes {self.params.qos_reliability}; set qos_reliability to match the camera")
-        camera.qos_problem = text
-        self._qos_problems[camera.topic] = text
-        self.worker.throttled("qos " + camera.topic, text, warn=True)
 
     # ---------------------------------------------------------------- publishing (collector thread)
     def _publish(self, pending: Pending, labels: np.ndarray) -> None:
@@ -295,11 +249,10 @@ class SegmentationNode:
             if camera.pub_overlay is not None and pending.rgb is not None:
                 camera.pub_overlay.publish(pending.header, overlay(pending.rgb, labels, self.params.overlay_alpha))
         finally:
-            if pending.source is not None:
-                pending.source.release()
+            pending.release()
 
     # ---------------------------------------------------------------- diagnostics (executor thread)
-    def _publishers(self, camera: CameraIO) -> int | None:
+    def _publishers(self, camera: CameraTopics) -> int | None:
         try:
             return int(self.node.count_publishers(camera.topic))
         except Exception:  # graph queries can fail while shutting down

@@ -1,5 +1,7 @@
-"""What the segmentation node does before it subscribes: pick the model file for backend + precision, check it
-against what was asked (precision, sidecar), build a missing TensorRT engine when asked to, create the backend.
+"""What the segmentation node does before it subscribes: pick the model file for backend + precision
+(:func:`resolve_model_file`: the one file of that precision, so switching precision can never pick up another
+precision's file), check it against what was asked (precision, sidecar), build a missing TensorRT engine when
+asked to, create the backend.
 
 Every problem becomes one :class:`StartupError` whose message says which file and how to make it, so that
 ``node.main`` can log it as one FATAL line and exit 1. Imports no rclpy; TensorRT only when an engine is built.
@@ -11,15 +13,63 @@ import time
 from pathlib import Path
 from typing import Any, Tuple
 
-from ..artifacts import BackendKind, batch_from_name, size_from_name
+from ..artifacts import ArtifactFolder, BackendKind, Precision, batch_from_name, size_from_name
 from ..engine.metadata import build_hint
 from ..errors import SegmentationError
 from ..runtime import Backend, BackendError, create_backend
-from .params import ModelFileError, NodeParams, resolve_model_file
+from .params import NodeParams
 
 
 class StartupError(RuntimeError, SegmentationError):
     """The node cannot start (missing/mismatched model file, bad parameter); the message says how to fix it."""
+
+
+class ModelFileError(FileNotFoundError, SegmentationError):
+    """No usable model file for the chosen backend/precision; the message says which file and how to make it."""
+
+
+def _find_size(directory: Path, model: str, precision: Precision, suffix: str, batch: int = 1) -> tuple[int, int]:
+    sizes = ArtifactFolder(directory).sizes(model, batch=batch, precision=precision, suffix=suffix)
+    if len(sizes) == 1:
+        return sizes[0]
+    if not sizes:
+        pattern = f"{model}_*x*_{'b%d_' % batch if batch > 1 else ''}{precision}{suffix}"
+        cameras = f" (batch {batch}: one frame per camera)" if batch > 1 else ""
+        raise ModelFileError(
+            f"no {pattern} in {directory}{cameras}; set engine_height/engine_width (or engine_path/onnx_path) or "
+            f"build it: {build_hint(model, None, precision, directory, batch=batch)}"
+        )
+    listed = ", ".join(f"{h}x{w}" for h, w in sizes)
+    raise ModelFileError(f"several sizes of {model} {precision} in {directory} ({listed}); set engine_height and "
+                         f"engine_width to pick one")
+
+
+def resolve_model_file(params: NodeParams) -> Path:
+    """The file the node loads for ``params``: the explicit path if given, else the precision's artifact name
+    (with ``_b<N>_`` for N > 1 cameras)."""
+    precision, backend = params.precision, params.backend
+    if backend is BackendKind.ONNXRUNTIME and params.onnx_path:
+        return Path(params.onnx_path)
+    if backend in (BackendKind.TENSORRT, BackendKind.TORCH) and params.engine_path:
+        return Path(params.engine_path)
+    if backend is BackendKind.TORCH:
+        raise ModelFileError("backend torch needs engine_path: a PyTorch checkpoint (.pt)")
+    suffix = ".onnx" if backend is BackendKind.ONNXRUNTIME else ".engine"
+    directory = Path(params.engine_dir)
+    if params.engine_height and params.engine_width:
+        size = (params.engine_height, params.engine_width)
+    else:
+        try:
+            size = _find_size(directory, params.model, precision, suffix, params.batch)
+        except ModelFileError as no_engine:
+            if suffix != ".engine":
+                raise
+            # no engine yet: the ONNX it is built from gives the size (build_engine_if_missing, clearer errors)
+            try:
+                size = _find_size(directory, params.model, precision, ".onnx", params.batch)
+            except ModelFileError:
+                raise no_engine from None
+    return ArtifactFolder(directory).path(params.model, size[0], size[1], precision, suffix, batch=params.batch)
 
 
 def load_backend(params: NodeParams, log: Any) -> Tuple[Backend, Path]:
@@ -113,4 +163,5 @@ def build_missing_engine(params: NodeParams, engine_path: Path, log: Any) -> Non
         log.info(f"{action} {engine_path} in {time.monotonic() - t0:.0f} s")
 
 
-__all__ = ["StartupError", "batch_mismatch", "build_missing_engine", "installed_tensorrt", "load_backend"]
+__all__ = ["ModelFileError", "StartupError", "batch_mismatch", "build_missing_engine", "installed_tensorrt", "load_backend",
+           "resolve_model_file"]

@@ -19,7 +19,6 @@ from typing import Any, Dict, Generic, Optional, Tuple, TypeVar
 from ..image_codec import DEFAULT_MAX_PIXELS
 from ..runtime import Backend, InferenceResult
 from .diagnostics import STAGES
-from .frame_ring import SlotFrame
 from .frames import Pending, age_ms
 from .latency import RateMeter, RollingWindow, StageLatency
 
@@ -146,13 +145,6 @@ class WorkerThreads(Generic[Work]):
         age = age_ms(pending.header, self.now_ns())
         if age == age:  # not NaN
             window.add("age", age)
-
-    # ---------------------------------------------------------------- frames that end without labels
-    @staticmethod
-    def _discard(msg: object) -> None:
-        """A frame that will not be published: a ring slot (process mode) goes back to its I/O process now."""
-        if isinstance(msg, SlotFrame):
-            msg.release()
 
     # ---------------------------------------------------------------- failures
     def _report(self, key: str, text: str, runtime: bool = False) -> None:

@@ -20,11 +20,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from ..image_cdr import Header
+from ...image_cdr import Header
 
 SHM_DIR = Path("/dev/shm")
 PREFIX = "trtseg-"
@@ -133,10 +133,19 @@ class SlotFrame:
     height: int
     width: int
     link: Any  # io_supervisor.IoLink of the generation that wrote it
+    received_ns: int = 0  # wall-clock time (ns) its I/O process took it
     released: bool = False
 
     def pixels(self) -> np.ndarray:
         return self.ring.pixels(self.slot, self.height, self.width)
+
+    def decode(self, order: str, max_pixels: int) -> Tuple[Header, np.ndarray]:
+        """Header and pixels: its I/O process checked them and wrote them in the network's order (``order``)."""
+        return self.header, self.pixels()
+
+    def held(self) -> Optional[SlotFrame]:
+        """Itself: its slot stays taken until the labels are published (the overlay reads its pixels)."""
+        return self
 
     def release(self) -> None:
         """Give the slot back to its I/O process (once; the labels were published by the inference process)."""

@@ -1,12 +1,13 @@
 """The inference process's side of the camera I/O processes (io_mode ``process``): start one io_process per camera,
 each with a fresh shared-memory ring (frame_ring), turn what it tells (io_messages) into the worker's mailbox
-posts and counts (an :class:`IoSink`), and restart a process that died, with back-off, while the other cameras go
-on. No ROS in here.
+posts and counts (a :class:`FrameSink`: the worker itself, so frames never pass through the rclpy node) and the
+node's per-camera state (an :class:`IoSink`), and restart a process that died, with back-off, while the other
+cameras go on. No ROS in here.
 
-Processes are started fresh (``python -m trt_segmentation.node.io_process``, never a fork of this rclpy process)
-in a session of their own (a Ctrl-C on the terminal reaches the node, which ends them), all from one supervisor
-thread: PR_SET_PDEATHSIG fires when the thread that started a process ends, so that thread lives as long as the
-processes should. Rings left by a killed node are swept when the next one starts.
+Processes are started fresh (``python -m trt_segmentation.node.camera_io.io_process``, never a fork of this rclpy
+process) in a session of their own (a Ctrl-C on the terminal reaches the node, which ends them), all from one
+supervisor thread: PR_SET_PDEATHSIG fires when the thread that started a process ends, so that thread lives as long
+as the processes should. Rings left by a killed node are swept when the next one starts.
 """
 
 from __future__ import annotations
@@ -25,20 +26,27 @@ from typing import Callable, Dict, List, Optional, Protocol
 from .frame_ring import FrameRing, SlotFrame, ring_name, sweep_stale_rings
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
 
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding trt_segmentation/
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])  # the folder holding trt_segmentation/
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 STABLE_S = 30.0  # a process that ran this long starts the back-off afresh when it dies
 
 
+class FrameSink(Protocol):
+    """Where a camera's frames and their counts go (the node's worker; called from that camera's reader thread)."""
+
+    def post_frame(self, camera: int, frame: SlotFrame) -> None:
+        """A frame in its ring slot (released once done with)."""
+
+    def refuse(self, camera: int, text: str) -> None:
+        """A frame the I/O process took and refused as bad input."""
+
+    def drop_taken(self, camera: int) -> None:
+        """A frame the I/O process took but had no free ring slot for."""
+
+
 class IoSink(Protocol):
-    """What the node does with what an I/O process tells (called from that camera's reader thread)."""
-
-    def frame(self, camera: int, frame: SlotFrame, received_ns: int) -> None: ...
-
-    def refused(self, camera: int, text: str) -> None: ...
-
-    def ring_full(self, camera: int) -> None: ...
+    """What the node keeps of its cameras' I/O processes (called from that camera's reader thread)."""
 
     def qos_problem(self, camera: int, text: str) -> None: ...
 
@@ -109,9 +117,10 @@ class _Camera:
 class IoSupervisor:
     """Starts, watches and restarts the cameras' I/O processes; ``stop`` ends them all and removes the rings."""
 
-    def __init__(self, cameras: List[CameraIoSpec], settings: IoSettings, sink: IoSink,
+    def __init__(self, cameras: List[CameraIoSpec], settings: IoSettings, frames: FrameSink, sink: IoSink,
                  log: Callable[[str, bool], None] = lambda text, warn: None) -> None:
         self.settings = settings
+        self.frames = frames
         self.sink = sink
         self.log = log
         self.cameras = [_Camera(spec, restart_at=0.0) for spec in cameras]
@@ -163,7 +172,7 @@ class IoSupervisor:
             ring.unlink()
             raise
         ours, theirs = socket.socketpair()
-        argv = [sys.executable, "-m", "trt_segmentation.node.io_process", "--fd", str(theirs.fileno()),
+        argv = [sys.executable, "-m", "trt_segmentation.node.camera_io.io_process", "--fd", str(theirs.fileno()),
                 "--parent-pid", str(self.owner), "--ring", ring.name, "--slots", str(s.slots),
                 "--max-pixels", str(s.max_pixels),
                 "--node-name", f"{s.node_name}_io_{spec.name or 'image'}", "--namespace", s.namespace,
@@ -205,19 +214,19 @@ class IoSupervisor:
 
     # ---------------------------------------------------------------- reader threads (one per generation)
     def _read(self, index: int, camera: _Camera, link: IoLink) -> None:
-        sink = self.sink
+        frames, sink = self.frames, self.sink
         while True:
             try:
                 message = link.link.recv()
             except (EOFError, OSError):
                 break
             if isinstance(message, FrameReady):
-                frame = SlotFrame(link.ring, message.slot, message.header, message.height, message.width, link)
-                sink.frame(index, frame, message.received_ns)
+                frames.post_frame(index, SlotFrame(link.ring, message.slot, message.header, message.height,
+                                                   message.width, link, message.received_ns))
             elif isinstance(message, BadFrame):
-                sink.refused(index, message.text)
+                frames.refuse(index, message.text)
             elif isinstance(message, RingFull):
-                sink.ring_full(index)
+                frames.drop_taken(index)
             elif isinstance(message, Ready):
                 sink.io_state(index, "")
                 with self._cv:
@@ -262,4 +271,4 @@ class IoSupervisor:
             self._thread.join(timeout=2.0)
 
 
-__all__ = ["CameraIoSpec", "IoLink", "IoSettings", "IoSink", "IoSupervisor"]
+__all__ = ["CameraIoSpec", "FrameSink", "IoLink", "IoSettings", "IoSink", "IoSupervisor"]

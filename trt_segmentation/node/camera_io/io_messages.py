@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..image_cdr import Header
+from ...image_cdr import Header
 
 
 # ------------------------------------------------------------------------------------ I/O process -> inference

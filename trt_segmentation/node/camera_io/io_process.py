@@ -1,15 +1,15 @@
-"""A camera's I/O process: ``python -m trt_segmentation.node.io_process`` started and owned by the node
+"""A camera's I/O process: ``python -m trt_segmentation.node.camera_io.io_process`` started and owned by the node
 (io_supervisor.py).
 
 It subscribes to the camera (serialized messages), takes each frame (rcl copies it out of the middleware while
-holding this process's GIL, not the inference process's), reads header and fields from the CDR bytes
-(image_cdr), checks and converts them (image_codec) and copies the pixels once into a free slot of the
-shared-memory ring (frame_ring), then tells the inference process the slot number and header (io_messages); the
-inference process gives the slot back once that frame's labels are published. This process publishes nothing:
-its interpreter lock is left to the takes, which hold it for a whole frame copy (on a saturated GPU node the takes
-alone held it 78 % of the time, and the first design, which also published the labels here, starved its publisher
-behind them; docs/benchmarks.md). It ends when the inference process closes the link or dies (PR_SET_PDEATHSIG,
-and the link's end of file), or on SIGINT/SIGTERM.
+holding this process's GIL, not the inference process's), decodes it (frames.decode_message, the one decode of
+both programs: header and fields from the CDR bytes, image_cdr; checks and conversion, image_codec) and copies the
+pixels once into a free slot of the shared-memory ring (frame_ring), then tells the inference process the slot
+number and header (io_messages); the inference process gives the slot back once that frame's labels are published.
+This process publishes nothing: its interpreter lock is left to the takes, which hold it for a whole frame copy (on
+a saturated GPU node the takes alone held it 78 % of the time, and the first design, which also published the
+labels here, starved its publisher behind them; docs/benchmarks.md). It ends when the inference process closes the
+link or dies (PR_SET_PDEATHSIG, and the link's end of file), or on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import numpy as np
 
-from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
-from ..image_codec import decode_compressed, image_to_array
+from ..frames import decode_message
+from ..heap import keep_frames_on_heap
+from ..qos import subscribe_images
+from ..teardown import teardown_ros
 from .frame_ring import FrameRing
-from .heap import keep_frames_on_heap
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
-from .qos import image_qos
-from .teardown import teardown_ros
 
 PR_SET_PDEATHSIG = 1
 
@@ -48,8 +47,9 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-class CameraIo:
-    """The take -> ring -> link path of one camera and the slots coming back (no rclpy in here)."""
+class RingFeeder:
+    """Feeds one camera's frames into its ring: take -> convert -> free slot -> tell the link, and frees the slots
+    the inference process gives back (no rclpy in here)."""
 
     def __init__(self, link: Connection, ring: FrameRing, order: str, max_pixels: int) -> None:
         self.link = link
@@ -68,7 +68,7 @@ class CameraIo:
     def take(self, msg: Any, compressed: bool) -> None:
         received_ns = time.time_ns()
         try:
-            header, image = self._convert(msg, compressed)
+            header, image = decode_message(msg, compressed, self.order, self.max_pixels)
         except Exception as exc:  # noqa: BLE001 - any conversion failure is this frame's fault (frames.convert_frame)
             self.send(BadFrame(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)))
             return
@@ -80,16 +80,6 @@ class CameraIo:
         height, width = image.shape[:2]
         np.copyto(self.ring.pixels(slot, height, width), image)
         self.send(FrameReady(slot, header, height, width, received_ns))
-
-    def _convert(self, msg: Any, compressed: bool) -> Tuple[Header, np.ndarray]:
-        serialized = isinstance(msg, (bytes, bytearray, memoryview))
-        if compressed:
-            packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
-            rgb = decode_compressed(packed.format, packed.data, self.max_pixels)
-            return packed.header, rgb if self.order == "rgb" else rgb[..., ::-1]
-        fields = parse_image(msg) if serialized else fields_from_message(msg)
-        return fields.header, image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data,
-                                             self.order, self.max_pixels)
 
     # ---------------------------------------------------------------- link thread
     def serve(self) -> None:
@@ -135,41 +125,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     ring = FrameRing.attach(args.ring, args.slots, args.max_pixels)
     rclpy.init(args=["--ros-args"])
     node = rclpy.create_node(args.node_name, namespace=args.namespace)
-    io = CameraIo(link, ring, args.order, args.max_pixels)
-    qos = image_qos(args.reliability, args.depth)
-    try:
-        from rclpy.event_handler import SubscriptionEventCallbacks
-    except ImportError:  # Humble
-        from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef,unused-ignore]
-
-    def on_qos(event: Any) -> None:
-        from rclpy.qos import QoSPolicyKind
-
-        try:
-            policy = QoSPolicyKind(event.last_policy_kind).name
-        except ValueError:
-            policy = str(event.last_policy_kind)
-        io.send(QosProblem(f"a publisher of {args.image_topic} has incompatible QoS ({policy}; {event.total_count} "
-                           f"so far): this node subscribes {args.reliability}; set qos_reliability to match the "
-                           "camera"))
-
-    msg_type = CompressedImage if args.compressed else Image
-    events = SubscriptionEventCallbacks(incompatible_qos=on_qos)
-    try:
-        node.create_subscription(msg_type, args.image_topic, lambda msg: io.take(msg, args.compressed), qos,
-                                 event_callbacks=events, raw=True)
-    except TypeError:  # an rclpy without raw subscriptions: message objects (frames.py reads both)
-        node.create_subscription(msg_type, args.image_topic, lambda msg: io.take(msg, args.compressed), qos,
-                                 event_callbacks=events)
+    feeder = RingFeeder(link, ring, args.order, args.max_pixels)
+    subscribe_images(node, CompressedImage if args.compressed else Image, args.image_topic,
+                     lambda msg: feeder.take(msg, args.compressed), args.reliability, args.depth,
+                     lambda text: feeder.send(QosProblem(text)))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
     def serve() -> None:
-        io.serve()
+        feeder.serve()
         os.kill(os.getpid(), signal.SIGTERM)  # the inference process closed the link or died: end (rclpy's handler)
 
     threading.Thread(target=serve, name="io-serve", daemon=True).start()
-    io.send(Ready(os.getpid()))
+    feeder.send(Ready(os.getpid()))
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
