@@ -206,11 +206,12 @@ def test_a_range_cache_with_a_reversed_range_is_corrupt(tmp_path: Path) -> None:
 
 
 def test_the_engine_builder_refuses_int8_cpu(made, tmp_path: Path) -> None:  # noqa: ANN001
-    from trt_segmentation.engine.builder import build_engine, build_missing_engine, tensorrt_precision
+    from trt_segmentation.engine.builder import build_engine, tensorrt_precision
+    from trt_segmentation.engine.on_target import build_from_folder
 
     assert tensorrt_precision("int8") is Precision.INT8
     for call in (lambda: build_engine(made["vnni"].path, tmp_path / "x.engine", "int8-cpu", builder="tensorrt-rtx"),
-                 lambda: build_missing_engine(tmp_path / f"{made['vnni'].path.stem}.engine", "int8-cpu")):
+                 lambda: build_from_folder(tmp_path / f"{made['vnni'].path.stem}.engine", "int8-cpu")):
         with pytest.raises(ValueError, match="ONNX Runtime CPU variant and is never built into a TensorRT engine"):
             call()
     assert not list(tmp_path.glob("*.engine"))

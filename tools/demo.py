@@ -148,7 +148,7 @@ def running_node(out: Path, model: str, size: tuple[int, int], node_arguments: d
 
 def replay(out: Path) -> int:
     """Play the demo bag into the node (reliable, stamped now, once the node subscribed); the frames sent."""
-    from trt_segmentation.data.bag_player import play_bag
+    from trt_segmentation.apps.bag_player import play_bag
 
     return play_bag(out / "street_bag", rate=1.0, stamps="now", qos="reliable", wait_for_subscribers=1,
                     progress=False, log=lambda text: print(f"  {text}"))

@@ -338,16 +338,3 @@ def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Pa
     if trt.builder == "tensorrt" and trt.major < 11 and member.implicit_ok:
         return BuilderKind.IMPLICIT
     return BuilderKind.EXPLICIT
-
-
-def build_missing_engine(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
-                         progress: Callable[[str], None] | None = None, device: int = 0,
-                         implicit_calibration: str | None = None, workspace_mib: int | None = None) -> EngineMetadata:
-    """What the node's ``build_engine_if_missing`` calls: build ``engine_path`` the way the installed TensorRT
-    needs, from the files next to it (``<stem>.onnx``, the variant; ``<model>_<H>x<W>_fp32.onnx`` for the implicit
-    path, calibrated with the variant's Q/DQ scales, or with ``calibration`` images under
-    ``implicit_calibration='tensorrt-entropy'``). See on_target.build_from_folder."""
-    from .on_target import build_from_folder
-
-    return build_from_folder(engine_path, precision, calibration=calibration, progress=progress, device=device,
-                             implicit_calibration=implicit_calibration, workspace_mib=workspace_mib)
