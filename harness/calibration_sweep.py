@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         result = calibrate_row(args.onnx, args.data, Row.parse(args.child_row), out, args.batch)
         out.with_suffix(".calibration.json").write_text(json.dumps(result))
         return 0
+    from trt_segmentation.apps.evaluation import evaluate_backend, open_model
     from trt_segmentation.data.cityscapes import CityscapesSplit
-    from trt_segmentation.evaluation import evaluate_backend, open_model
 
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "sweep.jsonl"

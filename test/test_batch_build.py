@@ -19,7 +19,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from trt_segmentation.apps.build import PipelineStep, run_pipeline
 from trt_segmentation.artifacts import Precision, artifact_path, batch_from_name
+from trt_segmentation.build_request import BuildRequest
 from trt_segmentation.engine.calibration_feeder import network_input_spec
 from trt_segmentation.engine.metadata import (
     MetadataError,
@@ -29,7 +31,6 @@ from trt_segmentation.engine.metadata import (
     rebuild_command,
 )
 from trt_segmentation.export import ExportOptions, export_onnx, read_contract
-from trt_segmentation.pipeline import PipelineRequest, PipelineStep, run_pipeline
 from trt_segmentation.precision import make_variant
 from trt_segmentation.precision.calibration_data import (
     CalibrationDataError,
@@ -55,7 +56,7 @@ def built(tmp_path_factory, random_model_factory) -> dict:  # noqa: ANN001
     write_street_split(base / "street", "train", 12, seed=0, height=H, width=W, progress=False)
     calibration = base / "street" / "leftImg8bit" / "train"
     log: list[str] = []
-    steps = run_pipeline(PipelineRequest(precisions=list(Precision), checkpoint=checkpoint, size=(H, W), batch=BATCH,
+    steps = run_pipeline(BuildRequest(precisions=list(Precision), checkpoint=checkpoint, size=(H, W), batch=BATCH,
                                          calibration=str(calibration), calibration_count=12,
                                          out_dir=base / "out", builder="none"), log=log.append)
     return {"base": base, "model": model, "steps": {s.precision: s for s in steps}, "calibration": calibration,
@@ -113,7 +114,7 @@ def test_the_sidecar_records_the_batch_and_another_batch_is_a_mismatch(built, tm
 def test_an_onnx_of_another_batch_than_asked_is_refused(built) -> None:  # noqa: ANN001
     fp32 = built["steps"][Precision.FP32].onnx
     with pytest.raises(ValueError, match=r"exported with batch 3, not 1.*--batch 3"):
-        run_pipeline(PipelineRequest(precisions=[Precision.FP32], onnx=fp32, out_dir=built["base"] / "other",
+        run_pipeline(BuildRequest(precisions=[Precision.FP32], onnx=fp32, out_dir=built["base"] / "other",
                                      builder="none"), log=lambda _: None)
 
 

@@ -50,16 +50,16 @@ def test_a_small_batch_variant_gets_its_own_row(tmp_path, random_model_factory) 
     """A batch-3 variant beside the batch-1 file: found by name, ONNX Runtime's batch rows compared with the batch-1
     frames (equal: the same network), then the row stops where TensorRT is needed (it builds and compares the
     batch-3 engine on the target)."""
-    from trt_segmentation.artifacts import artifact_path
-    from trt_segmentation.engine.tensorrt_adapter import real_tensorrt
-    from trt_segmentation.export import ExportOptions, export_onnx
-    from trt_segmentation.runtime.target_check import (
+    from trt_segmentation.apps.target_check import (
         batch_variants,
         batches,
         check_batch,
         format_table,
         sample_images,
     )
+    from trt_segmentation.artifacts import artifact_path
+    from trt_segmentation.engine.tensorrt_adapter import real_tensorrt
+    from trt_segmentation.export import ExportOptions, export_onnx
 
     if real_tensorrt() is not None:
         pytest.skip("TensorRT is installed: the target runs this row for real (tools/check_on_target.py)")
@@ -89,7 +89,7 @@ def test_exit_code_passes_skipped_rows_and_reports_missing_or_failed_ones() -> N
     """A SKIPPED row (not checked here by design) does not make a target where every other row passes incomplete;
     a MISSING file gives 2, a FAIL 1. (Batch rows built the implicit way are no longer skipped: issue 18, see
     test_vehicle_build.py::test_defect9_*.)"""
-    from trt_segmentation.runtime.target_check import CheckRow, exit_code, format_table
+    from trt_segmentation.apps.target_check import CheckRow, exit_code, format_table
 
     row = CheckRow("mixed", "SKIPPED", "b3", "m_b3_mixed.onnx", "m_b3_mixed.engine", notes=["not here"], batch=3)
     assert "mixed b3: not here" in format_table([row])

@@ -15,7 +15,7 @@ CASES = {
     "runtime": ["trt_segmentation.runtime", "trt_segmentation.runtime.onnxruntime_backend",
                 "trt_segmentation.runtime.tensorrt_backend", "trt_segmentation.runtime.cuda_slots",
                 "trt_segmentation.runtime.torch_model", "trt_segmentation.runtime.checkpoint_backend",
-                "trt_segmentation.runtime.target_check",
+                "trt_segmentation.apps.target_check",
                 "trt_segmentation.engine.metadata", "trt_segmentation.image_codec", "trt_segmentation.palette",
                 "trt_segmentation.artifacts", "trt_segmentation.errors", "trt_segmentation.build_request",
                 "trt_segmentation.cli"],
@@ -36,7 +36,7 @@ def test_imports_stay_light(layer: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ import direction
 LAYERS = {"models": 0, "data": 1, "export": 1, "precision": 2, "training": 2, "engine": 3, "runtime": 4,
-          "node": 5, "image_cdr": 5, "apps": 6, "pipeline": 6, "evaluation": 6, "benchmarking": 6, "commands": 7}
+          "node": 5, "image_cdr": 5, "apps": 6, "commands": 7}
 """The tower, bottom to top: foundations -> models -> data/export -> precision/training -> engine -> runtime -> node
 -> apps (what composes the layers) -> commands (tools/ and harness/ sit above, outside the package). A unit (a
 folder or a top-level module of the package) imports only units of its own floor or below."""

@@ -27,10 +27,10 @@ FP32_MIOU_FLOOR = 0.910
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):  # noqa: ANN001, ANN201
     assert CHECKPOINT.is_file(), f"the bundled demo checkpoint {CHECKPOINT} is missing"  # committed: never skip
+    from trt_segmentation.apps.evaluation import evaluate_variants
     from trt_segmentation.artifacts import artifact_path
     from trt_segmentation.data.cityscapes import CityscapesSplit
     from trt_segmentation.data.street_scenes import write_street_split
-    from trt_segmentation.evaluation import evaluate_variants
     from trt_segmentation.export import ExportOptions, export_onnx
     from trt_segmentation.models import load_checkpoint
     from trt_segmentation.precision import load_calibration_set, make_variant

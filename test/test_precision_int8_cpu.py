@@ -149,7 +149,7 @@ def test_the_contract_says_what_it_is_and_for_which_cpu(made) -> None:  # noqa: 
 def test_onnx_runtime_labels_follow_fp32(made, name: str) -> None:  # noqa: ANN001
     """Measured on this seeded net and its 8 calibration frames: 8-bit weights 0.9826, 7-bit weights 0.9819 of
     the pixels (random weights: logits are close together, so this is far below a trained net's 99.8 %)."""
-    from trt_segmentation.evaluation import label_agreement
+    from trt_segmentation.apps.evaluation import label_agreement
 
     assert label_agreement(made["fp32"], made[name].path, made["calibration"].frames) > 0.95
 

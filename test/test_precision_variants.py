@@ -162,8 +162,8 @@ def test_variants_track_fp32_logits_on_a_random_weight_net(variants) -> None:  #
     agreement 0.93-1.00 on the same nets; the fixture's seed 0: int8 22 dB); int8 fed BGR frames gave 13.3 dB,
     a saturating INT8 kernel 13.6 dB on the net that used to fail. The trained model's targets are in
     test_precision_accuracy.py."""
+    from trt_segmentation.apps.evaluation import label_agreement
     from trt_segmentation.data.image_folder import iter_image_folder
-    from trt_segmentation.evaluation import label_agreement
 
     frames = np.stack([rgb for _, rgb in iter_image_folder(variants["street"] / "leftImg8bit" / "val", recursive=True)])
     reference = run_logits(variants["fp32"], frames)

@@ -47,8 +47,9 @@ needs_rtx = pytest.mark.skipif(tensorrt_rtx() is None, reason="TensorRT-RTX is n
 def folder(tmp_path_factory, random_model_factory) -> Path:  # noqa: ANN001
     import torch
 
+    from trt_segmentation.apps.build import run_pipeline
+    from trt_segmentation.build_request import BuildRequest
     from trt_segmentation.data.street_scenes import write_street_split
-    from trt_segmentation.pipeline import PipelineRequest, run_pipeline
 
     base = tmp_path_factory.mktemp("vehicle")
     checkpoint = base / "random.pt"
@@ -56,7 +57,7 @@ def folder(tmp_path_factory, random_model_factory) -> Path:  # noqa: ANN001
     write_street_split(base / "street", "train", 8, seed=0, height=H, width=W, progress=False)
     out = base / "artifacts"
     for batch, precisions in ((1, ["fp32", "fp16", "int8", "mixed"]), (2, ["fp32", "mixed"])):
-        run_pipeline(PipelineRequest(precisions=[Precision.parse(p) for p in precisions], checkpoint=checkpoint,
+        run_pipeline(BuildRequest(precisions=[Precision.parse(p) for p in precisions], checkpoint=checkpoint,
                                      size=(H, W), batch=batch, calibration=str(base / "street/leftImg8bit/train"),
                                      calibration_count=8, calibration_batch=2 * batch, out_dir=out, builder="none"),
                      log=lambda _line: None)
@@ -211,8 +212,8 @@ def test_defect3_int8_on_a_dla_core_before_tensorrt_10_is_built_implicitly(folde
 
 
 def test_defect4_a_failing_build_or_run_fails_its_row_not_the_table() -> None:
+    from trt_segmentation.apps.target_check import CheckRow, _build, _compare, exit_code
     from trt_segmentation.cuda_driver import CudaUnavailable
-    from trt_segmentation.runtime.target_check import CheckRow, _build, _compare, exit_code
 
     def no_pycuda() -> None:
         raise CudaUnavailable("pycuda is not installed")
@@ -336,10 +337,10 @@ def test_defect9_batch_rows_on_8_5_and_8_6_build_the_implicit_way_from_the_folde
 
 @needs_rtx
 def test_defect2_an_engine_that_does_not_fit_fails_or_is_rebuilt_when_allowed(folder: Path, tmp_path: Path) -> None:
+    from trt_segmentation.apps.target_check import CheckRow, prepare_engine
     from trt_segmentation.engine.builder import build_engine
     from trt_segmentation.engine.on_target import EngineDoesNotFit, ensure_engine, fit_problems
     from trt_segmentation.engine.tensorrt_adapter import real_tensorrt
-    from trt_segmentation.runtime.target_check import CheckRow, prepare_engine
 
     work = tmp_path / "copied"
     shutil.copytree(folder, work)

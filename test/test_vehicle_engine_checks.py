@@ -155,14 +155,14 @@ def test_the_engine_inspector_counts_int8_layers(tmp_path: Path) -> None:
 
 
 def _ort_labels(onnx: Path, images: list) -> list:
-    from trt_segmentation.runtime.target_check import _ort_labels as labels
+    from trt_segmentation.apps.target_check import _ort_labels as labels
 
     return labels(onnx, images)[0]
 
 
 def test_an_int8_row_without_int8_layers_or_unlike_its_variant_fails(tmp_path: Path) -> None:
+    from trt_segmentation.apps.target_check import CheckRow, format_table, judge, sample_images
     from trt_segmentation.artifacts import Precision
-    from trt_segmentation.runtime.target_check import CheckRow, format_table, judge, sample_images
 
     folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"))
     images = sample_images(3, H, W, seed=1)
@@ -189,8 +189,8 @@ def test_an_int8_row_without_int8_layers_or_unlike_its_variant_fails(tmp_path: P
 def test_no_int8_layer_fails_a_gpu_row_and_is_a_note_on_a_dla_row(tmp_path: Path) -> None:
     """The inspector's DLA output is not known yet (probably one foreign-node layer without INT8 formats): a DLA
     int8/mixed row with 0 INT8 layers is noted, not failed; the same count on the GPU FAILs."""
+    from trt_segmentation.apps.target_check import CheckRow, judge, sample_images
     from trt_segmentation.artifacts import Precision
-    from trt_segmentation.runtime.target_check import CheckRow, judge, sample_images
 
     folder = variant_folder(tmp_path / "engines", ("fp32", "int8"))
     images = sample_images(3, H, W, seed=1)

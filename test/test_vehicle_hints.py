@@ -186,10 +186,10 @@ def test_the_build_log_names_the_typing_it_builds(tmp_path: Path) -> None:
 def test_the_hints_for_a_dla_engine_name_its_model_and_core(tmp_path: Path) -> None:
     """An engine that does not fit, and one without a sidecar, told by the engine's name: model, size, precision
     and DLA core (``<model>_<H>x<W>_<precision>.dla0.engine``), whichever tool refuses it."""
+    from trt_segmentation.apps.target_check import CheckRow, prepare_engine
     from trt_segmentation.artifacts import Precision
     from trt_segmentation.engine.metadata import MetadataError, read_metadata
     from trt_segmentation.engine.on_target import EngineDoesNotFit, ensure_engine
-    from trt_segmentation.runtime.target_check import CheckRow, prepare_engine
 
     folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"), model=MODEL)
     engine = onnx_path(folder, "mixed", ".dla0.engine")

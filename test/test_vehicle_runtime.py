@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 VEHICLE_MODULES = [
     "trt_segmentation.runtime", "trt_segmentation.runtime.backend", "trt_segmentation.runtime.cuda_slots",
     "trt_segmentation.runtime.tensorrt_backend", "trt_segmentation.runtime.onnxruntime_backend",
-    "trt_segmentation.runtime.target_check", "trt_segmentation.engine.metadata", "trt_segmentation.engine.builder",
+    "trt_segmentation.apps.target_check", "trt_segmentation.engine.metadata", "trt_segmentation.engine.builder",
     "trt_segmentation.engine.tensorrt_adapter", "trt_segmentation.engine.parser_support",
     "trt_segmentation.engine.calibration_feeder", "trt_segmentation.onnx_metadata", "trt_segmentation.artifacts",
     "trt_segmentation.node.diagnostics", "trt_segmentation.node.latency", "trt_segmentation.palette",

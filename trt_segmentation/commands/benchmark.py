@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     models = args.model or ([] if args.checkpoints else ["swiftnet_ss_rn18"])
-    from ..benchmarking import (
+    from ..apps.benchmarking import (
         format_table,
         time_backend,
         time_torch_executor,
@@ -141,7 +141,7 @@ def _parts(args: argparse.Namespace, models: list[str], height: int, width: int)
 
     import torch
 
-    from ..benchmarking import format_parts_table, time_onnxruntime_parts, time_torch_parts
+    from ..apps.benchmarking import format_parts_table, time_onnxruntime_parts, time_torch_parts
     from ..models import architecture_from_name
     from ..models.swiftnet import SwiftNet, check_input_size
 

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
               "(make it in a call without --implicit)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from ..pipeline import check_variant_tools, run_pipeline
+    from ..apps.build import check_variant_tools, run_pipeline
     from ..precision.variants import needs_calibration
 
     # without torch (a vehicle): what needs the build machine, and its command. Checked here as well as in

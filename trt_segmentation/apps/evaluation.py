@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import BackendKind, Precision, artifact_path
-from .image_codec import resize_image, resize_nearest
-from .metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
-from .runtime import create_backend, open_model_file
-from .runtime.backend import Backend, BackendError
+from ..artifacts import BackendKind, Precision, artifact_path
+from ..image_codec import resize_image, resize_nearest
+from ..metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
+from ..runtime import create_backend, open_model_file
+from ..runtime.backend import Backend, BackendError
 
 
 @dataclass
@@ -43,7 +43,7 @@ class EvalResult:
         return 1e3 * self.seconds / self.frames if self.frames else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        from .palette import CLASS_NAMES
+        from ..palette import CLASS_NAMES
 
         names = CLASS_NAMES if len(self.iou) == len(CLASS_NAMES) else tuple(str(i) for i in range(len(self.iou)))
         out: dict[str, Any] = {
@@ -56,7 +56,7 @@ class EvalResult:
         return out
 
     def summary(self) -> str:
-        from .metrics import format_iou_table
+        from ..metrics import format_iou_table
 
         text = (f"mIoU {100 * self.miou:.2f} %   pixel accuracy {100 * self.pixel_accuracy:.2f} %   "
                 f"{self.frames} frames, {self.ms_per_frame:.1f} ms/frame\n" + format_iou_table(self.iou))

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import ArtifactFolder, BuilderKind, Precision, artifact_path
-from .backend import Backend, BackendError, InferenceResult
+from ..runtime.backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
 #: keyed by Precision.family (every INT8 variant shares int8's)
@@ -118,7 +118,7 @@ def sample_images(count: int, height: int, width: int, folder: Path | None = Non
 
 
 def _ort_labels(onnx: Path, images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
-    from .onnxruntime_backend import OnnxRuntimeBackend
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     with OnnxRuntimeBackend(onnx) as backend:
         order = backend.contract.channel_order
@@ -154,7 +154,7 @@ def _recorded_memory(row: CheckRow, engine: Path) -> None:
 
 def _tensorrt_labels(engine: Path, precision: Precision, images: list[np.ndarray], device: int = 0,
                      row: CheckRow | None = None) -> tuple[list[np.ndarray], float]:
-    from .tensorrt_backend import TensorRtBackend
+    from ..runtime.tensorrt_backend import TensorRtBackend
 
     with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:  # hashes the build's source ONNX
         _inspect(row, backend)
@@ -191,7 +191,7 @@ def _in_order(rgb: list[np.ndarray], order: str) -> list[np.ndarray]:
 
 def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
     """ONNX Runtime's labels of every row of ``groups`` on a batch-N ONNX, and its median ms per batch."""
-    from .onnxruntime_backend import OnnxRuntimeBackend
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     with OnnxRuntimeBackend(onnx) as backend:
         labels: list[np.ndarray] = []
@@ -205,7 +205,7 @@ def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[
 
 def _tensorrt_batch_labels(engine: Path, precision: Precision, groups: list[list[np.ndarray]], device: int = 0,
                            row: CheckRow | None = None) -> tuple[list[np.ndarray], float]:
-    from .tensorrt_backend import TensorRtBackend
+    from ..runtime.tensorrt_backend import TensorRtBackend
 
     with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:
         _inspect(row, backend)
