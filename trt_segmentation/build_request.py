@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import cli
 from .artifacts import CALIBRATION_COUNT, CAMERA_FORMATS, InputFormat, Precision, artifact_stem
+from .errors import InputError
 
 SOURCE_PLACEHOLDER = "<fp32 onnx, or --checkpoint PT>"
 SIZE_PLACEHOLDER = "<H>x<W>"
@@ -188,7 +189,7 @@ def workspace_limit_mib(requested: Optional[int], platform: str) -> Optional[int
     if requested is None:
         return JETSON_WORKSPACE_MIB if platform else None
     if requested < 0:
-        raise ValueError(f"the workspace limit is a number of MiB >= 0 (0: no limit), got {requested}")
+        raise InputError(f"the workspace limit is a number of MiB >= 0 (0: no limit), got {requested}")
     return int(requested) or None
 
 

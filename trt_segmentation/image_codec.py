@@ -17,7 +17,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .errors import SegmentationError
+from .errors import InputError, SegmentationError
 
 # encoding -> (channels, index of R, G, B inside a pixel); mono8 has one channel used for all three
 ENCODINGS: Dict[str, Tuple[int, Tuple[int, int, int]]] = {
@@ -67,7 +67,7 @@ def image_to_array(
     non-contiguous. Callers that need a contiguous array call ``np.ascontiguousarray`` exactly once.
     """
     if order not in ("rgb", "bgr"):
-        raise ValueError(f"order must be 'rgb' or 'bgr', got {order!r}")
+        raise InputError(f"order must be 'rgb' or 'bgr', got {order!r}")
     if encoding not in ENCODINGS:
         raise ImageDecodeError(
             f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"

@@ -16,7 +16,7 @@ from ..build_request import BuildRequest
 from ..engine.builder import build_engine, build_path, explicit_path_problem
 from ..engine.metadata import on_target_command, rebuild_command
 from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable, load_tensorrt
-from ..errors import SegmentationError
+from ..errors import InputError, SegmentationError
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract_dict
 
@@ -43,23 +43,23 @@ def export_fp32(req: BuildRequest, log: Callable[[str], None]) -> tuple[Path, st
     ``req.checkpoint`` at ``req.size`` with ``req.batch`` frames per run."""
 
     if req.batch < 1:
-        raise ValueError(f"batch must be at least 1, got {req.batch}")
+        raise InputError(f"batch must be at least 1, got {req.batch}")
     if req.onnx is not None:
         contract = read_contract_dict(req.onnx)
         if req.size and (contract["height"], contract["width"]) != tuple(req.size):
-            raise ValueError(
+            raise InputError(
                 f"{req.onnx} was exported at {contract['height']}x{contract['width']}, not "
                 f"{req.size[0]}x{req.size[1]}; re-export it (tools/export_onnx.py --size) or drop --size"
             )
         onnx_batch = int(contract.get("batch", 1))
         if onnx_batch != req.batch:
-            raise ValueError(
+            raise InputError(
                 f"{req.onnx} was exported with batch {onnx_batch}, not {req.batch}; re-export it "
                 f"(tools/export_onnx.py --batch {req.batch}) or pass --batch {onnx_batch}"
             )
         return req.onnx, None
     if req.checkpoint is None or req.size is None:
-        raise ValueError("give --onnx FP32_ONNX, or --checkpoint PT together with --size HxW")
+        raise InputError("give --onnx FP32_ONNX, or --checkpoint PT together with --size HxW")
     from ..export import ExportOptions, export_onnx
     from ..models import load_checkpoint
 
@@ -171,7 +171,7 @@ def run_pipeline(req: BuildRequest, log: Callable[[str], None] = print) -> list[
         variant_path = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".onnx",
                                      batch=contract.batch)
         if not precision.tensorrt and req.implicit:
-            raise ValueError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
+            raise InputError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
                              "--implicit, or build it in a separate call)")
         fp16_flag = torch_free_fp16(req, precision)
         implicit = req.implicit or fp16_flag

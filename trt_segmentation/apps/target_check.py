@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import ArtifactFolder, BuilderKind, Precision, artifact_path
+from ..errors import MissingFile
 from ..runtime.backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
@@ -106,7 +107,7 @@ def sample_images(count: int, height: int, width: int, folder: Path | None = Non
     if folder is not None:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
         if not files:
-            raise FileNotFoundError(f"no .png/.jpg images in {folder}")
+            raise MissingFile(f"no .png/.jpg images in {folder}")
         return [np.asarray(Image.open(p).convert("RGB").resize((width, height), bilinear)) for p in files]
     rng = np.random.default_rng(seed)
     images = []

@@ -18,6 +18,7 @@ from typing import Any
 from ..artifacts import Artifact, BuilderKind, Precision, artifact_path, batch_from_name
 from ..build_request import workspace_limit_mib
 from ..cli import tool_command
+from ..errors import InputError, MissingFile
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract, read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
@@ -77,14 +78,14 @@ def build_engine(
     precision = tensorrt_precision(precision)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():
-        raise FileNotFoundError(f"ONNX file not found: {onnx_path}")
+        raise MissingFile(f"ONNX file not found: {onnx_path}")
     trt = load_tensorrt(builder)
     contract = read_contract_dict(onnx_path)
     batch = int(contract.get("batch", 1))
     if batch_from_name(engine_path.name) != batch:  # the sidecar check would refuse the engine under that name
         expected = artifact_path(engine_path.parent, str(contract["model"]), int(contract["height"]),
                                  int(contract["width"]), precision, ".engine", batch=batch)
-        raise ValueError(f"{onnx_path.name} is a batch {batch} model, the engine name {engine_path.name} says batch "
+        raise InputError(f"{onnx_path.name} is a batch {batch} model, the engine name {engine_path.name} says batch "
                          f"{batch_from_name(engine_path.name)}; build it as {expected}")
     if implicit:
         if trt.builder != "tensorrt" or trt.major >= 11:
@@ -93,9 +94,9 @@ def build_engine(
                 f"{trt.version}. Build the explicit variant ONNX instead (drop --implicit)."
             )
         if contract.get("precision", "fp32") != "fp32":
-            raise ValueError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
+            raise InputError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
         if not precision.implicit_ok and scales_from is None:  # its own scales come as a table (item 4 of #32)
-            raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path, "
+            raise InputError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path, "
                              "or its variant's own Q/DQ scales as the calibration table (scales_from)")
     else:
         problem = explicit_path_problem(trt, onnx_path)
@@ -108,10 +109,10 @@ def build_engine(
     if named_core != dla_core:  # the node and build_on_target look for <stem>.dla<N>.engine, GPU engines without it
         expected = Artifact(engine_path.parent, str(contract["model"]), int(contract["height"]),
                             int(contract["width"]), precision, ".engine", batch, dla_core).path
-        raise ValueError(f"the engine name {engine_path.name} says DLA core {named_core} (-1: the GPU), the build is "
+        raise InputError(f"the engine name {engine_path.name} says DLA core {named_core} (-1: the GPU), the build is "
                          f"for {dla_core}; build it as {expected}")
     if not implicit and contract.get("precision", "fp32") != precision:
-        raise ValueError(
+        raise InputError(
             f"{onnx_path} holds the {contract.get('precision')} variant, not {precision}; make it with "
             f"{tool_command('calibrate')} or {tool_command('build_engine', '--precision', precision.value)}"
         )
@@ -257,7 +258,7 @@ def _implicit_calibrator(
     onnx_path: Path, engine_path: Path, calibration: Any, device: int = 0
 ) -> tuple[Any, dict[str, Any]]:
     if calibration is None:
-        raise ValueError("INT8 on the implicit path needs calibration images (--calibration)")
+        raise InputError("INT8 on the implicit path needs calibration images (--calibration)")
     from ..precision.calibration_data import CalibrationSet, load_calibration_set
     from .implicit_calibrator import EntropyCalibrator, calibration_table_path
 
@@ -300,7 +301,7 @@ def tensorrt_precision(precision: str | Precision) -> Precision:
     uint8 asymmetric Q/DQ is made for ONNX Runtime's CPU kernels and never given to TensorRT."""
     member = Precision.parse(precision)
     if not member.tensorrt:
-        raise ValueError(f"{member.value} is an ONNX Runtime CPU variant and is never built into a TensorRT engine; "
+        raise InputError(f"{member.value} is an ONNX Runtime CPU variant and is never built into a TensorRT engine; "
                          "run it with backend onnxruntime, or build int8 or mixed for TensorRT")
     return member
 

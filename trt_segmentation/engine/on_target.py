@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import Artifact, BuilderKind, Precision, batch_from_name
-from ..errors import SegmentationError
+from ..errors import InputError, MissingFile, SegmentationError
 from ..hashing import sha256_file
 from .calibration_table import ImplicitCalibration
 from .metadata import (
@@ -58,7 +58,7 @@ def fp32_beside(engine_path: str | Path, precision: str | Precision) -> Path:
     precision = Precision.parse(precision)
     suffix = f"_{precision.value}.onnx"
     if not variant.name.endswith(suffix):
-        raise ValueError(f"{Path(engine_path).name} is not named <model>_<H>x<W>[_b<N>]_{precision}.engine")
+        raise InputError(f"{Path(engine_path).name} is not named <model>_<H>x<W>[_b<N>]_{precision}.engine")
     return variant.with_name(variant.name[: -len(suffix)] + "_fp32.onnx")
 
 
@@ -111,11 +111,11 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
                                "build_options": {"on_target": True, "out_dir": str(engine_path.parent)}}
     if path is BuilderKind.EXPLICIT:
         if not variant.is_file():
-            raise FileNotFoundError(2, f"cannot build {engine_path}: its source ONNX variant is missing", str(variant))
+            raise MissingFile(2, f"cannot build {engine_path}: its source ONNX variant is missing", str(variant))
         return build_engine(variant, engine_path, precision, **options)
     fp32 = fp32_beside(engine_path, precision)
     if not fp32.is_file():
-        raise FileNotFoundError(2, f"cannot build {engine_path} the implicit way (TensorRT {trt.version}): its source "
+        raise MissingFile(2, f"cannot build {engine_path} the implicit way (TensorRT {trt.version}): its source "
                                 "FP32 ONNX is missing", str(fp32))
     if not precision.uses_int8:
         return build_engine(fp32, engine_path, precision, implicit=True, **options)
@@ -124,7 +124,7 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
         else ImplicitCalibration.TENSORRT_ENTROPY)
     if method is ImplicitCalibration.QDQ_TABLE:
         if not variant.is_file():
-            raise FileNotFoundError(2, f"cannot build {engine_path} the implicit way without calibration images: the "
+            raise MissingFile(2, f"cannot build {engine_path} the implicit way without calibration images: the "
                                     f"{precision} variant whose Q/DQ scales it takes is missing", str(variant))
         return build_engine(fp32, engine_path, precision, implicit=True, scales_from=variant, **options)
     if calibration is None:

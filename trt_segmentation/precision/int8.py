@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SegmentationError
+from ..errors import InputError, SegmentationError
 from ..hashing import sha256_file
 from . import calibration_data, kl2048
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
@@ -77,9 +77,9 @@ class Int8Options:
 
     def validate(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise InputError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
         if not 0.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+            raise InputError(f"percentile must be in (0, 100], got {self.percentile}")
 
     def key_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
