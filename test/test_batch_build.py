@@ -92,12 +92,12 @@ def test_the_sidecar_records_the_batch_and_another_batch_is_a_mismatch(built, tm
 
     fp16 = built["steps"][Precision.FP16].onnx
     engine = artifact_path(tmp_path, MODEL, H, W, "fp16", ".engine", batch=BATCH)
-    meta = build_engine(fp16, engine, "fp16", builder="tensorrt-rtx")
+    meta = build_engine(fp16, engine, Precision.FP16, builder="tensorrt-rtx")
     on_disk = read_metadata(engine)
     assert meta.batch == on_disk.batch == on_disk.contract["batch"] == BATCH
     assert on_disk.inputs[0]["shape"] == [BATCH, H, W, 3]
-    assert check_compatible(on_disk, precision="fp16", batch=BATCH) == []
-    reasons = check_compatible(on_disk, precision="fp16", batch=1)
+    assert check_compatible(on_disk, precision=Precision.FP16, batch=BATCH) == []
+    reasons = check_compatible(on_disk, precision=Precision.FP16, batch=1)
     assert reasons == ["engine was built for batch 3 (frames per run), batch 1 was asked for"]
     assert "--batch 3" in rebuild_command(on_disk)
     # the batch-3 engine under the batch-1 name: refused where the sidecar is read
@@ -108,7 +108,7 @@ def test_the_sidecar_records_the_batch_and_another_batch_is_a_mismatch(built, tm
         read_metadata(renamed)
     # an engine name that does not match its ONNX's batch is refused before building
     with pytest.raises(ValueError, match="batch 3"):
-        build_engine(fp16, tmp_path / f"{MODEL}_{H}x{W}_fp16.engine", "fp16", builder="tensorrt-rtx")
+        build_engine(fp16, tmp_path / f"{MODEL}_{H}x{W}_fp16.engine", Precision.FP16, builder="tensorrt-rtx")
 
 
 def test_an_onnx_of_another_batch_than_asked_is_refused(built) -> None:  # noqa: ANN001
@@ -134,7 +134,7 @@ def test_int8_cpu_batch_rows_equal_batch_1_labels_of_the_same_frames(built, tmp_
     # the frames the pipeline calibrated the batch-3 variant on (12: four 3-frame inputs), for batch 1 too
     calibration = load_calibration_set(built["calibration"], contract_b3, count=12)
     assert len(calibration) == 12 and calibration.batch_size == BATCH
-    cpu_b1 = make_variant(fp32_b1, "int8-cpu", artifact_path(tmp_path, MODEL, H, W, "int8-cpu", ".onnx"), calibration)
+    cpu_b1 = make_variant(fp32_b1, Precision.INT8_CPU, artifact_path(tmp_path, MODEL, H, W, "int8-cpu", ".onnx"), calibration)
     assert cpu_b1.contract.batch == 1 and contract_b1.batch == 1
 
     cache_b3 = json.loads(artifact_path(out, MODEL, H, W, "int8-cpu", ".calib.json", batch=BATCH).read_text())
@@ -145,7 +145,7 @@ def test_int8_cpu_batch_rows_equal_batch_1_labels_of_the_same_frames(built, tmp_
     same_ranges = tmp_path / "same_ranges"
     save_scales(same_ranges / f"{artifact_path(out, MODEL, H, W, 'int8-cpu', '', batch=BATCH).name}.calib.json",
                 cache_b3["key"], cache_b1["scales"])
-    cpu_b3 = make_variant(built["steps"][Precision.FP32].onnx, "int8-cpu",
+    cpu_b3 = make_variant(built["steps"][Precision.FP32].onnx, Precision.INT8_CPU,
                           artifact_path(same_ranges, MODEL, H, W, "int8-cpu", ".onnx", batch=BATCH), calibration)
     assert cpu_b3.cache_status == "hit" and cpu_b3.contract.batch == BATCH
 
@@ -184,8 +184,8 @@ def test_calibration_inputs_of_a_batch_3_model_are_3_frames(built) -> None:  # n
 def test_the_build_hint_names_the_batch(built) -> None:  # noqa: ANN001
     out = built["base"] / "out"
     # the int8 variant is there, the engine is what is missing: the on-target build from this folder (issue 18)
-    hint = build_hint(MODEL, (H, W), "int8", out, batch=BATCH)
+    hint = build_hint(MODEL, (H, W), Precision.INT8, out, batch=BATCH)
     assert f"tools/build_on_target.py --engine-dir {out} " in hint and "--batch 3" in hint
     # no batch-1 variants here: the build machine's command from the batch-1 FP32 name, without --batch
-    single = build_hint(MODEL, (H, W), "int8", out)
+    single = build_hint(MODEL, (H, W), Precision.INT8, out)
     assert "tools/build_engine.py" in single and "--batch" not in single

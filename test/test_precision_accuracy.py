@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from trt_segmentation.artifacts import Precision
+
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPO / "trt_segmentation" / "assets" / "swiftnet_ss_rn18_streets.pt"
 H, W = 256, 512
@@ -45,7 +47,7 @@ def rows(tmp_path_factory):  # noqa: ANN001, ANN201
     export_onnx(model, fp32, ExportOptions(H, W))
     calibration = load_calibration_set(f"cityscapes:{base / 'street'}@train", read_fp32_contract(fp32), 16, 8)
     for variant in VARIANTS[1:]:
-        make_variant(fp32, variant, artifact_path(base, name, H, W, variant, ".onnx"), calibration)
+        make_variant(fp32, Precision(variant), artifact_path(base, name, H, W, variant, ".onnx"), calibration)
     result = evaluate_variants(base, name, H, W, VARIANTS, CityscapesSplit(base / "street", "val"), progress=False)
     return {row.variant: row.result for row in result}
 

@@ -231,11 +231,6 @@ def names(precisions: Optional[Tuple[Precision, ...]] = None) -> Tuple[str, ...]
     return tuple(p.value for p in (precisions if precisions is not None else tuple(Precision)))
 
 
-def check_variant(variant: Union[str, Precision]) -> Precision:
-    """``Precision.parse``: kept for callers that validate a name (the member is also a ``str``)."""
-    return Precision.parse(variant)
-
-
 def artifact_stem(model: str, height: int, width: int, precision: Union[str, Precision], batch: int = 1) -> str:
     """``<model>_<H>x<W>_<precision>``; a batch of N > 1 adds ``_b<N>`` before the precision."""
     if batch < 1:

@@ -101,7 +101,7 @@ def check_variant_tools(req: BuildRequest) -> None:
         return
     # fp16 is an engine from the FP32 ONNX (torch_free_fp16); as an ONNX variant of its own (--builder none) it
     # needs the tools too
-    need = [p for p in req.precisions if p is not Precision.FP32 and (p is not Precision.FP16 or req.builder == "none")]
+    need: list[Precision] = [p for p in req.precisions if p is not Precision.FP32 and (p is not Precision.FP16 or req.builder == "none")]
     if need:
         engines = [p for p in need if p.tensorrt]
         contract = read_contract_dict(req.onnx) if req.onnx is not None and req.onnx.is_file() else {}

@@ -310,7 +310,7 @@ def judge(row: CheckRow, trt_labels: list[np.ndarray], ort_labels: list[np.ndarr
                          f"{row.agreement_variant:.4%} (worst image)")
         if row.agreement_variant < min_agreement:
             reasons.append(f"agreement with {variant[0]} {row.agreement_variant:.4%} < {min_agreement:.2%}")
-    if Precision.parse(row.precision).uses_int8:
+    if row.precision.uses_int8:
         if row.int8_layers == 0 and row.path.startswith("dla"):
             row.notes.append("INT8 layers: 0 reported, not judged on DLA (TensorRT's engine inspector probably shows "
                              "the DLA part as one foreign-node layer without INT8 formats; unchecked on a Jetson)")
@@ -326,7 +326,7 @@ def judge(row: CheckRow, trt_labels: list[np.ndarray], ort_labels: list[np.ndarr
     return row
 
 
-def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: str | Precision, batch: int,
+def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: Precision, batch: int,
                 images: list[np.ndarray], *, build: bool, min_agreement: float, log: Any = print,
                 rebuild: bool = False, device: int = 0, calibration: str | None = None,
                 implicit_calibration: str | None = None, workspace_mib: int | None = None) -> CheckRow:
@@ -335,7 +335,6 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
     from ..engine.builder import build_path
     from ..engine.tensorrt_adapter import real_tensorrt
 
-    precision = Precision.parse(precision)  # a name from a caller (a test) is parsed here
     onnx = artifact_path(engine_dir, model, height, width, precision, ".onnx", batch=batch)
     engine = artifact_path(engine_dir, model, height, width, precision, ".engine", batch=batch)
     row = CheckRow(precision, "MISSING", f"b{batch}", str(onnx), str(engine), batch=batch)
@@ -366,7 +365,7 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
                     min_agreement, note=" (worst row)")
 
 
-def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str | Precision,
+def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: Precision,
                     images: list[np.ndarray], reference_fp32: list[np.ndarray] | None, *, build: bool, min_agreement: float,
                     parse_check: bool = True, calibration: str | None = None, dla_core: int = -1,
                     log: Any = print, rebuild: bool = False, device: int = 0,
@@ -378,7 +377,6 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     from ..engine.tensorrt_adapter import real_tensorrt
     from ..onnx_metadata import read_onnx_opset
 
-    precision = Precision.parse(precision)  # a name from a caller (a test) is parsed here
     variant = artifact_path(engine_dir, model, height, width, precision, ".onnx")
     fp32 = artifact_path(engine_dir, model, height, width, Precision.FP32, ".onnx")
     engine = ArtifactFolder(engine_dir).path(model, height, width, precision, ".engine", dla_core=dla_core)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,10 +155,14 @@ def _parts(args: argparse.Namespace, models: list[str], height: int, width: int)
         torch.manual_seed(0)  # random weights: speed does not depend on them
         return SwiftNet(arch)
 
-    networks = [(name, architecture_from_name(name), random_weights) for name in models]
+    def own_weights(model: Any) -> Callable[[Any], Any]:
+        return lambda arch: model
+
+    networks: list[tuple[str, Any, Callable[[Any], Any]]] = [
+        (name, architecture_from_name(name), random_weights) for name in models]
     # checkpoints (a pruned one has its own widths): their own weights
     loaded = [(path.stem, load_checkpoint(path)) for path in args.checkpoints]
-    networks += [(label, model.arch, lambda arch, model=model: model) for label, model in loaded]
+    networks += [(label, model.arch, own_weights(model)) for label, model in loaded]
     for name, arch, make in networks:
         check_input_size(arch, height, width)
         if args.parts == "torch":

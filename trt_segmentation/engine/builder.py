@@ -46,7 +46,7 @@ PREPROCESSING_LAYERS = r"^/(Cast|Transpose|Sub|Div|Gather|Mul|Add)(_\d+)?$"
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
-    precision: str | Precision,
+    precision: Precision,
     calibration: Any = None,
     *,
     builder: str = "tensorrt",
@@ -73,7 +73,7 @@ def build_engine(
     TensorRT's default elsewhere; 0 = no limit); the sidecar records the limit used, the engine's size and the device
     memory of one execution context.
     Raises :class:`TensorRTUnavailable` naming what to install when no suitable TensorRT is present, and
-    ValueError for a precision TensorRT never builds (int8-cpu, an ONNX Runtime CPU variant).
+    InputError for a precision TensorRT never builds (int8-cpu, an ONNX Runtime CPU variant).
     """
     precision = tensorrt_precision(precision)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
@@ -296,14 +296,13 @@ class _device_context:  # noqa: N801 - used as a context manager
             self._context.detach()
 
 
-def tensorrt_precision(precision: str | Precision) -> Precision:
-    """``precision`` as a member TensorRT builds; ValueError for the ONNX Runtime CPU variant (int8-cpu), whose
-    uint8 asymmetric Q/DQ is made for ONNX Runtime's CPU kernels and never given to TensorRT."""
-    member = Precision.parse(precision)
-    if not member.tensorrt:
-        raise InputError(f"{member.value} is an ONNX Runtime CPU variant and is never built into a TensorRT engine; "
+def tensorrt_precision(precision: Precision) -> Precision:
+    """``precision`` if TensorRT builds it; InputError for the ONNX Runtime CPU variant (int8-cpu), whose uint8
+    asymmetric Q/DQ is made for ONNX Runtime's CPU kernels and never given to TensorRT."""
+    if not precision.tensorrt:
+        raise InputError(f"{precision.value} is an ONNX Runtime CPU variant and is never built into a TensorRT engine; "
                          "run it with backend onnxruntime, or build int8 or mixed for TensorRT")
-    return member
+    return precision
 
 
 def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
@@ -323,7 +322,7 @@ def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
     return ""
 
 
-def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Path | None,
+def build_path(trt: TensorRT, precision: Precision, variant_onnx: str | Path | None,
                dla_core: int = -1) -> BuilderKind:
     """Explicit or implicit: the way the installed TensorRT can build ``precision``. Explicit (the variant
     ONNX) wherever its parser takes the variant; implicit (FP32 ONNX + flags + calibrator) on TensorRT 8.5-10.x

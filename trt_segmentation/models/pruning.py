@@ -85,6 +85,7 @@ def _decoder_groups(key: str, variant: str) -> tuple[Dim, Dim] | None:
         return None if m is None else ((_feature(0),), (_stage(4 - int(m.group(1))),))
     spp, upsample, role, kind = m.group(2), m.group(3), m.group(4), _kind(m.group(5))
     reads: Dim  # the groups the module's BN and conv input run over
+    writes: Dim
     if m.group(1) == "logits":
         reads, writes = (last,), ()
     elif spp is not None:

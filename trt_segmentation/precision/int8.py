@@ -384,7 +384,7 @@ def quantize_int8(
     lookup = load_scales(cache_path, key) if cache_path else None
     cache_status = lookup.status if lookup else "disabled"
     model = None
-    if lookup is not None and lookup.scales is not None:
+    if lookup is not None and lookup.scales is not None and cache_path is not None:
         LOG.info("int8 %s: reusing cached scales from %s", options.method, cache_path)
         model = _qdq_graph(fp32_onnx, frames[:batch], "max", options)
         lookup = fit_to_graph(lookup, activation_scales(model), cache_path)  # misfitting tensors: corrupt

@@ -73,13 +73,13 @@ def contract_from_metadata(meta: EngineMetadata, engine_path: Path | None = None
     return ModelContract(**data)
 
 
-def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: str | Precision | None,
+def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: Precision | None,
                           tensorrt_version: str | None = None, compute_capability: str | None = None,
                           onnx_path: Path | None = None, platform: str | None = None) -> None:
     """Raise :class:`EngineMismatch` naming the file, every reason and the exact rebuild command. Checks given as
     None are skipped (the first call, before TensorRT is imported, passes no version or GPU)."""
     onnx_sha = sha256_file(onnx_path) if onnx_path is not None and onnx_path.is_file() else None
-    reasons = check_compatible(meta, precision=precision or meta.precision, tensorrt_version=tensorrt_version,
+    reasons = check_compatible(meta, precision=precision or meta.variant, tensorrt_version=tensorrt_version,
                                compute_capability=compute_capability, onnx_sha256=onnx_sha, builder="tensorrt",
                                platform=platform,
                                scales_sha256=scales_sha256_of(engine_path, meta) if onnx_path is not None else None)
