@@ -138,22 +138,6 @@ def decode_compressed(format: str, data: object, max_pixels: int = DEFAULT_MAX_P
     return array
 
 
-__all__ = [
-    "COMPRESSED_FORMATS",
-    "DEFAULT_MAX_PIXELS",
-    "ImageDecodeError",
-    "SUPPORTED_ENCODINGS",
-    "check_pixel_budget",
-    "compressed_format",
-    "decode_compressed",
-    "image_to_array",
-    "payload_view",
-    "pil_filter",
-    "resize_image",
-    "resize_nearest",
-]
-
-
 def pil_filter(name: str) -> int:
     """A Pillow resampling filter by name (``Image.Resampling`` since Pillow 9.1; Humble and JetPack 6 ship 9.0)."""
     from PIL import Image
@@ -178,3 +162,19 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), pil_filter("BILINEAR")))
+
+
+__all__ = [
+    "COMPRESSED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
+    "ImageDecodeError",
+    "SUPPORTED_ENCODINGS",
+    "check_pixel_budget",
+    "compressed_format",
+    "decode_compressed",
+    "image_to_array",
+    "payload_view",
+    "pil_filter",
+    "resize_image",
+    "resize_nearest",
+]

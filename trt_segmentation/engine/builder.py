@@ -42,7 +42,6 @@ LOG = logging.getLogger(__name__)
 PREPROCESSING_LAYERS = r"^/(Cast|Transpose|Sub|Div|Gather|Mul|Add)(_\d+)?$"
 
 
-
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,

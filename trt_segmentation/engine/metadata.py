@@ -268,8 +268,6 @@ def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
     return engine_path.parent / name if name else engine_path.with_suffix(".onnx")
 
 
-
-
 #: the command that builds engines from a folder of ONNX variants, on the machine that runs them (no torch)
 ON_TARGET_TOOL = "build_on_target"
 #: what follows a hint that names trt_seg_build_engine: the variant itself is missing, and the build machine makes

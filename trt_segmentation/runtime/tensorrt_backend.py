@@ -28,6 +28,7 @@ from ..engine.metadata import (
 from ..hashing import sha256_file
 from ..onnx_metadata import ModelContract
 from .backend import BackendError
+from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda
 
 #: TensorRT DataType name -> numpy dtype. Our own table rather than ``trt.nptype()``: TensorRT 8.5's nptype builds
 #: its table with ``np.bool``, which numpy 1.24 removed, so it raises AttributeError for every dtype there
@@ -47,7 +48,6 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype[Any]:
     if name not in NUMPY_DTYPES:
         raise BackendError(f"TensorRT tensor type {name} has no numpy dtype; export uint8 input and uint8/int32 labels")
     return np.dtype(NUMPY_DTYPES[name])
-from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda
 
 
 class EngineMismatch(BackendError):
