@@ -76,10 +76,11 @@ class Row:
 
 def calibrate_row(onnx: Path, data: Path, row: Row, out: Path, batch: int) -> dict[str, Any]:
     """Make ``row``'s variant with ``make_variant`` (run in the row's own process); seconds and peak RSS."""
+    from trt_segmentation.artifacts import Precision
     from trt_segmentation.precision import make_variant
 
     start = time.perf_counter()
-    report = make_variant(onnx, row.variant, out, f"cityscapes:{data}@train", calibration_count=row.frames,
+    report = make_variant(onnx, Precision(row.variant), out, f"cityscapes:{data}@train", calibration_count=row.frames,
                           calibration_batch=batch, calibration_selection=row.selection, calibration_seed=row.seed,
                           use_cache=False)
     seconds = time.perf_counter() - start
@@ -138,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         result = calibrate_row(args.onnx, args.data, Row.parse(args.child_row), out, args.batch)
         out.with_suffix(".calibration.json").write_text(json.dumps(result))
         return 0
+    from trt_segmentation.apps.evaluation import evaluate_backend, open_model
     from trt_segmentation.data.cityscapes import CityscapesSplit
-    from trt_segmentation.evaluation import evaluate_backend, open_model
 
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "sweep.jsonl"

@@ -19,7 +19,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from trt_segmentation.apps.build import PipelineStep, run_pipeline
 from trt_segmentation.artifacts import Precision, artifact_path, batch_from_name
+from trt_segmentation.build_request import BuildRequest
 from trt_segmentation.engine.calibration_feeder import network_input_spec
 from trt_segmentation.engine.metadata import (
     MetadataError,
@@ -29,7 +31,6 @@ from trt_segmentation.engine.metadata import (
     rebuild_command,
 )
 from trt_segmentation.export import ExportOptions, export_onnx, read_contract
-from trt_segmentation.pipeline import PipelineRequest, PipelineStep, run_pipeline
 from trt_segmentation.precision import make_variant
 from trt_segmentation.precision.calibration_data import (
     CalibrationDataError,
@@ -55,7 +56,7 @@ def built(tmp_path_factory, random_model_factory) -> dict:  # noqa: ANN001
     write_street_split(base / "street", "train", 12, seed=0, height=H, width=W, progress=False)
     calibration = base / "street" / "leftImg8bit" / "train"
     log: list[str] = []
-    steps = run_pipeline(PipelineRequest(precisions=list(Precision), checkpoint=checkpoint, size=(H, W), batch=BATCH,
+    steps = run_pipeline(BuildRequest(precisions=list(Precision), checkpoint=checkpoint, size=(H, W), batch=BATCH,
                                          calibration=str(calibration), calibration_count=12,
                                          out_dir=base / "out", builder="none"), log=log.append)
     return {"base": base, "model": model, "steps": {s.precision: s for s in steps}, "calibration": calibration,
@@ -91,12 +92,12 @@ def test_the_sidecar_records_the_batch_and_another_batch_is_a_mismatch(built, tm
 
     fp16 = built["steps"][Precision.FP16].onnx
     engine = artifact_path(tmp_path, MODEL, H, W, "fp16", ".engine", batch=BATCH)
-    meta = build_engine(fp16, engine, "fp16", builder="tensorrt-rtx")
+    meta = build_engine(fp16, engine, Precision.FP16, builder="tensorrt-rtx")
     on_disk = read_metadata(engine)
     assert meta.batch == on_disk.batch == on_disk.contract["batch"] == BATCH
     assert on_disk.inputs[0]["shape"] == [BATCH, H, W, 3]
-    assert check_compatible(on_disk, precision="fp16", batch=BATCH) == []
-    reasons = check_compatible(on_disk, precision="fp16", batch=1)
+    assert check_compatible(on_disk, precision=Precision.FP16, batch=BATCH) == []
+    reasons = check_compatible(on_disk, precision=Precision.FP16, batch=1)
     assert reasons == ["engine was built for batch 3 (frames per run), batch 1 was asked for"]
     assert "--batch 3" in rebuild_command(on_disk)
     # the batch-3 engine under the batch-1 name: refused where the sidecar is read
@@ -107,13 +108,13 @@ def test_the_sidecar_records_the_batch_and_another_batch_is_a_mismatch(built, tm
         read_metadata(renamed)
     # an engine name that does not match its ONNX's batch is refused before building
     with pytest.raises(ValueError, match="batch 3"):
-        build_engine(fp16, tmp_path / f"{MODEL}_{H}x{W}_fp16.engine", "fp16", builder="tensorrt-rtx")
+        build_engine(fp16, tmp_path / f"{MODEL}_{H}x{W}_fp16.engine", Precision.FP16, builder="tensorrt-rtx")
 
 
 def test_an_onnx_of_another_batch_than_asked_is_refused(built) -> None:  # noqa: ANN001
     fp32 = built["steps"][Precision.FP32].onnx
     with pytest.raises(ValueError, match=r"exported with batch 3, not 1.*--batch 3"):
-        run_pipeline(PipelineRequest(precisions=[Precision.FP32], onnx=fp32, out_dir=built["base"] / "other",
+        run_pipeline(BuildRequest(precisions=[Precision.FP32], onnx=fp32, out_dir=built["base"] / "other",
                                      builder="none"), log=lambda _: None)
 
 
@@ -133,7 +134,7 @@ def test_int8_cpu_batch_rows_equal_batch_1_labels_of_the_same_frames(built, tmp_
     # the frames the pipeline calibrated the batch-3 variant on (12: four 3-frame inputs), for batch 1 too
     calibration = load_calibration_set(built["calibration"], contract_b3, count=12)
     assert len(calibration) == 12 and calibration.batch_size == BATCH
-    cpu_b1 = make_variant(fp32_b1, "int8-cpu", artifact_path(tmp_path, MODEL, H, W, "int8-cpu", ".onnx"), calibration)
+    cpu_b1 = make_variant(fp32_b1, Precision.INT8_CPU, artifact_path(tmp_path, MODEL, H, W, "int8-cpu", ".onnx"), calibration)
     assert cpu_b1.contract.batch == 1 and contract_b1.batch == 1
 
     cache_b3 = json.loads(artifact_path(out, MODEL, H, W, "int8-cpu", ".calib.json", batch=BATCH).read_text())
@@ -144,7 +145,7 @@ def test_int8_cpu_batch_rows_equal_batch_1_labels_of_the_same_frames(built, tmp_
     same_ranges = tmp_path / "same_ranges"
     save_scales(same_ranges / f"{artifact_path(out, MODEL, H, W, 'int8-cpu', '', batch=BATCH).name}.calib.json",
                 cache_b3["key"], cache_b1["scales"])
-    cpu_b3 = make_variant(built["steps"][Precision.FP32].onnx, "int8-cpu",
+    cpu_b3 = make_variant(built["steps"][Precision.FP32].onnx, Precision.INT8_CPU,
                           artifact_path(same_ranges, MODEL, H, W, "int8-cpu", ".onnx", batch=BATCH), calibration)
     assert cpu_b3.cache_status == "hit" and cpu_b3.contract.batch == BATCH
 
@@ -183,8 +184,8 @@ def test_calibration_inputs_of_a_batch_3_model_are_3_frames(built) -> None:  # n
 def test_the_build_hint_names_the_batch(built) -> None:  # noqa: ANN001
     out = built["base"] / "out"
     # the int8 variant is there, the engine is what is missing: the on-target build from this folder (issue 18)
-    hint = build_hint(MODEL, (H, W), "int8", out, batch=BATCH)
+    hint = build_hint(MODEL, (H, W), Precision.INT8, out, batch=BATCH)
     assert f"tools/build_on_target.py --engine-dir {out} " in hint and "--batch 3" in hint
     # no batch-1 variants here: the build machine's command from the batch-1 FP32 name, without --batch
-    single = build_hint(MODEL, (H, W), "int8", out)
+    single = build_hint(MODEL, (H, W), Precision.INT8, out)
     assert "tools/build_engine.py" in single and "--batch" not in single

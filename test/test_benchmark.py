@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trt_segmentation.artifacts import artifact_path
+from trt_segmentation.artifacts import Precision, artifact_path
 from trt_segmentation.export import ExportOptions, export_onnx
 from trt_segmentation.precision import make_variant
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_onnx_variants(tmp_path: Path, random_model_factory) -> None:  # noqa: ANN001
     fp32 = artifact_path(tmp_path, "swiftnet_ss_rn18", 128, 256, "fp32", ".onnx")
     export_onnx(random_model_factory(), fp32, ExportOptions(128, 256))
-    make_variant(fp32, "fp16", artifact_path(tmp_path, "swiftnet_ss_rn18", 128, 256, "fp16", ".onnx"))
+    make_variant(fp32, Precision.FP16, artifact_path(tmp_path, "swiftnet_ss_rn18", 128, 256, "fp16", ".onnx"))
     run = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "benchmark.py"), "--onnx-dir", str(tmp_path), "--size", "128x256",
          "--precision", "fp32", "int8", "fp16", "--repeats", "3", "--warmup", "1", "--threads", "1"],

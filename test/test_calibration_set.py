@@ -64,8 +64,9 @@ def test_a_build_of_several_calibrated_precisions_reads_the_frames_once(tmp_path
                                                                          caplog: pytest.LogCaptureFixture) -> None:
     import torch
 
+    from trt_segmentation.apps.build import run_pipeline
+    from trt_segmentation.build_request import BuildRequest
     from trt_segmentation.data.street_scenes import write_street_split
-    from trt_segmentation.pipeline import PipelineRequest, run_pipeline
 
     checkpoint = tmp_path / "random.pt"
     torch.save(random_model_factory("single_scale", "resnet18", SEED).state_dict(), checkpoint)
@@ -74,7 +75,7 @@ def test_a_build_of_several_calibrated_precisions_reads_the_frames_once(tmp_path
     precisions = [Precision.FP16, Precision.INT8, Precision.INT8_MAX, Precision.INT8_CPU]
     lines: list[str] = []
     with caplog.at_level(logging.INFO, logger="trt_segmentation.precision.calibration_data"):
-        steps = run_pipeline(PipelineRequest(precisions=precisions, checkpoint=checkpoint, size=(H, W),
+        steps = run_pipeline(BuildRequest(precisions=precisions, checkpoint=checkpoint, size=(H, W),
                                              calibration=str(folder), calibration_count=4, calibration_batch=2,
                                              out_dir=tmp_path / "out", builder="none", use_cache=False),
                              log=lines.append)

@@ -50,16 +50,16 @@ def test_a_small_batch_variant_gets_its_own_row(tmp_path, random_model_factory) 
     """A batch-3 variant beside the batch-1 file: found by name, ONNX Runtime's batch rows compared with the batch-1
     frames (equal: the same network), then the row stops where TensorRT is needed (it builds and compares the
     batch-3 engine on the target)."""
-    from trt_segmentation.artifacts import artifact_path
-    from trt_segmentation.engine.tensorrt_adapter import real_tensorrt
-    from trt_segmentation.export import ExportOptions, export_onnx
-    from trt_segmentation.runtime.target_check import (
+    from trt_segmentation.apps.target_check import (
         batch_variants,
         batches,
         check_batch,
         format_table,
         sample_images,
     )
+    from trt_segmentation.artifacts import Precision, artifact_path
+    from trt_segmentation.engine.tensorrt_adapter import real_tensorrt
+    from trt_segmentation.export import ExportOptions, export_onnx
 
     if real_tensorrt() is not None:
         pytest.skip("TensorRT is installed: the target runs this row for real (tools/check_on_target.py)")
@@ -73,14 +73,14 @@ def test_a_small_batch_variant_gets_its_own_row(tmp_path, random_model_factory) 
     assert batch_variants(tmp_path, "swiftnet_ss_rn18", 32, 64, "fp32") == []
     images = sample_images(4, 64, 128)
     assert [len(g) for g in batches(images, 3)] == [3, 3] and batches(images, 3)[1][2] is images[1]
-    row = check_batch(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp32", 3, images, build=False, min_agreement=0.999,
+    row = check_batch(tmp_path, "swiftnet_ss_rn18", 64, 128, Precision.FP32, 3, images, build=False, min_agreement=0.999,
                       log=lambda text: None)
     assert row.status == "NEEDS-TENSORRT" and row.path == "b3" and row.batch == 3
     assert row.engine.endswith("swiftnet_ss_rn18_64x128_b3_fp32.engine")
     assert any("frame by frame: 100.0000% equal" in note for note in row.notes), row.notes
     table = format_table([row])
     assert "fp32      | NEEDS-TENSORRT | b3" in table and "fp32 b3: ONNX Runtime batch reference ran" in table
-    missing = check_batch(tmp_path, "swiftnet_ss_rn18", 64, 128, "fp32", 4, images, build=False, min_agreement=0.999,
+    missing = check_batch(tmp_path, "swiftnet_ss_rn18", 64, 128, Precision.FP32, 4, images, build=False, min_agreement=0.999,
                           log=lambda text: None)
     assert missing.status == "MISSING" and "b4_fp32.onnx is missing" in missing.notes[0]
 
@@ -89,12 +89,13 @@ def test_exit_code_passes_skipped_rows_and_reports_missing_or_failed_ones() -> N
     """A SKIPPED row (not checked here by design) does not make a target where every other row passes incomplete;
     a MISSING file gives 2, a FAIL 1. (Batch rows built the implicit way are no longer skipped: issue 18, see
     test_vehicle_build.py::test_defect9_*.)"""
-    from trt_segmentation.runtime.target_check import CheckRow, exit_code, format_table
+    from trt_segmentation.apps.target_check import CheckRow, exit_code, format_table
+    from trt_segmentation.artifacts import Precision
 
-    row = CheckRow("mixed", "SKIPPED", "b3", "m_b3_mixed.onnx", "m_b3_mixed.engine", notes=["not here"], batch=3)
+    row = CheckRow(Precision.MIXED, "SKIPPED", "b3", "m_b3_mixed.onnx", "m_b3_mixed.engine", notes=["not here"], batch=3)
     assert "mixed b3: not here" in format_table([row])
-    passed = CheckRow("fp16", "PASS")
+    passed = CheckRow(Precision.FP16, "PASS")
     assert exit_code([passed, row]) == 0
     assert exit_code([row]) == 2  # nothing checked at all is not a pass
-    assert exit_code([passed, row, CheckRow("int8", "MISSING")]) == 2
-    assert exit_code([passed, row, CheckRow("int8", "FAIL")]) == 1
+    assert exit_code([passed, row, CheckRow(Precision.INT8, "MISSING")]) == 2
+    assert exit_code([passed, row, CheckRow(Precision.INT8, "FAIL")]) == 1

@@ -19,6 +19,7 @@ from node_harness import listener
 from tiny_model import write_tiny_model
 
 from harness.launch_emulation import launch_constants
+from trt_segmentation.artifacts import Precision
 from trt_segmentation.cli import TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,7 +212,7 @@ def test_on_the_robot_commands_run_here_until_tensorrt_is_needed(tmp_path) -> No
         name = f"swiftnet_ss_rn18_512x1024{'_b3' if batch == 3 else ''}"
         fp32 = write_tiny_model(engines / f"{name}_fp32.onnx", 512, 1024, batch=batch)
         if batch == 1:
-            make_variant(fp32, "fp16", engines / f"{name}_fp16.onnx")
+            make_variant(fp32, Precision.FP16, engines / f"{name}_fp16.onnx")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     for where, tool, args in calls:
         fewer = ["--image-count", "2"] if tool == "tools/check_on_target.py" else []  # the documented 8 take minutes

@@ -12,6 +12,7 @@ import onnx
 import pytest
 from test_precision_variants import MODEL, REPO, H, W, ensure_variants
 
+from trt_segmentation.artifacts import Precision
 from trt_segmentation.engine.builder import build_engine
 from trt_segmentation.engine.metadata import (
     EngineMetadata,
@@ -38,7 +39,7 @@ def test_onnx_metadata_is_read_without_the_onnx_package(variants) -> None:  # no
 @pytest.mark.parametrize("precision", ["fp16", "mixed"])
 def test_rtx_engine_and_metadata_sidecar(variants, tmp_path: Path, precision: str) -> None:  # noqa: ANN001
     engine = tmp_path / f"{MODEL}_{H}x{W}_{precision}.engine"
-    meta = build_engine(variants[precision], engine, precision, builder="tensorrt-rtx", workspace_mib=256,
+    meta = build_engine(variants[precision], engine, Precision(precision), builder="tensorrt-rtx", workspace_mib=256,
                         opt_level=2, build_options={"onnx": str(variants["fp32"]), "out_dir": str(tmp_path)})
     assert engine.stat().st_size > 1_000_000
     on_disk = read_metadata(engine)
@@ -57,7 +58,7 @@ def test_rtx_engine_and_metadata_sidecar(variants, tmp_path: Path, precision: st
         assert meta.device_memory_bytes is not None and meta.device_memory_bytes > 0
     same = dict(precision=precision, tensorrt_version=meta.tensorrt_version, compute_capability=meta.compute_capability)
     assert check_compatible(meta, **same, onnx_sha256=meta.onnx_sha256) == []
-    reasons = check_compatible(meta, precision="int8", tensorrt_version="10.3.0", compute_capability="8.7",
+    reasons = check_compatible(meta, precision=Precision.INT8, tensorrt_version="10.3.0", compute_capability="8.7",
                                onnx_sha256="0" * 64)
     assert len(reasons) == 4 and any("TensorRT 10.3.0" in r for r in reasons)
     # the sidecar's rebuild command is the on-target build from the variants beside the engine (issue 18): no
@@ -91,15 +92,15 @@ def test_default_builder_needs_real_tensorrt_and_says_so(variants, tmp_path: Pat
     if real_tensorrt() is not None:
         pytest.skip("real TensorRT is installed here")
     with pytest.raises(TensorRTUnavailable, match="real TensorRT is not installed"):
-        build_engine(variants["fp16"], tmp_path / "x.engine", "fp16")
+        build_engine(variants["fp16"], tmp_path / "x.engine", Precision.FP16)
     with pytest.raises(TensorRTUnavailable, match="implicit path .* needs TensorRT 8.5-10.x"):
-        build_engine(variants["fp32"], tmp_path / "x.engine", "int8", builder="tensorrt-rtx", implicit=True)
+        build_engine(variants["fp32"], tmp_path / "x.engine", Precision.INT8, builder="tensorrt-rtx", implicit=True)
     assert not (tmp_path / "x.engine").exists()
 
 
 def test_precision_must_match_the_onnx(variants, tmp_path: Path) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="holds the fp16 variant, not int8"):
-        build_engine(variants["fp16"], tmp_path / "x.engine", "int8", builder="tensorrt-rtx")
+        build_engine(variants["fp16"], tmp_path / "x.engine", Precision.INT8, builder="tensorrt-rtx")
 
 
 def _tool(*args: str) -> subprocess.CompletedProcess[str]:

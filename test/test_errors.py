@@ -1,5 +1,6 @@
 """One error root: every exception class defined in trt_segmentation derives from errors.SegmentationError (and
-keeps its builtin base), and every command turns it, an OSError or a ValueError into one ``error:`` line."""
+keeps its builtin base), and every command turns it (a user's error) into one ``error:`` line; any other exception
+(a bug) keeps its traceback."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from trt_segmentation import cli
-from trt_segmentation.errors import SegmentationError
+from trt_segmentation.errors import InputError, MissingFile, SegmentationError
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "trt_segmentation"
@@ -72,10 +75,34 @@ def test_command_wrapper_prints_one_line_and_exit_code_2(capsys) -> None:  # noq
 
     assert failing(SegmentationError("bad thing"))([]) == 2
     assert capsys.readouterr().err == "error: bad thing\n"
-    assert failing(FileNotFoundError(2, "No such file or directory", "x.onnx"))([]) == 2
+    assert failing(MissingFile(2, "No such file or directory", "x.onnx"))([]) == 2
     assert capsys.readouterr().err == "error: file not found: x.onnx\n"
-    assert failing(ValueError("size must be positive"))([]) == 2
+    assert failing(InputError("size must be positive"))([]) == 2
     assert capsys.readouterr().err == "error: size must be positive\n"
+    for bug in (ValueError("a bug's value"), FileNotFoundError(2, "No such file or directory", "x"), KeyError("k")):
+        with pytest.raises(type(bug)):  # not ours: propagates, so Python prints the traceback
+            failing(bug)([])
+        assert capsys.readouterr().err == ""
+
+
+def test_a_bug_in_a_command_prints_its_traceback_and_a_non_zero_code() -> None:
+    code = ("import sys\nfrom trt_segmentation import cli\n"
+            "@cli.command\ndef main(argv=None):\n    return int('not a number')\n"
+            "sys.exit(main([]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 1
+    assert "Traceback (most recent call last)" in out.stderr and "ValueError: invalid literal" in out.stderr
+
+
+def test_a_real_command_reports_a_user_input_error_in_one_line(tmp_path: Path) -> None:
+    onnx = tmp_path / "x_64x64_fp32.onnx"
+    onnx.write_bytes(b"not an onnx file")
+    out = subprocess.run([sys.executable, "-m", "trt_segmentation.commands.build_engine", "--onnx", str(onnx),
+                          "--precision", "fp32", "--out-dir", str(tmp_path / "out")], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {onnx} is not a readable ONNX file"), out.stderr
 
 
 def test_every_command_main_is_wrapped() -> None:

@@ -12,16 +12,16 @@ import numpy as np
 import onnx
 import pytest
 
-from trt_segmentation.artifacts import artifact_path
-from trt_segmentation.data.cityscapes import CityscapesSplit
-from trt_segmentation.data.street_scenes import write_street_split
-from trt_segmentation.evaluation import (
+from trt_segmentation.apps.evaluation import (
     agreement,
     evaluate_backend,
     evaluate_variants,
     predict,
     variants_markdown,
 )
+from trt_segmentation.artifacts import artifact_path
+from trt_segmentation.data.cityscapes import CityscapesSplit
+from trt_segmentation.data.street_scenes import write_street_split
 from trt_segmentation.export import ExportOptions, export_onnx, read_contract, set_contract
 from trt_segmentation.metrics import ConfusionMatrix
 from trt_segmentation.runtime import create_backend

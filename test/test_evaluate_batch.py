@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from tiny_model import write_tiny_model
 
+from trt_segmentation.apps.evaluation import agreement, evaluate_backend, label_agreement
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.data.cityscapes import CityscapesSplit
 from trt_segmentation.data.street_scenes import write_street_split
-from trt_segmentation.evaluation import agreement, evaluate_backend, label_agreement
 from trt_segmentation.runtime import create_backend
 
 H, W, N, FRAMES = 32, 64, 3, 4

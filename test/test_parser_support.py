@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper
 from test_precision_variants import ensure_variants
 
+from trt_segmentation.artifacts import Precision
 from trt_segmentation.engine.builder import build_path, explicit_path_problem
 from trt_segmentation.engine.parser_support import GENERATIONS, check_graph, generation_of, max_opset, support_table
 from trt_segmentation.engine.tensorrt_adapter import TensorRT
@@ -83,12 +84,12 @@ def test_each_entry_point_picks_the_path_the_installed_tensorrt_parses(variants,
                                                                        expected: dict) -> None:
     trt = TensorRT(module=None, builder="tensorrt", version=version)  # only the version is read
     for precision, path in expected.items():
-        assert build_path(trt, precision, variants[precision]) == path, (version, precision)
+        assert build_path(trt, Precision(precision), variants[precision]) == path, (version, precision)
     if version.startswith("8."):
         assert "opset 19" in explicit_path_problem(trt, variants["mixed"]) and "tools/build_on_target.py" in \
             explicit_path_problem(trt, variants["mixed"])
     rtx = TensorRT(module=None, builder="tensorrt-rtx", version="1.7.1")
-    assert build_path(rtx, "mixed", variants["mixed"]) == "explicit"
+    assert build_path(rtx, Precision.MIXED, variants["mixed"]) == "explicit"
 
 
 def test_implicit_mixed_pins_float_compute_only(variants) -> None:  # noqa: ANN001
@@ -139,4 +140,4 @@ def test_dla_refuses_fp32_before_building(variants, tmp_path) -> None:  # noqa: 
     if not __import__("importlib").util.find_spec("tensorrt_rtx_libs"):
         pytest.skip("TensorRT-RTX is not installed")
     with pytest.raises(BuildError, match="DLA runs FP16 and INT8 only"):
-        build_engine(variants["fp32"], tmp_path / "m.engine", "fp32", builder="tensorrt-rtx", dla_core=0)
+        build_engine(variants["fp32"], tmp_path / "m.engine", Precision.FP32, builder="tensorrt-rtx", dla_core=0)

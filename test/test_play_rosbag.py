@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trt_segmentation.data.bag_player import restamp_cdr
+from trt_segmentation.apps.bag_player import restamp_cdr
 from trt_segmentation.data.bags import compress_frame, write_image_bag
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ START = 1_700_000_000_000_000_000
 
 
 def test_play_mcap_reliable_keeps_order_stamps_and_pixels_and_loops(tmp_path, frames):
-    from trt_segmentation.data.bag_player import play_bag
+    from trt_segmentation.apps.bag_player import play_bag
 
     bag = write_image_bag(tmp_path / "bag", frames, fps=10, start_ns=START, frame_id="cam0").path
     total = 12  # 5-frame bag, looped: 0..4, 0..4, 0, 1

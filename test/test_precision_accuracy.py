@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from trt_segmentation.artifacts import Precision
+
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = REPO / "trt_segmentation" / "assets" / "swiftnet_ss_rn18_streets.pt"
 H, W = 256, 512
@@ -27,10 +29,10 @@ FP32_MIOU_FLOOR = 0.910
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):  # noqa: ANN001, ANN201
     assert CHECKPOINT.is_file(), f"the bundled demo checkpoint {CHECKPOINT} is missing"  # committed: never skip
+    from trt_segmentation.apps.evaluation import evaluate_variants
     from trt_segmentation.artifacts import artifact_path
     from trt_segmentation.data.cityscapes import CityscapesSplit
     from trt_segmentation.data.street_scenes import write_street_split
-    from trt_segmentation.evaluation import evaluate_variants
     from trt_segmentation.export import ExportOptions, export_onnx
     from trt_segmentation.models import load_checkpoint
     from trt_segmentation.precision import load_calibration_set, make_variant
@@ -45,7 +47,7 @@ def rows(tmp_path_factory):  # noqa: ANN001, ANN201
     export_onnx(model, fp32, ExportOptions(H, W))
     calibration = load_calibration_set(f"cityscapes:{base / 'street'}@train", read_fp32_contract(fp32), 16, 8)
     for variant in VARIANTS[1:]:
-        make_variant(fp32, variant, artifact_path(base, name, H, W, variant, ".onnx"), calibration)
+        make_variant(fp32, Precision(variant), artifact_path(base, name, H, W, variant, ".onnx"), calibration)
     result = evaluate_variants(base, name, H, W, VARIANTS, CityscapesSplit(base / "street", "val"), progress=False)
     return {row.variant: row.result for row in result}
 

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 import pytest
 
+from trt_segmentation.artifacts import Precision
 from trt_segmentation.export import ExportOptions, export_onnx
 from trt_segmentation.precision import make_variant
 from trt_segmentation.precision.calibration_data import CalibrationSet
@@ -54,7 +55,7 @@ def case(request, tmp_path_factory, random_model_factory):  # noqa: ANN001, ANN2
     calibration = CalibrationSet(frames, "seeded noise", batch)
     for precision in ("int8", "mixed", "int8-cpu"):
         paths[precision] = base / f"{precision}.onnx"
-        make_variant(paths["fp32"], precision, paths[precision], calibration, use_cache=False)
+        make_variant(paths["fp32"], Precision(precision), paths[precision], calibration, use_cache=False)
     return name, batch, model.encoder_conv_count(), {k: onnx.load(str(p)) for k, p in paths.items()}, paths
 
 

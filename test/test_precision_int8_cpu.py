@@ -149,7 +149,7 @@ def test_the_contract_says_what_it_is_and_for_which_cpu(made) -> None:  # noqa: 
 def test_onnx_runtime_labels_follow_fp32(made, name: str) -> None:  # noqa: ANN001
     """Measured on this seeded net and its 8 calibration frames: 8-bit weights 0.9826, 7-bit weights 0.9819 of
     the pixels (random weights: logits are close together, so this is far below a trained net's 99.8 %)."""
-    from trt_segmentation.evaluation import label_agreement
+    from trt_segmentation.apps.evaluation import label_agreement
 
     assert label_agreement(made["fp32"], made[name].path, made["calibration"].frames) > 0.95
 
@@ -158,7 +158,7 @@ def test_a_rebuild_hits_the_cache_and_gives_the_same_graph(made, tmp_path: Path)
     first = made["vnni"]
     assert first.cache_status == "missing"
     cache = first.path.parent / f"{first.path.stem}.calib.json"
-    again = make_variant(made["fp32"], "int8-cpu", tmp_path / first.path.name, made["calibration"],
+    again = make_variant(made["fp32"], Precision.INT8_CPU, tmp_path / first.path.name, made["calibration"],
                          cache_dir=first.path.parent, cpu_recipe=VNNI_RECIPE)
     assert again.cache_status == "hit", again.notes
     a, b = onnx.load(str(first.path)), onnx.load(str(again.path))
@@ -174,19 +174,19 @@ def test_the_other_cpu_class_is_stale_and_misfitting_tensors_are_corrupt(made, t
     first = made["vnni"]
     cache = first.path.parent / f"{first.path.stem}.calib.json"
     out = tmp_path / first.path.name
-    stale = make_variant(made["fp32"], "int8-cpu", out, made["calibration"], cache_dir=tmp_path,
+    stale = make_variant(made["fp32"], Precision.INT8_CPU, out, made["calibration"], cache_dir=tmp_path,
                          cpu_recipe=NO_VNNI_RECIPE)
     assert stale.cache_status == "missing"
     data = json.loads(cache.read_text())
     save_scales(tmp_path / f"{out.stem}.calib.json", data["key"], data["scales"])
     with caplog.at_level(logging.WARNING):
-        other = make_variant(made["fp32"], "int8-cpu", out, made["calibration"], cache_dir=tmp_path,
+        other = make_variant(made["fp32"], Precision.INT8_CPU, out, made["calibration"], cache_dir=tmp_path,
                              cpu_recipe=NO_VNNI_RECIPE)
     assert other.cache_status == "stale" and "(params changed)" in caplog.text
     scales = dict(data["scales"])
     scales["renamed"] = scales.pop(sorted(scales)[0])
     save_scales(tmp_path / f"{out.stem}.calib.json", data["key"], scales)
-    misfit = make_variant(made["fp32"], "int8-cpu", out, made["calibration"], cache_dir=tmp_path,
+    misfit = make_variant(made["fp32"], Precision.INT8_CPU, out, made["calibration"], cache_dir=tmp_path,
                           cpu_recipe=VNNI_RECIPE)
     assert misfit.cache_status == "corrupt"
     rewritten = load_scales(tmp_path / f"{out.stem}.calib.json", data["key"], ranges=True)
@@ -206,11 +206,12 @@ def test_a_range_cache_with_a_reversed_range_is_corrupt(tmp_path: Path) -> None:
 
 
 def test_the_engine_builder_refuses_int8_cpu(made, tmp_path: Path) -> None:  # noqa: ANN001
-    from trt_segmentation.engine.builder import build_engine, build_missing_engine, tensorrt_precision
+    from trt_segmentation.engine.builder import build_engine, tensorrt_precision
+    from trt_segmentation.engine.on_target import build_from_folder
 
-    assert tensorrt_precision("int8") is Precision.INT8
-    for call in (lambda: build_engine(made["vnni"].path, tmp_path / "x.engine", "int8-cpu", builder="tensorrt-rtx"),
-                 lambda: build_missing_engine(tmp_path / f"{made['vnni'].path.stem}.engine", "int8-cpu")):
+    assert tensorrt_precision(Precision.INT8) is Precision.INT8
+    for call in (lambda: build_engine(made["vnni"].path, tmp_path / "x.engine", Precision.INT8_CPU, builder="tensorrt-rtx"),
+                 lambda: build_from_folder(tmp_path / f"{made['vnni'].path.stem}.engine", Precision.INT8_CPU)):
         with pytest.raises(ValueError, match="ONNX Runtime CPU variant and is never built into a TensorRT engine"):
             call()
     assert not list(tmp_path.glob("*.engine"))

@@ -15,6 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto
 
+from trt_segmentation.artifacts import Precision
 from trt_segmentation.export import ExportOptions, export_onnx, read_contract
 from trt_segmentation.precision import CalibrationDataError, VariantError, make_variant
 from trt_segmentation.precision.calibration_data import collect_frames, load_calibration_set
@@ -42,7 +43,7 @@ def ensure_variants(base: Path, random_model_factory) -> dict[str, Path]:  # noq
     contract = read_contract(onnx.load(str(paths["fp32"])))
     calibration = load_calibration_set(paths["calibration"], contract, count=16, batch_size=8)
     for variant in ("fp16", "int8", "mixed"):
-        make_variant(paths["fp32"], variant, paths[variant], calibration)
+        make_variant(paths["fp32"], Precision(variant), paths[variant], calibration)
     return paths
 
 
@@ -162,8 +163,8 @@ def test_variants_track_fp32_logits_on_a_random_weight_net(variants) -> None:  #
     agreement 0.93-1.00 on the same nets; the fixture's seed 0: int8 22 dB); int8 fed BGR frames gave 13.3 dB,
     a saturating INT8 kernel 13.6 dB on the net that used to fail. The trained model's targets are in
     test_precision_accuracy.py."""
+    from trt_segmentation.apps.evaluation import label_agreement
     from trt_segmentation.data.image_folder import iter_image_folder
-    from trt_segmentation.evaluation import label_agreement
 
     frames = np.stack([rgb for _, rgb in iter_image_folder(variants["street"] / "leftImg8bit" / "val", recursive=True)])
     reference = run_logits(variants["fp32"], frames)
@@ -178,13 +179,13 @@ def test_variants_track_fp32_logits_on_a_random_weight_net(variants) -> None:  #
 
 def test_missing_calibration_folder_is_a_clear_error(variants, tmp_path: Path) -> None:  # noqa: ANN001
     with pytest.raises(CalibrationDataError, match="does not exist"):
-        make_variant(variants["fp32"], "int8", tmp_path / "x.onnx", tmp_path / "no_such_folder")
+        make_variant(variants["fp32"], Precision.INT8, tmp_path / "x.onnx", tmp_path / "no_such_folder")
 
 
 def test_empty_calibration_folder_is_a_clear_error(variants, tmp_path: Path) -> None:  # noqa: ANN001
     (tmp_path / "empty").mkdir()
     with pytest.raises(CalibrationDataError, match="no .png/.jpg images"):
-        make_variant(variants["fp32"], "int8", tmp_path / "x.onnx", tmp_path / "empty")
+        make_variant(variants["fp32"], Precision.INT8, tmp_path / "x.onnx", tmp_path / "empty")
 
 
 def test_calibration_set_smaller_than_one_batch_is_a_clear_error(variants) -> None:  # noqa: ANN001
@@ -218,11 +219,11 @@ def test_bgr_contract_gets_reversed_channels(variants) -> None:  # noqa: ANN001
 
 def test_int8_without_calibration_and_non_fp32_input_are_refused(variants, tmp_path: Path) -> None:  # noqa: ANN001
     with pytest.raises(CalibrationDataError, match="needs calibration images"):
-        make_variant(variants["fp32"], "mixed", tmp_path / "x.onnx")
+        make_variant(variants["fp32"], Precision.MIXED, tmp_path / "x.onnx")
     with pytest.raises(VariantError, match="already the fp16 variant"):
-        make_variant(variants["fp16"], "int8", tmp_path / "x.onnx", variants["calibration"])
+        make_variant(variants["fp16"], Precision.INT8, tmp_path / "x.onnx", variants["calibration"])
     with pytest.raises(ValueError, match="unknown precision variant"):
-        make_variant(variants["fp32"], "int4", tmp_path / "x.onnx")
+        Precision.parse("int4")  # names are parsed at the command line; make_variant takes the member
 
 
 def test_mixed_config_overrides_and_errors(variants, tmp_path: Path) -> None:  # noqa: ANN001
@@ -231,7 +232,7 @@ def test_mixed_config_overrides_and_errors(variants, tmp_path: Path) -> None:  #
     config = load_mixed_config(good)
     assert config.exclude_int8 == ["/backbone/conv1/Conv"] and config.int8 == [ENCODER_PATTERN]
     out = tmp_path / "mixed_override.onnx"
-    make_variant(variants["fp32"], "mixed", out, variants["calibration"], calibration_count=8, mixed_config=good,
+    make_variant(variants["fp32"], Precision.MIXED, out, variants["calibration"], calibration_count=8, mixed_config=good,
                  use_cache=False)
     model = onnx.load(str(out))
     producers, types = _producers(model), _init_types(model)

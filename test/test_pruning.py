@@ -13,6 +13,7 @@ import onnx
 import pytest
 import torch
 
+from trt_segmentation.artifacts import Precision
 from trt_segmentation.models import MODEL_NAMES, infer_architecture, load_checkpoint
 from trt_segmentation.models.checkpoint import load_state_dict_file
 from trt_segmentation.models.pruning import RECIPES, group_sizes, prune_model, tensor_groups
@@ -210,7 +211,7 @@ def test_prune_tool_checkpoint_export_variants_and_tensorrt_rtx(name: str, tmp_p
     for variant in ("fp32", *VARIANTS[name]):
         path = fp32 if variant == "fp32" else tmp_path / f"pruned_{variant}.onnx"
         if variant != "fp32":
-            make_variant(fp32, variant, path, calibration)
+            make_variant(fp32, Precision(variant), path, calibration)
         with OnnxRuntimeBackend(path, threads=1) as backend:
             labels[variant] = backend.infer(frame).labels
         assert labels[variant].shape == (H, W)

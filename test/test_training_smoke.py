@@ -81,8 +81,8 @@ def test_training_lowers_the_loss_and_writes_original_layout(tiny_root: Path, tm
     val = {r["iteration"]: r["miou"] for r in records if r["event"] == "val"}
     assert result.iterations == 10 and result.final_miou == val[10] and result.best_miou == max(val.values())
     # the validation score is the evaluation module's score of the weights it wrote (computed independently)
+    from trt_segmentation.apps.evaluation import evaluate_backend
     from trt_segmentation.data.cityscapes import CityscapesSplit
-    from trt_segmentation.evaluation import evaluate_backend
     from trt_segmentation.runtime.checkpoint_backend import CheckpointBackend
 
     scored = evaluate_backend(CheckpointBackend(tmp_path / "run" / WEIGHTS_LAST), CityscapesSplit(tiny_root, "val"),

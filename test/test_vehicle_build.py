@@ -47,8 +47,9 @@ needs_rtx = pytest.mark.skipif(tensorrt_rtx() is None, reason="TensorRT-RTX is n
 def folder(tmp_path_factory, random_model_factory) -> Path:  # noqa: ANN001
     import torch
 
+    from trt_segmentation.apps.build import run_pipeline
+    from trt_segmentation.build_request import BuildRequest
     from trt_segmentation.data.street_scenes import write_street_split
-    from trt_segmentation.pipeline import PipelineRequest, run_pipeline
 
     base = tmp_path_factory.mktemp("vehicle")
     checkpoint = base / "random.pt"
@@ -56,7 +57,7 @@ def folder(tmp_path_factory, random_model_factory) -> Path:  # noqa: ANN001
     write_street_split(base / "street", "train", 8, seed=0, height=H, width=W, progress=False)
     out = base / "artifacts"
     for batch, precisions in ((1, ["fp32", "fp16", "int8", "mixed"]), (2, ["fp32", "mixed"])):
-        run_pipeline(PipelineRequest(precisions=[Precision.parse(p) for p in precisions], checkpoint=checkpoint,
+        run_pipeline(BuildRequest(precisions=[Precision.parse(p) for p in precisions], checkpoint=checkpoint,
                                      size=(H, W), batch=batch, calibration=str(base / "street/leftImg8bit/train"),
                                      calibration_count=8, calibration_batch=2 * batch, out_dir=out, builder="none"),
                      log=lambda _line: None)
@@ -191,12 +192,12 @@ def test_rehearsal_the_jetson_build_needs_no_torch_modelopt_or_quantizer(folder:
 def test_hints_on_the_vehicle_name_the_on_target_build(folder: Path, tmp_path: Path) -> None:
     from trt_segmentation.engine.metadata import build_hint
 
-    argv = shlex.split(build_hint(MODEL, (H, W), "mixed", folder, batch=2))
+    argv = shlex.split(build_hint(MODEL, (H, W), Precision.MIXED, folder, batch=2))
     assert argv[:2] == ["python", "tools/build_on_target.py"] and "--checkpoint" not in argv
     assert argv[argv.index("--engine-dir") + 1] == str(folder) and argv[argv.index("--batch") + 1] == "2"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert shlex.split(build_hint(MODEL, (H, W), "mixed", empty))[1] == "tools/build_engine.py"  # build machine
+    assert shlex.split(build_hint(MODEL, (H, W), Precision.MIXED, empty))[1] == "tools/build_engine.py"  # build machine
 
 
 # ---------------------------------------------------------------------------------------------- the defects
@@ -205,21 +206,21 @@ def test_defect3_int8_on_a_dla_core_before_tensorrt_10_is_built_implicitly(folde
 
     for version, dla_int8 in (("8.5.2", "implicit"), ("8.6.2", "implicit"), ("10.3.0", "explicit")):
         trt = TensorRT(module=None, builder="tensorrt", version=version)
-        assert build_path(trt, "int8", _variant(folder, "int8"), dla_core=0) == dla_int8, version
-        assert build_path(trt, "int8", _variant(folder, "int8")) == "explicit", version  # the GPU takes Q/DQ
-        assert build_path(trt, "fp16", _variant(folder, "fp16"), dla_core=0) == "explicit", version
+        assert build_path(trt, Precision.INT8, _variant(folder, Precision.INT8), dla_core=0) == dla_int8, version
+        assert build_path(trt, Precision.INT8, _variant(folder, Precision.INT8)) == "explicit", version  # the GPU takes Q/DQ
+        assert build_path(trt, Precision.FP16, _variant(folder, Precision.FP16), dla_core=0) == "explicit", version
 
 
 def test_defect4_a_failing_build_or_run_fails_its_row_not_the_table() -> None:
+    from trt_segmentation.apps.target_check import CheckRow, _build, _compare, exit_code
     from trt_segmentation.cuda_driver import CudaUnavailable
-    from trt_segmentation.runtime.target_check import CheckRow, _build, _compare, exit_code
 
     def no_pycuda() -> None:
         raise CudaUnavailable("pycuda is not installed")
 
-    row = CheckRow("int8", "MISSING")
+    row = CheckRow(Precision.INT8, "MISSING")
     assert _build(row, no_pycuda) is False and row.status == "FAIL" and "CudaUnavailable" in row.notes[0]
-    other = _compare(CheckRow("fp16", "MISSING"), no_pycuda, [], 0.99)  # type: ignore[arg-type, return-value]
+    other = _compare(CheckRow(Precision.FP16, "MISSING"), no_pycuda, [], 0.99)  # type: ignore[arg-type, return-value]
     assert other.status == "FAIL" and "pycuda is not installed" in other.notes[0]
     assert exit_code([row, other]) == 1
 
@@ -278,7 +279,7 @@ def test_defect7_an_engine_in_another_folder_finds_the_onnx_it_was_built_from(fo
     tree = tmp_path / "tree"
     shutil.copytree(folder, tree / "onnx")
     engine = artifact_path(tree / "engines", MODEL, H, W, "fp16", ".engine")
-    build_engine(_variant(tree / "onnx", "fp16"), engine, "fp16", builder="tensorrt-rtx")
+    build_engine(_variant(tree / "onnx", Precision.FP16), engine, Precision.FP16, builder="tensorrt-rtx")
     meta = read_metadata(engine)
     assert meta.build_options["source_onnx"] == f"../onnx/{_variant(folder, 'fp16').name}"
     moved = tmp_path / "moved"
@@ -311,8 +312,8 @@ def test_defect8_the_platform_is_the_module_not_the_carrier(tmp_path: Path) -> N
     meta = EngineMetadata(model=MODEL, height=H, width=W, precision="fp16", tensorrt_version="10.3.0",
                           builder="tensorrt", typing="strong", gpu_name="Orin", compute_capability="8.7",
                           onnx_sha256="0" * 64, platform=devkit)
-    assert check_compatible(meta, precision="fp16", platform=carrier) == []
-    assert any("this is NVIDIA Jetson Orin Nano" in r for r in check_compatible(meta, precision="fp16", platform=nano))
+    assert check_compatible(meta, precision=Precision.FP16, platform=carrier) == []
+    assert any("this is NVIDIA Jetson Orin Nano" in r for r in check_compatible(meta, precision=Precision.FP16, platform=nano))
 
 
 def test_defect9_batch_rows_on_8_5_and_8_6_build_the_implicit_way_from_the_folder(folder: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -326,7 +327,7 @@ def test_defect9_batch_rows_on_8_5_and_8_6_build_the_implicit_way_from_the_folde
         (Path(onnx_path), dict(k, precision=precision, calibration=a[0] if a else None))))
     for version in ("8.5.2", "8.6.2", "10.3.0"):
         monkeypatch.setattr(adapter, "load_tensorrt", lambda _b="tensorrt", v=version: TensorRT(None, "tensorrt", v))
-        build_from_folder(artifact_path(folder, MODEL, H, W, "mixed", ".engine", batch=2), "mixed")
+        build_from_folder(artifact_path(folder, MODEL, H, W, Precision.MIXED, ".engine", batch=2), Precision.MIXED)
     implicit85, implicit86, explicit10 = calls
     for onnx_path, kwargs in (implicit85, implicit86):
         assert onnx_path == _variant(folder, "fp32", 2) and kwargs["implicit"] is True
@@ -336,29 +337,29 @@ def test_defect9_batch_rows_on_8_5_and_8_6_build_the_implicit_way_from_the_folde
 
 @needs_rtx
 def test_defect2_an_engine_that_does_not_fit_fails_or_is_rebuilt_when_allowed(folder: Path, tmp_path: Path) -> None:
+    from trt_segmentation.apps.target_check import CheckRow, prepare_engine
     from trt_segmentation.engine.builder import build_engine
     from trt_segmentation.engine.on_target import EngineDoesNotFit, ensure_engine, fit_problems
     from trt_segmentation.engine.tensorrt_adapter import real_tensorrt
-    from trt_segmentation.runtime.target_check import CheckRow, prepare_engine
 
     work = tmp_path / "copied"
     shutil.copytree(folder, work)
     engine = artifact_path(work, MODEL, H, W, "fp16", ".engine")
-    build_engine(_variant(work, "fp16"), engine, "fp16", builder="tensorrt-rtx")  # "built elsewhere"
+    build_engine(_variant(work, Precision.FP16), engine, Precision.FP16, builder="tensorrt-rtx")  # "built elsewhere"
     before = engine.read_bytes()
-    problems = fit_problems(engine, "fp16")
+    problems = fit_problems(engine, Precision.FP16)
     assert any("built by tensorrt-rtx" in p for p in problems)
     with pytest.raises(EngineDoesNotFit, match="tools/build_on_target.py --engine-dir") as caught:
-        ensure_engine(engine, "fp16")
+        ensure_engine(engine, Precision.FP16)
     assert "rebuild_engine:=true" in str(caught.value)
-    row = CheckRow("fp16", "MISSING")
-    assert prepare_engine(row, engine, "fp16", build=False, rebuild=False, log=lambda _t: None) is False
+    row = CheckRow(Precision.FP16, "MISSING")
+    assert prepare_engine(row, engine, Precision.FP16, build=False, rebuild=False, log=lambda _t: None) is False
     assert row.status == "FAIL" and "does not fit" in row.notes[0] and "--rebuild" in row.notes[0]
     assert engine.read_bytes() == before  # never replaced when not allowed
     if real_tensorrt() is None:  # allowed: it rebuilds from the variant beside it, which needs TensorRT here
         said: list[str] = []
-        row = CheckRow("fp16", "MISSING")
-        assert prepare_engine(row, engine, "fp16", build=False, rebuild=True, log=said.append) is False
+        row = CheckRow(Precision.FP16, "MISSING")
+        assert prepare_engine(row, engine, Precision.FP16, build=False, rebuild=True, log=said.append) is False
         assert said and "rebuilding" in said[0] and "built by tensorrt-rtx" in said[0]
         assert "TensorRTUnavailable" in row.notes[0]
 

@@ -101,8 +101,9 @@ def test_dla_builds_take_fp16_and_every_int8_variant_and_dla_int8_sets_fp16(tmp_
 
 def test_the_builder_refuses_an_engine_name_without_its_dla_suffix(tmp_path: Path) -> None:
     folder = variant_folder(tmp_path / "engines", ("fp32", "fp16"))
-    code = ("import sys\nfrom trt_segmentation.engine.builder import build_engine\n"
-            "build_engine(sys.argv[1], sys.argv[2], 'fp16', dla_core=0)\n")
+    code = ("import sys\nfrom trt_segmentation.artifacts import Precision\n"
+            "from trt_segmentation.engine.builder import build_engine\n"
+            "build_engine(sys.argv[1], sys.argv[2], Precision.FP16, dla_core=0)\n")
     proc = run_standin(["-c", code, str(onnx_path(folder, "fp16")), str(onnx_path(folder, "fp16", ".engine"))],
                        dla_cores=1)
     assert proc.returncode == 1 and "says DLA core -1" in proc.stderr
@@ -129,8 +130,9 @@ def test_the_table_header_is_tensorrts_version_number() -> None:
 
 def test_tensorrt_10_takes_the_table_the_builder_writes(tmp_path: Path) -> None:
     folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"))
-    code = ("import sys\nfrom trt_segmentation.engine.builder import build_engine\n"
-            "build_engine(sys.argv[1], sys.argv[2], 'mixed', implicit=True, scales_from=sys.argv[3])\n")
+    code = ("import sys\nfrom trt_segmentation.artifacts import Precision\n"
+            "from trt_segmentation.engine.builder import build_engine\n"
+            "build_engine(sys.argv[1], sys.argv[2], Precision.MIXED, implicit=True, scales_from=sys.argv[3])\n")
     engine = onnx_path(folder, "mixed", ".engine")
     proc = run_standin(["-c", code, str(onnx_path(folder, "fp32")), str(engine), str(onnx_path(folder, "mixed"))],
                        version="10.3.0")
@@ -155,14 +157,14 @@ def test_the_engine_inspector_counts_int8_layers(tmp_path: Path) -> None:
 
 
 def _ort_labels(onnx: Path, images: list) -> list:
-    from trt_segmentation.runtime.target_check import _ort_labels as labels
+    from trt_segmentation.apps.target_check import _ort_labels as labels
 
     return labels(onnx, images)[0]
 
 
 def test_an_int8_row_without_int8_layers_or_unlike_its_variant_fails(tmp_path: Path) -> None:
+    from trt_segmentation.apps.target_check import CheckRow, format_table, judge, sample_images
     from trt_segmentation.artifacts import Precision
-    from trt_segmentation.runtime.target_check import CheckRow, format_table, judge, sample_images
 
     folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"))
     images = sample_images(3, H, W, seed=1)
@@ -189,8 +191,8 @@ def test_an_int8_row_without_int8_layers_or_unlike_its_variant_fails(tmp_path: P
 def test_no_int8_layer_fails_a_gpu_row_and_is_a_note_on_a_dla_row(tmp_path: Path) -> None:
     """The inspector's DLA output is not known yet (probably one foreign-node layer without INT8 formats): a DLA
     int8/mixed row with 0 INT8 layers is noted, not failed; the same count on the GPU FAILs."""
+    from trt_segmentation.apps.target_check import CheckRow, judge, sample_images
     from trt_segmentation.artifacts import Precision
-    from trt_segmentation.runtime.target_check import CheckRow, judge, sample_images
 
     folder = variant_folder(tmp_path / "engines", ("fp32", "int8"))
     images = sample_images(3, H, W, seed=1)

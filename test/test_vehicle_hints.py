@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vehicle_standin import REPO, H, W, run_standin, variant_folder  # noqa: E402
 from vehicle_standin import onnx_path as default_onnx_path  # noqa: E402
 
+from trt_segmentation.artifacts import Precision  # noqa: E402
+
 # not the default model: a hint that forgot --model would send the vehicle looking for swiftnet_ss_rn18 files
 MODEL = "swiftnet_pyr_rn18"
 
@@ -63,8 +65,8 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
     folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"), model=MODEL)
     empty = tmp_path / "empty"
     empty.mkdir()
-    hints = [("engine missing, variant there", build_hint(MODEL, (H, W), "mixed", folder)),
-             ("variant missing", build_hint(MODEL, (H, W), "mixed", empty))]
+    hints = [("engine missing, variant there", build_hint(MODEL, (H, W), Precision.MIXED, folder)),
+             ("variant missing", build_hint(MODEL, (H, W), Precision.MIXED, empty))]
     engine = onnx_path(folder, "mixed", ".engine")
 
     def refusal(situation: str) -> None:
@@ -85,7 +87,7 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
     def does_not_fit(situation: str, reason: str) -> None:  # a sidecar that reads, of an engine that is stale
         assert read_metadata(engine).build_options["scales_from"]
         with pytest.raises(EngineDoesNotFit, match=reason) as refused:
-            ensure_engine(engine, "mixed")
+            ensure_engine(engine, Precision.MIXED)
         hints.append((situation, str(refused.value)))
 
     _sidecar(engine, build_options={"scales_from": onnx_path(folder, "mixed").name}, scales_sha256="1" * 64)
@@ -95,7 +97,7 @@ def collect_hints(tmp_path: Path) -> List[Tuple[str, str]]:
     _sidecar(engine, builder="tensorrt-rtx")
     hints.append(("rebuild_command", rebuild_command(read_metadata(engine), engine)))
     with pytest.raises(EngineDoesNotFit) as does_not_fit:
-        ensure_engine(engine, "mixed")
+        ensure_engine(engine, Precision.MIXED)
     hints.append(("engine does not fit", str(does_not_fit.value)))
     for situation, values in (
             ("node: engine built by another builder", {}),
@@ -186,10 +188,9 @@ def test_the_build_log_names_the_typing_it_builds(tmp_path: Path) -> None:
 def test_the_hints_for_a_dla_engine_name_its_model_and_core(tmp_path: Path) -> None:
     """An engine that does not fit, and one without a sidecar, told by the engine's name: model, size, precision
     and DLA core (``<model>_<H>x<W>_<precision>.dla0.engine``), whichever tool refuses it."""
-    from trt_segmentation.artifacts import Precision
+    from trt_segmentation.apps.target_check import CheckRow, prepare_engine
     from trt_segmentation.engine.metadata import MetadataError, read_metadata
     from trt_segmentation.engine.on_target import EngineDoesNotFit, ensure_engine
-    from trt_segmentation.runtime.target_check import CheckRow, prepare_engine
 
     folder = variant_folder(tmp_path / "engines", ("fp32", "mixed"), model=MODEL)
     engine = onnx_path(folder, "mixed", ".dla0.engine")
@@ -198,7 +199,7 @@ def test_the_hints_for_a_dla_engine_name_its_model_and_core(tmp_path: Path) -> N
         read_metadata(engine)
     _sidecar(engine, builder="tensorrt-rtx", dla_core=0)
     with pytest.raises(EngineDoesNotFit) as does_not_fit:
-        ensure_engine(engine, "mixed")
+        ensure_engine(engine, Precision.MIXED)
     row = CheckRow(Precision.MIXED, "PASS", path="dla0")
     assert not prepare_engine(row, engine, Precision.MIXED, build=False, rebuild=False)
     assert row.status == "FAIL"

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 VEHICLE_MODULES = [
     "trt_segmentation.runtime", "trt_segmentation.runtime.backend", "trt_segmentation.runtime.cuda_slots",
     "trt_segmentation.runtime.tensorrt_backend", "trt_segmentation.runtime.onnxruntime_backend",
-    "trt_segmentation.runtime.target_check", "trt_segmentation.engine.metadata", "trt_segmentation.engine.builder",
+    "trt_segmentation.apps.target_check", "trt_segmentation.engine.metadata", "trt_segmentation.engine.builder",
     "trt_segmentation.engine.tensorrt_adapter", "trt_segmentation.engine.parser_support",
     "trt_segmentation.engine.calibration_feeder", "trt_segmentation.onnx_metadata", "trt_segmentation.artifacts",
     "trt_segmentation.node.diagnostics", "trt_segmentation.node.latency", "trt_segmentation.palette",
@@ -169,18 +169,19 @@ def test_engine_binding_shapes_must_match_the_sidecar_batch() -> None:
 
 
 def test_sidecar_checks_builder_and_jetson_module() -> None:
+    from trt_segmentation.artifacts import Precision
     from trt_segmentation.engine.metadata import EngineMetadata, check_compatible
 
     meta = EngineMetadata(model="m", height=1, width=2, precision="fp16", tensorrt_version="10.3.0",
                           builder="tensorrt", typing="strong", gpu_name="Orin", compute_capability="8.7",
                           onnx_sha256="0" * 64, platform="NVIDIA Jetson AGX Orin Developer Kit")
-    assert check_compatible(meta, precision="fp16", tensorrt_version="10.3.0", compute_capability="8.7",
+    assert check_compatible(meta, precision=Precision.FP16, tensorrt_version="10.3.0", compute_capability="8.7",
                             builder="tensorrt", platform="NVIDIA Jetson AGX Orin Developer Kit") == []
-    reasons = check_compatible(meta, precision="fp16", compute_capability="8.7",
+    reasons = check_compatible(meta, precision=Precision.FP16, compute_capability="8.7",
                                platform="NVIDIA Jetson Orin Nano Developer Kit")
     assert reasons == ["engine was built on NVIDIA Jetson AGX Orin Developer Kit, this is NVIDIA Jetson Orin Nano "
                        "Developer Kit"]
-    assert check_compatible(meta, precision="fp16", platform="") == []  # not a Jetson: nothing to compare
+    assert check_compatible(meta, precision=Precision.FP16, platform="") == []  # not a Jetson: nothing to compare
 
 
 def _contract(input_format: str = "uint8_rgb"):  # noqa: ANN202

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --checkpoint is the torch backend's model (--backend torch, without --engine-path)",
               file=sys.stderr)
         return 2
-    from harness.node_benchmark import run, run_multi
+    from harness.multi_camera_benchmark import run_multi
+    from harness.node_benchmark import run
 
     try:
         run_multi(args) if args.camera_count else run(args)

@@ -110,13 +110,14 @@ def export_model(checkpoint: Path, models_dir: Path, size: tuple[int, int], batc
 
 def make_cpu_variant(out: Path, fp32: Path, size: tuple[int, int], seed: int) -> None:
     """The int8-cpu variant next to the FP32 file, calibrated on scenes the bag does not contain."""
+    from trt_segmentation.artifacts import Precision
     from trt_segmentation.data.street_scenes import write_street_split
     from trt_segmentation.precision import make_variant
 
     write_street_split(out / "calibration", "train", CALIBRATION_SCENES, seed=seed + 10_000, height=size[0],
                        width=size[1], progress=False)
     target = fp32.with_name(fp32.name.replace("_fp32.onnx", f"_{DEMO_PRECISION}.onnx"))
-    report = make_variant(fp32, DEMO_PRECISION, target, f"cityscapes:{out / 'calibration'}@train",
+    report = make_variant(fp32, Precision(DEMO_PRECISION), target, f"cityscapes:{out / 'calibration'}@train",
                           calibration_count=CALIBRATION_SCENES)
     print(f"  {fp32.name} -> {target.name} ({report.seconds:.0f} s)")
 
@@ -148,7 +149,7 @@ def running_node(out: Path, model: str, size: tuple[int, int], node_arguments: d
 
 def replay(out: Path) -> int:
     """Play the demo bag into the node (reliable, stamped now, once the node subscribed); the frames sent."""
-    from trt_segmentation.data.bag_player import play_bag
+    from trt_segmentation.apps.bag_player import play_bag
 
     return play_bag(out / "street_bag", rate=1.0, stamps="now", qos="reliable", wait_for_subscribers=1,
                     progress=False, log=lambda text: print(f"  {text}"))

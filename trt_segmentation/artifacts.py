@@ -19,6 +19,8 @@ from enum import Enum
 from pathlib import Path
 from typing import List, Optional, Tuple, Type, TypeVar, Union
 
+from .errors import InputError
+
 _Member = TypeVar("_Member", bound="ClosedSet")
 
 
@@ -46,7 +48,7 @@ class ClosedSet(str, Enum):
         try:
             return cls(cls._normalise(str(text)))
         except ValueError:
-            raise ValueError(f"unknown {cls._what()} {text!r}; choose one of "
+            raise InputError(f"unknown {cls._what()} {text!r}; choose one of "
                              f"{', '.join(m.value for m in cls)}") from None
 
 
@@ -229,15 +231,10 @@ def names(precisions: Optional[Tuple[Precision, ...]] = None) -> Tuple[str, ...]
     return tuple(p.value for p in (precisions if precisions is not None else tuple(Precision)))
 
 
-def check_variant(variant: Union[str, Precision]) -> Precision:
-    """``Precision.parse``: kept for callers that validate a name (the member is also a ``str``)."""
-    return Precision.parse(variant)
-
-
 def artifact_stem(model: str, height: int, width: int, precision: Union[str, Precision], batch: int = 1) -> str:
     """``<model>_<H>x<W>_<precision>``; a batch of N > 1 adds ``_b<N>`` before the precision."""
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise InputError(f"batch must be >= 1, got {batch}")
     batch_part = f"_b{batch}" if batch > 1 else ""
     return f"{model}_{height}x{width}{batch_part}_{Precision.parse(precision).value}"
 
@@ -259,7 +256,7 @@ CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 def check_camera_name(name: str) -> str:
     """``name`` if it is a valid camera name (:data:`CAMERA_NAME`), else ValueError naming the rule."""
     if not isinstance(name, str) or not CAMERA_NAME.fullmatch(name):
-        raise ValueError(f"{name!r} is no valid camera name (camera names are ROS name tokens: an ASCII letter, "
+        raise InputError(f"{name!r} is no valid camera name (camera names are ROS name tokens: an ASCII letter, "
                          "then ASCII letters, digits or underscores)")
     return name
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, get_args
 
 from . import cli
 from .artifacts import CALIBRATION_COUNT, CAMERA_FORMATS, InputFormat, Precision, artifact_stem
+from .errors import InputError
 
 SOURCE_PLACEHOLDER = "<fp32 onnx, or --checkpoint PT>"
 SIZE_PLACEHOLDER = "<H>x<W>"
 CALIBRATION_PLACEHOLDER = "<images: DIR | cityscapes:ROOT[@split] | bag:PATH[@/topic]>"
-BUILDERS = ("auto", "tensorrt", "tensorrt-rtx", "none")
+#: who builds the engines: the TensorRT found (auto), one of the two by name, or none (the variants only)
+Builder = Literal["auto", "tensorrt", "tensorrt-rtx", "none"]
+BUILDERS: Tuple[Builder, ...] = get_args(Builder)
 
 
 @dataclass
@@ -38,7 +41,7 @@ class BuildRequest:
     calibration_batch: int = 8
     mixed_config: Optional[Path] = None
     out_dir: Path = field(default_factory=lambda: Path("artifacts"))
-    builder: str = "auto"  # auto | tensorrt | tensorrt-rtx | none (variants only)
+    builder: Builder = "auto"
     implicit: bool = False
     workspace_mib: Optional[int] = None
     timing_cache: Optional[Path] = None
@@ -188,7 +191,7 @@ def workspace_limit_mib(requested: Optional[int], platform: str) -> Optional[int
     if requested is None:
         return JETSON_WORKSPACE_MIB if platform else None
     if requested < 0:
-        raise ValueError(f"the workspace limit is a number of MiB >= 0 (0: no limit), got {requested}")
+        raise InputError(f"the workspace limit is a number of MiB >= 0 (0: no limit), got {requested}")
     return int(requested) or None
 
 

@@ -5,8 +5,9 @@
   (``--calibration``, ``--calibration-count``, ``--calibration-batch``).
 * One message for a missing input file (:func:`require_file`): ``error: <what> not found: <path>``, exit code 2
   like argparse's usage errors.
-* One wrapper (:func:`command`) around every tool's ``main``: a package error (errors.SegmentationError), an
-  OSError or a ValueError becomes the one line ``error: <message>`` and exit code 2.
+* One wrapper (:func:`command`) around every tool's ``main``: a package error (errors.SegmentationError: a user's
+  error) becomes the one line ``error: <message>`` and exit code 2; any other exception is a bug and keeps its
+  traceback (exit code 1).
 * :func:`tool_command` names a tool the way it runs where the user is: ``ros2 run trt_segmentation trt_seg_<tool>``
   after ``colcon build``, ``python tools/<tool>.py`` in a source checkout, ``trt_seg_<tool>`` after pip.
 * Old spellings of renamed flags (``--precisions``, ``--count``, ``--out-dir``, ...) are still read
@@ -231,8 +232,9 @@ Main = TypeVar("Main", bound=Callable[..., int])
 
 
 def command(main: Main) -> Main:
-    """Decorator of a tool's ``main(argv) -> exit code``: the errors of :data:`errors.COMMAND_ERRORS` raised
-    anywhere inside become :func:`error`'s one line and exit code 2 (no traceback)."""
+    """Decorator of a tool's ``main(argv) -> exit code``: the errors of :data:`errors.COMMAND_ERRORS` (the
+    package's own) raised anywhere inside become :func:`error`'s one line and exit code 2 (no traceback); any other
+    exception propagates, so Python prints its traceback and exits with code 1."""
     @functools.wraps(main)
     def run(argv: Optional[Sequence[str]] = None) -> int:
         try:

@@ -19,6 +19,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from .errors import InputError
 from .image_codec import ImageDecodeError, payload_view
 
 _ENCAPSULATION = {b"\x00\x00": ">", b"\x00\x01": "<"}  # CDR_BE, CDR_LE
@@ -173,7 +174,7 @@ class ImageSerializer:
 
     def __init__(self, encoding: str) -> None:
         if encoding not in self.CHANNELS:
-            raise ValueError(f"cannot serialize encoding {encoding!r}; use one of {', '.join(self.CHANNELS)}")
+            raise InputError(f"cannot serialize encoding {encoding!r}; use one of {', '.join(self.CHANNELS)}")
         self.encoding = encoding
         self.channels = self.CHANNELS[encoding]
         self._tails: Dict[Tuple[bytes, int, int], bytes] = {}

@@ -17,7 +17,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .errors import SegmentationError
+from .errors import InputError, SegmentationError
 
 # encoding -> (channels, index of R, G, B inside a pixel); mono8 has one channel used for all three
 ENCODINGS: Dict[str, Tuple[int, Tuple[int, int, int]]] = {
@@ -67,7 +67,7 @@ def image_to_array(
     non-contiguous. Callers that need a contiguous array call ``np.ascontiguousarray`` exactly once.
     """
     if order not in ("rgb", "bgr"):
-        raise ValueError(f"order must be 'rgb' or 'bgr', got {order!r}")
+        raise InputError(f"order must be 'rgb' or 'bgr', got {order!r}")
     if encoding not in ENCODINGS:
         raise ImageDecodeError(
             f"unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
@@ -138,22 +138,6 @@ def decode_compressed(format: str, data: object, max_pixels: int = DEFAULT_MAX_P
     return array
 
 
-__all__ = [
-    "COMPRESSED_FORMATS",
-    "DEFAULT_MAX_PIXELS",
-    "ImageDecodeError",
-    "SUPPORTED_ENCODINGS",
-    "check_pixel_budget",
-    "compressed_format",
-    "decode_compressed",
-    "image_to_array",
-    "payload_view",
-    "pil_filter",
-    "resize_image",
-    "resize_nearest",
-]
-
-
 def pil_filter(name: str) -> int:
     """A Pillow resampling filter by name (``Image.Resampling`` since Pillow 9.1; Humble and JetPack 6 ship 9.0)."""
     from PIL import Image
@@ -178,3 +162,19 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), pil_filter("BILINEAR")))
+
+
+__all__ = [
+    "COMPRESSED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
+    "ImageDecodeError",
+    "SUPPORTED_ENCODINGS",
+    "check_pixel_budget",
+    "compressed_format",
+    "decode_compressed",
+    "image_to_array",
+    "payload_view",
+    "pil_filter",
+    "resize_image",
+    "resize_nearest",
+]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .artifacts import InputFormat
+from .errors import InputError
 
 METADATA_KEY = "trt_segmentation"
 
@@ -145,7 +146,7 @@ def _read_onnx_header(path: str | Path) -> tuple[dict[str, str], dict[str, int]]
             else:
                 raise ValueError(f"unsupported wire type {wire}")
     except (IndexError, ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a readable ONNX file ({exc})") from exc
+        raise InputError(f"{path} is not a readable ONNX file ({exc})") from exc
     return props, opsets
 
 
@@ -153,7 +154,7 @@ def read_contract_dict(path: str | Path) -> dict[str, Any]:
     """The contract JSON of an exported ONNX file as a dict, without the onnx package."""
     props = read_onnx_metadata(path)
     if METADATA_KEY not in props:
-        raise ValueError(f"{path} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
+        raise InputError(f"{path} was not exported by trt_segmentation (no '{METADATA_KEY}' metadata)")
     return dict(json.loads(props[METADATA_KEY]))
 
 

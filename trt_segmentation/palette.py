@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 CLASS_NAMES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
     "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
@@ -42,7 +44,7 @@ def colorize(labels: np.ndarray) -> np.ndarray:
 def overlay(image_rgb: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """Blend the colour mask over an (H, W, 3) uint8 RGB image; ``alpha`` is the mask's weight (0..1)."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"overlay alpha must be in [0, 1], got {alpha}")
+        raise InputError(f"overlay alpha must be in [0, 1], got {alpha}")
     if image_rgb.shape[:2] != labels.shape[:2]:
         raise ValueError(f"image {image_rgb.shape[:2]} and labels {labels.shape[:2]} differ in size")
     mixed = image_rgb.astype(np.float32) * (1.0 - alpha) + colorize(labels).astype(np.float32) * alpha

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     models = args.model or ([] if args.checkpoints else ["swiftnet_ss_rn18"])
-    from ..benchmarking import (
+    from ..apps.benchmarking import (
         format_table,
         time_backend,
         time_torch_executor,
@@ -141,7 +142,7 @@ def _parts(args: argparse.Namespace, models: list[str], height: int, width: int)
 
     import torch
 
-    from ..benchmarking import format_parts_table, time_onnxruntime_parts, time_torch_parts
+    from ..apps.benchmarking import format_parts_table, time_onnxruntime_parts, time_torch_parts
     from ..models import architecture_from_name
     from ..models.swiftnet import SwiftNet, check_input_size
 
@@ -154,10 +155,14 @@ def _parts(args: argparse.Namespace, models: list[str], height: int, width: int)
         torch.manual_seed(0)  # random weights: speed does not depend on them
         return SwiftNet(arch)
 
-    networks = [(name, architecture_from_name(name), random_weights) for name in models]
+    def own_weights(model: Any) -> Callable[[Any], Any]:
+        return lambda arch: model
+
+    networks: list[tuple[str, Any, Callable[[Any], Any]]] = [
+        (name, architecture_from_name(name), random_weights) for name in models]
     # checkpoints (a pruned one has its own widths): their own weights
     loaded = [(path.stem, load_checkpoint(path)) for path in args.checkpoints]
-    networks += [(label, model.arch, lambda arch, model=model: model) for label, model in loaded]
+    networks += [(label, model.arch, own_weights(model)) for label, model in loaded]
     for name, arch, make in networks:
         check_input_size(arch, height, width)
         if args.parts == "torch":

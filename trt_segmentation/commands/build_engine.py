@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
               "(make it in a call without --implicit)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from ..pipeline import check_variant_tools, run_pipeline
+    from ..apps.build import check_variant_tools, run_pipeline
     from ..precision.variants import needs_calibration
 
     # without torch (a vehicle): what needs the build machine, and its command. Checked here as well as in
@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         from ..engine.on_target import on_target_command
 
         print(f"\nNo .engine written: {missing[0].skipped}")
-        precisions = " ".join(s.precision.value for s in missing)
         if not args.implicit and all(s.onnx is not None for s in missing):
             # the variants are made: the target builds its engines from this folder, no torch or calibration images
             from ..onnx_metadata import read_contract_dict
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             size = args.size or size_from_name(Path(str(missing[0].onnx)).name)
             model = str(read_contract_dict(Path(str(missing[0].onnx)))["model"])
             print(f"Copy {args.out} to the machine with TensorRT (the Jetson) and run there:\n  "
-                  + on_target_command(args.out, precisions.split(), size, args.batch,
+                  + on_target_command(args.out, [s.precision for s in missing], size, args.batch,
                                       model=model if model != "swiftnet_ss_rn18" else None,
                                       dla_core=request.dla_core))
         else:

@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.verbose:
         logging.getLogger("trt_segmentation.engine").setLevel(logging.WARNING)
+    from ..apps.evaluation import label_agreement
     from ..artifacts import artifact_path
-    from ..evaluation import label_agreement
     from ..precision import CalibrationDataError, make_variant
     from ..precision.calibration_data import parse_source
     from ..precision.variants import needs_calibration, read_fp32_contract

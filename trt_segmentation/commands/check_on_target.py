@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     cli.require_file(args.engine_dir, "engine folder", folder=True)
     cli.require_file(args.images_dir, "image folder", folder=True)
-    from ..runtime.target_check import environment, exit_code, format_table, run_checks
+    from ..apps.target_check import environment, exit_code, format_table, run_checks
 
     thresholds = {}
     for item in args.min_agreement:

@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.require_file(args.images, "image folder", folder=True)
     cli.require_file(args.engine, "TensorRT engine")
     cli.require_file(args.data, "data folder", folder=True)
+    from ..apps.evaluation import agreement, evaluate_backend, evaluate_variants, variants_markdown
     from ..artifacts import Precision
-    from ..evaluation import agreement, evaluate_backend, evaluate_variants, variants_markdown
     from ..runtime.backend import BackendError
 
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import cli
+from ..errors import InputError
 
 TOOL = "make_rosbag"
 DEFAULT_SIZE = (512, 1024)  # --generate without --size
@@ -70,19 +71,19 @@ def _per_camera(items: list[str], cameras: list[str], flag: str, parse: Any) -> 
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in cameras:
-            raise ValueError(f"{flag} takes NAME=VALUE with NAME one of --cameras ({' '.join(cameras) or 'none'}), "
+            raise InputError(f"{flag} takes NAME=VALUE with NAME one of --cameras ({' '.join(cameras) or 'none'}), "
                              f"got {item!r}")
         try:
             out[name] = parse(value)
         except (argparse.ArgumentTypeError, ValueError) as exc:
-            raise ValueError(f"{flag} {item}: {exc}") from None
+            raise InputError(f"{flag} {item}: {exc}") from None
     return out
 
 
 def _rate(text: str) -> float:
     value = float(text)
     if value <= 0:
-        raise ValueError(f"rate must be > 0 Hz, got {text}")
+        raise InputError(f"rate must be > 0 Hz, got {text}")
     return value
 
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .. import cli
+from ..errors import InputError
 
 TOOL = "model_info"
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         names = args.model or list(MODEL_NAMES)
         unknown = [n for n in names if n not in MODEL_NAMES]
         if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+            raise InputError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
         models = [build_model(MODEL_NAMES[n].variant, MODEL_NAMES[n].encoder) for n in names]
     print(f"{'model':<20} {'parameters':>12} {'GMAC @' + f'{height}x{width}':>16}")
     for model in models:

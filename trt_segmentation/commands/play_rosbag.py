@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .. import cli
-from ..data.bag_player import CLOCK_HZ, STAMPS, check_options
+from ..apps.bag_player import CLOCK_HZ, STAMPS, check_options
 
 TOOL = "play_rosbag"
 
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     own_args, ros_args = split_ros_args(sys.argv[1:] if argv is None else list(argv))
     args = cli.parse_args(build_parser(), own_args, TOOL)
-    from ..data.bag_player import play_bag
+    from ..apps.bag_player import play_bag
     from ..data.bags import BagReader
 
     try:

@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from .. import cli
+from ..errors import InputError
 
 #: the recipe names (models/pruning.py RECIPES; repeated here so that --help needs no torch: test_pruning checks)
 RECIPES = ("blocks12", "all", "all_decoder")
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(build_parser(), argv, TOOL)
     if args.out is None:
-        return cli.error(ValueError("give --out, the pruned checkpoint to write"))
+        return cli.error(InputError("give --out, the pruned checkpoint to write"))
     cli.require_file(args.checkpoint, "checkpoint")
     import torch
 

@@ -1,4 +1,4 @@
-"""ROS 2 bags of camera images without a ROS install: write and read them (playing them: bag_player.py).
+"""ROS 2 bags of camera images without a ROS install: write and read them (playing them: apps/bag_player.py).
 
 * :func:`write_image_bag` (one camera) and :func:`write_camera_bag` (several, each its own topic, frame_id, rate
   and size, in time order) write ``sensor_msgs/msg/Image`` (or ``CompressedImage``) with the ``rosbags`` Writer,
@@ -6,7 +6,7 @@
   see :func:`rewrite_metadata_v5` and docs/data.md).
 * :func:`iter_bag_images` reads image topics of any ROS 2 bag (mcap or sqlite3, a bag directory or a bare
   ``.mcap``/``.db3`` file, written by ``ros2 bag``, rosbags or other tools) through ``rosbags.highlevel.AnyReader``.
-* The player (publishing a bag into a live graph with rclpy) is data/bag_player.py.
+* The player (publishing a bag into a live graph with rclpy) is apps/bag_player.py.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from .street_layout import (
     BICYCLE,
     BUILDING,
@@ -155,7 +156,7 @@ def render_scene(seed: int, height: int = 1024, width: int = 2048) -> tuple[np.n
 
     Deterministic per ``seed``; the same seed gives the same scene at every resolution."""
     if height < 8 or width < 8:
-        raise ValueError(f"scene size {height}x{width} is too small (at least 8x8)")
+        raise InputError(f"scene size {height}x{width} is too small (at least 8x8)")
     rng = np.random.default_rng(seed)
     cam = Camera(height, width, f=1.05 * min(width, 2 * height), cx=width * float(0.5 + rng.uniform(-0.05, 0.05)),
                   cy=height * float(rng.uniform(0.40, 0.47)), cam_h=float(rng.uniform(1.35, 1.6)),

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from .street_layout import VOID_LABEL_ID
 from .street_render import render_scene
 
@@ -66,7 +67,7 @@ def write_street_split(root: str | Path, split: str, count: int, seed: int = 0, 
     Files: ``leftImg8bit/<split>/<city>/<city>_<index:06d>_000019_leftImg8bit.png`` plus ``gtFine/...`` with
     ``_gtFine_labelIds.png`` (official ids) and ``_gtFine_labelTrainIds.png``."""
     if count < 0:
-        raise ValueError("count must be >= 0")
+        raise InputError("count must be >= 0")
     root = Path(root)
     jobs = [(root, split, city, i, seed, height, width) for i in range(count)]
     bar = None

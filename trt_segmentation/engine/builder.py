@@ -18,6 +18,7 @@ from typing import Any
 from ..artifacts import Artifact, BuilderKind, Precision, artifact_path, batch_from_name
 from ..build_request import workspace_limit_mib
 from ..cli import tool_command
+from ..errors import InputError, MissingFile
 from ..hashing import sha256_file
 from ..onnx_metadata import read_contract, read_contract_dict, read_onnx_opset
 from .metadata import EngineMetadata, tool_version, write_metadata
@@ -41,11 +42,10 @@ LOG = logging.getLogger(__name__)
 PREPROCESSING_LAYERS = r"^/(Cast|Transpose|Sub|Div|Gather|Mul|Add)(_\d+)?$"
 
 
-
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
-    precision: str | Precision,
+    precision: Precision,
     calibration: Any = None,
     *,
     builder: str = "tensorrt",
@@ -72,19 +72,19 @@ def build_engine(
     TensorRT's default elsewhere; 0 = no limit); the sidecar records the limit used, the engine's size and the device
     memory of one execution context.
     Raises :class:`TensorRTUnavailable` naming what to install when no suitable TensorRT is present, and
-    ValueError for a precision TensorRT never builds (int8-cpu, an ONNX Runtime CPU variant).
+    InputError for a precision TensorRT never builds (int8-cpu, an ONNX Runtime CPU variant).
     """
     precision = tensorrt_precision(precision)
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():
-        raise FileNotFoundError(f"ONNX file not found: {onnx_path}")
+        raise MissingFile(f"ONNX file not found: {onnx_path}")
     trt = load_tensorrt(builder)
     contract = read_contract_dict(onnx_path)
     batch = int(contract.get("batch", 1))
     if batch_from_name(engine_path.name) != batch:  # the sidecar check would refuse the engine under that name
         expected = artifact_path(engine_path.parent, str(contract["model"]), int(contract["height"]),
                                  int(contract["width"]), precision, ".engine", batch=batch)
-        raise ValueError(f"{onnx_path.name} is a batch {batch} model, the engine name {engine_path.name} says batch "
+        raise InputError(f"{onnx_path.name} is a batch {batch} model, the engine name {engine_path.name} says batch "
                          f"{batch_from_name(engine_path.name)}; build it as {expected}")
     if implicit:
         if trt.builder != "tensorrt" or trt.major >= 11:
@@ -93,9 +93,9 @@ def build_engine(
                 f"{trt.version}. Build the explicit variant ONNX instead (drop --implicit)."
             )
         if contract.get("precision", "fp32") != "fp32":
-            raise ValueError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
+            raise InputError(f"the implicit path starts from the FP32 ONNX; {onnx_path} is {contract['precision']}")
         if not precision.implicit_ok and scales_from is None:  # its own scales come as a table (item 4 of #32)
-            raise ValueError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path, "
+            raise InputError(f"the implicit path calibrates with entropy only; {precision!r} needs the explicit path, "
                              "or its variant's own Q/DQ scales as the calibration table (scales_from)")
     else:
         problem = explicit_path_problem(trt, onnx_path)
@@ -108,10 +108,10 @@ def build_engine(
     if named_core != dla_core:  # the node and build_on_target look for <stem>.dla<N>.engine, GPU engines without it
         expected = Artifact(engine_path.parent, str(contract["model"]), int(contract["height"]),
                             int(contract["width"]), precision, ".engine", batch, dla_core).path
-        raise ValueError(f"the engine name {engine_path.name} says DLA core {named_core} (-1: the GPU), the build is "
+        raise InputError(f"the engine name {engine_path.name} says DLA core {named_core} (-1: the GPU), the build is "
                          f"for {dla_core}; build it as {expected}")
     if not implicit and contract.get("precision", "fp32") != precision:
-        raise ValueError(
+        raise InputError(
             f"{onnx_path} holds the {contract.get('precision')} variant, not {precision}; make it with "
             f"{tool_command('calibrate')} or {tool_command('build_engine', '--precision', precision.value)}"
         )
@@ -257,7 +257,7 @@ def _implicit_calibrator(
     onnx_path: Path, engine_path: Path, calibration: Any, device: int = 0
 ) -> tuple[Any, dict[str, Any]]:
     if calibration is None:
-        raise ValueError("INT8 on the implicit path needs calibration images (--calibration)")
+        raise InputError("INT8 on the implicit path needs calibration images (--calibration)")
     from ..precision.calibration_data import CalibrationSet, load_calibration_set
     from .implicit_calibrator import EntropyCalibrator, calibration_table_path
 
@@ -295,14 +295,13 @@ class _device_context:  # noqa: N801 - used as a context manager
             self._context.detach()
 
 
-def tensorrt_precision(precision: str | Precision) -> Precision:
-    """``precision`` as a member TensorRT builds; ValueError for the ONNX Runtime CPU variant (int8-cpu), whose
-    uint8 asymmetric Q/DQ is made for ONNX Runtime's CPU kernels and never given to TensorRT."""
-    member = Precision.parse(precision)
-    if not member.tensorrt:
-        raise ValueError(f"{member.value} is an ONNX Runtime CPU variant and is never built into a TensorRT engine; "
+def tensorrt_precision(precision: Precision) -> Precision:
+    """``precision`` if TensorRT builds it; InputError for the ONNX Runtime CPU variant (int8-cpu), whose uint8
+    asymmetric Q/DQ is made for ONNX Runtime's CPU kernels and never given to TensorRT."""
+    if not precision.tensorrt:
+        raise InputError(f"{precision.value} is an ONNX Runtime CPU variant and is never built into a TensorRT engine; "
                          "run it with backend onnxruntime, or build int8 or mixed for TensorRT")
-    return member
+    return precision
 
 
 def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
@@ -322,7 +321,7 @@ def explicit_path_problem(trt: TensorRT, variant_onnx: str | Path) -> str:
     return ""
 
 
-def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Path | None,
+def build_path(trt: TensorRT, precision: Precision, variant_onnx: str | Path | None,
                dla_core: int = -1) -> BuilderKind:
     """Explicit or implicit: the way the installed TensorRT can build ``precision``. Explicit (the variant
     ONNX) wherever its parser takes the variant; implicit (FP32 ONNX + flags + calibrator) on TensorRT 8.5-10.x
@@ -338,16 +337,3 @@ def build_path(trt: TensorRT, precision: str | Precision, variant_onnx: str | Pa
     if trt.builder == "tensorrt" and trt.major < 11 and member.implicit_ok:
         return BuilderKind.IMPLICIT
     return BuilderKind.EXPLICIT
-
-
-def build_missing_engine(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
-                         progress: Callable[[str], None] | None = None, device: int = 0,
-                         implicit_calibration: str | None = None, workspace_mib: int | None = None) -> EngineMetadata:
-    """What the node's ``build_engine_if_missing`` calls: build ``engine_path`` the way the installed TensorRT
-    needs, from the files next to it (``<stem>.onnx``, the variant; ``<model>_<H>x<W>_fp32.onnx`` for the implicit
-    path, calibrated with the variant's Q/DQ scales, or with ``calibration`` images under
-    ``implicit_calibration='tensorrt-entropy'``). See on_target.build_from_folder."""
-    from .on_target import build_from_folder
-
-    return build_from_folder(engine_path, precision, calibration=calibration, progress=progress, device=device,
-                             implicit_calibration=implicit_calibration, workspace_mib=workspace_mib)

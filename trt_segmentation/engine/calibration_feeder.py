@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..onnx_metadata import ModelContract, to_network_input
 
 LOG = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class CalibrationFeeder:
             raise ValueError(f"calibration frames must be a non-empty N x {expected[0]} x {expected[1]} x 3 uint8 "
                              f"array (the network input size), got {frames.shape} {frames.dtype}")
         if len(frames) < contract.batch:
-            raise ValueError(f"{len(frames)} calibration frame(s) are fewer than one input of the batch-"
+            raise InputError(f"{len(frames)} calibration frame(s) are fewer than one input of the batch-"
                              f"{contract.batch} network")
         self.contract = contract
         self.shape, self.dtype = network_input_spec(contract)

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any, List, Optional, Union
 
+from ..errors import InputError
 from .calibration_table import table_problem
 
 LOG = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class CalibratorCore:
         if table is not None:
             problem = table_problem(table)
             if problem:
-                raise ValueError(f"the calibration table for {table_path} is not one: {problem}")
+                raise InputError(f"the calibration table for {table_path} is not one: {problem}")
         self.feeder = feeder
         self.table = table
         self.table_path = Path(table_path)

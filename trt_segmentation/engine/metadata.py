@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,6 +73,11 @@ class EngineMetadata:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @property
+    def variant(self) -> Precision:
+        """:attr:`precision` as its type (:meth:`from_dict` checked the name when the sidecar was read)."""
+        return Precision(self.precision)
 
     def memory_summary(self) -> str:
         """'engine 26.9 MiB, 118.0 MiB device memory per execution context' (what is known of the two)."""
@@ -195,7 +201,7 @@ def batch_problem(meta: EngineMetadata, name: str | None = None, folder: str | P
         return f"records batch {meta.batch} but its model contract batch {contract_batch}; rebuild the engine"
     named = batch_from_name(name) if name is not None else meta.batch
     if named != meta.batch:
-        command = on_target_command(folder, meta.precision, (meta.height, meta.width), named,
+        command = on_target_command(folder, meta.variant, (meta.height, meta.width), named,
                                     model=meta.model, dla_core=meta.dla_core)
         return (f"the engine was built for batch {meta.batch}, its file name says batch {named} (renamed?); rebuild "
                 f"it under its own name from the batch-{named} variants ({command})")
@@ -205,7 +211,7 @@ def batch_problem(meta: EngineMetadata, name: str | None = None, folder: str | P
 def check_compatible(
     meta: EngineMetadata,
     *,
-    precision: str | Precision,
+    precision: Precision,
     tensorrt_version: str | None = None,
     compute_capability: str | None = None,
     onnx_sha256: str | None = None,
@@ -219,7 +225,6 @@ def check_compatible(
     ``onnx_sha256`` and ``scales_sha256`` (an implicit engine's scales variant, :func:`scales_sha256_of`) are the
     files' hashes as they are now, compared with the build's."""
     reasons = []
-    precision = Precision.parse(precision)  # a name from a caller's command line or test: parsed here
     if meta.schema_version != SCHEMA_VERSION:
         reasons.append(f"metadata schema {meta.schema_version} != {SCHEMA_VERSION}")
     if meta.precision != precision:
@@ -263,8 +268,6 @@ def source_onnx_path(engine_path: str | Path, meta: EngineMetadata) -> Path:
     return engine_path.parent / name if name else engine_path.with_suffix(".onnx")
 
 
-
-
 #: the command that builds engines from a folder of ONNX variants, on the machine that runs them (no torch)
 ON_TARGET_TOOL = "build_on_target"
 #: what follows a hint that names trt_seg_build_engine: the variant itself is missing, and the build machine makes
@@ -272,17 +275,19 @@ ON_TARGET_TOOL = "build_on_target"
 ON_BUILD_MACHINE = "(on the build machine, where the variants are made; then copy {folder} here)"
 
 
-def on_target_command(engine_dir: str | Path, precisions: list[str] | list[Precision] | str | Precision,
+def on_target_command(engine_dir: str | Path, precisions: Sequence[Precision] | Precision | None,
                       size: tuple[int, int] | None = None, batch: int = 1, *, model: str | None = None,
                       dla_core: int = -1, device: int = 0, extra: list[str] | None = None) -> str:
-    """The command that builds engines from the variants in ``engine_dir`` on this machine, paths as they are here."""
+    """The command that builds engines from the variants in ``engine_dir`` on this machine, paths as they are here
+    (``precisions`` None: the placeholder ``<precision>``)."""
     argv = tool_argv(ON_TARGET_TOOL) + ["--engine-dir", str(engine_dir)]
     if model:
         argv += ["--model", model]
     argv += ["--size", f"{size[0]}x{size[1]}" if size else "<H>x<W>"]
     if batch > 1:
         argv += ["--batch", str(batch)]
-    argv += ["--precision", *(str(p) for p in ([precisions] if isinstance(precisions, str) else precisions))]
+    listed = ["<precision>"] if precisions is None else [precisions] if isinstance(precisions, str) else precisions
+    argv += ["--precision", *(str(p) for p in listed)]
     if dla_core >= 0:
         argv += ["--dla-core", str(dla_core)]
     if device:
@@ -297,18 +302,16 @@ def rebuild_from_name(engine_path: str | Path) -> str:
     engine_path = Path(engine_path)
     item = Artifact.from_path(engine_path)
     if item is None:
-        return on_target_command(engine_path.parent, "<precision>")
+        return on_target_command(engine_path.parent, None)
     return on_target_command(engine_path.parent, item.precision, item.size, item.batch, model=item.model,
                              dla_core=item.dla_core)
 
 
-def build_hint(model: str, size: tuple[int, int] | None, precision: str | Precision, directory: Path | str,
+def build_hint(model: str, size: tuple[int, int] | None, precision: Precision, directory: Path | str,
                batch: int = 1) -> str:
     """The command that makes the missing file: where ``directory`` holds the precision's ONNX variant of that size
     and batch (so the engine is what is missing), the on-target build from it (no torch); else (the variant itself
-    is missing) tools/build_engine.py, said to run on the build machine (:data:`ON_BUILD_MACHINE`). ``precision``
-    given as a name is parsed here."""
-    precision = Precision.parse(precision)
+    is missing) tools/build_engine.py, said to run on the build machine (:data:`ON_BUILD_MACHINE`)."""
     options: dict[str, Any] = {"model": model, "precision": precision.value, "out_dir": str(directory),
                                "batch": batch}
     sources = ArtifactFolder(directory).find(model, size=size, batch=batch, precision=Precision.FP32, suffix=".onnx")
@@ -334,7 +337,7 @@ def rebuild_command(meta_or_args: EngineMetadata | BuildRequest | dict[str, Any]
         folder = Path(engine_path).parent if engine_path is not None else Path(
             str(meta.build_options.get("out_dir") or "artifacts"))
         dla = meta.dla_core if meta.dla_core >= 0 else -1
-        return on_target_command(folder, meta.precision, (meta.height, meta.width), meta.batch, model=meta.model,
+        return on_target_command(folder, meta.variant, (meta.height, meta.width), meta.batch, model=meta.model,
                                  dla_core=dla)
     request = meta_or_args if isinstance(meta_or_args, BuildRequest) else BuildRequest.from_options(meta_or_args)
     # as it runs here (ros2 run, a source checkout's tools/, or the pip script), with the flags build_engine parses

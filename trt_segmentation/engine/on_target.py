@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import Artifact, BuilderKind, Precision, batch_from_name
-from ..errors import SegmentationError
+from ..errors import InputError, MissingFile, SegmentationError
 from ..hashing import sha256_file
 from .calibration_table import ImplicitCalibration
 from .metadata import (
@@ -52,17 +52,16 @@ def variant_beside(engine_path: str | Path) -> Path:
     return engine_path.with_name(_DLA_SUFFIX.sub("", engine_path.stem) + ".onnx")
 
 
-def fp32_beside(engine_path: str | Path, precision: str | Precision) -> Path:
+def fp32_beside(engine_path: str | Path, precision: Precision) -> Path:
     """The FP32 ONNX beside it (the implicit path's source)."""
     variant = variant_beside(engine_path)
-    precision = Precision.parse(precision)
     suffix = f"_{precision.value}.onnx"
     if not variant.name.endswith(suffix):
-        raise ValueError(f"{Path(engine_path).name} is not named <model>_<H>x<W>[_b<N>]_{precision}.engine")
+        raise InputError(f"{Path(engine_path).name} is not named <model>_<H>x<W>[_b<N>]_{precision}.engine")
     return variant.with_name(variant.name[: -len(suffix)] + "_fp32.onnx")
 
 
-def fit_problems(engine_path: str | Path, precision: str | Precision, *, device: int = 0) -> list[str]:
+def fit_problems(engine_path: str | Path, precision: Precision, *, device: int = 0) -> list[str]:
     """Why the existing ``engine_path`` cannot run here ([] when it can): no or unreadable sidecar, another
     TensorRT (or TensorRT-RTX), GPU or Jetson module, another precision or batch, an ONNX changed since, or (an
     implicit engine) a re-calibrated variant whose scales it took (metadata.scales_problem)."""
@@ -77,14 +76,14 @@ def fit_problems(engine_path: str | Path, precision: str | Precision, *, device:
     capability = gpu_identity(device)[1]
     source = source_onnx_path(engine_path, meta)
     return check_compatible(
-        meta, precision=Precision.parse(precision), builder="tensorrt",
+        meta, precision=precision, builder="tensorrt",
         tensorrt_version=trt.version if trt is not None else None,
         compute_capability=capability if capability != "none" else None,
         onnx_sha256=sha256_file(source) if source.is_file() else None, platform=platform_name(),
         batch=batch_from_name(engine_path.name), scales_sha256=scales_sha256_of(engine_path, meta))
 
 
-def build_from_folder(engine_path: str | Path, precision: str | Precision, *, calibration: Any = None,
+def build_from_folder(engine_path: str | Path, precision: Precision, *, calibration: Any = None,
                       implicit_calibration: str | ImplicitCalibration | None = None, builder: str = "tensorrt",
                       device: int = 0, workspace_mib: int | None = None, timing_cache: str | Path | None = None,
                       opt_level: int | None = None, progress: Callable[[str], None] | None = None,
@@ -111,11 +110,11 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
                                "build_options": {"on_target": True, "out_dir": str(engine_path.parent)}}
     if path is BuilderKind.EXPLICIT:
         if not variant.is_file():
-            raise FileNotFoundError(2, f"cannot build {engine_path}: its source ONNX variant is missing", str(variant))
+            raise MissingFile(2, f"cannot build {engine_path}: its source ONNX variant is missing", str(variant))
         return build_engine(variant, engine_path, precision, **options)
     fp32 = fp32_beside(engine_path, precision)
     if not fp32.is_file():
-        raise FileNotFoundError(2, f"cannot build {engine_path} the implicit way (TensorRT {trt.version}): its source "
+        raise MissingFile(2, f"cannot build {engine_path} the implicit way (TensorRT {trt.version}): its source "
                                 "FP32 ONNX is missing", str(fp32))
     if not precision.uses_int8:
         return build_engine(fp32, engine_path, precision, implicit=True, **options)
@@ -124,7 +123,7 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
         else ImplicitCalibration.TENSORRT_ENTROPY)
     if method is ImplicitCalibration.QDQ_TABLE:
         if not variant.is_file():
-            raise FileNotFoundError(2, f"cannot build {engine_path} the implicit way without calibration images: the "
+            raise MissingFile(2, f"cannot build {engine_path} the implicit way without calibration images: the "
                                     f"{precision} variant whose Q/DQ scales it takes is missing", str(variant))
         return build_engine(fp32, engine_path, precision, implicit=True, scales_from=variant, **options)
     if calibration is None:
@@ -134,7 +133,7 @@ def build_from_folder(engine_path: str | Path, precision: str | Precision, *, ca
     return build_engine(fp32, engine_path, precision, calibration, implicit=True, **options)
 
 
-def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuild: bool = False, device: int = 0,
+def ensure_engine(engine_path: str | Path, precision: Precision, *, rebuild: bool = False, device: int = 0,
                   calibration: Any = None, implicit_calibration: str | None = None, workspace_mib: int | None = None,
                   progress: Callable[[str], None] | None = None, log: Callable[[str], None] = LOG.info) -> str:
     """Make ``engine_path`` usable here: build it when it is missing; when it exists but does not fit
@@ -142,7 +141,7 @@ def ensure_engine(engine_path: str | Path, precision: str | Precision, *, rebuil
     :class:`EngineDoesNotFit` with the reasons and the command. Returns what it did: 'fits', 'built' or 'rebuilt'.
     What the node calls under its ``rebuild_engine`` parameter, and trt_seg_check_on_target --rebuild.
     ``workspace_mib`` as :func:`build_from_folder`'s."""
-    engine_path, precision = Path(engine_path), Precision.parse(precision)
+    engine_path = Path(engine_path)
     if engine_path.is_file():
         problems = fit_problems(engine_path, precision, device=device)
         if not problems:

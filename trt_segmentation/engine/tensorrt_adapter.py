@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SegmentationError
+from ..errors import InputError, SegmentationError
 
 if TYPE_CHECKING:
     import tensorrt as trt_api
@@ -98,7 +98,7 @@ def load_tensorrt(builder: str = "auto") -> TensorRT:
         if builder == "tensorrt-rtx":
             raise TensorRTUnavailable(f"TensorRT-RTX is not installed; {RTX_INSTALL}")
         raise TensorRTUnavailable(NO_TENSORRT_HELP + f"; TensorRT-RTX is not installed either ({RTX_INSTALL})")
-    raise ValueError(f"unknown builder {builder!r}; choose tensorrt, tensorrt-rtx or auto")
+    raise InputError(f"unknown builder {builder!r}; choose tensorrt, tensorrt-rtx or auto")
 
 
 def gpu_identity(device: int = 0) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InputError
 from .checkpoint import load_into
 from .resnet import STAGE_BLOCKS, EncoderWidths
 from .swiftnet import SPP_LEVELS, Architecture, DecoderWidths, SwiftNet, Widths
@@ -84,6 +85,7 @@ def _decoder_groups(key: str, variant: str) -> tuple[Dim, Dim] | None:
         return None if m is None else ((_feature(0),), (_stage(4 - int(m.group(1))),))
     spp, upsample, role, kind = m.group(2), m.group(3), m.group(4), _kind(m.group(5))
     reads: Dim  # the groups the module's BN and conv input run over
+    writes: Dim
     if m.group(1) == "logits":
         reads, writes = (last,), ()
     elif spp is not None:
@@ -167,10 +169,10 @@ def prune_state(state: Mapping[str, torch.Tensor], arch: Architecture, stages: S
     """The state dict with ``ratio`` of the channels of ``stages`` (and, with ``decoder``, of the decoder's
     streams and SPP) removed, and the widths it now has."""
     if not 0.0 < ratio < 1.0:
-        raise ValueError(f"ratio must be between 0 and 1 (the share of channels removed), got {ratio}")
+        raise InputError(f"ratio must be between 0 and 1 (the share of channels removed), got {ratio}")
     bad = [s for s in stages if s not in (1, 2, 3, 4)]
     if bad or not (stages or decoder):
-        raise ValueError(f"stages are 1..4 (ResNet layer1..layer4), got {list(stages)}")
+        raise InputError(f"stages are 1..4 (ResNet layer1..layer4), got {list(stages)}")
     sizes = group_sizes(arch)
     groups: list[Group] = []
     for s in sorted(set(stages)):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 STAGE_BLOCKS: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 STAGE_CHANNELS = (64, 128, 256, 512)
 
@@ -102,5 +104,5 @@ def make_stage(block: type[nn.Module], in_ch: int, out_ch: int, blocks: int, str
 
 def check_encoder(encoder: str) -> tuple[int, int, int, int]:
     if encoder not in STAGE_BLOCKS:
-        raise ValueError(f"unknown encoder {encoder!r}; choose one of {sorted(STAGE_BLOCKS)}")
+        raise InputError(f"unknown encoder {encoder!r}; choose one of {sorted(STAGE_BLOCKS)}")
     return STAGE_BLOCKS[encoder]

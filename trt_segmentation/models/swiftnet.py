@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..encoder_scope import ENCODER_MODULES
-from ..errors import SegmentationError
+from ..errors import InputError, SegmentationError
 from .layers import BNReluConv, SpatialPyramidPooling, Upsample, UpsampleBlend, final_resize
 from .resnet import BasicBlock, EncoderWidths, PyramidBasicBlock, check_encoder, make_stage
 
@@ -315,6 +315,6 @@ MODEL_NAMES: dict[str, Architecture] = {
 def architecture_from_name(name: str, num_classes: int = 19) -> Architecture:
     """``swiftnet_ss_rn18`` / ``swiftnet_pyr_rn34`` ... -> Architecture."""
     if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        raise InputError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     a = MODEL_NAMES[name]
     return Architecture(a.variant, a.encoder, num_classes)

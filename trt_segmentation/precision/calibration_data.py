@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import CALIBRATION_COUNT
-from ..errors import SegmentationError
+from ..errors import MissingFile, SegmentationError
 from ..image_codec import resize_image
 from ..onnx_metadata import ModelContract
 
@@ -141,7 +141,7 @@ def _iter_rgb(source: CalibrationSource, limit: int, selection: str = DEFAULT_SE
             if source.kind == "folder":
                 paths = list_images(source.path, recursive=True)
                 if not paths:
-                    raise FileNotFoundError(f"no .png/.jpg images in {source.path}")
+                    raise MissingFile(f"no .png/.jpg images in {source.path}")
             else:
                 from ..data.cityscapes import CityscapesSplit
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SegmentationError
+from ..errors import InputError, SegmentationError
 from ..hashing import sha256_file
 from . import calibration_data, kl2048
 from .cache import cache_key, fit_to_graph, load_scales, save_scales
@@ -77,9 +77,9 @@ class Int8Options:
 
     def validate(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise InputError(f"unknown calibration method {self.method!r}; choose one of {', '.join(METHODS)}")
         if not 0.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
+            raise InputError(f"percentile must be in (0, 100], got {self.percentile}")
 
     def key_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -384,7 +384,7 @@ def quantize_int8(
     lookup = load_scales(cache_path, key) if cache_path else None
     cache_status = lookup.status if lookup else "disabled"
     model = None
-    if lookup is not None and lookup.scales is not None:
+    if lookup is not None and lookup.scales is not None and cache_path is not None:
         LOG.info("int8 %s: reusing cached scales from %s", options.method, cache_path)
         model = _qdq_graph(fp32_onnx, frames[:batch], "max", options)
         lookup = fit_to_graph(lookup, activation_scales(model), cache_path)  # misfitting tensors: corrupt

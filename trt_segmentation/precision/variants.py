@@ -55,8 +55,8 @@ class VariantReport:
     notes: list[str] = field(default_factory=list)
 
 
-def needs_calibration(variant: str | Precision) -> bool:
-    return Precision.parse(variant).calibration is not None
+def needs_calibration(variant: Precision) -> bool:
+    return variant.calibration is not None
 
 
 def read_fp32_contract(fp32_onnx: str | Path) -> ModelContract:
@@ -85,7 +85,7 @@ def synthetic_frames(contract: ModelContract, count: int = 1, seed: int = 0) -> 
 
 def make_variant(
     fp32_onnx: str | Path,
-    variant: str | Precision,
+    variant: Precision,
     out_path: str | Path,
     calibration: CalibrationSet | CalibrationSource | str | Path | None = None,
     *,
@@ -106,7 +106,6 @@ def make_variant(
     scales are cached in ``cache_dir`` (default: next to ``out_path``) as ``<out stem>.calib.json``.
     ``cpu_recipe``: int8-cpu only, an :class:`.int8_cpu.CpuRecipe` (default: the one for this machine's CPU)."""
     start = time.perf_counter()
-    variant = Precision.parse(variant)
     fp32_onnx, out_path = Path(fp32_onnx), Path(out_path)
     contract = read_fp32_contract(fp32_onnx)
     out_path.parent.mkdir(parents=True, exist_ok=True)

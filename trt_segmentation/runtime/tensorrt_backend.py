@@ -28,6 +28,7 @@ from ..engine.metadata import (
 from ..hashing import sha256_file
 from ..onnx_metadata import ModelContract
 from .backend import BackendError
+from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda
 
 #: TensorRT DataType name -> numpy dtype. Our own table rather than ``trt.nptype()``: TensorRT 8.5's nptype builds
 #: its table with ``np.bool``, which numpy 1.24 removed, so it raises AttributeError for every dtype there
@@ -47,7 +48,6 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype[Any]:
     if name not in NUMPY_DTYPES:
         raise BackendError(f"TensorRT tensor type {name} has no numpy dtype; export uint8 input and uint8/int32 labels")
     return np.dtype(NUMPY_DTYPES[name])
-from .cuda_slots import CudaUnavailable, SlotBackend, SlotPipeline, load_pycuda
 
 
 class EngineMismatch(BackendError):
@@ -73,13 +73,13 @@ def contract_from_metadata(meta: EngineMetadata, engine_path: Path | None = None
     return ModelContract(**data)
 
 
-def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: str | Precision | None,
+def check_engine_metadata(engine_path: Path, meta: EngineMetadata, *, precision: Precision | None,
                           tensorrt_version: str | None = None, compute_capability: str | None = None,
                           onnx_path: Path | None = None, platform: str | None = None) -> None:
     """Raise :class:`EngineMismatch` naming the file, every reason and the exact rebuild command. Checks given as
     None are skipped (the first call, before TensorRT is imported, passes no version or GPU)."""
     onnx_sha = sha256_file(onnx_path) if onnx_path is not None and onnx_path.is_file() else None
-    reasons = check_compatible(meta, precision=precision or meta.precision, tensorrt_version=tensorrt_version,
+    reasons = check_compatible(meta, precision=precision or meta.variant, tensorrt_version=tensorrt_version,
                                compute_capability=compute_capability, onnx_sha256=onnx_sha, builder="tensorrt",
                                platform=platform,
                                scales_sha256=scales_sha256_of(engine_path, meta) if onnx_path is not None else None)

@@ -22,7 +22,6 @@ def progress_interval() -> float:
     return 0.5 if sys.stderr.isatty() else 30.0
 
 
-
 class Samples(torch.utils.data.Dataset):
     """A Cityscapes-layout split as (image CHW uint8, labels HW uint8) tensors."""
 

@@ -22,7 +22,6 @@ class TrainingError(RuntimeError, SegmentationError):
     """Training cannot start or continue (bad data root, unusable resume/init file, bad settings)."""
 
 
-
 @dataclass
 class TrainConfig:
     """Everything a run depends on. Defaults are the original recipe (Cityscapes, single-scale RN-18)."""

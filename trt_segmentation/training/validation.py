@@ -21,7 +21,6 @@ def autocast(device: torch.device, amp: bool) -> Any:
     return torch.autocast(device.type, enabled=False)
 
 
-
 # one confusion matrix and one set of scores for training and evaluation: trt_segmentation.metrics (it counts
 # torch tensors on the device too)
 

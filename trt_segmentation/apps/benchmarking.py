@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .runtime.backend import Backend
+from ..runtime.backend import Backend
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def time_torch_executor(name: str, model, height: int, width: int, dtype: str = 
                         slots: int = 1, warmup: int = 10, repeats: int = 50) -> Timing:
     """The node's torch executor through the CUDA slot pipeline (uint8 frame in, labels out): the GPU time of
     the executor stage alone, from the slot's CUDA events (the same figure the node reports as inference)."""
-    from .runtime.torch_backend import TorchBackend
+    from ..runtime.torch_backend import TorchBackend
 
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
@@ -135,7 +135,7 @@ def _part_inputs(model, height: int, width: int, device: str, dtype: str, seed: 
     named tensors of one random uint8 frame run through them (each part's inputs, computed once)."""
     import torch
 
-    from .models.parts import run_parts, split
+    from ..models.parts import run_parts, split
 
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
     memory = torch.channels_last if device != "cpu" else torch.contiguous_format
@@ -161,8 +161,8 @@ def time_torch_parts(name: str, model, height: int, width: int, dtype: str = "fp
     is a little above it: a graph boundary costs a launch and the parts cannot fuse across it)."""
     import torch
 
-    from .models.parts import run_part
-    from .runtime.torch_model import frames_to_labels
+    from ..models.parts import run_part
+    from ..runtime.torch_model import frames_to_labels
 
     torch.backends.cudnn.benchmark = True
     model, parts, tensors = _part_inputs(model, height, width, "cuda", dtype)
@@ -219,8 +219,8 @@ def time_onnxruntime_parts(name: str, model, height: int, width: int, folder, th
     RGB input) in one session: the last row. Parts run on the inputs the previous parts computed."""
     import onnxruntime as ort
 
-    from .export import ExportOptions, export_onnx
-    from .runtime.onnxruntime_backend import X64_EXACT_INT8_KEY
+    from ..export import ExportOptions, export_onnx
+    from ..runtime.onnxruntime_backend import X64_EXACT_INT8_KEY
 
     def session(path) -> Any:  # noqa: ANN001
         options = ort.SessionOptions()

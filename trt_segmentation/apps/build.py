@@ -1,6 +1,7 @@
 """The one-command build pipeline of tools/build_engine.py: checkpoint -> FP32 ONNX -> precision variants ->
 TensorRT engines with sidecars, each step reported. It sits above the layers it drives (models, export, precision,
-engine); none of them imports it. ``PipelineRequest.batch`` is the static batch (frames per run, one per camera in
+engine); none of them imports it. It takes a :class:`~trt_segmentation.build_request.BuildRequest` (the tool's
+flags, typed); ``BuildRequest.batch`` is the static batch (frames per run, one per camera in
 multi-camera mode): every artifact of a batch N > 1 is named ``<model>_<H>x<W>_b<N>_<precision>.*``.
 """
 
@@ -10,18 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .artifacts import Artifact, BuilderKind, Precision, artifact_path
-from .build_request import BuildRequest
-from .engine.builder import build_engine, build_path, explicit_path_problem
-from .engine.metadata import on_target_command, rebuild_command
-from .engine.tensorrt_adapter import BuildError, TensorRTUnavailable, load_tensorrt
-from .errors import SegmentationError
-from .hashing import sha256_file
-from .onnx_metadata import read_contract_dict
-
-#: what tools/build_engine.py asks for (its flags, typed: build_request.py)
-PipelineRequest = BuildRequest
-
+from ..artifacts import Artifact, BuilderKind, Precision, artifact_path
+from ..build_request import BuildRequest
+from ..engine.builder import build_engine, build_path, explicit_path_problem
+from ..engine.metadata import on_target_command, rebuild_command
+from ..engine.tensorrt_adapter import BuildError, TensorRTUnavailable, load_tensorrt
+from ..errors import InputError, SegmentationError
+from ..hashing import sha256_file
+from ..onnx_metadata import read_contract_dict
 
 #: the build machine's variant tools: the export, ModelOpt (FP16 AutoCast, INT8 Q/DQ) and the calibration need it
 VARIANT_TOOLS = "torch"
@@ -41,30 +38,30 @@ class PipelineStep:
     seconds: float = 0.0
 
 
-def export_fp32(req: PipelineRequest, log: Callable[[str], None]) -> tuple[Path, str | None]:
+def export_fp32(req: BuildRequest, log: Callable[[str], None]) -> tuple[Path, str | None]:
     """The FP32 ONNX to start from: ``req.onnx`` as given (size and batch checked), or exported from
     ``req.checkpoint`` at ``req.size`` with ``req.batch`` frames per run."""
 
     if req.batch < 1:
-        raise ValueError(f"batch must be at least 1, got {req.batch}")
+        raise InputError(f"batch must be at least 1, got {req.batch}")
     if req.onnx is not None:
         contract = read_contract_dict(req.onnx)
         if req.size and (contract["height"], contract["width"]) != tuple(req.size):
-            raise ValueError(
+            raise InputError(
                 f"{req.onnx} was exported at {contract['height']}x{contract['width']}, not "
                 f"{req.size[0]}x{req.size[1]}; re-export it (tools/export_onnx.py --size) or drop --size"
             )
         onnx_batch = int(contract.get("batch", 1))
         if onnx_batch != req.batch:
-            raise ValueError(
+            raise InputError(
                 f"{req.onnx} was exported with batch {onnx_batch}, not {req.batch}; re-export it "
                 f"(tools/export_onnx.py --batch {req.batch}) or pass --batch {onnx_batch}"
             )
         return req.onnx, None
     if req.checkpoint is None or req.size is None:
-        raise ValueError("give --onnx FP32_ONNX, or --checkpoint PT together with --size HxW")
-    from .export import ExportOptions, export_onnx
-    from .models import load_checkpoint
+        raise InputError("give --onnx FP32_ONNX, or --checkpoint PT together with --size HxW")
+    from ..export import ExportOptions, export_onnx
+    from ..models import load_checkpoint
 
     source_sha = sha256_file(req.checkpoint)
     model = load_checkpoint(req.checkpoint)
@@ -85,13 +82,13 @@ def variant_tools_installed() -> bool:
         return False
 
 
-def torch_free_fp16(req: PipelineRequest, precision: Precision) -> bool:
+def torch_free_fp16(req: BuildRequest, precision: Precision) -> bool:
     """FP16 from an FP32 ONNX where the variant tools are missing: TensorRT builds it from the FP32 ONNX with its
     FP16 builder flag (the implicit path, TensorRT 8.5-10.x), no FP16 variant needed."""
     return precision is Precision.FP16 and not req.implicit and not variant_tools_installed()
 
 
-def check_variant_tools(req: PipelineRequest) -> None:
+def check_variant_tools(req: BuildRequest) -> None:
     """Raise :class:`BuildMachineOnly`, one line naming the build machine's command, for what cannot be made
     without :data:`VARIANT_TOOLS` (the export of a checkpoint, the fp16/INT8/mixed/int8-cpu ONNX variants); fp32
     and fp16 engines from an FP32 ONNX, and ``--implicit`` builds, need no torch."""
@@ -104,7 +101,7 @@ def check_variant_tools(req: PipelineRequest) -> None:
         return
     # fp16 is an engine from the FP32 ONNX (torch_free_fp16); as an ONNX variant of its own (--builder none) it
     # needs the tools too
-    need = [p for p in req.precisions if p is not Precision.FP32 and (p is not Precision.FP16 or req.builder == "none")]
+    need: list[Precision] = [p for p in req.precisions if p is not Precision.FP32 and (p is not Precision.FP16 or req.builder == "none")]
     if need:
         engines = [p for p in need if p.tensorrt]
         contract = read_contract_dict(req.onnx) if req.onnx is not None and req.onnx.is_file() else {}
@@ -135,14 +132,14 @@ def _fp32_in_out_dir(fp32: Path, out_dir: Path, model: str, height: int, width: 
     return target
 
 
-def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> list[PipelineStep]:
+def run_pipeline(req: BuildRequest, log: Callable[[str], None] = print) -> list[PipelineStep]:
     """Checkpoint/ONNX -> every requested ONNX variant (checked with the TensorRT(-RTX) parser and builder) ->
     engines + metadata where a TensorRT that can make them is installed; each step says what it did or why not."""
     import time
 
-    from .engine.tensorrt_parse_check import check_onnx
-    from .precision.calibration_data import CalibrationSet, parse_source
-    from .precision.variants import make_variant, needs_calibration, read_fp32_contract
+    from ..engine.tensorrt_parse_check import check_onnx
+    from ..precision.calibration_data import CalibrationSet, parse_source
+    from ..precision.variants import make_variant, needs_calibration, read_fp32_contract
 
     check_variant_tools(req)  # also in commands/build_engine.py, before its calibration check (see there)
     # the request's calibration text parsed once (a misspelt source fails before the export), read once below:
@@ -174,7 +171,7 @@ def run_pipeline(req: PipelineRequest, log: Callable[[str], None] = print) -> li
         variant_path = artifact_path(req.out_dir, contract.model, contract.height, contract.width, precision, ".onnx",
                                      batch=contract.batch)
         if not precision.tensorrt and req.implicit:
-            raise ValueError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
+            raise InputError(f"{precision} is an ONNX Runtime CPU variant: it has no implicit TensorRT path (drop "
                              "--implicit, or build it in a separate call)")
         fp16_flag = torch_free_fp16(req, precision)
         implicit = req.implicit or fp16_flag

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import BackendKind, Precision, artifact_path
-from .image_codec import resize_image, resize_nearest
-from .metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
-from .runtime import create_backend, open_model_file
-from .runtime.backend import Backend, BackendError
+from ..artifacts import BackendKind, Precision, artifact_path
+from ..errors import InputError
+from ..image_codec import resize_image, resize_nearest
+from ..metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
+from ..runtime import create_backend, open_model_file
+from ..runtime.backend import Backend, BackendError
 
 
 @dataclass
@@ -43,7 +44,7 @@ class EvalResult:
         return 1e3 * self.seconds / self.frames if self.frames else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        from .palette import CLASS_NAMES
+        from ..palette import CLASS_NAMES
 
         names = CLASS_NAMES if len(self.iou) == len(CLASS_NAMES) else tuple(str(i) for i in range(len(self.iou)))
         out: dict[str, Any] = {
@@ -56,7 +57,7 @@ class EvalResult:
         return out
 
     def summary(self) -> str:
-        from .metrics import format_iou_table
+        from ..metrics import format_iou_table
 
         text = (f"mIoU {100 * self.miou:.2f} %   pixel accuracy {100 * self.pixel_accuracy:.2f} %   "
                 f"{self.frames} frames, {self.ms_per_frame:.1f} ms/frame\n" + format_iou_table(self.iou))
@@ -153,7 +154,7 @@ def evaluate_backend(backend: Backend, split: Sequence[Any], limit: int | None =
     num_classes = backend.contract.num_classes
     count = len(split) if limit is None else min(limit, len(split))
     if count == 0:
-        raise ValueError("the split is empty")
+        raise InputError("the split is empty")
     if reference is not None and len(reference) < count:
         raise ValueError(f"reference has {len(reference)} predictions for {count} frames")
     cm = ConfusionMatrix(num_classes)
@@ -215,7 +216,7 @@ def agreement(backend_a: Backend, backend_b: Backend, images: Iterable[Any], pro
             total += labels_a.size
             frames += 1
     if frames == 0:
-        raise ValueError("no frames to compare")
+        raise InputError("no frames to compare")
     return {"pixel_agreement": equal / total, "miou_vs_reference": mean_iou(cm), "iou": per_class_iou(cm),
             "frames": frames, "ms_per_frame_a": 1e3 * time_a / frames, "ms_per_frame_b": 1e3 * time_b / frames}
 

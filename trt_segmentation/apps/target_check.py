@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import ArtifactFolder, BuilderKind, Precision, artifact_path
-from .backend import Backend, BackendError, InferenceResult
+from ..errors import MissingFile
+from ..runtime.backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
 #: keyed by Precision.family (every INT8 variant shares int8's)
@@ -106,7 +107,7 @@ def sample_images(count: int, height: int, width: int, folder: Path | None = Non
     if folder is not None:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
         if not files:
-            raise FileNotFoundError(f"no .png/.jpg images in {folder}")
+            raise MissingFile(f"no .png/.jpg images in {folder}")
         return [np.asarray(Image.open(p).convert("RGB").resize((width, height), bilinear)) for p in files]
     rng = np.random.default_rng(seed)
     images = []
@@ -118,7 +119,7 @@ def sample_images(count: int, height: int, width: int, folder: Path | None = Non
 
 
 def _ort_labels(onnx: Path, images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
-    from .onnxruntime_backend import OnnxRuntimeBackend
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     with OnnxRuntimeBackend(onnx) as backend:
         order = backend.contract.channel_order
@@ -154,7 +155,7 @@ def _recorded_memory(row: CheckRow, engine: Path) -> None:
 
 def _tensorrt_labels(engine: Path, precision: Precision, images: list[np.ndarray], device: int = 0,
                      row: CheckRow | None = None) -> tuple[list[np.ndarray], float]:
-    from .tensorrt_backend import TensorRtBackend
+    from ..runtime.tensorrt_backend import TensorRtBackend
 
     with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:  # hashes the build's source ONNX
         _inspect(row, backend)
@@ -191,7 +192,7 @@ def _in_order(rgb: list[np.ndarray], order: str) -> list[np.ndarray]:
 
 def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
     """ONNX Runtime's labels of every row of ``groups`` on a batch-N ONNX, and its median ms per batch."""
-    from .onnxruntime_backend import OnnxRuntimeBackend
+    from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     with OnnxRuntimeBackend(onnx) as backend:
         labels: list[np.ndarray] = []
@@ -205,7 +206,7 @@ def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[
 
 def _tensorrt_batch_labels(engine: Path, precision: Precision, groups: list[list[np.ndarray]], device: int = 0,
                            row: CheckRow | None = None) -> tuple[list[np.ndarray], float]:
-    from .tensorrt_backend import TensorRtBackend
+    from ..runtime.tensorrt_backend import TensorRtBackend
 
     with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:
         _inspect(row, backend)
@@ -309,7 +310,7 @@ def judge(row: CheckRow, trt_labels: list[np.ndarray], ort_labels: list[np.ndarr
                          f"{row.agreement_variant:.4%} (worst image)")
         if row.agreement_variant < min_agreement:
             reasons.append(f"agreement with {variant[0]} {row.agreement_variant:.4%} < {min_agreement:.2%}")
-    if Precision.parse(row.precision).uses_int8:
+    if row.precision.uses_int8:
         if row.int8_layers == 0 and row.path.startswith("dla"):
             row.notes.append("INT8 layers: 0 reported, not judged on DLA (TensorRT's engine inspector probably shows "
                              "the DLA part as one foreign-node layer without INT8 formats; unchecked on a Jetson)")
@@ -325,7 +326,7 @@ def judge(row: CheckRow, trt_labels: list[np.ndarray], ort_labels: list[np.ndarr
     return row
 
 
-def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: str | Precision, batch: int,
+def check_batch(engine_dir: Path, model: str, height: int, width: int, precision: Precision, batch: int,
                 images: list[np.ndarray], *, build: bool, min_agreement: float, log: Any = print,
                 rebuild: bool = False, device: int = 0, calibration: str | None = None,
                 implicit_calibration: str | None = None, workspace_mib: int | None = None) -> CheckRow:
@@ -334,7 +335,6 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
     from ..engine.builder import build_path
     from ..engine.tensorrt_adapter import real_tensorrt
 
-    precision = Precision.parse(precision)  # a name from a caller (a test) is parsed here
     onnx = artifact_path(engine_dir, model, height, width, precision, ".onnx", batch=batch)
     engine = artifact_path(engine_dir, model, height, width, precision, ".engine", batch=batch)
     row = CheckRow(precision, "MISSING", f"b{batch}", str(onnx), str(engine), batch=batch)
@@ -365,7 +365,7 @@ def check_batch(engine_dir: Path, model: str, height: int, width: int, precision
                     min_agreement, note=" (worst row)")
 
 
-def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: str | Precision,
+def check_precision(engine_dir: Path, model: str, height: int, width: int, precision: Precision,
                     images: list[np.ndarray], reference_fp32: list[np.ndarray] | None, *, build: bool, min_agreement: float,
                     parse_check: bool = True, calibration: str | None = None, dla_core: int = -1,
                     log: Any = print, rebuild: bool = False, device: int = 0,
@@ -377,7 +377,6 @@ def check_precision(engine_dir: Path, model: str, height: int, width: int, preci
     from ..engine.tensorrt_adapter import real_tensorrt
     from ..onnx_metadata import read_onnx_opset
 
-    precision = Precision.parse(precision)  # a name from a caller (a test) is parsed here
     variant = artifact_path(engine_dir, model, height, width, precision, ".onnx")
     fp32 = artifact_path(engine_dir, model, height, width, Precision.FP32, ".onnx")
     engine = ArtifactFolder(engine_dir).path(model, height, width, precision, ".engine", dla_core=dla_core)

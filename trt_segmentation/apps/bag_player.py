@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..data.bags import BagError, BagReader, _typestore
 from ..node.qos import image_qos, wait_until_subscribed
-from .bags import BagError, BagReader, _typestore
 
 _CDR_HEADER_FORMATS = {b"\x00\x00": ">iI", b"\x00\x01": "<iI"}  # plain CDR big / little endian
 #: header stamps: as recorded ('keep': the old spelling of 'recorded'), or the player's clock at publish time
