@@ -14,8 +14,12 @@ import torch
 from trt_segmentation.engine.tensorrt_parse_check import check_onnx
 from trt_segmentation.export import ExportError, ExportOptions, export_model, export_onnx, read_contract
 
-SIZES = [(1024, 2048), (720, 1280), (375, 1242)]
 MODELS = [("single_scale", "resnet18"), ("single_scale", "resnet34"), ("pyramid", "resnet18"), ("pyramid", "resnet34")]
+# every model at KITTI's odd 375x1242 (padding to the encoder's stride, the pyramid's odd half scale), each other
+# size on one model of each variant: the encoder's depth changes no size handling, and the full grid cost 7 min of
+# CI's 2 cores
+PARITY_CASES = [(variant, encoder, (375, 1242)) for variant, encoder in MODELS] + [
+    ("single_scale", "resnet18", (720, 1280)), ("pyramid", "resnet18", (1024, 2048))]
 
 
 def session(proto: onnx.ModelProto) -> ort.InferenceSession:
@@ -31,8 +35,7 @@ def assert_tensorrt_accepts(proto: onnx.ModelProto, path: Path) -> None:
     assert report.ok, report.summary()
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("variant,encoder", MODELS)
+@pytest.mark.parametrize("variant,encoder,size", PARITY_CASES, ids=[f"{v}-{e}-{s[0]}x{s[1]}" for v, e, s in PARITY_CASES])
 def test_onnx_matches_pytorch(variant: str, encoder: str, size: tuple[int, int], random_model_factory, tmp_path: Path) -> None:  # noqa: ANN001
     model = random_model_factory(variant, encoder, seed=0)  # fixed: str hashes differ per process
     height, width = size

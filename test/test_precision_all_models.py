@@ -1,4 +1,5 @@
-"""Every SwiftNet (single-scale and pyramid, ResNet-18 and -34) in every calibrated precision, batch 1 and batch 2.
+"""Every SwiftNet (single-scale and pyramid, ResNet-18 and -34) in every calibrated precision, batch 1 (and batch 2
+on one).
 
 For each model: int8 quantizes every Conv with TensorRT's Q/DQ rules (per-channel weights, per-tensor activations),
 ``mixed`` quantizes exactly the model's encoder Convs (``SwiftNet.encoder_conv_count``: the pyramid's three levels
@@ -31,7 +32,9 @@ from trt_segmentation.precision.mixed import ENCODER_PATTERN
 H, W = 64, 128
 MODELS = {"swiftnet_ss_rn18": ("single_scale", "resnet18"), "swiftnet_ss_rn34": ("single_scale", "resnet34"),
           "swiftnet_pyr_rn18": ("pyramid", "resnet18"), "swiftnet_pyr_rn34": ("pyramid", "resnet34")}
-CASES = [(name, batch) for name in MODELS for batch in (1, 2)]
+# batch 2 on the pyramid with default BNs only: the Q/DQ rules see no batch dimension, and the three other models'
+# batch-2 builds cost 3 min of CI's 2 cores for no other path
+CASES = [(name, 1) for name in MODELS] + [("swiftnet_pyr_rn18", 2)]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{n}-b{b}" for n, b in CASES])
