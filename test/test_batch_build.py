@@ -30,7 +30,7 @@ from trt_segmentation.engine.metadata import (
     read_metadata,
     rebuild_command,
 )
-from trt_segmentation.export import ExportOptions, export_onnx, read_contract
+from trt_segmentation.export import ExportOptions, contract_of, export_onnx
 from trt_segmentation.precision import make_variant
 from trt_segmentation.precision.calibration_data import (
     CalibrationDataError,
@@ -70,7 +70,7 @@ def test_every_artifact_is_named_and_typed_batch_3(built) -> None:  # noqa: ANN0
         assert step.onnx == artifact_path(built["base"] / "out", MODEL, H, W, precision, ".onnx", batch=BATCH)
         assert f"_{H}x{W}_b3_{precision.value}.onnx" in step.onnx.name and batch_from_name(step.onnx.name) == BATCH
         model = onnx.load(str(step.onnx), load_external_data=False)
-        contract = read_contract(model)
+        contract = contract_of(model)
         assert contract.batch == BATCH and contract.precision == precision.value, precision
         assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [BATCH, H, W, 3]
         assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim] == [BATCH, H, W]
@@ -130,7 +130,7 @@ def test_int8_cpu_batch_rows_equal_batch_1_labels_of_the_same_frames(built, tmp_
     out = built["base"] / "out"
     fp32_b1 = artifact_path(tmp_path, MODEL, H, W, "fp32", ".onnx")
     contract_b1 = export_onnx(built["model"], fp32_b1, ExportOptions(H, W))
-    contract_b3 = read_contract(onnx.load(str(built["steps"][Precision.FP32].onnx)))
+    contract_b3 = contract_of(onnx.load(str(built["steps"][Precision.FP32].onnx)))
     # the frames the pipeline calibrated the batch-3 variant on (12: four 3-frame inputs), for batch 1 too
     calibration = load_calibration_set(built["calibration"], contract_b3, count=12)
     assert len(calibration) == 12 and calibration.batch_size == BATCH
@@ -169,7 +169,7 @@ def test_int8_cpu_batch_rows_equal_batch_1_labels_of_the_same_frames(built, tmp_
 
 
 def test_calibration_inputs_of_a_batch_3_model_are_3_frames(built) -> None:  # noqa: ANN001
-    contract = read_contract(onnx.load(str(built["steps"][Precision.FP32].onnx)))
+    contract = contract_of(onnx.load(str(built["steps"][Precision.FP32].onnx)))
     assert network_input_spec(contract) == ((BATCH, H, W, 3), np.dtype(np.uint8))
     calibration = load_calibration_set(built["calibration"], contract, count=8, batch_size=8)
     assert len(calibration) == 6 and calibration.batch_size == BATCH  # whole 3-frame inputs of the graph

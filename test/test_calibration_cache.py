@@ -18,7 +18,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from trt_segmentation.export import ExportOptions, export_onnx, read_contract
+from trt_segmentation.export import ExportOptions, contract_of, export_onnx
 from trt_segmentation.hashing import sha256_file
 from trt_segmentation.precision.cache import (
     CacheLookup,
@@ -51,7 +51,7 @@ def setup(tmp_path_factory, random_model_factory):  # noqa: ANN001, ANN201
     weight.CopyFrom(numpy_helper.from_array(changed, weight.name))
     other = base / "fp32_other.onnx"
     onnx.save(model, str(other))
-    calibration = load_calibration_set(base / "street" / "leftImg8bit" / "train", read_contract(onnx.load(str(fp32))),
+    calibration = load_calibration_set(base / "street" / "leftImg8bit" / "train", contract_of(onnx.load(str(fp32))),
                                        count=8, batch_size=8)
     return fp32, other, calibration
 

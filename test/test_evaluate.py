@@ -22,7 +22,7 @@ from trt_segmentation.apps.evaluation import (
 from trt_segmentation.artifacts import artifact_path
 from trt_segmentation.data.cityscapes import CityscapesSplit
 from trt_segmentation.data.street_scenes import write_street_split
-from trt_segmentation.export import ExportOptions, export_onnx, read_contract, set_contract
+from trt_segmentation.export import ExportOptions, contract_of, export_onnx, set_contract
 from trt_segmentation.metrics import ConfusionMatrix
 from trt_segmentation.runtime import create_backend
 from trt_segmentation.runtime.checkpoint_backend import CheckpointBackend
@@ -46,7 +46,7 @@ def setup(tmp_path_factory, random_model_factory):
     bgr = artifact_path(onnx_dir, MODEL, H, W, "fp16", ".onnx")
     export_onnx(model, bgr, ExportOptions(H, W, input_format="uint8_bgr"))
     proto = onnx.load(str(bgr))
-    contract = read_contract(proto)
+    contract = contract_of(proto)
     set_contract(proto, type(contract)(**{**contract.__dict__, "precision": "fp16"}))
     onnx.save(proto, str(bgr))
     # other weights filed as 'mixed': agreement below 100 %

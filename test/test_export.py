@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from trt_segmentation.engine.tensorrt_parse_check import check_onnx
-from trt_segmentation.export import ExportError, ExportOptions, export_model, export_onnx, read_contract
+from trt_segmentation.export import ExportError, ExportOptions, contract_of, export_model, export_onnx
 
 MODELS = [("single_scale", "resnet18"), ("single_scale", "resnet34"), ("pyramid", "resnet18"), ("pyramid", "resnet34")]
 # every model at KITTI's odd 375x1242 (padding to the encoder's stride, the pyramid's odd half scale), each other
@@ -72,7 +72,7 @@ def test_every_io_option_runs_and_builds(input_format: str, output: str, random_
     path = tmp_path / "m.onnx"
     contract = export_onnx(model, path, ExportOptions(height, width, input_format, output))
     proto = onnx.load(str(path))
-    assert read_contract(proto) == contract
+    assert contract_of(proto) == contract
     assert proto.opset_import[0].version >= 17
 
     rgb = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -175,7 +175,7 @@ def test_batch_export_equals_frames_one_at_a_time(random_model_factory, tmp_path
     single = export_model(model, ExportOptions(height, width))
     batched_path = tmp_path / "m_b3.onnx"
     contract = export_onnx(model, batched_path, ExportOptions(height, width, batch=3))
-    assert contract.batch == 3 and read_contract(single).batch == 1
+    assert contract.batch == 3 and contract_of(single).batch == 1
     batched = onnx.load(str(batched_path))
     dims = [d.dim_value for d in batched.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [3, height, width, 3]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from trt_segmentation.data.street_scenes import render_scene, scene_seed
-from trt_segmentation.export import ExportError, ExportOptions, export_model, read_contract
+from trt_segmentation.export import ExportError, ExportOptions, contract_of, export_model
 from trt_segmentation.models import MODEL_NAMES, load_checkpoint
 from trt_segmentation.models.fold import fold_batchnorms
 from trt_segmentation.runtime.onnxruntime_backend import open_session
@@ -41,8 +41,8 @@ def test_fold_is_exact_and_leaves_no_foldable_batchnorm(name: str, random_model_
     plain = export_model(model, ExportOptions(128, 256, output="logits", fold_batchnorm=False))
     lighter = export_model(model, ExportOptions(128, 256, output="logits"))  # the default
     assert (_ops(plain)["BatchNormalization"], _ops(lighter)["BatchNormalization"]) == BN_NODES[arch.variant]
-    assert read_contract(lighter).extra == {"fold_batchnorm": "true"}
-    assert read_contract(plain).extra == {"fold_batchnorm": "false"}
+    assert contract_of(lighter).extra == {"fold_batchnorm": "true"}
+    assert contract_of(plain).extra == {"fold_batchnorm": "false"}
     # the model itself is left as it was (the fold works on a copy)
     with torch.no_grad():
         assert torch.equal(model(image), reference)
@@ -69,7 +69,7 @@ def test_the_command_folds_by_default_and_exports_plain_on_request(tmp_path: Pat
         assert main(["--random-weights", "--model", "swiftnet_pyr_rn18", "--size", "128x256", "--out", str(out),
                      *flags]) == 0
         proto = onnx.load(str(out))
-        assert read_contract(proto).extra["fold_batchnorm"] == expected
+        assert contract_of(proto).extra["fold_batchnorm"] == expected
         assert _ops(proto)["BatchNormalization"] == BN_NODES["pyramid"][expected == "true"]
 
 

@@ -17,7 +17,7 @@ from onnx import TensorProto, numpy_helper
 
 from trt_segmentation.artifacts import Precision, artifact_path
 from trt_segmentation.cpu_features import ARM64, X86_NO_VNNI, X86_VNNI, cpu_class, cpu_flags
-from trt_segmentation.export import ExportOptions, export_onnx, read_contract
+from trt_segmentation.export import ExportOptions, contract_of, export_onnx
 from trt_segmentation.precision.cache import load_scales, save_scales
 from trt_segmentation.precision.calibration_data import load_calibration_set
 from trt_segmentation.precision.int8_cpu import CpuRecipe, cpu_qdq_problems, quantized_convs, recipe_for
@@ -79,7 +79,7 @@ def made(tmp_path_factory, random_model_factory):  # noqa: ANN001, ANN201
     write_street_split(base / "street", "train", 8, seed=0, height=H, width=W, progress=False)
     fp32 = artifact_path(base, MODEL, H, W, Precision.FP32, ".onnx")
     export_onnx(random_model_factory("single_scale", "resnet18", 0), fp32, ExportOptions(H, W))
-    calibration = load_calibration_set(base / "street" / "leftImg8bit" / "train", read_contract(onnx.load(str(fp32))),
+    calibration = load_calibration_set(base / "street" / "leftImg8bit" / "train", contract_of(onnx.load(str(fp32))),
                                        count=8, batch_size=8)
     out = {"base": base, "fp32": fp32, "calibration": calibration}
     for name, recipe in (("vnni", VNNI_RECIPE), ("avx2", NO_VNNI_RECIPE)):
@@ -135,7 +135,7 @@ def test_without_vnni_the_weights_are_7_bit(made) -> None:  # noqa: ANN001
 
 def test_the_contract_says_what_it_is_and_for_which_cpu(made) -> None:  # noqa: ANN001
     for name, recipe in (("vnni", VNNI_RECIPE), ("avx2", NO_VNNI_RECIPE)):
-        contract = read_contract(onnx.load(str(made[name].path), load_external_data=False))
+        contract = contract_of(onnx.load(str(made[name].path), load_external_data=False))
         assert contract.precision == "int8-cpu" and Precision.parse(contract.precision) is Precision.INT8_CPU
         assert contract.input_format == "uint8_rgb" and (contract.height, contract.width) == (H, W)
         assert contract.extra["ort_cpu_class"] == recipe.cpu_class

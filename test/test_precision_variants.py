@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto
 
 from trt_segmentation.artifacts import Precision
-from trt_segmentation.export import ExportOptions, export_onnx, read_contract
+from trt_segmentation.export import ExportOptions, contract_of, export_onnx
 from trt_segmentation.precision import CalibrationDataError, VariantError, make_variant
 from trt_segmentation.precision.calibration_data import collect_frames, load_calibration_set
 from trt_segmentation.precision.int8 import count_quantized_convs, qdq_structure_problems
@@ -40,7 +40,7 @@ def ensure_variants(base: Path, random_model_factory) -> dict[str, Path]:  # noq
     write_street_split(paths["street"], "train", 16, seed=0, height=H, width=W, progress=False)
     write_street_split(paths["street"], "val", 4, seed=1, height=H, width=W, progress=False)
     export_onnx(random_model_factory("single_scale", "resnet18", 0), paths["fp32"], ExportOptions(H, W))
-    contract = read_contract(onnx.load(str(paths["fp32"])))
+    contract = contract_of(onnx.load(str(paths["fp32"])))
     calibration = load_calibration_set(paths["calibration"], contract, count=16, batch_size=8)
     for variant in ("fp16", "int8", "mixed"):
         make_variant(paths["fp32"], Precision(variant), paths[variant], calibration)
@@ -82,7 +82,7 @@ def test_int8_every_conv_has_per_channel_weights_and_float_bias(variants) -> Non
 
 def test_int8_keeps_the_uint8_contract_and_says_how_it_was_calibrated(variants) -> None:  # noqa: ANN001
     model = onnx.load(str(variants["int8"]))
-    contract = read_contract(model)
+    contract = contract_of(model)
     assert contract.precision == "int8" and contract.input_name == "image" and contract.output_name == "labels"
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.UINT8
@@ -93,7 +93,7 @@ def test_int8_keeps_the_uint8_contract_and_says_how_it_was_calibrated(variants) 
 
 def test_fp16_computes_in_half_but_keeps_io_and_preprocessing(variants) -> None:  # noqa: ANN001
     model = onnx.shape_inference.infer_shapes(onnx.load(str(variants["fp16"])))
-    contract = read_contract(model)
+    contract = contract_of(model)
     assert contract.precision == "fp16"
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.UINT8
@@ -107,7 +107,7 @@ def test_fp16_computes_in_half_but_keeps_io_and_preprocessing(variants) -> None:
 
 def test_mixed_quantizes_the_encoder_only_and_runs_the_rest_in_fp16(variants) -> None:  # noqa: ANN001
     model = onnx.load(str(variants["mixed"]))
-    contract = read_contract(model)
+    contract = contract_of(model)
     assert contract.precision == "mixed"
     assert contract.extra["ort_graph_optimization"] == "disable"
     producers, types = _producers(model), _init_types(model)
@@ -189,14 +189,14 @@ def test_empty_calibration_folder_is_a_clear_error(variants, tmp_path: Path) -> 
 
 
 def test_calibration_set_smaller_than_one_batch_is_a_clear_error(variants) -> None:  # noqa: ANN001
-    contract = read_contract(onnx.load(str(variants["fp32"])))
+    contract = contract_of(onnx.load(str(variants["fp32"])))
     frames = [np.zeros((H, W, 3), np.uint8)] * 3
     with pytest.raises(CalibrationDataError, match=r"3 image\(s\), fewer than one batch \(8\)"):
         collect_frames(frames, contract, "three frames", count=64, batch_size=8)
 
 
 def test_calibration_images_of_another_aspect_ratio_are_refused(variants) -> None:  # noqa: ANN001
-    contract = read_contract(onnx.load(str(variants["fp32"])))
+    contract = contract_of(onnx.load(str(variants["fp32"])))
     with pytest.raises(CalibrationDataError, match=r"is 300x300 .* model input is 512x256"):
         collect_frames([np.zeros((300, 300, 3), np.uint8)] * 8, contract, "squares", batch_size=8)
     from PIL import Image
@@ -211,7 +211,7 @@ def test_calibration_images_of_another_aspect_ratio_are_refused(variants) -> Non
 def test_bgr_contract_gets_reversed_channels(variants) -> None:  # noqa: ANN001
     from dataclasses import replace
 
-    contract = replace(read_contract(onnx.load(str(variants["fp32"]))), input_format="uint8_bgr")
+    contract = replace(contract_of(onnx.load(str(variants["fp32"]))), input_format="uint8_bgr")
     rgb = np.zeros((H, W, 3), np.uint8)
     rgb[..., 0] = 200
     assert collect_frames([rgb] * 8, contract, "red", batch_size=8).frames[0, 0, 0].tolist() == [0, 0, 200]
@@ -262,16 +262,16 @@ def test_calibrate_tool_makes_percentile_and_max_variants(variants, tmp_path: Pa
     for variant in ("int8-percentile", "int8-max"):
         path = tmp_path / f"{MODEL}_{H}x{W}_{variant}.onnx"
         model = onnx.load(str(path))
-        assert read_contract(model).precision == variant and qdq_structure_problems(model) == []
+        assert contract_of(model).precision == variant and qdq_structure_problems(model) == []
         assert re.search(rf"{variant}\s+TensorRT-RTX build OK; label agreement", proc.stdout), proc.stdout
-    assert "percentile (p99.99)" == read_contract(onnx.load(str(tmp_path / f"{MODEL}_{H}x{W}_int8-percentile.onnx"))).extra["calibration_method"]
+    assert "percentile (p99.99)" == contract_of(onnx.load(str(tmp_path / f"{MODEL}_{H}x{W}_int8-percentile.onnx"))).extra["calibration_method"]
 
 
 def test_calibration_frames_from_a_rosbag_equal_the_image_folder(variants, tmp_path: Path) -> None:  # noqa: ANN001
     from trt_segmentation.data.bags import write_image_bag
     from trt_segmentation.data.image_folder import iter_image_folder
 
-    contract = read_contract(onnx.load(str(variants["fp32"])))
+    contract = contract_of(onnx.load(str(variants["fp32"])))
     rgb = [frame for _, frame in iter_image_folder(variants["calibration"], limit=8, recursive=True)]
     write_image_bag(tmp_path / "bag", rgb, topic="/camera/image_raw", encoding="bgr8")
     from_bag = load_calibration_set(f"bag:{tmp_path / 'bag'}@/camera/image_raw", contract, count=8, batch_size=8)

@@ -183,7 +183,7 @@ def test_prune_tool_checkpoint_export_variants_and_tensorrt_rtx(name: str, tmp_p
     fp32 and fp16 build with TensorRT-RTX."""
     from trt_segmentation.data.street_scenes import write_street_split
     from trt_segmentation.engine.tensorrt_parse_check import check_onnx
-    from trt_segmentation.export import ExportOptions, export_onnx, read_contract
+    from trt_segmentation.export import ExportOptions, contract_of, export_onnx
     from trt_segmentation.precision import make_variant
     from trt_segmentation.precision.calibration_data import load_calibration_set
     from trt_segmentation.runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -205,7 +205,7 @@ def test_prune_tool_checkpoint_export_variants_and_tensorrt_rtx(name: str, tmp_p
     fp32 = tmp_path / f"{name}_{H}x{W}_fp32.onnx"
     export_onnx(model, fp32, ExportOptions(H, W))
     write_street_split(tmp_path / "street", "train", 8, seed=0, height=H, width=W, progress=False)
-    calibration = load_calibration_set(tmp_path / "street" / "leftImg8bit" / "train", read_contract(onnx.load(str(fp32))),
+    calibration = load_calibration_set(tmp_path / "street" / "leftImg8bit" / "train", contract_of(onnx.load(str(fp32))),
                                        count=8, batch_size=8)
     frame = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
     labels = {}

@@ -168,7 +168,8 @@ def set_contract(proto: onnx.ModelProto, contract: ModelContract) -> None:
     entry.value = contract.to_json()
 
 
-def read_contract(proto: onnx.ModelProto) -> ModelContract:
+def contract_of(proto: onnx.ModelProto) -> ModelContract:
+    """The contract an exported graph in memory carries (onnx_metadata.read_contract reads it from a file)."""
     for prop in proto.metadata_props:
         if prop.key == METADATA_KEY:
             return ModelContract.from_json(prop.value)
@@ -181,4 +182,4 @@ def export_onnx(model: SwiftNet, path: str | Path, options: ExportOptions) -> Mo
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
-    return read_contract(proto)
+    return contract_of(proto)
