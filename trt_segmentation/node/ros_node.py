@@ -19,7 +19,9 @@ Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ from .frame_worker import FrameWorker
 from .frames import Pending
 from .heap import keep_frames_on_heap
 from .image_publisher import ImagePublisher
-from .params import InputType, IoMode, NodeParams, declare_parameters
+from .params import InputType, IoMode, NodeParams, declare_parameters, refusal
 from .qos import subscribe_images
 from .ring_pinning import RingPinning
 from .startup import StartupError, load_backend
@@ -100,6 +102,11 @@ class SegmentationNode:
         self.started = time.monotonic()
         self._failed_reported = 0
         self._qos_problems: dict[str, str] = {}
+        # held by the collector while it publishes colour/overlay and by a parameter change that (un)makes their
+        # publishers, so no publisher is destroyed under a publish
+        self._outputs_lock = threading.Lock()
+        self.colored = 0  # frames coloured for ~/color, blended for ~/overlay (only while subscribed)
+        self.overlaid = 0
         in_process = params.io_mode is IoMode.INPROCESS
         common: dict[str, Any] = dict(
             # io_mode process: the overlay blends the frame in its ring slot, held until its labels are published
@@ -166,6 +173,35 @@ class SegmentationNode:
         if self.io is not None and not self.io.start():
             self.log.error("not every camera I/O process has started within 30 s; see the diagnostics")
         self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ---------------------------------------------------------------- `ros2 param set` (executor thread)
+    def _on_set_parameters(self, parameters: list[Any]) -> Any:
+        """Apply a change of the runtime parameters (params.RUNTIME_PARAMETERS); refuse the whole set, naming
+        the parameter, when it holds one read at start-up only. rclpy has checked the types and ranges."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        for parameter in parameters:
+            reason = refusal(parameter.name)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        changes = {p.name: p.value for p in parameters}
+        old, new = self.params, replace(self.params, **changes)
+        self.params = new
+        self.thresholds = Thresholds(new.warn_latency_ms, new.warn_drop_ratio, new.warn_no_frames_s)
+        self.worker.log_throttle_s = new.log_throttle_s
+        self.worker.keep_rgb = new.publish_overlay
+        if (new.publish_color, new.publish_overlay) != (old.publish_color, old.publish_overlay):
+            with self._outputs_lock:
+                for camera in self.cameras:
+                    self._advertise_extras(camera)
+            single = self.cameras[0]
+            self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
+        if new.diagnostics_period != old.diagnostics_period:
+            self.node.destroy_timer(self.timer)
+            self.timer = self.node.create_timer(new.diagnostics_period, self.publish_diagnostics)
+        self.log.info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+        return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- io_mode process
     def _io_processes(self) -> IoSupervisor:
@@ -202,16 +238,28 @@ class SegmentationNode:
         """One camera's labels (colour, overlay) publishers."""
         from sensor_msgs.msg import Image
 
-        node, params, out_qos = self.node, self.params, 10
+        node, out_qos = self.node, 10
 
         def publisher(topic: str, encoding: str) -> ImagePublisher:
             return ImagePublisher(node.create_publisher(Image, camera.prefix + topic, out_qos), encoding)
 
         camera.pub_labels = publisher("labels", "mono8")
-        if params.publish_color:
-            camera.pub_color = publisher("color", "rgb8")
-        if params.publish_overlay:
-            camera.pub_overlay = publisher("overlay", "rgb8")
+        self._advertise_extras(camera)
+
+    def _advertise_extras(self, camera: CameraTopics) -> None:
+        """Make or destroy one camera's colour and overlay publishers as publish_color/publish_overlay say."""
+        from sensor_msgs.msg import Image
+
+        node, params = self.node, self.params
+        for attribute, wanted, topic in (("pub_color", params.publish_color, "color"),
+                                         ("pub_overlay", params.publish_overlay, "overlay")):
+            current = getattr(camera, attribute)
+            if wanted and current is None:
+                setattr(camera, attribute, ImagePublisher(node.create_publisher(Image, camera.prefix + topic, 10),
+                                                          "rgb8"))
+            elif not wanted and current is not None:
+                setattr(camera, attribute, None)
+                node.destroy_publisher(current.publisher)
 
     def _wire(self, index: int, camera: CameraTopics) -> bool:
         """The subscription of one camera (io_mode inprocess); True when it subscribes to serialized messages."""
@@ -238,16 +286,21 @@ class SegmentationNode:
 
     def _publish_camera(self, index: int, pending: Pending, labels: np.ndarray) -> None:
         """Publish serialized images built around the input's header, the middleware's copy outside the GIL
-        (image_publisher.py); in io_mode process the frame's ring slot goes back to its I/O process afterwards (the
-        overlay read it)."""
+        (image_publisher.py); colour and overlay only while they have a subscriber (nothing is coloured for
+        nobody); in io_mode process the frame's ring slot goes back to its I/O process afterwards (the overlay read
+        it)."""
         camera = self.cameras[index]
         try:
             assert camera.pub_labels is not None  # _advertise made it
             camera.pub_labels.publish(pending.header, labels)
-            if camera.pub_color is not None:
-                camera.pub_color.publish(pending.header, colorize(labels))
-            if camera.pub_overlay is not None and pending.rgb is not None:
-                camera.pub_overlay.publish(pending.header, overlay(pending.rgb, labels, self.params.overlay_alpha))
+            with self._outputs_lock:
+                color, blend = camera.pub_color, camera.pub_overlay
+                if color is not None and color.subscribed():
+                    color.publish(pending.header, colorize(labels))
+                    self.colored += 1
+                if blend is not None and pending.rgb is not None and blend.subscribed():
+                    blend.publish(pending.header, overlay(pending.rgb, labels, self.params.overlay_alpha))
+                    self.overlaid += 1
         finally:
             pending.release()
 
@@ -291,7 +344,8 @@ class SegmentationNode:
             failed_since_last_report=new_failures,
             runtime_error=worker.runtime_error or ("" if self.batch_worker else self.cameras[0].io_error),
             last_error=worker.last_error,
-            thresholds=self.thresholds, extra_problems=stale, extra_values=batch_keys,
+            thresholds=self.thresholds, extra_problems=stale,
+            extra_values=[("frames_colored", str(self.colored)), ("frames_overlaid", str(self.overlaid))] + batch_keys,
         )
         return [(INFERENCE_TASK, main)] + cameras
 
