@@ -18,6 +18,7 @@ Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -30,8 +31,9 @@ import numpy as np
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
-from .camera_io.frame_ring import FrameRing
+from .camera_io.frame_ring import SHM_DIR, FrameRing, slot_size
 from .camera_io.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
+from .camera_io.shm_budget import free_bytes, plan_rings, segment_bytes
 from .diagnostics import (
     INFERENCE_TASK,
     LEVEL_NAMES,
@@ -214,9 +216,22 @@ class SegmentationNode:
             specs.append(CameraIoSpec(camera.name, camera.image_topic))
         settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type is InputType.COMPRESSED,
                               self.backend.contract.channel_order, params.max_input_pixels,
-                              self.backend.max_in_flight + 4, params.qos_reliability, params.qos_depth)
+                              self._ring_slots(len(specs)), params.qos_reliability, params.qos_depth)
         return IoSupervisor(specs, settings, self.worker, self, log=lambda text, warn: (self.log.warning if warn
                                                                           else self.log.error)(text))
+
+    def _ring_slots(self, cameras: int) -> int:
+        """Slots per camera ring: the frames in flight + 4, fewer (a WARN) where /dev/shm cannot hold that beside
+        the transport's segments (shm_budget.py); StartupError (one FATAL line with the fix) where even the
+        frames in flight + 2 do not fit."""
+        in_flight = self.backend.max_in_flight
+        plan = plan_rings(free_bytes(SHM_DIR), cameras, slot_size(self.params.max_input_pixels), in_flight + 4,
+                          in_flight + 2, segment_bytes(os.environ), str(SHM_DIR))
+        if plan.fatal:
+            raise StartupError(plan.fatal)
+        if plan.warning:
+            self.log.warning(plan.warning)
+        return plan.slots
 
     # IoSink: what a camera's I/O process tells besides its frames, which go to the worker (its reader thread)
     def qos_problem(self, camera: int, text: str) -> None:
