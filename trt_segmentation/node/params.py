@@ -112,6 +112,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(over the node's lifetime)", low=0.0, high=1.0, step=0.0, runtime=True),
     ParamSpec("warn_no_frames_s", 5.0, "WARN when no frame arrived for this many seconds", low=0.1, high=3600.0,
               step=0.0, runtime=True),
+    ParamSpec("stamp_tolerance_s", 10.0, "A header stamp further than this from the node's clock when the frame "
+              "arrives is another clock's (a recorded drive replayed without --clock / use_sim_time): the frame is "
+              "processed, but latency_transport_* and latency_age_* leave it out and the stamps key says so",
+              low=0.0, high=1e9, step=0.0, runtime=True),
     ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeated error logs about bad input", low=0.0,
               high=3600.0, step=0.0, runtime=True),
 )
@@ -162,6 +166,7 @@ class NodeParams:
     warn_latency_ms: float
     warn_drop_ratio: float
     warn_no_frames_s: float
+    stamp_tolerance_s: float
     log_throttle_s: float
 
     def __post_init__(self) -> None:

@@ -44,6 +44,7 @@ from .diagnostics import (
     build_report,
     camera_task,
     hardware_id,
+    stamps_value,
     status_name,
 )
 from .frame_worker import FrameWorker
@@ -174,8 +175,15 @@ class SegmentationNode:
         self.worker.start()
         if self.io is not None and not self.io.start():
             self.log.error("not every camera I/O process has started within 30 s; see the diagnostics")
-        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
+        self.worker.stamp_tolerance_ns = int(params.stamp_tolerance_s * 1e9)
+        self.timer = self._diagnostics_timer(params.diagnostics_period)
         node.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _diagnostics_timer(self, period: float) -> Any:
+        """The diagnostics timer, on the steady clock: a node on sim time reports also while no /clock comes."""
+        from rclpy.clock import Clock, ClockType
+
+        return self.node.create_timer(period, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # ---------------------------------------------------------------- `ros2 param set` (executor thread)
     def _on_set_parameters(self, parameters: list[Any]) -> Any:
@@ -192,6 +200,7 @@ class SegmentationNode:
         self.params = new
         self.thresholds = Thresholds(new.warn_latency_ms, new.warn_drop_ratio, new.warn_no_frames_s)
         self.worker.log_throttle_s = new.log_throttle_s
+        self.worker.stamp_tolerance_ns = int(new.stamp_tolerance_s * 1e9)
         self.worker.keep_rgb = new.publish_overlay
         if (new.publish_color, new.publish_overlay) != (old.publish_color, old.publish_overlay):
             with self._outputs_lock:
@@ -201,7 +210,7 @@ class SegmentationNode:
             self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
         if new.diagnostics_period != old.diagnostics_period:
             self.node.destroy_timer(self.timer)
-            self.timer = self.node.create_timer(new.diagnostics_period, self.publish_diagnostics)
+            self.timer = self._diagnostics_timer(new.diagnostics_period)
         self.log.info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
         return SetParametersResult(successful=True)
 
@@ -216,7 +225,8 @@ class SegmentationNode:
             specs.append(CameraIoSpec(camera.name, camera.image_topic))
         settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type is InputType.COMPRESSED,
                               self.backend.contract.channel_order, params.max_input_pixels,
-                              self._ring_slots(len(specs)), params.qos_reliability, params.qos_depth)
+                              self._ring_slots(len(specs)), params.qos_reliability, params.qos_depth,
+                              use_sim_time=bool(node.get_parameter("use_sim_time").value))
         return IoSupervisor(specs, settings, self.worker, self, log=lambda text, warn: (self.log.warning if warn
                                                                           else self.log.error)(text))
 
@@ -360,7 +370,8 @@ class SegmentationNode:
             runtime_error=worker.runtime_error or ("" if self.batch_worker else self.cameras[0].io_error),
             last_error=worker.last_error,
             thresholds=self.thresholds, extra_problems=stale,
-            extra_values=[("frames_colored", str(self.colored)), ("frames_overlaid", str(self.overlaid))] + batch_keys,
+            extra_values=[("stamps", stamps_value(worker.last_stamp_foreign, worker.foreign_stamps)),
+                          ("frames_colored", str(self.colored)), ("frames_overlaid", str(self.overlaid))] + batch_keys,
         )
         return [(INFERENCE_TASK, main)] + cameras
 

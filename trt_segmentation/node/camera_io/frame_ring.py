@@ -138,7 +138,7 @@ class SlotFrame:
     height: int
     width: int
     link: Any  # io_supervisor.IoLink of the generation that wrote it
-    received_ns: int = 0  # wall-clock time (ns) its I/O process took it
+    received_ns: int = 0  # when its I/O process took it (ns, the node's ROS clock)
     released: bool = False
 
     def pixels(self) -> np.ndarray:
