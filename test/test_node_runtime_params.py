@@ -1,10 +1,13 @@
 """Runtime parameters and lazy outputs through a running node (one node process for every assertion): with
 publish_color on and nobody on ~/color, no frame is coloured (``frames_colored`` stays 0); ``ros2 param set``'s
-service turns ~/overlay on (it appears and carries frames once a viewer subscribes, and so does ~/color), refuses
+service turns ~/overlay and ~/labels/compressed on (they appear and carry frames once a viewer subscribes, and so
+does ~/color; the PNG labels are the labels of the same header), refuses
 ``precision`` with a reason that names it and asks for a restart, and a changed warn_latency_ms decides the next
 status."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 from node_harness import (
@@ -16,6 +19,7 @@ from node_harness import (
     save_frames,
     start_publisher,
 )
+from PIL import Image
 
 from trt_segmentation.node.diagnostics import WARN
 
@@ -36,6 +40,9 @@ def _set(lis, **values):
 
 
 def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_path) -> None:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage
+
     h, w = 48, 96
     rgb = np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
     step, data = encode_frame(rgb, "rgb8")
@@ -53,17 +60,27 @@ def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_pat
             pubs = dict(lis.node.get_publisher_names_and_types_by_node("segmentation", "/"))
             assert "/segmentation/color" in pubs and "/segmentation/overlay" not in pubs
 
-            (result,) = _set(lis, publish_overlay=True)
-            assert result.successful, result.reason
+            results = _set(lis, publish_overlay=True, publish_labels_compressed=True)
+            assert all(r.successful for r in results), [r.reason for r in results]
             (refused,) = _set(lis, precision="fp16")
             assert not refused.successful
             assert "precision" in refused.reason and "restart" in refused.reason, refused.reason
 
             with listener(extra_topics=("/segmentation/color", "/segmentation/overlay"), name="viewer") as viewer:
-                viewer.wait_for(lambda: viewer.count("/segmentation/overlay") >= 2
-                                and viewer.count("/segmentation/color") >= 2, 30, "overlay and colour frames", node)
+                pngs: list = []
+                viewer.node.create_subscription(CompressedImage, "/segmentation/labels/compressed", pngs.append,
+                                                QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+                viewer.wait_for(lambda: viewer.count("/segmentation/overlay") >= 2 and len(pngs) >= 2
+                                and viewer.count("/segmentation/color") >= 2, 30, "overlay, colour, PNG labels", node)
                 shown = viewer.messages("/segmentation/overlay")[-1]
+                png = pngs[-1]
             assert (shown.encoding, shown.height, shown.width) == ("rgb8", h, w)
+            assert png.format == "mono8; png compressed"
+            raw = lis.wait_for(lambda: [m for m in lis.labels if (m.header.stamp, m.header.frame_id)
+                                        == (png.header.stamp, png.header.frame_id)], 10, "the PNG's labels", node)[0]
+            decoded = np.asarray(Image.open(io.BytesIO(bytes(png.data))))
+            assert decoded.shape == (h, w)
+            assert np.array_equal(decoded, np.frombuffer(bytes(raw.data), np.uint8).reshape(h, w))
             _, values = lis.wait_for(lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_overlaid"]) >= 2
                                      and s, 10, "the overlay counted", node)
             assert int(values["frames_colored"]) >= 2

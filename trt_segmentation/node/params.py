@@ -103,6 +103,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "newest frame and counts the others as dropped", low=1, high=100, step=1),
     ParamSpec("publish_color", False, "Also publish ~/color (rgb8 Cityscapes colour mask)", runtime=True),
     ParamSpec("publish_overlay", False, "Also publish ~/overlay (rgb8 input blended with the colour mask)", runtime=True),
+    ParamSpec("publish_labels_compressed", False, "Also publish ~/labels/compressed (sensor_msgs/CompressedImage, "
+              "format 'mono8; png compressed', the labels' header; encoded only while it has a subscriber): "
+              "lossless labels for recording", runtime=True),
     ParamSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay", low=0.0, high=1.0, step=0.0, runtime=True),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", low=0.05, high=60.0, step=0.0, runtime=True),
     ParamSpec("latency_window", 300, "Frames in the rolling latency/percentile window", low=10, high=100000, step=1),
@@ -160,6 +163,7 @@ class NodeParams:
     qos_depth: int
     publish_color: bool
     publish_overlay: bool
+    publish_labels_compressed: bool
     overlay_alpha: float
     diagnostics_period: float
     latency_window: int

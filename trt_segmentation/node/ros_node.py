@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..image_cdr import Header
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
@@ -74,6 +75,7 @@ class CameraTopics:
         self.pub_labels: ImagePublisher | None = None
         self.pub_color: ImagePublisher | None = None
         self.pub_overlay: ImagePublisher | None = None
+        self.pub_labels_png: Any = None  # rclpy publisher of sensor_msgs/CompressedImage (publish_labels_compressed)
         self.qos_problem = ""
         self.failed_reported = 0
         self.image_topic = ""  # io_mode process: the resolved topic its I/O process subscribes to
@@ -202,7 +204,8 @@ class SegmentationNode:
         self.worker.log_throttle_s = new.log_throttle_s
         self.worker.stamp_tolerance_ns = int(new.stamp_tolerance_s * 1e9)
         self.worker.keep_rgb = new.publish_overlay
-        if (new.publish_color, new.publish_overlay) != (old.publish_color, old.publish_overlay):
+        if ((new.publish_color, new.publish_overlay, new.publish_labels_compressed)
+                != (old.publish_color, old.publish_overlay, old.publish_labels_compressed)):
             with self._outputs_lock:
                 for camera in self.cameras:
                     self._advertise_extras(camera)
@@ -272,10 +275,16 @@ class SegmentationNode:
         self._advertise_extras(camera)
 
     def _advertise_extras(self, camera: CameraTopics) -> None:
-        """Make or destroy one camera's colour and overlay publishers as publish_color/publish_overlay say."""
-        from sensor_msgs.msg import Image
+        """Make or destroy one camera's colour, overlay and compressed-labels publishers as publish_color,
+        publish_overlay and publish_labels_compressed say."""
+        from sensor_msgs.msg import CompressedImage, Image
 
         node, params = self.node, self.params
+        if params.publish_labels_compressed and camera.pub_labels_png is None:
+            camera.pub_labels_png = node.create_publisher(CompressedImage, camera.prefix + "labels/compressed", 10)
+        elif not params.publish_labels_compressed and camera.pub_labels_png is not None:
+            node.destroy_publisher(camera.pub_labels_png)
+            camera.pub_labels_png = None
         for attribute, wanted, topic in (("pub_color", params.publish_color, "color"),
                                          ("pub_overlay", params.publish_overlay, "overlay")):
             current = getattr(camera, attribute)
@@ -319,7 +328,9 @@ class SegmentationNode:
             assert camera.pub_labels is not None  # _advertise made it
             camera.pub_labels.publish(pending.header, labels)
             with self._outputs_lock:
-                color, blend = camera.pub_color, camera.pub_overlay
+                png, color, blend = camera.pub_labels_png, camera.pub_color, camera.pub_overlay
+                if png is not None and png.get_subscription_count() > 0:
+                    png.publish(png_labels(pending.header, labels))
                 if color is not None and color.subscribed():
                     color.publish(pending.header, colorize(labels))
                     self.colored += 1
@@ -418,6 +429,22 @@ class SegmentationNode:
             self.node.get_logger().error("the inference worker did not stop in time; backend not closed")
             return
         self.backend.close()
+
+
+def png_labels(header: Header, labels: np.ndarray) -> Any:
+    """The labels as a sensor_msgs/CompressedImage: PNG (lossless, zlib level 1: fast), the input's header, the
+    format image_transport's compressed plugin writes for mono8."""
+    import io
+
+    from PIL import Image as PilImage
+    from sensor_msgs.msg import CompressedImage
+
+    buffer = io.BytesIO()
+    PilImage.fromarray(labels, "L").save(buffer, format="PNG", compress_level=1)
+    msg = CompressedImage(format="mono8; png compressed", data=buffer.getvalue())
+    msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+    msg.header.frame_id = header.frame_id
+    return msg
 
 
 def main(argv: list[str] | None = None) -> int:
