@@ -3,7 +3,8 @@ publish_color on and nobody on ~/color, no frame is coloured (``frames_colored``
 service turns ~/overlay and ~/labels/compressed on (they appear and carry frames once a viewer subscribes, and so
 does ~/color; the PNG labels are the labels of the same header), refuses
 ``precision`` with a reason that names it and asks for a restart, and a changed warn_latency_ms decides the next
-status."""
+status. The same node republishes the camera's camera_info (/rp/camera_info beside /rp/image) on ~/camera_info
+with each label image's header and size."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _set(lis, **values):
 
 def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_path) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CompressedImage
+    from sensor_msgs.msg import CameraInfo, CompressedImage
 
     h, w = 48, 96
     rgb = np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -49,7 +50,8 @@ def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_pat
     frames = save_frames(tmp_path / "f.npz", [{"encoding": "rgb8", "height": h, "width": w, "step": step,
                                                "data": data}])
     argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/rp/image",
-                                "publish_color": "true"}, extra={"diagnostics_period": "0.2"})
+                                "publish_color": "true"},
+                               extra={"diagnostics_period": "0.2", "publish_camera_info": "true"})
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
         lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         publisher = start_publisher(frames, "/rp/image", rate=20.0, env=env, repeat=100000)
@@ -59,6 +61,18 @@ def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_pat
             assert values["frames_colored"] == "0" and values["frames_overlaid"] == "0", values  # nobody looks
             pubs = dict(lis.node.get_publisher_names_and_types_by_node("segmentation", "/"))
             assert "/segmentation/color" in pubs and "/segmentation/overlay" not in pubs
+
+            camera_info = lis.node.create_publisher(CameraInfo, "/rp/camera_info", 10)
+            infos: list = []
+            lis.node.create_subscription(CameraInfo, "/segmentation/camera_info", infos.append, 10)
+
+            def relayed() -> list:
+                camera_info.publish(CameraInfo(height=480, width=640, distortion_model="plumb_bob",
+                                               k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]))
+                return infos
+            info = lis.wait_for(relayed, 20, "the relayed camera_info", node)[-1]
+            assert (info.height, info.width, info.distortion_model, info.k[0]) == (h, w, "plumb_bob", 500.0)
+            assert info.header.frame_id.startswith("frame") and info.header.stamp.sec > 0
 
             results = _set(lis, publish_overlay=True, publish_labels_compressed=True)
             assert all(r.successful for r in results), [r.reason for r in results]

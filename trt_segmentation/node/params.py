@@ -106,6 +106,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("publish_labels_compressed", False, "Also publish ~/labels/compressed (sensor_msgs/CompressedImage, "
               "format 'mono8; png compressed', the labels' header; encoded only while it has a subscriber): "
               "lossless labels for recording", runtime=True),
+    ParamSpec("publish_camera_info", False, "Republish the camera's sensor_msgs/CameraInfo (the camera_info topic "
+              "beside its image topic, image_transport's convention) on ~/camera_info with each label image's header "
+              "and size, for consumers that pair image and info; nothing is published while the camera sends none"),
     ParamSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay", low=0.0, high=1.0, step=0.0, runtime=True),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", low=0.05, high=60.0, step=0.0, runtime=True),
     ParamSpec("latency_window", 300, "Frames in the rolling latency/percentile window", low=10, high=100000, step=1),
@@ -164,6 +167,7 @@ class NodeParams:
     publish_color: bool
     publish_overlay: bool
     publish_labels_compressed: bool
+    publish_camera_info: bool
     overlay_alpha: float
     diagnostics_period: float
     latency_window: int

@@ -76,10 +76,13 @@ class CameraTopics:
         self.pub_color: ImagePublisher | None = None
         self.pub_overlay: ImagePublisher | None = None
         self.pub_labels_png: Any = None  # rclpy publisher of sensor_msgs/CompressedImage (publish_labels_compressed)
+        self.pub_info: Any = None  # publish_camera_info: ~/camera_info, and the camera's latest CameraInfo
+        self.info: Any = None
         self.qos_problem = ""
         self.failed_reported = 0
         self.image_topic = ""  # io_mode process: the resolved topic its I/O process subscribes to
         self.io_error = ""  # io_mode process: why its I/O process is down ("" while it runs)
+        self.sub_info: Any = None  # publish_camera_info: the subscription to the camera's camera_info
 
     @property
     def topic(self) -> str:
@@ -273,6 +276,23 @@ class SegmentationNode:
 
         camera.pub_labels = publisher("labels", "mono8")
         self._advertise_extras(camera)
+        if self.params.publish_camera_info:
+            self._relay_camera_info(camera)
+
+    def _relay_camera_info(self, camera: CameraTopics) -> None:
+        """Subscribe to the camera's camera_info (beside its image topic) and advertise ~/camera_info."""
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo
+
+        image = self.node.resolve_topic_name(camera.prefix + "image")
+        source = image.rpartition("/")[0] + "/camera_info"
+
+        def store(msg: Any) -> None:
+            camera.info = msg
+
+        # best effort, depth 1: matches a reliable or best-effort camera; only the newest is used
+        camera.sub_info = self.node.create_subscription(CameraInfo, source, store, qos_profile_sensor_data)
+        camera.pub_info = self.node.create_publisher(CameraInfo, camera.prefix + "camera_info", 10)
 
     def _advertise_extras(self, camera: CameraTopics) -> None:
         """Make or destroy one camera's colour, overlay and compressed-labels publishers as publish_color,
@@ -327,6 +347,9 @@ class SegmentationNode:
         try:
             assert camera.pub_labels is not None  # _advertise made it
             camera.pub_labels.publish(pending.header, labels)
+            info = camera.info
+            if camera.pub_info is not None and info is not None and camera.pub_info.get_subscription_count() > 0:
+                camera.pub_info.publish(label_info(info, pending.header, labels.shape))
             with self._outputs_lock:
                 png, color, blend = camera.pub_labels_png, camera.pub_color, camera.pub_overlay
                 if png is not None and png.get_subscription_count() > 0:
@@ -444,6 +467,18 @@ def png_labels(header: Header, labels: np.ndarray) -> Any:
     msg = CompressedImage(format="mono8; png compressed", data=buffer.getvalue())
     msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
     msg.header.frame_id = header.frame_id
+    return msg
+
+
+def label_info(info: Any, header: Header, shape: tuple[int, ...]) -> Any:
+    """A copy of the camera's CameraInfo ``info`` with the label image's header and size (the calibration as the
+    camera sent it)."""
+    from copy import deepcopy
+
+    msg = deepcopy(info)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+    msg.header.frame_id = header.frame_id
+    msg.height, msg.width = int(shape[0]), int(shape[1])
     return msg
 
 
