@@ -141,20 +141,20 @@ class WorkerThreads(Generic[Work]):
 
     def _add_frame_stages(self, window: StageLatency, pending: Pending) -> None:
         """A published frame's transport, wait, receipt to publish ("node") and age (now) to ``window``; transport
-        and age only when its header had a stamp of the node's clock (else they are NaN or not measured)."""
+        and age only when its header had a stamp of the node's clock, at receipt and at publishing (a node on sim
+        time whose /clock has not come yet reads 0), else they are NaN or not measured."""
         now = self.now_ns()
-        if pending.transport_ms == pending.transport_ms:  # not NaN
+        age = age_ms(pending.header, now)
+        foreign = pending.foreign or (age == age and abs(age) * 1e6 > self.stamp_tolerance_ns)
+        if not foreign and pending.transport_ms == pending.transport_ms:  # not NaN
             window.add("transport", pending.transport_ms)
         window.add("wait", pending.wait_ms)
-        if pending.received_ns:
+        if pending.received_ns > 0 and now > 0:  # a sim-time clock reads 0 until its first /clock
             window.add("node", (now - pending.received_ns) * 1e-6)
         if window is self.latency:  # once per frame (a batch adds it to its camera's window too)
-            self.last_stamp_foreign = pending.foreign
-            self.foreign_stamps += pending.foreign
-        if pending.foreign:
-            return
-        age = age_ms(pending.header, now)
-        if age == age:  # not NaN
+            self.last_stamp_foreign = foreign
+            self.foreign_stamps += foreign
+        if not foreign and age == age:  # not NaN
             window.add("age", age)
 
     # ---------------------------------------------------------------- failures
