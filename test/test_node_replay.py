@@ -26,8 +26,8 @@ def _measured(values: dict) -> bool:
 
 
 def _replay(engine_dir, tmp_path, sim_time: bool) -> dict:
-    """The node (sim time or not) and the player (--clock or not): the main status's values once every frame of
-    the bag is accounted for (without --clock), or once a frame was measured on the bag's time (with it: the bag
+    """The node (sim time or not) and the player (--clock or not): the main status's values once the player has
+    ended and every frame received is accounted for (without --clock), or once a frame was measured on the bag's time (with it: the bag
     loops until then, since the inference process's discovery of the player can lag the I/O process's, which is
     the one /clock subscriber the player waits for, and a frame it publishes before its first /clock reads 0 there
     and counts as another clock's)."""
@@ -41,7 +41,7 @@ def _replay(engine_dir, tmp_path, sim_time: bool) -> dict:
          "use_sim_time": "true" if sim_time else "false"},
         extra={"diagnostics_period": "0.2", "warn_latency_ms": "5000.0", "warn_drop_ratio": "1.0"})
     player = [sys.executable, str(REPO / "tools" / "play_rosbag.py"), str(bag), "--stamps", "recorded",
-              "--wait-for-subscribers", "1", "--quiet"] + (["--clock", "50", "--loop"] if sim_time else [])
+              "--wait-for-subscribers", "1", "--quiet"] + (["--clock", "50", "--loop"] if sim_time else ["--delay", "0.5"])
     with node_process(argv, env, tmp_path / "node.log") as node, listener() as lis:
         lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         if sim_time:
@@ -56,10 +56,11 @@ def _replay(engine_dir, tmp_path, sim_time: bool) -> dict:
         else:
             played = subprocess.run(player, capture_output=True, text=True, timeout=60, env=env)
             assert played.returncode == 0, played.stdout + played.stderr
+            # best effort (the node's default QoS): a frame sent before both directions matched may be lost
             status, values = lis.wait_for(
-                lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_received"]) == FRAMES
-                and sum(int(s[1][k]) for k in ("frames_processed", "frames_dropped", "frames_failed")) == FRAMES
-                and s, 20, "every frame accounted for", node)
+                lambda: (s := lis.last_status(STATUS)) and int(s[1]["frames_processed"]) >= 1
+                and sum(int(s[1][k]) for k in ("frames_processed", "frames_dropped", "frames_failed"))
+                == int(s[1]["frames_received"]) and s, 20, "the frames received accounted for", node)
     assert status.level == bytes([OK]), (status.message, values)
     assert int(values["frames_processed"]) >= 1 and values["frames_failed"] == "0", values
     return values
