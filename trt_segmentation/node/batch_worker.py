@@ -184,7 +184,8 @@ class BatchWorker(WorkerThreads[List[Optional[InputFrame]]]):
             pending: Optional[Pending] = None
             if frame is not None:
                 try:
-                    pending, row = convert_frame(frame, order, size, self.max_pixels, self.keep_rgb, self.now_ns())
+                    pending, row = convert_frame(frame, order, size, self.max_pixels, self.keep_rgb, self.now_ns(),
+                                                 self.stamp_tolerance_ns)
                     self.cameras[index].last_input_size = f"{pending.height}x{pending.width}"
                 except ImageDecodeError as exc:  # this camera's bad input (convert_frame's rule): row padded
                     frame.release()

@@ -98,7 +98,7 @@ class FrameWorker(WorkerThreads[InputFrame]):
         try:
             pending, network_image = convert_frame(frame, self.backend.contract.channel_order,
                                                    self.backend.input_size, self.max_pixels, self.keep_rgb,
-                                                   self.now_ns())
+                                                   self.now_ns(), self.stamp_tolerance_ns)
         except ImageDecodeError as exc:  # the rule of both workers (frames): a conversion failure is bad input
             frame.release()
             self._fail("input", f"bad image dropped: {exc}")

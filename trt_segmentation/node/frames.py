@@ -22,7 +22,7 @@ class InputFrame(Protocol):
     """A frame in a worker's mailbox: a camera message (:class:`Frame`) or, io_mode process, a frame its I/O process
     has already decoded into a shared-memory ring slot (:class:`~.camera_io.frame_ring.SlotFrame`)."""
 
-    received_ns: int  # wall-clock time (ns) it was taken
+    received_ns: int  # when it was taken (ns, the node's ROS clock)
 
     def decode(self, order: str, max_pixels: int) -> Tuple[Header, np.ndarray]:
         """Its header and pixels, (H, W, 3) uint8 in ``order``."""
@@ -40,7 +40,7 @@ class Frame:
 
     msg: Any
     compressed: bool
-    received_ns: int = 0  # wall-clock time (ns) the subscription callback handed it over
+    received_ns: int = 0  # when the subscription callback handed it over (ns, the node's ROS clock)
 
     def decode(self, order: str, max_pixels: int) -> Tuple[Header, np.ndarray]:
         return decode_message(self.msg, self.compressed, order, max_pixels)
@@ -65,6 +65,8 @@ class Pending:
     transport_ms: float = float("nan")
     wait_ms: float = float("nan")
     source: Optional[InputFrame] = None  # what the frame holds until published (io_mode process: its ring slot)
+    received_ns: int = 0  # when it was taken, on the node's clock
+    foreign: bool = False  # its stamp is more than the tolerance from the node's clock: no transport or age for it
 
     def release(self) -> None:
         """Its labels are published, or it failed: give back what its frame held (a ring slot goes back now)."""
@@ -92,17 +94,22 @@ def decode_message(msg: Any, compressed: bool, order: str, max_pixels: int) -> t
                                          max_pixels)
 
 
+#: stamp_tolerance_s's default: a header stamp further than this from the node's clock at receipt is another clock's
+DEFAULT_STAMP_TOLERANCE_NS = 10 * 1_000_000_000
+
+
 def convert_frame(frame: InputFrame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
-                  wait_end_ns: int) -> tuple[Pending, np.ndarray]:
+                  wait_end_ns: int, tolerance_ns: int = DEFAULT_STAMP_TOLERANCE_NS) -> tuple[Pending, np.ndarray]:
     """Parse and convert ``frame`` into the network image ((H, W, 3) uint8 in ``order`` at ``size``) and its
     :class:`Pending`. Raises ``ImageDecodeError`` for bad input (unsupported encoding, truncated or oversized
-    data, undecodable jpeg/png).
+    data, undecodable jpeg/png). A stamp more than ``tolerance_ns`` from the frame's receipt time is another
+    clock's (a recorded drive replayed without /clock): the frame is processed, ``Pending.foreign`` says so.
 
     Both workers' one rule: whatever fails in here is the frame's fault (a bad image, WARN), whatever fails in the
     backend is an inference failure (ERROR); so any other exception of the conversion (e.g. the AttributeError of
     a malformed duck-typed message) is raised as ``ImageDecodeError`` too, naming its type."""
     try:
-        return _convert(frame, order, size, max_pixels, keep_rgb, wait_end_ns)
+        return _convert(frame, order, size, max_pixels, keep_rgb, wait_end_ns, tolerance_ns)
     except ImageDecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - see the docstring: conversion failures are bad input
@@ -110,16 +117,18 @@ def convert_frame(frame: InputFrame, order: str, size: tuple[int, int], max_pixe
 
 
 def _convert(frame: InputFrame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
-             wait_end_ns: int) -> tuple[Pending, np.ndarray]:
+             wait_end_ns: int, tolerance_ns: int) -> tuple[Pending, np.ndarray]:
     t0 = time.perf_counter()
     header, image = frame.decode(order, max_pixels)
     rgb = image if order == "rgb" else image[..., ::-1]
     height, width = image.shape[:2]
     network_image = resize_image(image, size[0], size[1])
     stamp = stamp_ns(header)
+    offset = frame.received_ns - stamp
+    foreign = stamp > 0 and abs(offset) > tolerance_ns
     pending = Pending(header, height, width, rgb if keep_rgb else None, (time.perf_counter() - t0) * 1e3,
-                      (frame.received_ns - stamp) * 1e-6 if stamp > 0 else float("nan"),
-                      (wait_end_ns - frame.received_ns) * 1e-6, frame.held())
+                      offset * 1e-6 if stamp > 0 and not foreign else float("nan"),
+                      (wait_end_ns - frame.received_ns) * 1e-6, frame.held(), frame.received_ns, foreign)
     return pending, network_image
 
 
@@ -129,4 +138,4 @@ def age_ms(header: Header, now_ns: int) -> float:
     return (now_ns - stamp) * 1e-6 if stamp > 0 else float("nan")
 
 
-__all__ = ["Frame", "InputFrame", "Pending", "age_ms", "convert_frame", "decode_message", "stamp_ns"]
+__all__ = ["DEFAULT_STAMP_TOLERANCE_NS", "Frame", "InputFrame", "Pending", "age_ms", "convert_frame", "decode_message", "stamp_ns"]

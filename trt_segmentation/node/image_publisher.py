@@ -98,6 +98,10 @@ class ImagePublisher:
     def direct(self) -> bool:
         return self._rcl is not None
 
+    def subscribed(self) -> bool:
+        """Whether anyone subscribes to the topic now (rcl's matched count: cheap enough per frame)."""
+        return int(self.publisher.get_subscription_count()) > 0
+
     @property
     def topic_name(self) -> str:
         return str(self.publisher.topic_name)

@@ -48,6 +48,7 @@ class ParamSpec:
     low: float | None = None
     high: float | None = None
     step: float | None = None
+    runtime: bool = False  # changeable with `ros2 param set` on a running node (ros_node applies it)
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
@@ -100,22 +101,42 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               RELIABILITY_CHOICES),
     ParamSpec("qos_depth", 1, "Image subscription history depth (keep last N); the node always processes the "
               "newest frame and counts the others as dropped", low=1, high=100, step=1),
-    ParamSpec("publish_color", False, "Also publish ~/color (rgb8 Cityscapes colour mask)"),
-    ParamSpec("publish_overlay", False, "Also publish ~/overlay (rgb8 input blended with the colour mask)"),
-    ParamSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay", low=0.0, high=1.0, step=0.0),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", low=0.05, high=60.0, step=0.0),
+    ParamSpec("publish_color", False, "Also publish ~/color (rgb8 Cityscapes colour mask)", runtime=True),
+    ParamSpec("publish_overlay", False, "Also publish ~/overlay (rgb8 input blended with the colour mask)", runtime=True),
+    ParamSpec("publish_labels_compressed", False, "Also publish ~/labels/compressed (sensor_msgs/CompressedImage, "
+              "format 'mono8; png compressed', the labels' header; encoded only while it has a subscriber): "
+              "lossless labels for recording", runtime=True),
+    ParamSpec("publish_camera_info", False, "Republish the camera's sensor_msgs/CameraInfo (the camera_info topic "
+              "beside its image topic, image_transport's convention) on ~/camera_info with each label image's header "
+              "and size, for consumers that pair image and info; nothing is published while the camera sends none"),
+    ParamSpec("overlay_alpha", 0.5, "Weight of the colour mask in ~/overlay", low=0.0, high=1.0, step=0.0, runtime=True),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", low=0.05, high=60.0, step=0.0, runtime=True),
     ParamSpec("latency_window", 300, "Frames in the rolling latency/percentile window", low=10, high=100000, step=1),
     ParamSpec("warn_latency_ms", 250.0, "WARN when the end-to-end age p95 (publish time minus header stamp) "
-              "exceeds this", low=0.0, high=100000.0, step=0.0),
+              "exceeds this", low=0.0, high=100000.0, step=0.0, runtime=True),
     ParamSpec("warn_drop_ratio", 0.5, "WARN when more than this fraction of received frames was dropped "
-              "(over the node's lifetime)", low=0.0, high=1.0, step=0.0),
+              "(over the node's lifetime)", low=0.0, high=1.0, step=0.0, runtime=True),
     ParamSpec("warn_no_frames_s", 5.0, "WARN when no frame arrived for this many seconds", low=0.1, high=3600.0,
-              step=0.0),
+              step=0.0, runtime=True),
+    ParamSpec("stamp_tolerance_s", 10.0, "A header stamp further than this from the node's clock when the frame "
+              "arrives is another clock's (a recorded drive replayed without --clock / use_sim_time): the frame is "
+              "processed, but latency_transport_* and latency_age_* leave it out and the stamps key says so",
+              low=0.0, high=1e9, step=0.0, runtime=True),
     ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeated error logs about bad input", low=0.0,
-              high=3600.0, step=0.0),
+              high=3600.0, step=0.0, runtime=True),
 )
 
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+#: the parameters ``ros2 param set`` changes on a running node; every other one is read at start-up only
+RUNTIME_PARAMETERS = tuple(p.name for p in PARAMETERS if p.runtime)
+
+
+def refusal(name: str) -> str:
+    """Why ``name`` cannot be changed on a running node ("" when it can)."""
+    if name in RUNTIME_PARAMETERS:
+        return ""
+    return (f"parameter {name} is read at start-up only: restart the node to change it (changeable at runtime: "
+            f"{', '.join(RUNTIME_PARAMETERS)})")
 
 
 @dataclass(frozen=True)
@@ -145,12 +166,15 @@ class NodeParams:
     qos_depth: int
     publish_color: bool
     publish_overlay: bool
+    publish_labels_compressed: bool
+    publish_camera_info: bool
     overlay_alpha: float
     diagnostics_period: float
     latency_window: int
     warn_latency_ms: float
     warn_drop_ratio: float
     warn_no_frames_s: float
+    stamp_tolerance_s: float
     log_throttle_s: float
 
     def __post_init__(self) -> None:
@@ -200,13 +224,16 @@ def params_from_dict(values: dict[str, Any]) -> NodeParams:
 
 
 def declare_parameters(node: Any) -> NodeParams:
-    """Declare every parameter on an rclpy node (descriptions and ranges) and return the values it got."""
+    """Declare every parameter on an rclpy node (descriptions and ranges) and return the values it got. None is
+    declared read-only: rclpy would refuse a read-only one before the node's callback could say why, so the
+    start-up ones are refused by ros_node's parameter callback with :func:`refusal`'s reason."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.parameter import Parameter
 
     for spec in PARAMETERS:
         text = spec.description + (f" ({' | '.join(spec.choices)})" if spec.choices else "")
-        descriptor = ParameterDescriptor(name=spec.name, description=text, read_only=True)
+        text += "; changeable at runtime" if spec.runtime else "; read at start-up (a change needs a restart)"
+        descriptor = ParameterDescriptor(name=spec.name, description=text)
         if spec.choices:
             descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
         if spec.low is not None and not isinstance(spec.default, bool):
@@ -246,7 +273,9 @@ __all__ = [
     "PARAMETER_NAMES",
     "ParamSpec",
     "RELIABILITY_CHOICES",
+    "RUNTIME_PARAMETERS",
     "declare_parameters",
     "params_from_dict",
+    "refusal",
     "typed_params",
 ]

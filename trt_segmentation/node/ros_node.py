@@ -18,18 +18,23 @@ Run: ``ros2 launch trt_segmentation segmentation.launch.py precision:=int8`` or
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..image_cdr import Header
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
-from .camera_io.frame_ring import FrameRing
+from .camera_io.frame_ring import SHM_DIR, FrameRing, slot_size
 from .camera_io.io_supervisor import CameraIoSpec, IoSettings, IoSupervisor
+from .camera_io.shm_budget import free_bytes, plan_rings, segment_bytes
 from .diagnostics import (
     INFERENCE_TASK,
     LEVEL_NAMES,
@@ -40,13 +45,14 @@ from .diagnostics import (
     build_report,
     camera_task,
     hardware_id,
+    stamps_value,
     status_name,
 )
 from .frame_worker import FrameWorker
 from .frames import Pending
 from .heap import keep_frames_on_heap
 from .image_publisher import ImagePublisher
-from .params import InputType, IoMode, NodeParams, declare_parameters
+from .params import InputType, IoMode, NodeParams, declare_parameters, refusal
 from .qos import subscribe_images
 from .ring_pinning import RingPinning
 from .startup import StartupError, load_backend
@@ -69,10 +75,14 @@ class CameraTopics:
         self.pub_labels: ImagePublisher | None = None
         self.pub_color: ImagePublisher | None = None
         self.pub_overlay: ImagePublisher | None = None
+        self.pub_labels_png: Any = None  # rclpy publisher of sensor_msgs/CompressedImage (publish_labels_compressed)
+        self.pub_info: Any = None  # publish_camera_info: ~/camera_info, and the camera's latest CameraInfo
+        self.info: Any = None
         self.qos_problem = ""
         self.failed_reported = 0
         self.image_topic = ""  # io_mode process: the resolved topic its I/O process subscribes to
         self.io_error = ""  # io_mode process: why its I/O process is down ("" while it runs)
+        self.sub_info: Any = None  # publish_camera_info: the subscription to the camera's camera_info
 
     @property
     def topic(self) -> str:
@@ -100,6 +110,11 @@ class SegmentationNode:
         self.started = time.monotonic()
         self._failed_reported = 0
         self._qos_problems: dict[str, str] = {}
+        # held by the collector while it publishes colour/overlay and by a parameter change that (un)makes their
+        # publishers, so no publisher is destroyed under a publish
+        self._outputs_lock = threading.Lock()
+        self.colored = 0  # frames coloured for ~/color, blended for ~/overlay (only while subscribed)
+        self.overlaid = 0
         in_process = params.io_mode is IoMode.INPROCESS
         common: dict[str, Any] = dict(
             # io_mode process: the overlay blends the frame in its ring slot, held until its labels are published
@@ -165,7 +180,45 @@ class SegmentationNode:
         self.worker.start()
         if self.io is not None and not self.io.start():
             self.log.error("not every camera I/O process has started within 30 s; see the diagnostics")
-        self.timer = node.create_timer(params.diagnostics_period, self.publish_diagnostics)
+        self.worker.stamp_tolerance_ns = int(params.stamp_tolerance_s * 1e9)
+        self.timer = self._diagnostics_timer(params.diagnostics_period)
+        node.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _diagnostics_timer(self, period: float) -> Any:
+        """The diagnostics timer, on the steady clock: a node on sim time reports also while no /clock comes."""
+        from rclpy.clock import Clock, ClockType
+
+        return self.node.create_timer(period, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    # ---------------------------------------------------------------- `ros2 param set` (executor thread)
+    def _on_set_parameters(self, parameters: list[Any]) -> Any:
+        """Apply a change of the runtime parameters (params.RUNTIME_PARAMETERS); refuse the whole set, naming
+        the parameter, when it holds one read at start-up only. rclpy has checked the types and ranges."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        for parameter in parameters:
+            reason = refusal(parameter.name)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        changes = {p.name: p.value for p in parameters}
+        old, new = self.params, replace(self.params, **changes)
+        self.params = new
+        self.thresholds = Thresholds(new.warn_latency_ms, new.warn_drop_ratio, new.warn_no_frames_s)
+        self.worker.log_throttle_s = new.log_throttle_s
+        self.worker.stamp_tolerance_ns = int(new.stamp_tolerance_s * 1e9)
+        self.worker.keep_rgb = new.publish_overlay
+        if ((new.publish_color, new.publish_overlay, new.publish_labels_compressed)
+                != (old.publish_color, old.publish_overlay, old.publish_labels_compressed)):
+            with self._outputs_lock:
+                for camera in self.cameras:
+                    self._advertise_extras(camera)
+            single = self.cameras[0]
+            self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
+        if new.diagnostics_period != old.diagnostics_period:
+            self.node.destroy_timer(self.timer)
+            self.timer = self._diagnostics_timer(new.diagnostics_period)
+        self.log.info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+        return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- io_mode process
     def _io_processes(self) -> IoSupervisor:
@@ -178,9 +231,23 @@ class SegmentationNode:
             specs.append(CameraIoSpec(camera.name, camera.image_topic))
         settings = IoSettings(node.get_name(), node.get_namespace(), params.input_type is InputType.COMPRESSED,
                               self.backend.contract.channel_order, params.max_input_pixels,
-                              self.backend.max_in_flight + 4, params.qos_reliability, params.qos_depth)
+                              self._ring_slots(len(specs)), params.qos_reliability, params.qos_depth,
+                              use_sim_time=bool(node.get_parameter("use_sim_time").value))
         return IoSupervisor(specs, settings, self.worker, self, log=lambda text, warn: (self.log.warning if warn
                                                                           else self.log.error)(text))
+
+    def _ring_slots(self, cameras: int) -> int:
+        """Slots per camera ring: the frames in flight + 4, fewer (a WARN) where /dev/shm cannot hold that beside
+        the transport's segments (shm_budget.py); StartupError (one FATAL line with the fix) where even the
+        frames in flight + 2 do not fit."""
+        in_flight = self.backend.max_in_flight
+        plan = plan_rings(free_bytes(SHM_DIR), cameras, slot_size(self.params.max_input_pixels), in_flight + 4,
+                          in_flight + 2, segment_bytes(os.environ), str(SHM_DIR))
+        if plan.fatal:
+            raise StartupError(plan.fatal)
+        if plan.warning:
+            self.log.warning(plan.warning)
+        return plan.slots
 
     # IoSink: what a camera's I/O process tells besides its frames, which go to the worker (its reader thread)
     def qos_problem(self, camera: int, text: str) -> None:
@@ -202,16 +269,51 @@ class SegmentationNode:
         """One camera's labels (colour, overlay) publishers."""
         from sensor_msgs.msg import Image
 
-        node, params, out_qos = self.node, self.params, 10
+        node, out_qos = self.node, 10
 
         def publisher(topic: str, encoding: str) -> ImagePublisher:
             return ImagePublisher(node.create_publisher(Image, camera.prefix + topic, out_qos), encoding)
 
         camera.pub_labels = publisher("labels", "mono8")
-        if params.publish_color:
-            camera.pub_color = publisher("color", "rgb8")
-        if params.publish_overlay:
-            camera.pub_overlay = publisher("overlay", "rgb8")
+        self._advertise_extras(camera)
+        if self.params.publish_camera_info:
+            self._relay_camera_info(camera)
+
+    def _relay_camera_info(self, camera: CameraTopics) -> None:
+        """Subscribe to the camera's camera_info (beside its image topic) and advertise ~/camera_info."""
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo
+
+        image = self.node.resolve_topic_name(camera.prefix + "image")
+        source = image.rpartition("/")[0] + "/camera_info"
+
+        def store(msg: Any) -> None:
+            camera.info = msg
+
+        # best effort, depth 1: matches a reliable or best-effort camera; only the newest is used
+        camera.sub_info = self.node.create_subscription(CameraInfo, source, store, qos_profile_sensor_data)
+        camera.pub_info = self.node.create_publisher(CameraInfo, camera.prefix + "camera_info", 10)
+
+    def _advertise_extras(self, camera: CameraTopics) -> None:
+        """Make or destroy one camera's colour, overlay and compressed-labels publishers as publish_color,
+        publish_overlay and publish_labels_compressed say."""
+        from sensor_msgs.msg import CompressedImage, Image
+
+        node, params = self.node, self.params
+        if params.publish_labels_compressed and camera.pub_labels_png is None:
+            camera.pub_labels_png = node.create_publisher(CompressedImage, camera.prefix + "labels/compressed", 10)
+        elif not params.publish_labels_compressed and camera.pub_labels_png is not None:
+            node.destroy_publisher(camera.pub_labels_png)
+            camera.pub_labels_png = None
+        for attribute, wanted, topic in (("pub_color", params.publish_color, "color"),
+                                         ("pub_overlay", params.publish_overlay, "overlay")):
+            current = getattr(camera, attribute)
+            if wanted and current is None:
+                setattr(camera, attribute, ImagePublisher(node.create_publisher(Image, camera.prefix + topic, 10),
+                                                          "rgb8"))
+            elif not wanted and current is not None:
+                setattr(camera, attribute, None)
+                node.destroy_publisher(current.publisher)
 
     def _wire(self, index: int, camera: CameraTopics) -> bool:
         """The subscription of one camera (io_mode inprocess); True when it subscribes to serialized messages."""
@@ -238,16 +340,26 @@ class SegmentationNode:
 
     def _publish_camera(self, index: int, pending: Pending, labels: np.ndarray) -> None:
         """Publish serialized images built around the input's header, the middleware's copy outside the GIL
-        (image_publisher.py); in io_mode process the frame's ring slot goes back to its I/O process afterwards (the
-        overlay read it)."""
+        (image_publisher.py); colour and overlay only while they have a subscriber (nothing is coloured for
+        nobody); in io_mode process the frame's ring slot goes back to its I/O process afterwards (the overlay read
+        it)."""
         camera = self.cameras[index]
         try:
             assert camera.pub_labels is not None  # _advertise made it
             camera.pub_labels.publish(pending.header, labels)
-            if camera.pub_color is not None:
-                camera.pub_color.publish(pending.header, colorize(labels))
-            if camera.pub_overlay is not None and pending.rgb is not None:
-                camera.pub_overlay.publish(pending.header, overlay(pending.rgb, labels, self.params.overlay_alpha))
+            info = camera.info
+            if camera.pub_info is not None and info is not None and camera.pub_info.get_subscription_count() > 0:
+                camera.pub_info.publish(label_info(info, pending.header, labels.shape))
+            with self._outputs_lock:
+                png, color, blend = camera.pub_labels_png, camera.pub_color, camera.pub_overlay
+                if png is not None and png.get_subscription_count() > 0:
+                    png.publish(png_labels(pending.header, labels))
+                if color is not None and color.subscribed():
+                    color.publish(pending.header, colorize(labels))
+                    self.colored += 1
+                if blend is not None and pending.rgb is not None and blend.subscribed():
+                    blend.publish(pending.header, overlay(pending.rgb, labels, self.params.overlay_alpha))
+                    self.overlaid += 1
         finally:
             pending.release()
 
@@ -291,7 +403,9 @@ class SegmentationNode:
             failed_since_last_report=new_failures,
             runtime_error=worker.runtime_error or ("" if self.batch_worker else self.cameras[0].io_error),
             last_error=worker.last_error,
-            thresholds=self.thresholds, extra_problems=stale, extra_values=batch_keys,
+            thresholds=self.thresholds, extra_problems=stale,
+            extra_values=[("stamps", stamps_value(worker.last_stamp_foreign, worker.foreign_stamps)),
+                          ("frames_colored", str(self.colored)), ("frames_overlaid", str(self.overlaid))] + batch_keys,
         )
         return [(INFERENCE_TASK, main)] + cameras
 
@@ -338,6 +452,34 @@ class SegmentationNode:
             self.node.get_logger().error("the inference worker did not stop in time; backend not closed")
             return
         self.backend.close()
+
+
+def png_labels(header: Header, labels: np.ndarray) -> Any:
+    """The labels as a sensor_msgs/CompressedImage: PNG (lossless, zlib level 1: fast), the input's header, the
+    format image_transport's compressed plugin writes for mono8."""
+    import io
+
+    from PIL import Image as PilImage
+    from sensor_msgs.msg import CompressedImage
+
+    buffer = io.BytesIO()
+    PilImage.fromarray(labels, "L").save(buffer, format="PNG", compress_level=1)
+    msg = CompressedImage(format="mono8; png compressed", data=buffer.getvalue())
+    msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+    msg.header.frame_id = header.frame_id
+    return msg
+
+
+def label_info(info: Any, header: Header, shape: tuple[int, ...]) -> Any:
+    """A copy of the camera's CameraInfo ``info`` with the label image's header and size (the calibration as the
+    camera sent it)."""
+    from copy import deepcopy
+
+    msg = deepcopy(info)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+    msg.header.frame_id = header.frame_id
+    msg.height, msg.width = int(shape[0]), int(shape[1])
+    return msg
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Dict, Generic, Optional, Tuple, TypeVar
 from ..image_codec import DEFAULT_MAX_PIXELS
 from ..runtime import Backend, InferenceResult
 from .diagnostics import STAGES
-from .frames import Pending, age_ms
+from .frames import DEFAULT_STAMP_TOLERANCE_NS, Pending, age_ms
 from .latency import RateMeter, RollingWindow, StageLatency
 
 Work = TypeVar("Work")  # what the converter takes per submission: a frame, or a batch's frames
@@ -39,6 +39,9 @@ class WorkerThreads(Generic[Work]):
         self.log_throttle_s = log_throttle_s
         self.log = log
         self.now_ns = now_ns
+        self.stamp_tolerance_ns = DEFAULT_STAMP_TOLERANCE_NS  # the node sets stamp_tolerance_s
+        self.foreign_stamps = 0  # published frames whose stamp was another clock's
+        self.last_stamp_foreign = False
         self.latency = StageLatency(tuple(STAGES), latency_window)  # the whole node's
         self.fps = RateMeter()
         # per submission, how long the converter waited for a free backend slot (long: the GPU or the collector is
@@ -137,13 +140,21 @@ class WorkerThreads(Generic[Work]):
         self.latency.add("postprocess", timings_ms.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3)
 
     def _add_frame_stages(self, window: StageLatency, pending: Pending) -> None:
-        """A published frame's transport, wait and age (now) to ``window``; transport and age only when its
-        header had a stamp (else they are NaN)."""
-        if pending.transport_ms == pending.transport_ms:  # not NaN
+        """A published frame's transport, wait, receipt to publish ("node") and age (now) to ``window``; transport
+        and age only when its header had a stamp of the node's clock, at receipt and at publishing (a node on sim
+        time whose /clock has not come yet reads 0), else they are NaN or not measured."""
+        now = self.now_ns()
+        age = age_ms(pending.header, now)
+        foreign = pending.foreign or (age == age and abs(age) * 1e6 > self.stamp_tolerance_ns)
+        if not foreign and pending.transport_ms == pending.transport_ms:  # not NaN
             window.add("transport", pending.transport_ms)
         window.add("wait", pending.wait_ms)
-        age = age_ms(pending.header, self.now_ns())
-        if age == age:  # not NaN
+        if pending.received_ns > 0 and now > 0:  # a sim-time clock reads 0 until its first /clock
+            window.add("node", (now - pending.received_ns) * 1e-6)
+        if window is self.latency:  # once per frame (a batch adds it to its camera's window too)
+            self.last_stamp_foreign = foreign
+            self.foreign_stamps += foreign
+        if not foreign and age == age:  # not NaN
             window.add("age", age)
 
     # ---------------------------------------------------------------- failures

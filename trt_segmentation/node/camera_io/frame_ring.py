@@ -36,6 +36,11 @@ def _round_up(size: int) -> int:
     return -(-size // _PAGE) * _PAGE
 
 
+def slot_size(max_pixels: int) -> int:
+    """Bytes of one slot of a ring for frames of up to ``max_pixels`` pixels (whole pages)."""
+    return _round_up(max_pixels * 3)
+
+
 def ring_name(owner_pid: int, camera: int, generation: int) -> str:
     """The file name of camera ``camera``'s ring of I/O-process generation ``generation`` of node ``owner_pid``."""
     return f"{PREFIX}{owner_pid}-{camera}-{generation}"
@@ -76,7 +81,7 @@ class FrameRing:
         self.path = path
         self.slots = slots
         self.max_pixels = max_pixels
-        self.slot_bytes = _round_up(max_pixels * 3)
+        self.slot_bytes = slot_size(max_pixels)
         self.owner = owner
         size = self.slot_bytes * slots
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if owner else 0)
@@ -133,7 +138,7 @@ class SlotFrame:
     height: int
     width: int
     link: Any  # io_supervisor.IoLink of the generation that wrote it
-    received_ns: int = 0  # wall-clock time (ns) its I/O process took it
+    received_ns: int = 0  # when its I/O process took it (ns, the node's ROS clock)
     released: bool = False
 
     def pixels(self) -> np.ndarray:
@@ -155,4 +160,4 @@ class SlotFrame:
         self.link.release(self.slot)
 
 
-__all__ = ["FrameRing", "PREFIX", "SHM_DIR", "SlotFrame", "pid_alive", "ring_name", "sweep_stale_rings"]
+__all__ = ["FrameRing", "PREFIX", "SHM_DIR", "SlotFrame", "pid_alive", "ring_name", "slot_size", "sweep_stale_rings"]

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
@@ -51,8 +51,10 @@ class RingFeeder:
     """Feeds one camera's frames into its ring: take -> convert -> free slot -> tell the link, and frees the slots
     the inference process gives back (no rclpy in here)."""
 
-    def __init__(self, link: Connection, ring: FrameRing, order: str, max_pixels: int) -> None:
+    def __init__(self, link: Connection, ring: FrameRing, order: str, max_pixels: int,
+                 now_ns: Callable[[], int] = time.time_ns) -> None:
         self.link = link
+        self.now_ns = now_ns  # the node's ROS clock (use_sim_time honoured), as the inference process's
         self.ring = ring
         self.order = order
         self.max_pixels = max_pixels
@@ -66,7 +68,7 @@ class RingFeeder:
 
     # ---------------------------------------------------------------- executor thread
     def take(self, msg: Any, compressed: bool) -> None:
-        received_ns = time.time_ns()
+        received_ns = self.now_ns()
         try:
             header, image = decode_message(msg, compressed, self.order, self.max_pixels)
         except Exception as exc:  # noqa: BLE001 - any conversion failure is this frame's fault (frames.convert_frame)
@@ -108,6 +110,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--order", choices=("rgb", "bgr"), default="rgb")
     parser.add_argument("--reliability", choices=("reliable", "best_effort"), default="best_effort")
     parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument("--use-sim-time", action="store_true", help="the node's use_sim_time: arrival times from /clock")
     return parser.parse_args(argv)
 
 
@@ -123,9 +126,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     link = Connection(args.fd)
     ring = FrameRing.attach(args.ring, args.slots, args.max_pixels)
-    rclpy.init(args=["--ros-args"])
+    rclpy.init(args=["--ros-args", "-p", f"use_sim_time:={'true' if args.use_sim_time else 'false'}"])
     node = rclpy.create_node(args.node_name, namespace=args.namespace)
-    feeder = RingFeeder(link, ring, args.order, args.max_pixels)
+    clock = node.get_clock()
+    feeder = RingFeeder(link, ring, args.order, args.max_pixels, lambda: int(clock.now().nanoseconds))
     subscribe_images(node, CompressedImage if args.compressed else Image, args.image_topic,
                      lambda msg: feeder.take(msg, args.compressed), args.reliability, args.depth,
                      lambda text: feeder.send(QosProblem(text)))

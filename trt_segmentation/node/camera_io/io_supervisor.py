@@ -77,6 +77,7 @@ class IoSettings:
     slots: int
     reliability: str
     depth: int
+    use_sim_time: bool = False  # the node's: its I/O processes time a frame's arrival on the same ROS clock
 
 
 class IoLink:
@@ -180,6 +181,8 @@ class IoSupervisor:
                 "--depth", str(s.depth)]
         if s.compressed:
             argv.append("--compressed")
+        if s.use_sim_time:
+            argv.append("--use-sim-time")
         env = dict(os.environ)
         env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
