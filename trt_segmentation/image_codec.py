@@ -164,7 +164,14 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), pil_filter("BILINEAR")))
 
 
+def reorder_channels(image: np.ndarray, order: str) -> np.ndarray:
+    """An RGB ``image`` (..., 3) in channel ``order`` ('rgb': itself; 'bgr': a view with the channels reversed);
+    the swap is its own inverse, so the same call turns a frame in ``order`` back into RGB."""
+    return image if order == "rgb" else image[..., ::-1]
+
+
 __all__ = [
+    "reorder_channels",
     "COMPRESSED_FORMATS",
     "DEFAULT_MAX_PIXELS",
     "ImageDecodeError",

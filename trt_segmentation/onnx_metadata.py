@@ -16,6 +16,7 @@ import numpy as np
 
 from .artifacts import InputFormat
 from .errors import InputError
+from .image_codec import reorder_channels
 
 METADATA_KEY = "trt_segmentation"
 
@@ -68,8 +69,7 @@ def to_network_input(image: np.ndarray, contract: ModelContract, contiguous: boo
     batch = image if image.ndim == 4 else image[None]
     if contract.input_format == "float_normalised":
         x = batch.astype(np.float32)
-        if contract.channel_order == "bgr":
-            x = x[..., ::-1]
+        x = reorder_channels(x, contract.channel_order)
         mean = np.asarray(contract.mean, dtype=np.float32)
         std = np.asarray(contract.std, dtype=np.float32)
         return np.ascontiguousarray(((x - mean) / std).transpose(0, 3, 1, 2))

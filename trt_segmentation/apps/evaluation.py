@@ -19,7 +19,7 @@ import numpy as np
 
 from ..artifacts import BackendKind, Precision, artifact_path
 from ..errors import InputError
-from ..image_codec import resize_image, resize_nearest
+from ..image_codec import reorder_channels, resize_image, resize_nearest
 from ..metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou
 from ..runtime import create_backend, open_model_file
 from ..runtime.backend import Backend, BackendError
@@ -86,9 +86,7 @@ def _model_frame(backend: Backend, image_rgb: np.ndarray) -> tuple[np.ndarray, b
     frame = image_rgb
     if resized:
         frame = resize_image(image_rgb, model_h, model_w)
-    if backend.contract.channel_order == "bgr":
-        frame = frame[..., ::-1]
-    return np.ascontiguousarray(frame), resized
+    return np.ascontiguousarray(reorder_channels(frame, backend.contract.channel_order)), resized
 
 
 def _run_labels(backend: Backend, frames: Sequence[np.ndarray]) -> list[np.ndarray]:

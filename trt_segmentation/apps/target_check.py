@@ -39,6 +39,7 @@ import numpy as np
 
 from ..artifacts import ArtifactFolder, BuilderKind, Precision, artifact_path
 from ..errors import MissingFile
+from ..image_codec import reorder_channels
 from ..runtime.backend import Backend, BackendError, InferenceResult
 
 # minimum share of pixels whose TensorRT label equals ONNX Runtime's on the same ONNX variant
@@ -126,7 +127,7 @@ def _ort_labels(onnx: Path, images: list[np.ndarray]) -> tuple[list[np.ndarray],
         labels, times = [], []
         for rgb in images:
             t0 = time.perf_counter()
-            labels.append(backend.infer(np.ascontiguousarray(rgb if order == "rgb" else rgb[..., ::-1])).labels)
+            labels.append(backend.infer(np.ascontiguousarray(reorder_channels(rgb, order))).labels)
             times.append((time.perf_counter() - t0) * 1e3)
     return labels, float(np.median(times))
 
@@ -160,7 +161,7 @@ def _tensorrt_labels(engine: Path, precision: Precision, images: list[np.ndarray
     with TensorRtBackend(engine, slots=2, device=device, precision=precision) as backend:  # hashes the build's source ONNX
         _inspect(row, backend)
         order = backend.contract.channel_order
-        frames = [rgb if order == "rgb" else rgb[..., ::-1] for rgb in images]
+        frames = [reorder_channels(rgb, order) for rgb in images]
         backend.infer(frames[0])  # warm-up
         results = _in_flight(backend, backend.submit, frames)  # two frames in flight, as the node runs them
     return [r.labels for r in results], float(np.median([r.timings_ms["inference"] for r in results]))
@@ -187,7 +188,7 @@ def batches(images: list[np.ndarray], batch: int) -> list[list[np.ndarray]]:
 
 
 def _in_order(rgb: list[np.ndarray], order: str) -> list[np.ndarray]:
-    return [rgb_frame if order == "rgb" else np.ascontiguousarray(rgb_frame[..., ::-1]) for rgb_frame in rgb]
+    return [np.ascontiguousarray(reorder_channels(rgb_frame, order)) for rgb_frame in rgb]
 
 
 def _ort_batch_labels(onnx: Path, groups: list[list[np.ndarray]]) -> tuple[list[np.ndarray], float]:

@@ -15,7 +15,7 @@ from typing import Any, Optional, Protocol, Tuple
 import numpy as np
 
 from ..image_cdr import Header, compressed_from_message, fields_from_message, parse_compressed, parse_image
-from ..image_codec import ImageDecodeError, decode_compressed, image_to_array, resize_image
+from ..image_codec import ImageDecodeError, decode_compressed, image_to_array, reorder_channels, resize_image
 
 
 class InputFrame(Protocol):
@@ -88,7 +88,7 @@ def decode_message(msg: Any, compressed: bool, order: str, max_pixels: int) -> t
     if compressed:
         packed = parse_compressed(msg) if serialized else compressed_from_message(msg)
         rgb = decode_compressed(packed.format, packed.data, max_pixels)
-        return packed.header, rgb if order == "rgb" else rgb[..., ::-1]
+        return packed.header, reorder_channels(rgb, order)
     fields = parse_image(msg) if serialized else fields_from_message(msg)
     return fields.header, image_to_array(fields.encoding, fields.height, fields.width, fields.step, fields.data, order,
                                          max_pixels)
@@ -120,7 +120,7 @@ def _convert(frame: InputFrame, order: str, size: tuple[int, int], max_pixels: i
              wait_end_ns: int, tolerance_ns: int) -> tuple[Pending, np.ndarray]:
     t0 = time.perf_counter()
     header, image = frame.decode(order, max_pixels)
-    rgb = image if order == "rgb" else image[..., ::-1]
+    rgb = reorder_channels(image, order)
     height, width = image.shape[:2]
     network_image = resize_image(image, size[0], size[1])
     stamp = stamp_ns(header)

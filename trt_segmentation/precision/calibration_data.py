@@ -26,7 +26,7 @@ import numpy as np
 
 from ..artifacts import CALIBRATION_COUNT
 from ..errors import MissingFile, SegmentationError
-from ..image_codec import resize_image
+from ..image_codec import reorder_channels, resize_image
 from ..onnx_metadata import ModelContract
 
 LOG = logging.getLogger(__name__)
@@ -175,9 +175,7 @@ def fit_frame(rgb: np.ndarray, contract: ModelContract, where: str = "frame") ->
                 "model at a size that matches them"
             )
         rgb = resize_image(rgb, contract.height, contract.width)
-    if contract.channel_order == "bgr":
-        rgb = rgb[..., ::-1]
-    return np.ascontiguousarray(rgb)
+    return np.ascontiguousarray(reorder_channels(rgb, contract.channel_order))
 
 
 def onnxruntime_providers() -> list[str]:
