@@ -19,6 +19,9 @@ import numpy as np
 
 from .errors import InputError, SegmentationError
 
+#: the channel orders a network input (and a frame handed to it) can have
+CHANNEL_ORDERS = ("rgb", "bgr")
+
 # encoding -> (channels, index of R, G, B inside a pixel); mono8 has one channel used for all three
 ENCODINGS: Dict[str, Tuple[int, Tuple[int, int, int]]] = {
     "rgb8": (3, (0, 1, 2)),
@@ -66,7 +69,7 @@ def image_to_array(
     The result is a strided view of ``data`` whenever possible; it may therefore be read-only and
     non-contiguous. Callers that need a contiguous array call ``np.ascontiguousarray`` exactly once.
     """
-    if order not in ("rgb", "bgr"):
+    if order not in CHANNEL_ORDERS:
         raise InputError(f"order must be 'rgb' or 'bgr', got {order!r}")
     if encoding not in ENCODINGS:
         raise ImageDecodeError(
@@ -171,6 +174,7 @@ def reorder_channels(image: np.ndarray, order: str) -> np.ndarray:
 
 
 __all__ = [
+    "CHANNEL_ORDERS",
     "reorder_channels",
     "COMPRESSED_FORMATS",
     "DEFAULT_MAX_PIXELS",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..artifacts import NODE_BACKENDS, BackendKind, ClosedSet, Precision, check_camera_name, names
+from ..errors import InputError
 from ..image_codec import DEFAULT_MAX_PIXELS
 from .qos import RELIABILITIES
 
@@ -179,7 +180,7 @@ class NodeParams:
 
     def __post_init__(self) -> None:
         if isinstance(self.cameras, (str, bytes)):  # tuple('front') would be five one-letter cameras
-            raise ValueError(f"parameter cameras must be a list of names, e.g. [{self.cameras!r}], got the string "
+            raise InputError(f"parameter cameras must be a list of names, e.g. [{self.cameras!r}], got the string "
                              f"{self.cameras!r}")
         object.__setattr__(self, "cameras", tuple(str(name) for name in self.cameras))  # a list from ROS or YAML
 
@@ -194,9 +195,9 @@ class NodeParams:
             try:
                 check_camera_name(name)
             except ValueError as exc:
-                raise ValueError(f"parameter cameras: {exc}, since it becomes the topic ~/<name>/image") from None
+                raise InputError(f"parameter cameras: {exc}, since it becomes the topic ~/<name>/image") from None
         if len(set(self.cameras)) != len(self.cameras):
-            raise ValueError(f"parameter cameras names a camera twice: {list(self.cameras)}")
+            raise InputError(f"parameter cameras names a camera twice: {list(self.cameras)}")
         return self
 
 
@@ -207,9 +208,9 @@ def typed_params(values: dict[str, Any]) -> NodeParams:
     for spec in PARAMETERS:
         value = values[spec.name]
         if spec.choices and value not in spec.choices:
-            raise ValueError(f"parameter {spec.name}={value!r}: choose one of {', '.join(spec.choices)}")
+            raise InputError(f"parameter {spec.name}={value!r}: choose one of {', '.join(spec.choices)}")
         if spec.low is not None and not spec.low <= value <= spec.high:
-            raise ValueError(f"parameter {spec.name}={value!r} is outside [{spec.low}, {spec.high}]")
+            raise InputError(f"parameter {spec.name}={value!r} is outside [{spec.low}, {spec.high}]")
     typed = dict(values, backend=BackendKind.parse(values["backend"]), precision=Precision.parse(values["precision"]),
                  input_type=InputType.parse(values["input_type"]), io_mode=IoMode.parse(values["io_mode"]))
     return NodeParams(**typed).validated()
@@ -219,7 +220,7 @@ def params_from_dict(values: dict[str, Any]) -> NodeParams:
     """Defaults overridden by ``values`` (unknown keys are an error), validated."""
     unknown = sorted(set(values) - set(PARAMETER_NAMES))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETER_NAMES)}")
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETER_NAMES)}")
     return typed_params({p.name: values.get(p.name, p.default) for p in PARAMETERS})
 
 
@@ -250,7 +251,7 @@ def declare_parameters(node: Any) -> NodeParams:
         try:
             node.declare_parameter(spec.name, default, descriptor)
         except Exception as exc:  # rclpy's InvalidParameterValue/TypeException: out of range or wrong type
-            raise ValueError(f"parameter {spec.name}: {exc}") from exc
+            raise InputError(f"parameter {spec.name}: {exc}") from exc
     return typed_params({f.name: _value(node, f.name) for f in fields(NodeParams)})
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, Tuple
 
+from ..errors import InputError
+
 #: image reliabilities a profile can have (the node's ``qos_reliability`` values)
 RELIABILITIES = ("best_effort", "reliable")
 
@@ -18,8 +20,8 @@ def image_qos(reliability: str, depth: int) -> Any:
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     policies = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
-    if reliability not in policies:
-        raise ValueError(f"qos must be 'reliable' or 'best_effort', got {reliability!r}")
+    if reliability not in RELIABILITIES:
+        raise InputError(f"qos must be one of {', '.join(RELIABILITIES)}, got {reliability!r}")
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policies[reliability],
                       durability=DurabilityPolicy.VOLATILE)
 

@@ -26,9 +26,10 @@ from typing import Any, Callable, List, Optional
 
 import numpy as np
 
+from ...image_codec import CHANNEL_ORDERS
 from ..frames import decode_message
 from ..heap import keep_frames_on_heap
-from ..qos import subscribe_images
+from ..qos import RELIABILITIES, subscribe_images
 from ..teardown import teardown_ros
 from .frame_ring import FrameRing
 from .io_messages import BadFrame, FrameReady, QosProblem, Ready, Release, RingFull
@@ -107,8 +108,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--namespace", default="/")
     parser.add_argument("--image-topic", required=True, help="fully resolved")
     parser.add_argument("--compressed", action="store_true")
-    parser.add_argument("--order", choices=("rgb", "bgr"), default="rgb")
-    parser.add_argument("--reliability", choices=("reliable", "best_effort"), default="best_effort")
+    parser.add_argument("--order", choices=CHANNEL_ORDERS, default="rgb")
+    parser.add_argument("--reliability", choices=RELIABILITIES, default="best_effort")
     parser.add_argument("--depth", type=int, default=1)
     parser.add_argument("--use-sim-time", action="store_true", help="the node's use_sim_time: arrival times from /clock")
     return parser.parse_args(argv)
