@@ -26,6 +26,6 @@ fi
 source scripts/env.sh
 export ROS_DISTRO=jazzy  # as a sourced Jazzy install sets it: the launch file picks the Fast DDS 2 profile variable
 if [ $# -eq 0 ]; then
-  set -- test/test_node_*.py test/test_bags.py test/test_play_rosbag*.py test/test_launch_params.py test/test_profile_env.py
+  set -- test/test_node_*.py test/test_bags.py test/test_play_rosbag*.py test/test_launch_params.py test/test_launch_check.py test/test_profile_env.py
 fi
 exec $venv/bin/python -m pytest -q "$@"

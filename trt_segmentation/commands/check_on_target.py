@@ -21,14 +21,19 @@ reports NEEDS-TENSORRT for what only the target can prove.
 Examples:
   trt_seg_check_on_target --engine-dir artifacts --size 512x1024 --precision fp32 fp16 int8 mixed
   trt_seg_check_on_target --engine-dir artifacts --size 512x1024 --rebuild   # engines copied from elsewhere
+  trt_seg_check_on_target --engine-dir artifacts --size 512x1024 --precision fp16 --launch  # + ros2 launch once
   trt_seg_check_on_target --engine-dir artifacts --size 1024x2048 --images-dir street_scenes/val --build \\
       --calibration street_scenes/train   # implicit rows calibrated by TensorRT on images instead
-Exit code: 0 all PASS, 1 a FAIL, 2 incomplete (a file is missing or TensorRT is needed).
+With --launch it then starts the package's launch file once (`ros2 launch trt_segmentation segmentation.launch.py
+engine_dir:=... precision:=<the first --precision> model:=...`), waits for the node's status on /diagnostics and
+stops it with SIGINT: "launch: PASS" when it came up and stopped cleanly.
+Exit code: 0 all PASS, 1 a FAIL, 2 incomplete (a file is missing, TensorRT or ros2 is needed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device to build and run on (default 0)")
     add_workspace(p)
     p.add_argument("--no-dla", action="store_true", help="skip the DLA rows even where the device has DLA cores")
+    p.add_argument("--launch", action="store_true",
+                   help="also start the package's launch file once (ros2 launch, the first --precision) and report "
+                        "whether the node came up on /diagnostics and stopped cleanly")
+    p.add_argument("--launch-timeout", type=float, default=90.0, metavar="S",
+                   help="seconds the node may take to come up with --launch (default 90: a first engine load)")
     p.add_argument("--min-agreement", action="append", default=[], metavar="PRECISION=FRACTION",
                    help="override a pass threshold, e.g. int8=0.97 (defaults: fp32 0.999, fp16 0.995, "
                         "int8/mixed 0.98 of pixels equal to ONNX Runtime)")
@@ -91,8 +101,27 @@ def main(argv: list[str] | None = None) -> int:
     if any(r.status == "NEEDS-TENSORRT" for r in rows):
         print("\nStopped where TensorRT is needed: this machine has no TensorRT runtime. Run this command on the "
               "target (TensorRT >= 8.5, pycuda, a CUDA GPU) to build, run and compare the engines.")
+    if args.launch:
+        launched = _launch_once(args.engine_dir, precisions[0].value, args.model, args.launch_timeout)
+        code = 1 if 1 in (code, launched) else max(code, launched)
     print({0: "\nresult: PASS", 1: "\nresult: FAIL", 2: "\nresult: INCOMPLETE"}[code])
     return code
+
+
+def _launch_once(engine_dir: Path, precision: str, model: str, timeout_s: float) -> int:
+    """The launch check's line; 0 PASS, 1 FAIL, 2 when ``ros2`` is not on PATH."""
+    import shutil
+
+    if shutil.which("ros2") is None:
+        print("\nlaunch: NEEDS-ROS2: `ros2` is not on PATH (source /opt/ros/<distro>/setup.bash and this "
+              "workspace's install/setup.bash)")
+        return 2
+    from ..apps.launch_check import check_launch, ros2_launch_argv
+
+    print("\nlaunch: starting " + " ".join(ros2_launch_argv(engine_dir, precision, model)), flush=True)
+    result = check_launch(ros2_launch_argv(engine_dir, precision, model), env=dict(os.environ), timeout_s=timeout_s)
+    print(result.summary())
+    return 0 if result.came_up and result.exit_code == 0 else 1
 
 
 if __name__ == "__main__":
