@@ -57,5 +57,6 @@ def post_ring_batches(worker: Any, ring: FrameRing, batches: int, cameras: int, 
         for camera in range(cameras):
             slot = (batch * cameras + camera) % ring.slots
             write(slot, 10 * batch + camera)
-            worker.post_frame(camera, SlotFrame(ring, slot, header, size[0], size[1], link, time.time_ns()))
+            worker.post_frame(camera, SlotFrame(ring, slot, header, size[0], size[1], link, time.time_ns(),
+                                                time.monotonic_ns()))
         link.wait(cameras * (batch + 1))

@@ -51,7 +51,8 @@ def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_pat
                                                "data": data}])
     argv, env = launch_command({"backend": "onnxruntime", "engine_dir": str(engine_dir), "image_topic": "/rp/image",
                                 "publish_color": "true"},
-                               extra={"diagnostics_period": "0.2", "publish_camera_info": "true"})
+                               extra={"diagnostics_period": "0.2", "publish_camera_info": "true",
+                                      "warn_latency_ms": "100000.0"})
     with node_process(argv, env, tmp_path / "node.log") as node, listener("/segmentation/labels") as lis:
         lis.wait_for(lambda: lis.last_status(STATUS), 30, "the node's first diagnostics", node)
         publisher = start_publisher(frames, "/rp/image", rate=20.0, env=env, repeat=100000)
@@ -79,6 +80,8 @@ def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_pat
             (refused,) = _set(lis, precision="fp16")
             assert not refused.successful
             assert "precision" in refused.reason and "restart" in refused.reason, refused.reason
+            (same,) = _set(lis, precision="fp32")  # its own value (`ros2 param load` of its file): no change
+            assert same.successful, same.reason
 
             with listener(extra_topics=("/segmentation/color", "/segmentation/overlay"), name="viewer") as viewer:
                 pngs: list = []
@@ -99,6 +102,8 @@ def test_runtime_parameters_and_outputs_only_for_subscribers(engine_dir, tmp_pat
                                      and s, 10, "the overlay counted", node)
             assert int(values["frames_colored"]) >= 2
 
+            status, _ = lis.wait_for(lambda: lis.last_status(STATUS), 10, "a status", node)
+            assert "end-to-end p95" not in status.message, status.message  # 100 s: no age is over it
             (result,) = _set(lis, warn_latency_ms=0.0)  # every frame's age is over 0 ms now
             assert result.successful, result.reason
             status, _ = lis.wait_for(lambda: (s := lis.last_status(STATUS)) and "end-to-end p95" in s[0].message

@@ -283,3 +283,21 @@ def test_the_node_processes_keep_frames_on_the_heap_where_glibc_runs_them() -> N
     assert keep_frames_on_heap() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
     assert ENVIRONMENT == {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
     assert MMAP_THRESHOLD >= 1024 * 2048 * 3  # above a 1024x2048 RGB frame
+
+
+def test_the_in_host_wait_is_measured_on_the_monotonic_clock_whatever_the_ros_clock_reads() -> None:
+    """Under use_sim_time a frame's ROS receipt time is the bag's (or 0 before the first /clock): the mailbox wait
+    comes from CLOCK_MONOTONIC at receipt and at conversion, never from that clock; without a monotonic receipt
+    time (0) it is not measured."""
+    from types import SimpleNamespace
+
+    from trt_segmentation.node.frames import Frame, convert_frame
+
+    header = SimpleNamespace(frame_id="cam", stamp=SimpleNamespace(sec=1_700_000_000, nanosec=0))
+    msg = SimpleNamespace(encoding="rgb8", height=2, width=2, step=6, data=bytes(12), header=header)
+    for ros_received_ns in (0, 1_700_000_000 * 10**9, 5 * 10**18):
+        frame = Frame(msg, False, ros_received_ns, received_mono_ns=10_000_000)
+        pending, _ = convert_frame(frame, "rgb", (2, 2), 1 << 20, False, wait_end_ns=13_000_000)
+        assert pending.wait_ms == pytest.approx(3.0)
+    pending, _ = convert_frame(Frame(msg, False, 1), "rgb", (2, 2), 1 << 20, False, wait_end_ns=13_000_000)
+    assert pending.wait_ms != pending.wait_ms  # NaN

@@ -113,7 +113,8 @@ class BatchWorker(WorkerThreads[List[Optional[InputFrame]]]):
     def post(self, camera: int, msg: object, compressed: bool = False, received_ns: Optional[int] = None) -> None:
         """Put the camera message ``msg`` into camera ``camera``'s mailbox (:meth:`post_frame`). ``received_ns``:
         when it was taken, where that was another process (else now)."""
-        self.post_frame(camera, Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns))
+        self.post_frame(camera, Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns,
+                                      time.monotonic_ns()))
 
     def post_frame(self, camera: int, frame: InputFrame) -> None:
         """Put ``frame`` into camera ``camera``'s mailbox; a frame of that camera still waiting is released,
@@ -184,8 +185,8 @@ class BatchWorker(WorkerThreads[List[Optional[InputFrame]]]):
             pending: Optional[Pending] = None
             if frame is not None:
                 try:
-                    pending, row = convert_frame(frame, order, size, self.max_pixels, self.keep_rgb, self.now_ns(),
-                                                 self.stamp_tolerance_ns)
+                    pending, row = convert_frame(frame, order, size, self.max_pixels, self.keep_rgb,
+                                                 time.monotonic_ns(), self.stamp_tolerance_ns)
                     self.cameras[index].last_input_size = f"{pending.height}x{pending.width}"
                 except ImageDecodeError as exc:  # this camera's bad input (convert_frame's rule): row padded
                     frame.release()

@@ -55,7 +55,8 @@ class FrameWorker(WorkerThreads[InputFrame]):
     def post(self, msg: Any, compressed: bool = False, received_ns: Optional[int] = None) -> None:
         """Put the camera message ``msg`` into the mailbox (:meth:`post_frame`). ``received_ns``: when it was
         taken, where that was another process (else now)."""
-        self.post_frame(0, Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns))
+        self.post_frame(0, Frame(msg, compressed, self.now_ns() if received_ns is None else received_ns,
+                                 time.monotonic_ns()))
 
     def post_frame(self, camera: int, frame: InputFrame) -> None:
         """Put ``frame`` into the mailbox (``camera``: 0); a frame still waiting there is released, replaced and
@@ -98,7 +99,7 @@ class FrameWorker(WorkerThreads[InputFrame]):
         try:
             pending, network_image = convert_frame(frame, self.backend.contract.channel_order,
                                                    self.backend.input_size, self.max_pixels, self.keep_rgb,
-                                                   self.now_ns(), self.stamp_tolerance_ns)
+                                                   time.monotonic_ns(), self.stamp_tolerance_ns)
         except ImageDecodeError as exc:  # the rule of both workers (frames): a conversion failure is bad input
             frame.release()
             self._fail("input", f"bad image dropped: {exc}")

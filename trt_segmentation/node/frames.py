@@ -23,6 +23,7 @@ class InputFrame(Protocol):
     has already decoded into a shared-memory ring slot (:class:`~.camera_io.frame_ring.SlotFrame`)."""
 
     received_ns: int  # when it was taken (ns, the node's ROS clock)
+    received_mono_ns: int  # the same moment on CLOCK_MONOTONIC (0: unknown): wait and receipt-to-publish use it
 
     def decode(self, order: str, max_pixels: int) -> Tuple[Header, np.ndarray]:
         """Its header and pixels, (H, W, 3) uint8 in ``order``."""
@@ -41,6 +42,7 @@ class Frame:
     msg: Any
     compressed: bool
     received_ns: int = 0  # when the subscription callback handed it over (ns, the node's ROS clock)
+    received_mono_ns: int = 0  # the same moment on CLOCK_MONOTONIC
 
     def decode(self, order: str, max_pixels: int) -> Tuple[Header, np.ndarray]:
         return decode_message(self.msg, self.compressed, order, max_pixels)
@@ -67,6 +69,7 @@ class Pending:
     source: Optional[InputFrame] = None  # what the frame holds until published (io_mode process: its ring slot)
     received_ns: int = 0  # when it was taken, on the node's clock
     foreign: bool = False  # its stamp is more than the tolerance from the node's clock: no transport or age for it
+    received_mono_ns: int = 0  # the same moment as received_ns on CLOCK_MONOTONIC (0: unknown)
 
     def release(self) -> None:
         """Its labels are published, or it failed: give back what its frame held (a ring slot goes back now)."""
@@ -101,7 +104,8 @@ DEFAULT_STAMP_TOLERANCE_NS = 10 * 1_000_000_000
 def convert_frame(frame: InputFrame, order: str, size: tuple[int, int], max_pixels: int, keep_rgb: bool,
                   wait_end_ns: int, tolerance_ns: int = DEFAULT_STAMP_TOLERANCE_NS) -> tuple[Pending, np.ndarray]:
     """Parse and convert ``frame`` into the network image ((H, W, 3) uint8 in ``order`` at ``size``) and its
-    :class:`Pending`. Raises ``ImageDecodeError`` for bad input (unsupported encoding, truncated or oversized
+    :class:`Pending`; ``wait_end_ns``: now on CLOCK_MONOTONIC (the frame waited in its mailbox since its
+    ``received_mono_ns``). Raises ``ImageDecodeError`` for bad input (unsupported encoding, truncated or oversized
     data, undecodable jpeg/png). A stamp more than ``tolerance_ns`` from the frame's receipt time is another
     clock's (a recorded drive replayed without /clock): the frame is processed, ``Pending.foreign`` says so.
 
@@ -128,7 +132,8 @@ def _convert(frame: InputFrame, order: str, size: tuple[int, int], max_pixels: i
     foreign = stamp > 0 and abs(offset) > tolerance_ns
     pending = Pending(header, height, width, rgb if keep_rgb else None, (time.perf_counter() - t0) * 1e3,
                       offset * 1e-6 if stamp > 0 and not foreign else float("nan"),
-                      (wait_end_ns - frame.received_ns) * 1e-6, frame.held(), frame.received_ns, foreign)
+                      (wait_end_ns - frame.received_mono_ns) * 1e-6 if frame.received_mono_ns > 0 else float("nan"),
+                      frame.held(), frame.received_ns, foreign, frame.received_mono_ns)
     return pending, network_image
 
 

@@ -177,10 +177,10 @@ class SegmentationNode:
         if not all(c.pub_labels is not None and c.pub_labels.direct for c in self.cameras):
             self.log.warning("this rclpy does not expose its publishers to rcl (handle.pointer, librcl.so): labels "
                              "are published through rclpy, which holds the interpreter lock while it copies them")
+        self.worker.stamp_tolerance_ns = int(params.stamp_tolerance_s * 1e9)  # before the first frame can come
         self.worker.start()
         if self.io is not None and not self.io.start():
             self.log.error("not every camera I/O process has started within 30 s; see the diagnostics")
-        self.worker.stamp_tolerance_ns = int(params.stamp_tolerance_s * 1e9)
         self.timer = self._diagnostics_timer(params.diagnostics_period)
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -198,8 +198,13 @@ class SegmentationNode:
 
         for parameter in parameters:
             reason = refusal(parameter.name)
-            if reason:
+            # a start-up parameter set to the value it has (`ros2 param load` of the node's own file) changes nothing
+            if reason and (not self.node.has_parameter(parameter.name)
+                           or self.node.get_parameter(parameter.name).value != parameter.value):
                 return SetParametersResult(successful=False, reason=reason)
+        parameters = [p for p in parameters if not refusal(p.name)]
+        if not parameters:
+            return SetParametersResult(successful=True)
         changes = {p.name: p.value for p in parameters}
         old, new = self.params, replace(self.params, **changes)
         self.params = new
@@ -241,7 +246,12 @@ class SegmentationNode:
         the transport's segments (shm_budget.py); StartupError (one FATAL line with the fix) where even the
         frames in flight + 2 do not fit."""
         in_flight = self.backend.max_in_flight
-        plan = plan_rings(free_bytes(SHM_DIR), cameras, slot_size(self.params.max_input_pixels), in_flight + 4,
+        try:
+            free = free_bytes(SHM_DIR)
+        except OSError as exc:
+            raise StartupError(f"cannot read the free space of {SHM_DIR} ({exc}), where the camera rings live; "
+                               "give the container a /dev/shm or set io_mode: inprocess") from None
+        plan = plan_rings(free, cameras, slot_size(self.params.max_input_pixels), in_flight + 4,
                           in_flight + 2, segment_bytes(os.environ), str(SHM_DIR))
         if plan.fatal:
             raise StartupError(plan.fatal)
@@ -284,8 +294,15 @@ class SegmentationNode:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo
 
-        image = self.node.resolve_topic_name(camera.prefix + "image")
+        compressed = self.params.input_type is InputType.COMPRESSED
+        image = self.node.resolve_topic_name(camera.prefix + ("image/compressed" if compressed else "image"))
+        if compressed and image.endswith("/compressed"):
+            image = image[: -len("/compressed")]
         source = image.rpartition("/")[0] + "/camera_info"
+        if source == self.node.resolve_topic_name(camera.prefix + "camera_info"):
+            self.log.warning(f"publish_camera_info: the camera's topic is not remapped ({image}), so its camera_info "
+                             f"would be this node's own {source}; remap ~/image onto the camera's image topic")
+            return
 
         def store(msg: Any) -> None:
             camera.info = msg

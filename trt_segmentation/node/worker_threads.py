@@ -149,8 +149,8 @@ class WorkerThreads(Generic[Work]):
         if not foreign and pending.transport_ms == pending.transport_ms:  # not NaN
             window.add("transport", pending.transport_ms)
         window.add("wait", pending.wait_ms)
-        if pending.received_ns > 0 and now > 0:  # a sim-time clock reads 0 until its first /clock
-            window.add("node", (now - pending.received_ns) * 1e-6)
+        if pending.received_mono_ns > 0:  # in-host: CLOCK_MONOTONIC, never sim time (steps of /clock, --rate)
+            window.add("node", (time.monotonic_ns() - pending.received_mono_ns) * 1e-6)
         if window is self.latency:  # once per frame (a batch adds it to its camera's window too)
             self.last_stamp_foreign = foreign
             self.foreign_stamps += foreign

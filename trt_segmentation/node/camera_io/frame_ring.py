@@ -139,6 +139,7 @@ class SlotFrame:
     width: int
     link: Any  # io_supervisor.IoLink of the generation that wrote it
     received_ns: int = 0  # when its I/O process took it (ns, the node's ROS clock)
+    received_mono_ns: int = 0  # the same moment on CLOCK_MONOTONIC (system-wide): the in-host stages' clock
     released: bool = False
 
     def pixels(self) -> np.ndarray:

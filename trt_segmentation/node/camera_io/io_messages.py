@@ -18,13 +18,16 @@ class Ready(NamedTuple):
 
 
 class FrameReady(NamedTuple):
-    """A frame's pixels are in ``slot`` (network channel order); ``received_ns``: when it was taken (wall clock)."""
+    """A frame's pixels are in ``slot`` (network channel order); ``received_ns``: when it was taken (ns, the node's
+    ROS clock: sim time under use_sim_time), ``received_mono_ns`` the same moment on CLOCK_MONOTONIC (one clock for
+    every process of the host: the in-host stages, wait and receipt-to-publish, are measured on it)."""
 
     slot: int
     header: Header
     height: int
     width: int
     received_ns: int
+    received_mono_ns: int = 0
 
 
 class BadFrame(NamedTuple):

@@ -69,7 +69,7 @@ class RingFeeder:
 
     # ---------------------------------------------------------------- executor thread
     def take(self, msg: Any, compressed: bool) -> None:
-        received_ns = self.now_ns()
+        received_ns, received_mono_ns = self.now_ns(), time.monotonic_ns()
         try:
             header, image = decode_message(msg, compressed, self.order, self.max_pixels)
         except Exception as exc:  # noqa: BLE001 - any conversion failure is this frame's fault (frames.convert_frame)
@@ -82,7 +82,7 @@ class RingFeeder:
             return
         height, width = image.shape[:2]
         np.copyto(self.ring.pixels(slot, height, width), image)
-        self.send(FrameReady(slot, header, height, width, received_ns))
+        self.send(FrameReady(slot, header, height, width, received_ns, received_mono_ns))
 
     # ---------------------------------------------------------------- link thread
     def serve(self) -> None:

@@ -225,7 +225,8 @@ class IoSupervisor:
                 break
             if isinstance(message, FrameReady):
                 frames.post_frame(index, SlotFrame(link.ring, message.slot, message.header, message.height,
-                                                   message.width, link, message.received_ns))
+                                                   message.width, link, message.received_ns,
+                                                   message.received_mono_ns))
             elif isinstance(message, BadFrame):
                 frames.refuse(index, message.text)
             elif isinstance(message, RingFull):
