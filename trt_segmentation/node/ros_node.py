@@ -186,7 +186,12 @@ class SegmentationNode:
 
     def _diagnostics_timer(self, period: float) -> Any:
         """The diagnostics timer, on the steady clock: a node on sim time reports also while no /clock comes."""
-        from rclpy.clock import Clock, ClockType
+        from rclpy.clock import Clock
+
+        try:
+            from rclpy.clock_type import ClockType  # Iron and later
+        except ImportError:  # Humble: only in rclpy.clock
+            from rclpy.clock import ClockType  # type: ignore[attr-defined,no-redef,unused-ignore]
 
         return self.node.create_timer(period, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
