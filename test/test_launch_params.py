@@ -117,6 +117,10 @@ def test_transport_profile_is_the_64mb_shared_memory_one() -> None:
     assert shm[0].findtext("d:transport_id", namespaces=ns) in used
     assert participant.findtext(".//d:useBuiltinTransports", namespaces=ns) == "false"
     assert set(c["PROFILE_ENV"]) == {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
+    # the node's /dev/shm check reads the segment size from the profile these name (it cannot import the launch file)
+    from trt_segmentation.node.camera_io.shm_budget import PROFILE_ENV
+
+    assert tuple(PROFILE_ENV) == tuple(c["PROFILE_ENV"])
 
 
 def _call(lis, client, request, timeout=60.0):  # deadlines, not speed bounds: generous under load

@@ -112,6 +112,21 @@ def compressed_format(format_field: str) -> str:
     return ""
 
 
+def encode_compressed(image: np.ndarray, kind: str, quality: int = 90) -> bytes:
+    """JPEG or PNG bytes (Pillow) of an RGB (H, W, 3) or mono (H, W) uint8 image, as a ``CompressedImage`` carries
+    them; PNG at zlib level 1 (lossless, fast). The inverse of :func:`decode_compressed`."""
+    from PIL import Image
+
+    if kind not in COMPRESSED_FORMATS:
+        raise InputError(f"compressed format must be one of {', '.join(COMPRESSED_FORMATS)}, got {kind!r}")
+    buffer = io.BytesIO()
+    if kind == "jpeg":
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    else:
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
 def decode_compressed(format: str, data: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:  # noqa: A002
     """CompressedImage ``format`` and ``data`` -> (H, W, 3) uint8 RGB array (jpeg or png, decoded by Pillow).
 
@@ -174,6 +189,7 @@ def reorder_channels(image: np.ndarray, order: str) -> np.ndarray:
 
 
 __all__ = [
+    "encode_compressed",
     "CHANNEL_ORDERS",
     "reorder_channels",
     "COMPRESSED_FORMATS",

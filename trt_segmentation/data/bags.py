@@ -23,6 +23,7 @@ import numpy as np
 
 from ..artifacts import check_camera_name
 from ..errors import SegmentationError
+from ..image_codec import COMPRESSED_FORMATS, encode_compressed
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -66,19 +67,11 @@ def encode_pixels(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
 
 
 def compress_frame(rgb: np.ndarray, fmt: str, quality: int = 90) -> bytes:
-    """JPEG or PNG bytes of an RGB frame (Pillow), as carried by ``sensor_msgs/CompressedImage``."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    if fmt == "jpeg":
-        Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    elif fmt == "png":
-        Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    else:
+    """JPEG or PNG bytes of an RGB frame (image_codec.encode_compressed), as carried by
+    ``sensor_msgs/CompressedImage``."""
+    if fmt not in COMPRESSED_FORMATS:
         raise BagError(f"compressed format must be 'jpeg' or 'png', got {fmt!r}")
-    return buf.getvalue()
+    return encode_compressed(rgb, fmt, quality)
 
 
 @dataclass

@@ -92,8 +92,8 @@ STAGES: dict[str, str] = {
     "inference": "the network (GPU time from CUDA events on tensorrt/torch, wall time on onnxruntime)",
     "postprocess": "device-to-host copy, label resize back to the image size, publishing",
     "age": "end to end: labels published minus the input header stamp",
-    "node": "receipt to publish: labels published minus the time the frame was taken (both on the node's clock; "
-            "measured also for stamps from another clock)",
+    "node": "receipt to publish: labels published minus the time the frame was taken (both on CLOCK_MONOTONIC, "
+            "never sim time; measured also for stamps from another clock)",
 }
 #: the ``stamps`` key while the last frame's stamp was more than stamp_tolerance_s from the node's clock
 FOREIGN_STAMPS = "not measured (stamps from another clock)"
@@ -105,6 +105,8 @@ def stamps_value(last_foreign: bool, foreign: int) -> str:
         return "ok" if not foreign else f"ok ({foreign} earlier frame(s) stamped by another clock)"
     return (f"{FOREIGN_STAMPS}: {foreign} frame(s) stamped more than stamp_tolerance_s from the node's clock, "
             "left out of latency_transport_* and latency_age_*")
+
+
 STATS = ("p50", "p95", "p99", "max")
 INFO_KEYS = ("backend", "precision", "engine_file", "model", "engine_input_size", "device", "memory")
 COUNTER_KEYS = ("frames_received", "frames_processed", "frames_dropped", "frames_failed")

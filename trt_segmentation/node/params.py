@@ -14,6 +14,7 @@ from typing import Any
 from ..artifacts import NODE_BACKENDS, BackendKind, ClosedSet, Precision, check_camera_name, names
 from ..errors import InputError
 from ..image_codec import DEFAULT_MAX_PIXELS
+from .frames import DEFAULT_STAMP_TOLERANCE_NS
 from .qos import RELIABILITIES
 
 DEFAULT_BACKEND = BackendKind.TENSORRT
@@ -119,7 +120,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(over the node's lifetime)", low=0.0, high=1.0, step=0.0, runtime=True),
     ParamSpec("warn_no_frames_s", 5.0, "WARN when no frame arrived for this many seconds", low=0.1, high=3600.0,
               step=0.0, runtime=True),
-    ParamSpec("stamp_tolerance_s", 10.0, "A header stamp further than this from the node's clock when the frame "
+    ParamSpec("stamp_tolerance_s", DEFAULT_STAMP_TOLERANCE_NS / 1e9, "A header stamp further than this from the node's clock when the frame "
               "arrives is another clock's (a recorded drive replayed without --clock / use_sim_time): the frame is "
               "processed, but latency_transport_* and latency_age_* leave it out and the stamps key says so",
               low=0.0, high=1e9, step=0.0, runtime=True),

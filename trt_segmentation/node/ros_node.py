@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..image_cdr import Header
+from ..image_codec import encode_compressed
 from ..palette import colorize, overlay
 from ..runtime import Backend
 from .batch_worker import BatchWorker
@@ -147,7 +148,6 @@ class SegmentationNode:
             self.io = self._io_processes()
         single = self.cameras[0]
         self.sub, self.pub_labels = single.sub, single.pub_labels  # single-camera mode's topics
-        self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
         info = backend.describe()
         h, w = backend.input_size
         self.info = {
@@ -201,13 +201,16 @@ class SegmentationNode:
         the parameter, when it holds one read at start-up only. rclpy has checked the types and ranges."""
         from rcl_interfaces.msg import SetParametersResult
 
+        runtime = []
         for parameter in parameters:
             reason = refusal(parameter.name)
+            if not reason:
+                runtime.append(parameter)
             # a start-up parameter set to the value it has (`ros2 param load` of the node's own file) changes nothing
-            if reason and (not self.node.has_parameter(parameter.name)
-                           or self.node.get_parameter(parameter.name).value != parameter.value):
+            elif (not self.node.has_parameter(parameter.name)
+                  or self.node.get_parameter(parameter.name).value != parameter.value):
                 return SetParametersResult(successful=False, reason=reason)
-        parameters = [p for p in parameters if not refusal(p.name)]
+        parameters = runtime
         if not parameters:
             return SetParametersResult(successful=True)
         changes = {p.name: p.value for p in parameters}
@@ -222,8 +225,6 @@ class SegmentationNode:
             with self._outputs_lock:
                 for camera in self.cameras:
                     self._advertise_extras(camera)
-            single = self.cameras[0]
-            self.pub_color, self.pub_overlay = single.pub_color, single.pub_overlay
         if new.diagnostics_period != old.diagnostics_period:
             self.node.destroy_timer(self.timer)
             self.timer = self._diagnostics_timer(new.diagnostics_period)
@@ -479,17 +480,10 @@ class SegmentationNode:
 def png_labels(header: Header, labels: np.ndarray) -> Any:
     """The labels as a sensor_msgs/CompressedImage: PNG (lossless, zlib level 1: fast), the input's header, the
     format image_transport's compressed plugin writes for mono8."""
-    import io
-
-    from PIL import Image as PilImage
     from sensor_msgs.msg import CompressedImage
 
-    buffer = io.BytesIO()
-    PilImage.fromarray(labels, "L").save(buffer, format="PNG", compress_level=1)
-    msg = CompressedImage(format="mono8; png compressed", data=buffer.getvalue())
-    msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
-    msg.header.frame_id = header.frame_id
-    return msg
+    return _with_header(CompressedImage(format="mono8; png compressed", data=encode_compressed(labels, "png")),
+                        header)
 
 
 def label_info(info: Any, header: Header, shape: tuple[int, ...]) -> Any:
@@ -497,10 +491,15 @@ def label_info(info: Any, header: Header, shape: tuple[int, ...]) -> Any:
     camera sent it)."""
     from copy import deepcopy
 
-    msg = deepcopy(info)
+    msg = _with_header(deepcopy(info), header)
+    msg.height, msg.width = int(shape[0]), int(shape[1])
+    return msg
+
+
+def _with_header(msg: Any, header: Header) -> Any:
+    """``msg`` (an rclpy message) with the input's stamp and frame_id."""
     msg.header.stamp.sec, msg.header.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
     msg.header.frame_id = header.frame_id
-    msg.height, msg.width = int(shape[0]), int(shape[1])
     return msg
 
 
